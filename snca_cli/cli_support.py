@@ -1,0 +1,66 @@
+"""Shared CLI plumbing: consoles, one-line errors, the check for the [train] extra."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from snca_cli.errors import SncaError
+
+console = Console()
+error_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TRAIN_EXTRA_HINT = 'this command needs the training extra: pip install "snca[train]"'
+
+
+def exit_on_error(func: F) -> F:
+    """Turn user errors into ``error: <one line>`` with exit code 2, and Ctrl-C into exit 130.
+
+    Set ``SNCA_DEBUG=1`` to see the traceback of an unexpected error.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SncaError as exc:
+            error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            error_console.print("interrupted: stopped cleanly, no partial output was kept")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("SNCA_DEBUG"):
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            error_console.print(
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {message} "
+                "(set SNCA_DEBUG=1 for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_train_extra() -> None:
+    """Raise SncaError naming the install command when torch is not importable."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise SncaError(TRAIN_EXTRA_HINT) from None
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,1 @@
+"""One module per ``snca`` sub-command; each exposes ``register(app)``."""

@@ -1,0 +1,7 @@
+"""`snca search` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the snca app."""

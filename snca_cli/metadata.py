@@ -1,0 +1,120 @@
+"""The ONNX model contract shared by ``snca export``, the runtime and the QGIS plugin.
+
+An snca model is one ONNX file with
+
+* input ``image``: float32, N x bands x H x W, values in [0, 1] (normalisation is inside the graph);
+* outputs ``embedding`` (N x D, unit length) first, then ``probabilities`` (N x C, softmax);
+* JSON-encoded ``metadata_props``. The keys Deepness and GeoDeep read (``model_type``,
+  ``class_names``, ``resolution`` in cm/px, ``tile_size``/``tiles_size``, ``tiles_overlap`` in
+  percent, ``standardization_mean``/``standardization_std``) so those tools can load our models,
+  and ours (``embedding_dim``, ``input_bands``, ``input_scale``, ``backbone``, ``training``,
+  ``snca_version``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from snca_cli.errors import SncaError
+
+INPUT_NAME = "image"
+EMBEDDING_OUTPUT = "embedding"
+PROBABILITIES_OUTPUT = "probabilities"
+
+#: Deepness' model type for models whose first output is an embedding used for similarity.
+MODEL_TYPE = "Recognition"
+
+#: Keys a model must carry for the runtime to use it.
+REQUIRED_KEYS = (
+    "model_type",
+    "class_names",
+    "tile_size",
+    "embedding_dim",
+    "input_bands",
+    "input_scale",
+)
+
+#: How raw raster values map to [0, 1] by default: divide by this value for each data type.
+DEFAULT_INPUT_SCALE: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
+
+
+@dataclass
+class ModelMetadata:
+    """Everything the runtime needs to know about an exported model."""
+
+    class_names: list[str]
+    tile_size: int
+    embedding_dim: int
+    input_bands: int = 3
+    input_scale: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_INPUT_SCALE))
+    resolution_cm: float | None = None
+    tiles_overlap: float = 0.0
+    backbone: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    snca_version: str = ""
+    model_type: str = MODEL_TYPE
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def resolution_m(self) -> float | None:
+        """Ground resolution in metres per pixel, or None when the model has none."""
+        return None if self.resolution_cm is None else self.resolution_cm / 100.0
+
+    def to_props(self) -> dict[str, str]:
+        """The ``metadata_props`` of the ONNX file: every value JSON-encoded."""
+        values: dict[str, Any] = {
+            "model_type": self.model_type,
+            "class_names": {str(i): name for i, name in enumerate(self.class_names)},
+            "resolution": self.resolution_cm,
+            "tile_size": self.tile_size,
+            "tiles_size": self.tile_size,
+            "tiles_overlap": self.tiles_overlap,
+            # normalisation lives inside the graph: a tool feeding [0, 1] values must not change them
+            "standardization_mean": [0.0] * self.input_bands,
+            "standardization_std": [1.0] * self.input_bands,
+            "embedding_dim": self.embedding_dim,
+            "input_bands": self.input_bands,
+            "input_scale": self.input_scale,
+            "backbone": self.backbone,
+            "training": self.training,
+            "snca_version": self.snca_version,
+        }
+        return {key: json.dumps(value) for key, value in values.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMetadata:
+        """Parse ``metadata_props``; raise SncaError naming every missing or malformed key."""
+        missing = [key for key in REQUIRED_KEYS if key not in props]
+        if missing:
+            raise SncaError(
+                f"{source} lacks the snca metadata keys: {', '.join(missing)} "
+                "(export it with `snca export`)"
+            )
+        try:
+            values = {key: json.loads(value) for key, value in props.items()}
+            names = values["class_names"]
+            if isinstance(names, dict):
+                class_names = [names[k] for k in sorted(names, key=lambda k: int(k))]
+            else:
+                class_names = [str(n) for n in names]
+            resolution = values.get("resolution")
+            return cls(
+                class_names=class_names,
+                tile_size=int(values["tile_size"]),
+                embedding_dim=int(values["embedding_dim"]),
+                input_bands=int(values["input_bands"]),
+                input_scale={str(k): float(v) for k, v in values["input_scale"].items()},
+                resolution_cm=None if resolution is None else float(resolution),
+                tiles_overlap=float(values.get("tiles_overlap", 0.0)),
+                backbone=str(values.get("backbone", "")),
+                training=dict(values.get("training") or {}),
+                snca_version=str(values.get("snca_version", "")),
+                model_type=str(values["model_type"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SncaError(f"{source} has malformed snca metadata: {exc}") from None
