@@ -1,0 +1,474 @@
+"""Processing algorithms: Classify raster, Build index, Search similar tiles.
+
+They run from the toolbox, in batch mode, in the modeler and with ``qgis_process``
+(``qgis_process run snca:classifyraster -- INPUT=... MODEL=... OUTPUT=...``). Each one is a thin
+wrapper over one ``snca_cli`` call, with the Processing feedback as progress and cancel hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsFeatureSink,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterPoint,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+    QgsRasterLayer,
+    QgsVectorLayer,
+    QgsWkbTypes,
+)
+
+from snca_cli.classify import classify_raster
+from snca_cli.errors import SncaError
+from snca_cli.index import MANIFEST_NAME, add_to_index, build_index
+from snca_cli.model import OnnxModel
+from snca_cli.pipeline import Cancelled
+from snca_cli.search import TileIndex
+from snca_cli.tiling import TilingOptions
+
+from .layers import (
+    crs_for_snca,
+    hit_features,
+    qgis_crs,
+    query_feature,
+    query_tile_fields,
+    similar_tile_fields,
+    style_class_layer,
+    style_class_map,
+)
+from .raster_source import raster_file
+
+GROUP = "Scene embeddings"
+GROUP_ID = "sceneembeddings"
+
+#: Post-processors must outlive the algorithm run that created them (Processing calls them
+#: after the run, when loading the outputs); keyed by output path.
+_POST_PROCESSORS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
+
+
+class ClassStyle(QgsProcessingLayerPostProcessorInterface):
+    """Styles a loaded classification output (tiles or class map) with the class colours."""
+
+    def __init__(self, class_names: list[str]) -> None:
+        super().__init__()
+        self.class_names = class_names
+
+    def postProcessLayer(
+        self, layer: Any, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> None:
+        if isinstance(layer, QgsVectorLayer):
+            style_class_layer(layer, self.class_names)
+        elif isinstance(layer, QgsRasterLayer):
+            style_class_map(layer, self.class_names)
+
+
+def _style_on_load(context: QgsProcessingContext, path: str, class_names: list[str]) -> None:
+    if not path or not context.willLoadLayerOnCompletion(path):
+        return
+    post_processor = ClassStyle(class_names)
+    _POST_PROCESSORS[path] = post_processor
+    context.layerToLoadOnCompletionDetails(path).setPostProcessor(post_processor)
+
+
+class SncaAlgorithm(QgsProcessingAlgorithm):
+    """Shared parameters and the translation of snca errors into Processing errors."""
+
+    MODEL = "MODEL"
+    OVERLAP = "OVERLAP"
+    MIN_VALID = "MIN_VALID"
+    BATCH_SIZE = "BATCH_SIZE"
+
+    def group(self) -> str:
+        return GROUP
+
+    def groupId(self) -> str:
+        return GROUP_ID
+
+    def createInstance(self) -> SncaAlgorithm:
+        return type(self)()
+
+    def _add_model_parameters(self) -> None:
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL, "snca ONNX model", QgsProcessingParameterFile.File, "onnx"
+            )
+        )
+
+    def _add_tiling_parameters(self) -> None:
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.OVERLAP,
+                "Overlap between tiles (% of the tile)",
+                QgsProcessingParameterNumber.Double,
+                0.0,
+                False,
+                0.0,
+                90.0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.MIN_VALID,
+                "Minimum fraction of valid pixels for a tile to be used",
+                QgsProcessingParameterNumber.Double,
+                0.5,
+                False,
+                0.0,
+                1.0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.BATCH_SIZE,
+                "Tiles per model run",
+                QgsProcessingParameterNumber.Integer,
+                32,
+                False,
+                1,
+                4096,
+            )
+        )
+
+    def _model(self, parameters: dict, context: QgsProcessingContext) -> OnnxModel:
+        return OnnxModel(self.parameterAsFile(parameters, self.MODEL, context))
+
+    def _options(
+        self, parameters: dict, context: QgsProcessingContext, bands: list[int] | None = None
+    ) -> TilingOptions:
+        options = TilingOptions(
+            overlap=self.parameterAsDouble(parameters, self.OVERLAP, context) / 100.0,
+            min_valid=self.parameterAsDouble(parameters, self.MIN_VALID, context),
+            bands=tuple(bands) if bands else None,
+        )
+        options.check()
+        return options
+
+    @staticmethod
+    def _hooks(feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        def progress(done: int, total: int) -> None:
+            feedback.setProgress(100.0 * done / total if total else 100.0)
+
+        return {"progress": progress, "cancelled": feedback.isCanceled}
+
+    def processAlgorithm(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        try:
+            return self.run_snca(parameters, context, feedback)
+        except Cancelled:
+            raise QgsProcessingException("cancelled: nothing was written") from None
+        except SncaError as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+    def run_snca(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        """The algorithm itself; SncaError becomes a QgsProcessingException."""
+        raise NotImplementedError
+
+
+class ClassifyRasterAlgorithm(SncaAlgorithm):
+    """Classify every tile of a raster into a GeoPackage (and optionally a class map)."""
+
+    INPUT = "INPUT"
+    BANDS = "BANDS"
+    TOP_K = "TOP_K"
+    OUTPUT = "OUTPUT"
+    CLASS_MAP = "CLASS_MAP"
+    TILES = "TILES"
+
+    def name(self) -> str:
+        return "classifyraster"
+
+    def displayName(self) -> str:
+        return "Classify raster"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Cuts the raster into the model's tiles, classifies every tile with enough valid "
+            "pixels and writes a GeoPackage of tile polygons (class_id, class_name, score, "
+            "top-k classes), an EPSG:4326 GeoJSON beside it and, optionally, a class-map "
+            "raster (band 1 class id, band 2 confidence %)."
+        )
+
+    def initAlgorithm(self, config: dict | None = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster layer"))
+        self._add_model_parameters()
+        self.addParameter(
+            QgsProcessingParameterBand(
+                self.BANDS,
+                "Raster bands feeding the model, in order (default: the first ones)",
+                None,
+                self.INPUT,
+                True,
+                True,
+            )
+        )
+        self._add_tiling_parameters()
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.TOP_K,
+                "Best classes recorded per tile",
+                QgsProcessingParameterNumber.Integer,
+                3,
+                False,
+                1,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorDestination(
+                self.OUTPUT, "Classified tiles (GeoPackage)", QgsProcessing.TypeVectorPolygon
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(self.CLASS_MAP, "Class map", None, True, False)
+        )
+        self.addOutput(QgsProcessingOutputNumber(self.TILES, "Tiles classified"))
+
+    def run_snca(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise SncaError("choose a raster layer")
+        raster = raster_file(layer)
+        model = self._model(parameters, context)
+        bands = self.parameterAsInts(parameters, self.BANDS, context)
+        options = self._options(parameters, context, bands)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        if Path(output).suffix.lower() != ".gpkg":
+            raise SncaError(f"the classified tiles go to a GeoPackage (.gpkg), not {output}")
+        class_map = self.parameterAsOutputLayer(parameters, self.CLASS_MAP, context) or None
+        feedback.pushInfo(f"model {model.path.name} on onnxruntime {model.provider_name}")
+        summary = classify_raster(
+            raster,
+            model,
+            output,
+            options,
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            class_map=class_map,
+            top_k=self.parameterAsInt(parameters, self.TOP_K, context),
+            force=True,  # Processing outputs are always overwritten
+            **self._hooks(feedback),
+        )
+        feedback.pushInfo(
+            f"{summary.tiles_classified} tiles classified, {summary.tiles_skipped} skipped, "
+            f"in {summary.elapsed_s:.1f} s"
+        )
+        names = list(model.metadata.class_names)
+        _style_on_load(context, output, names)
+        results: dict[str, Any] = {self.OUTPUT: output, self.TILES: summary.tiles_classified}
+        if class_map:
+            _style_on_load(context, class_map, names)
+            results[self.CLASS_MAP] = class_map
+        return results
+
+
+class BuildIndexAlgorithm(SncaAlgorithm):
+    """Build a similar-tile index for some rasters, or add them to an existing one."""
+
+    INPUT = "INPUT"
+    BANDS = "BANDS"
+    APPEND = "APPEND"
+    INDEX = "INDEX"
+    COUNT = "COUNT"
+
+    def name(self) -> str:
+        return "buildindex"
+
+    def displayName(self) -> str:
+        return "Build index"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Embeds every tile of the rasters with the model and writes a similar-tile index "
+            "folder (hnswlib graph when hnswlib is installed, else exact search). With "
+            "'Add to an existing index' the rasters are appended to the index in the folder "
+            "(built with the same model and tiling) instead of replacing it."
+        )
+
+    def initAlgorithm(self, config: dict | None = None) -> None:
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.INPUT, "Raster layers", QgsProcessing.TypeRaster
+            )
+        )
+        self._add_model_parameters()
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.BANDS,
+                "Raster bands feeding the model, comma separated (default: the first ones)",
+                "",
+                False,
+                True,
+            )
+        )
+        self._add_tiling_parameters()
+        self.addParameter(
+            QgsProcessingParameterBoolean(self.APPEND, "Add to an existing index", False)
+        )
+        self.addParameter(QgsProcessingParameterFolderDestination(self.INDEX, "Index folder"))
+        self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Tiles in the index"))
+
+    def _bands(self, parameters: dict, context: QgsProcessingContext) -> list[int]:
+        text = self.parameterAsString(parameters, self.BANDS, context).strip()
+        if not text:
+            return []
+        try:
+            return [int(part) for part in text.replace(" ", "").split(",") if part]
+        except ValueError:
+            raise SncaError(f"bands must be numbers separated by commas, got {text!r}") from None
+
+    def run_snca(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        if not layers:
+            raise SncaError("choose at least one raster layer")
+        rasters = [raster_file(layer) for layer in layers]
+        model = self._model(parameters, context)
+        options = self._options(parameters, context, self._bands(parameters, context))
+        index_dir = Path(self.parameterAsFileOutput(parameters, self.INDEX, context))
+        batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
+        append = self.parameterAsBoolean(parameters, self.APPEND, context)
+        if append and (index_dir / MANIFEST_NAME).is_file():
+            summary = add_to_index(
+                index_dir, rasters, model, options, batch_size=batch_size, **self._hooks(feedback)
+            )
+        else:
+            if index_dir.is_dir() and not any(index_dir.iterdir()):
+                index_dir.rmdir()  # an empty folder made by the dialog is not an index to keep
+            summary = build_index(
+                rasters,
+                model,
+                index_dir,
+                options,
+                force=True,  # Processing outputs are always overwritten
+                batch_size=batch_size,
+                **self._hooks(feedback),
+            )
+        feedback.pushInfo(
+            f"index {index_dir}: {summary.count} tiles ({summary.added} added, "
+            f"{summary.skipped} skipped, {summary.ann})"
+        )
+        return {self.INDEX: str(index_dir), self.COUNT: summary.count}
+
+
+class SearchSimilarAlgorithm(SncaAlgorithm):
+    """The tiles of an index most similar to the tile under a point."""
+
+    INDEX = "INDEX"
+    POINT = "POINT"
+    K = "K"
+    CLASS = "CLASS"
+    EXACT = "EXACT"
+    OUTPUT = "OUTPUT"
+    QUERY = "QUERY"
+
+    def name(self) -> str:
+        return "searchsimilar"
+
+    def displayName(self) -> str:
+        return "Search similar tiles"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Finds the indexed tile under the point and returns the k tiles of the index most "
+            "similar to it (cosine similarity of the embeddings; the query tile itself is "
+            "excluded), ranked from 1, optionally only tiles predicted as one class."
+        )
+
+    def initAlgorithm(self, config: dict | None = None) -> None:
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.INDEX, "Index folder", QgsProcessingParameterFile.Folder
+            )
+        )
+        self.addParameter(QgsProcessingParameterPoint(self.POINT, "Point on the query tile"))
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.K,
+                "Number of similar tiles",
+                QgsProcessingParameterNumber.Integer,
+                10,
+                False,
+                1,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.CLASS, "Only tiles of this class (empty: any class)", "", False, True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(self.EXACT, "Exact search (no hnswlib graph)", False)
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSink(
+                self.OUTPUT, "Similar tiles", QgsProcessing.TypeVectorPolygon
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSink(
+                self.QUERY, "Query tile", QgsProcessing.TypeVectorPolygon, None, True, False
+            )
+        )
+
+    def run_snca(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        index = TileIndex.open(
+            self.parameterAsFile(parameters, self.INDEX, context),
+            exact=self.parameterAsBoolean(parameters, self.EXACT, context),
+        )
+        point = self.parameterAsPoint(parameters, self.POINT, context)
+        point_crs = self.parameterAsPointCrs(parameters, self.POINT, context)
+        class_filter = self.parameterAsString(parameters, self.CLASS, context).strip() or None
+        result = index.search_point(
+            point.x(),
+            point.y(),
+            crs=crs_for_snca(point_crs) if point_crs.isValid() else None,
+            k=self.parameterAsInt(parameters, self.K, context),
+            class_filter=class_filter,
+        )
+        feedback.pushInfo(
+            f"query tile {result.query.tile_id} ({result.query.class_name}): "
+            f"{len(result.hits)} hits in {result.seconds * 1000:.1f} ms ({result.backend})"
+        )
+        crs = qgis_crs(result.query.crs)
+        transform_context = context.transformContext()
+        sink, dest = self.parameterAsSink(
+            parameters, self.OUTPUT, context, similar_tile_fields(), QgsWkbTypes.Polygon, crs
+        )
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        for feature in hit_features(result.hits, crs, transform_context):
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        results: dict[str, Any] = {self.OUTPUT: dest}
+        query_sink, query_dest = self.parameterAsSink(
+            parameters, self.QUERY, context, query_tile_fields(), QgsWkbTypes.Polygon, crs
+        )
+        if query_sink is not None:
+            query_sink.addFeature(
+                query_feature(result.query, crs, transform_context), QgsFeatureSink.FastInsert
+            )
+            results[self.QUERY] = query_dest
+        return results

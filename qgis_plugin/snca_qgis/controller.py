@@ -1,0 +1,412 @@
+"""What the dock's buttons do: load the model, classify the layer, build the index, find similar
+tiles under a click. Every bit of real work is a call into ``snca_cli``; this module only
+collects the dock's choices, runs the calls as QGIS tasks and puts the results on the map.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsPointXY,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
+from qgis.gui import QgisInterface
+from qgis.PyQt.QtCore import QObject
+
+from snca_cli.classify import ClassifySummary, classify_raster
+from snca_cli.errors import SncaError
+from snca_cli.index import MANIFEST_NAME, IndexSummary, add_to_index, build_index, read_index
+from snca_cli.model import OnnxModel
+from snca_cli.search import SearchResult, TileIndex
+from snca_cli.tiling import TilingOptions
+
+from .dock import ModelSummary, ResultRow, SncaDock
+from .layers import (
+    crs_for_snca,
+    qgis_crs,
+    query_tile_layer,
+    similar_tiles_layer,
+    style_class_layer,
+    style_class_map,
+)
+from .map_tool import SimilarTileMapTool
+from .raster_source import raster_file
+from .tasks import SncaTask
+
+#: Message-bar title.
+TITLE = "SNCA"
+
+
+def default_output(raster: Path) -> Path:
+    """Where Classify layer writes when the dock names no file: beside the raster."""
+    return raster.with_name(f"{raster.stem}_snca.gpkg")
+
+
+def default_index_dir(raster: Path) -> Path:
+    """Where Build index writes when the dock names no folder: beside the raster."""
+    return raster.with_name(f"{raster.stem}_snca_index")
+
+
+def class_map_path(output: Path) -> Path:
+    """The class-map raster written beside the tiles GeoPackage."""
+    return output.with_name(f"{output.stem}_classes.tif")
+
+
+class SncaController(QObject):
+    """Connects the dock to snca: tasks, the map tool, the cached index, the result layers."""
+
+    def __init__(self, iface: QgisInterface, dock: SncaDock) -> None:
+        super().__init__(dock)
+        self.iface = iface
+        self.dock = dock
+        self.model: OnnxModel | None = None
+        self.task: SncaTask | None = None
+        self.last_result: SearchResult | None = None
+        self._indexes: dict[tuple[str, int], TileIndex] = {}
+        self._similar_layer_id: str | None = None
+        self._query_layer_id: str | None = None
+        self.map_tool = SimilarTileMapTool(iface.mapCanvas())
+        self.map_tool.point_chosen.connect(self.find_similar_at)
+        self.map_tool.deactivated.connect(lambda: dock.find_button.setChecked(False))
+        dock.model_changed.connect(self.load_model)
+        dock.classify_requested.connect(self.classify)
+        dock.index_requested.connect(self.build_index)
+        dock.find_similar_toggled.connect(self.set_find_similar)
+        dock.cancel_requested.connect(self.cancel)
+        dock.result_activated.connect(self.zoom_to)
+        dock.set_actions_enabled(True)
+
+    # --- feedback ---------------------------------------------------------------------------
+    def _fail(self, message: str) -> None:
+        self.dock.set_status(f"error: {message}")
+        self.iface.messageBar().pushMessage(TITLE, message, level=Qgis.Warning, duration=10)
+
+    def _info(self, message: str) -> None:
+        self.dock.set_status(message)
+        self.iface.messageBar().pushMessage(TITLE, message, level=Qgis.Success, duration=5)
+
+    # --- model ------------------------------------------------------------------------------
+    def load_model(self, path: str) -> OnnxModel | None:
+        """Load the model chosen in the dock and show its metadata (None when it fails)."""
+        self.model = None
+        self.dock.set_model(None)
+        if not path:
+            return None
+        try:
+            model = OnnxModel(path)
+        except SncaError as exc:
+            self._fail(str(exc))
+            return None
+        metadata = model.metadata
+        self.model = model
+        self.dock.set_model(
+            ModelSummary(
+                name=model.path.name,
+                class_names=list(metadata.class_names),
+                tile_size=metadata.tile_size,
+                resolution_cm=metadata.resolution_cm,
+                input_bands=metadata.input_bands,
+                embedding_dim=metadata.embedding_dim,
+                provider=model.provider_name,
+            )
+        )
+        self.dock.set_status(f"model {model.path.name} loaded ({model.provider_name})")
+        return model
+
+    def _require_model(self) -> OnnxModel:
+        if self.model is None:
+            raise SncaError("choose an snca ONNX model first")
+        return self.model
+
+    def _require_raster(self) -> tuple[QgsRasterLayer, Path]:
+        layer = self.dock.raster_layer()
+        if layer is None:
+            raise SncaError("choose a raster layer first")
+        return layer, raster_file(layer)
+
+    def tiling_options(self) -> TilingOptions:
+        """The tiling options chosen in the dock."""
+        bands = self.dock.bands()
+        return TilingOptions(
+            overlap=self.dock.overlap_fraction(),
+            bands=bands if bands and all(b > 0 for b in bands) else None,
+        )
+
+    # --- tasks ------------------------------------------------------------------------------
+    def _start(self, task: SncaTask) -> SncaTask:
+        self.task = task
+        self.dock.set_actions_enabled(False)
+        self.dock.set_progress(0)
+        task.progressChanged.connect(self.dock.set_progress)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _task_over(self, task: SncaTask) -> bool:
+        """Common end of a task; True when it succeeded."""
+        if self.task is task:
+            self.task = None
+        self.dock.set_actions_enabled(True)
+        if task.was_cancelled:
+            self.dock.set_progress(0)
+            self.dock.set_status("cancelled: nothing was written")
+            return False
+        if task.error is not None:
+            self._fail(task.error)
+            return False
+        self.dock.set_progress(100)
+        return True
+
+    def cancel(self) -> None:
+        """Cancel the running task (its outputs are never half-written)."""
+        if self.task is not None:
+            self.task.cancel()
+
+    def classify(self) -> SncaTask | None:
+        """Start classifying the chosen layer; the styled tile layer appears when done."""
+        try:
+            model = self._require_model()
+            _layer, raster = self._require_raster()
+            options = self.tiling_options()
+            options.check()
+        except SncaError as exc:
+            self._fail(str(exc))
+            return None
+        output = Path(self.dock.output_file.filePath() or default_output(raster))
+        class_map = class_map_path(output) if self.dock.class_map.isChecked() else None
+        force = self.dock.overwrite.isChecked()
+        existing = [
+            p for p in (output, output.with_suffix(".geojson"), class_map) if p and p.exists()
+        ]
+        if existing and not force:
+            self._fail(f"{existing[0]} exists; tick 'Overwrite existing outputs' to replace it")
+            return None
+        batch_size = self.dock.batch_size.value()
+
+        def work(progress, cancelled) -> ClassifySummary:
+            return classify_raster(
+                raster,
+                model,
+                output,
+                options,
+                batch_size=batch_size,
+                class_map=class_map,
+                force=force,
+                progress=progress,
+                cancelled=cancelled,
+            )
+
+        names = list(model.metadata.class_names)
+        self.dock.set_status(f"classifying {raster.name}...")
+        return self._start(
+            SncaTask(
+                f"SNCA: classify {raster.name}", work, lambda task: self._classified(task, names)
+            )
+        )
+
+    def _classified(self, task: SncaTask, names: list[str]) -> None:
+        if not self._task_over(task):
+            return
+        summary: ClassifySummary = task.result
+        stem = summary.raster.stem
+        layer = QgsVectorLayer(f"{summary.output}|layername={stem}", f"{stem} classes", "ogr")
+        style_class_layer(layer, names)
+        if summary.class_map is not None:
+            class_map = QgsRasterLayer(str(summary.class_map), f"{stem} class map")
+            style_class_map(class_map, names)
+            QgsProject.instance().addMapLayer(class_map)
+        QgsProject.instance().addMapLayer(layer)
+        self._info(
+            f"classified {summary.tiles_classified} tiles of {summary.raster.name} "
+            f"({summary.tiles_skipped} skipped) in {summary.elapsed_s:.1f} s on "
+            f"{summary.provider}: {summary.output.name}"
+        )
+
+    def index_dir(self, raster: Path) -> Path:
+        """The index folder chosen in the dock, or the default one beside the raster."""
+        chosen = self.dock.index_dir.filePath()
+        return Path(chosen) if chosen else default_index_dir(raster)
+
+    def build_index(self) -> SncaTask | None:
+        """Build the index for the chosen layer, or add the layer to the existing index."""
+        try:
+            model = self._require_model()
+            _layer, raster = self._require_raster()
+            options = self.tiling_options()
+            options.check()
+        except SncaError as exc:
+            self._fail(str(exc))
+            return None
+        index_dir = self.index_dir(raster)
+        rebuild = self.dock.overwrite.isChecked() or not (index_dir / MANIFEST_NAME).is_file()
+        if not rebuild:
+            try:
+                indexed = {r.path for r in read_index(index_dir).manifest.rasters}
+            except SncaError as exc:
+                self._fail(str(exc))
+                return None
+            if str(raster.resolve()) in indexed:
+                self._info(f"{raster.name} is already in index {index_dir.name}: ready to search")
+                return None
+        batch_size = self.dock.batch_size.value()
+
+        def work(progress, cancelled) -> IndexSummary:
+            if rebuild:
+                return build_index(
+                    [raster],
+                    model,
+                    index_dir,
+                    options,
+                    force=index_dir.exists(),
+                    batch_size=batch_size,
+                    progress=progress,
+                    cancelled=cancelled,
+                )
+            return add_to_index(
+                index_dir,
+                [raster],
+                model,
+                options,
+                batch_size=batch_size,
+                progress=progress,
+                cancelled=cancelled,
+            )
+
+        verb = "indexing" if rebuild else "adding to the index:"
+        self.dock.set_status(f"{verb} {raster.name}...")
+        return self._start(SncaTask(f"SNCA: index {raster.name}", work, self._indexed))
+
+    def _indexed(self, task: SncaTask) -> None:
+        if not self._task_over(task):
+            return
+        summary: IndexSummary = task.result
+        self._indexes = {k: v for k, v in self._indexes.items() if k[0] != str(summary.index_dir)}
+        self._info(
+            f"index {summary.index_dir.name}: {summary.count} tiles ({summary.added} added, "
+            f"{summary.skipped} skipped, {summary.ann}) in {summary.seconds:.1f} s"
+        )
+
+    # --- search -----------------------------------------------------------------------------
+    def open_index(self, index_dir: Path) -> TileIndex:
+        """The index in ``index_dir``, opened once and kept while its manifest is unchanged."""
+        manifest = index_dir / MANIFEST_NAME
+        if not manifest.is_file():
+            raise SncaError(f"no index in {index_dir}: build it first (Build index)")
+        key = (str(index_dir), manifest.stat().st_mtime_ns)
+        index = self._indexes.get(key)
+        if index is None:
+            index = TileIndex.open(index_dir)
+            self._indexes = {key: index}
+        return index
+
+    def set_find_similar(self, active: bool) -> None:
+        """Turn the map tool on or off."""
+        canvas = self.iface.mapCanvas()
+        if active:
+            canvas.setMapTool(self.map_tool)
+            self.dock.set_status("click a tile on the map")
+        elif canvas.mapTool() is self.map_tool:
+            canvas.unsetMapTool(self.map_tool)
+
+    def find_similar_at(
+        self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem
+    ) -> SearchResult | None:
+        """Search the tiles most similar to the tile under ``point`` (in ``crs``)."""
+        try:
+            layer, raster = self._require_raster()
+            index = self.open_index(self.index_dir(raster))
+            transform = QgsCoordinateTransform(crs, layer.crs(), QgsProject.instance())
+            at = transform.transform(point)
+            started = time.perf_counter()
+            result = index.search_point(
+                at.x(),
+                at.y(),
+                crs=crs_for_snca(layer.crs()),
+                k=self.dock.k.value(),
+                class_filter=self.dock.selected_class(),
+            )
+            elapsed = time.perf_counter() - started
+        except SncaError as exc:
+            self._fail(str(exc))
+            return None
+        self.show_result(result)
+        self.dock.set_status(
+            f"{len(result.hits)} tiles like tile {result.query.tile_id} "
+            f"({result.query.class_name}) in {elapsed * 1000:.1f} ms ({result.backend})"
+        )
+        return result
+
+    def show_result(self, result: SearchResult) -> None:
+        """Put the hits and the query tile on the map and in the results table."""
+        project = QgsProject.instance()
+        crs = qgis_crs(result.query.crs)
+        context = project.transformContext()
+        old = project.mapLayer(self._similar_layer_id) if self._similar_layer_id else None
+        similar = similar_tiles_layer(result.hits, crs, context, old)
+        if similar is not old:
+            if old is not None:
+                project.removeMapLayer(old.id())
+            project.addMapLayer(similar)
+            self._similar_layer_id = similar.id()
+        old = project.mapLayer(self._query_layer_id) if self._query_layer_id else None
+        query = query_tile_layer(result.query, crs, context, old)
+        if query is not old:
+            if old is not None:
+                project.removeMapLayer(old.id())
+            project.addMapLayer(query)
+            self._query_layer_id = query.id()
+        self.last_result = result
+        self.dock.set_results(
+            [
+                ResultRow(
+                    rank=hit.rank,
+                    similarity=hit.similarity,
+                    class_name=hit.tile.class_name,
+                    tile_id=hit.tile.tile_id,
+                    raster=hit.tile.raster.name,
+                    bounds=hit.tile.bounds,
+                    crs_wkt=hit.tile.crs.to_wkt(),
+                )
+                for hit in result.hits
+            ]
+        )
+
+    def similar_layer(self) -> QgsVectorLayer | None:
+        """The similar-tiles layer, when it is in the project."""
+        if self._similar_layer_id is None:
+            return None
+        return QgsProject.instance().mapLayer(self._similar_layer_id)
+
+    def query_layer(self) -> QgsVectorLayer | None:
+        """The query-tile layer, when it is in the project."""
+        if self._query_layer_id is None:
+            return None
+        return QgsProject.instance().mapLayer(self._query_layer_id)
+
+    def zoom_to(self, row: ResultRow) -> None:
+        """Zoom the map to a result tile (with a margin of one tile around it)."""
+        canvas = self.iface.mapCanvas()
+        source = QgsCoordinateReferenceSystem.fromWkt(row.crs_wkt)
+        transform = QgsCoordinateTransform(
+            source, canvas.mapSettings().destinationCrs(), QgsProject.instance()
+        )
+        extent = transform.transformBoundingBox(QgsRectangle(*row.bounds))
+        extent.scale(3.0)
+        canvas.setExtent(extent)
+        canvas.refresh()
+
+    def unload(self) -> None:
+        """Stop the map tool and cancel a running task (called when the plugin unloads)."""
+        self.set_find_similar(False)
+        if self.task is not None:
+            self.task.detach()
+            self.task = None
+        self._indexes = {}

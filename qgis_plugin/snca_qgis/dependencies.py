@@ -1,0 +1,190 @@
+"""Which Python packages the plugin needs in QGIS's own Python, and the exact pip command.
+
+The plugin never installs anything itself: when a package is missing it shows one message with
+the command to run, for the Python interpreter QGIS really uses (on Windows and macOS
+``sys.executable`` is the QGIS program, not Python).
+"""
+
+from __future__ import annotations
+
+import importlib
+import ntpath
+import os
+import posixpath
+import shlex
+import sys
+import sysconfig
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: The oldest Python the snca package supports.
+MINIMUM_PYTHON = (3, 10)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A module the plugin imports and the pip requirement that provides it."""
+
+    module: str
+    pip_name: str
+    required: bool = True
+
+
+REQUIREMENTS = (
+    Requirement("snca_cli", "snca"),
+    Requirement("numpy", "numpy"),
+    Requirement("onnxruntime", "onnxruntime"),
+    Requirement("rasterio", "rasterio"),
+    Requirement("pyogrio", "pyogrio"),
+    # optional: without it indexes are searched exactly (slower on large indexes)
+    Requirement("hnswlib", "hnswlib", required=False),
+)
+
+
+@dataclass
+class DependencyReport:
+    """The outcome of :func:`check_dependencies`."""
+
+    python: str
+    missing: list[Requirement] = field(default_factory=list)
+    missing_optional: list[Requirement] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    python_too_old: bool = False
+    numpy_major: int | None = None
+    externally_managed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether every required package imports (the optional ones may be missing)."""
+        return not self.missing and not self.python_too_old
+
+    def install_command(self, include_optional: bool = True) -> str:
+        """The pip command for QGIS's Python that installs what is missing, or "" if nothing is.
+
+        QGIS's compiled modules are built against numpy 1.x: when QGIS runs numpy 1 the command
+        pins ``numpy<2`` so that pip does not upgrade it underneath QGIS. A distribution's
+        Python marked externally managed (PEP 668, e.g. Debian 12) gets a ``--user`` install,
+        which pip only allows there with ``--break-system-packages``; it leaves the system's
+        own packages untouched.
+        """
+        wanted = list(self.missing) + (list(self.missing_optional) if include_optional else [])
+        if not wanted:
+            return ""
+        names = list(dict.fromkeys(req.pip_name for req in wanted))
+        if self.numpy_major is not None and self.numpy_major < 2 and "numpy" not in names:
+            names.append("numpy<2")
+        flags = ["--user", "--break-system-packages"] if self.externally_managed else []
+        return " ".join([quote(self.python), "-m", "pip", "install", *flags, *map(quote, names)])
+
+    def message(self) -> str:
+        """One clear message for the message bar and the dock, or "" when all is there."""
+        if self.python_too_old:
+            version = ".".join(map(str, MINIMUM_PYTHON))
+            return (
+                f"SNCA needs Python {version} or newer; this QGIS runs Python "
+                f"{sys.version.split()[0]}. Use a QGIS release that ships Python {version}+."
+            )
+        if self.missing:
+            names = ", ".join(req.module for req in self.missing)
+            return (
+                f"SNCA cannot run: {names} missing from QGIS's Python. Install with: "
+                f"{self.install_command()}  (then restart QGIS)"
+            )
+        if self.missing_optional:
+            return (
+                "hnswlib is not installed: similarity search uses the exact (slower) search. "
+                f"Install it with: {self.install_command()}"
+            )
+        return ""
+
+
+def quote(argument: str, platform: str = sys.platform) -> str:
+    """Quote one command-line argument for the user's shell (cmd.exe on Windows)."""
+    if platform.startswith("win"):
+        needs = any(c in argument for c in ' <>|&^"') or not argument
+        return f'"{argument}"' if needs else argument
+    return shlex.quote(argument)
+
+
+def _looks_like_python(path: str, windows: bool) -> bool:
+    name = (ntpath if windows else posixpath).basename(path)
+    return name.lower().startswith("python")
+
+
+def qgis_python_executable(
+    executable: str = sys.executable,
+    exec_prefix: str = sys.exec_prefix,
+    platform: str = sys.platform,
+    qgis_prefix: str | None = None,
+    exists: Callable[[str], bool] = os.path.isfile,
+) -> str:
+    """The Python interpreter that QGIS embeds.
+
+    Inside QGIS on Windows ``sys.executable`` is ``qgis-bin.exe`` and on macOS the QGIS app; the
+    interpreter lives in ``sys.exec_prefix`` (OSGeo4W: ``apps/Python3x/python.exe``) or in the
+    QGIS prefix (``QGIS.app/Contents/MacOS/bin/python3``). Falls back to ``python3``/``python``.
+    """
+    windows = platform.startswith("win")
+    if executable and _looks_like_python(executable, windows):
+        return executable
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    roots = [exec_prefix] + ([qgis_prefix] if qgis_prefix else [])
+    if windows:
+        names = [("python.exe",), ("python3.exe",)]
+    else:
+        names = [("bin", f"python{version}"), ("bin", "python3"), ("bin", "python")]
+    join = ntpath.join if windows else posixpath.join
+    for root in roots:
+        for name in names:
+            candidate = join(root, *name)
+            if exists(candidate):
+                return candidate
+    return "python" if windows else "python3"
+
+
+def is_externally_managed() -> bool:
+    """Whether pip refuses to install into this Python (PEP 668): a distribution's Python,
+    outside any virtual environment, whose standard library holds ``EXTERNALLY-MANAGED``."""
+    if sys.prefix != sys.base_prefix:
+        return False
+    return os.path.isfile(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+
+
+def _qgis_prefix() -> str | None:
+    try:
+        from qgis.core import QgsApplication
+    except ImportError:
+        return None
+    return QgsApplication.prefixPath() or None
+
+
+def _try_import(module: str) -> str | None:
+    """Import ``module``; return None on success, else the one-line reason it failed."""
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # a broken binary raises more than ImportError
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return None
+
+
+def check_dependencies() -> DependencyReport:
+    """Import every requirement (never installing anything) and report what is missing."""
+    report = DependencyReport(
+        python=qgis_python_executable(qgis_prefix=_qgis_prefix()),
+        externally_managed=is_externally_managed(),
+    )
+    report.python_too_old = sys.version_info[:2] < MINIMUM_PYTHON
+    for requirement in REQUIREMENTS:
+        error = _try_import(requirement.module)
+        if error is None:
+            continue
+        report.errors[requirement.module] = error
+        (report.missing if requirement.required else report.missing_optional).append(requirement)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        try:
+            report.numpy_major = int(str(numpy.__version__).split(".")[0])
+        except (AttributeError, ValueError):
+            report.numpy_major = None
+    return report

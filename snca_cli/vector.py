@@ -1,0 +1,140 @@
+"""Write polygon layers (tile footprints and their attributes) with pyogrio.
+
+Polygons are simple rings held as one float64 array ``N x V x 2`` (closed: the last vertex
+repeats the first). :func:`write_polygons` writes them with attribute columns to any OGR
+format (GeoPackage by default) in a given CRS; :func:`write_geojson_wgs84` writes the RFC 7946
+GeoJSON copy, reprojected to EPSG:4326 (longitude, latitude).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyogrio.raw
+from rasterio.crs import CRS
+from rasterio.warp import transform as transform_coords
+
+from snca_cli.errors import SncaError
+
+#: OGR drivers by file suffix.
+DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
+
+WGS84 = CRS.from_epsg(4326)
+
+
+def box_rings(bounds: np.ndarray) -> np.ndarray:
+    """Counter-clockwise closed rings (N x 5 x 2) of boxes ``(minx, miny, maxx, maxy)`` (N x 4)."""
+    bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 4)
+    minx, miny, maxx, maxy = bounds.T
+    xs = np.stack([minx, maxx, maxx, minx, minx], axis=1)
+    ys = np.stack([miny, miny, maxy, maxy, miny], axis=1)
+    return np.stack([xs, ys], axis=2)
+
+
+def reproject_rings(
+    rings: np.ndarray, src_crs: CRS | str, dst_crs: CRS | str = WGS84
+) -> np.ndarray:
+    """Rings (N x V x 2) with every vertex transformed from ``src_crs`` to ``dst_crs``.
+
+    For EPSG:4326 the result is (longitude, latitude), the GeoJSON order.
+    """
+    rings = np.asarray(rings, dtype=np.float64)
+    if rings.size == 0:
+        return rings.copy()
+    xs, ys = transform_coords(src_crs, dst_crs, rings[..., 0].ravel(), rings[..., 1].ravel())
+    return np.stack([np.asarray(xs), np.asarray(ys)], axis=1).reshape(rings.shape)
+
+
+def polygon_wkb(rings: np.ndarray) -> np.ndarray:
+    """Little-endian WKB polygons (object array of bytes) for rings N x V x 2."""
+    rings = np.asarray(rings, dtype=np.float64)
+    count, vertices = rings.shape[0], rings.shape[1]
+    record = np.dtype(
+        [
+            ("order", "u1"),
+            ("type", "<u4"),
+            ("rings", "<u4"),
+            ("points", "<u4"),
+            ("coords", "<f8", (vertices, 2)),
+        ]
+    )
+    packed = np.empty(count, dtype=record)
+    packed["order"] = 1
+    packed["type"] = 3  # Polygon
+    packed["rings"] = 1
+    packed["points"] = vertices
+    packed["coords"] = rings
+    wkb = np.empty(count, dtype=object)
+    wkb[:] = [row.tobytes() for row in packed]
+    return wkb
+
+
+def _columns(attributes: Mapping[str, Sequence | np.ndarray], count: int) -> list[np.ndarray]:
+    columns = []
+    for name, values in attributes.items():
+        column = np.asarray(values)
+        if column.dtype.kind in "US":
+            column = column.astype(object)
+        if column.shape != (count,):
+            raise ValueError(f"attribute {name!r} has {column.shape} values for {count} polygons")
+        columns.append(column)
+    return columns
+
+
+def write_polygons(
+    path: Path,
+    rings: np.ndarray,
+    attributes: Mapping[str, Sequence | np.ndarray],
+    crs: CRS | str,
+    layer: str | None = None,
+    driver: str | None = None,
+    layer_options: Mapping[str, str] | None = None,
+) -> None:
+    """Write one polygon layer with attribute columns.
+
+    Args:
+        path: the file to create (write to a temporary path and rename for atomicity).
+        rings: closed rings, N x V x 2, in ``crs``.
+        attributes: column name -> N values (ints, floats or strings), in column order.
+        crs: the layer's CRS.
+        layer: layer name (default: the file's stem).
+        driver: OGR driver (default: from the suffix, see ``DRIVERS``).
+        layer_options: OGR layer creation options.
+    """
+    path = Path(path)
+    rings = np.asarray(rings, dtype=np.float64)
+    driver = driver or DRIVERS.get(path.suffix.lower())
+    if driver is None:
+        raise SncaError(f"cannot tell the vector format of {path.name}; use .gpkg or .geojson")
+    pyogrio.raw.write(
+        str(path),
+        geometry=polygon_wkb(rings),
+        field_data=_columns(attributes, rings.shape[0]),
+        fields=list(attributes),
+        layer=layer or path.stem,
+        driver=driver,
+        geometry_type="Polygon",
+        crs=CRS.from_user_input(crs).to_wkt(),
+        layer_options=dict(layer_options or {}),
+    )
+
+
+def write_geojson_wgs84(
+    path: Path,
+    rings: np.ndarray,
+    attributes: Mapping[str, Sequence | np.ndarray],
+    crs: CRS | str,
+    layer: str | None = None,
+) -> None:
+    """Write an RFC 7946 GeoJSON copy: rings reprojected from ``crs`` to EPSG:4326 (lon, lat)."""
+    write_polygons(
+        path,
+        reproject_rings(rings, crs, WGS84),
+        attributes,
+        WGS84,
+        layer=layer,
+        driver="GeoJSON",
+        layer_options={"RFC7946": "YES"},
+    )
