@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from snca_cli.errors import SncaError
 
@@ -17,6 +30,7 @@ console = Console()
 error_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+ProgressHook = Callable[[int, int], None]
 
 TRAIN_EXTRA_HINT = 'this command needs the training extra: pip install "snca[train]"'
 
@@ -32,7 +46,9 @@ def exit_on_error(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SncaError as exc:
-            error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            error_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             error_console.print("interrupted: stopped cleanly, no partial output was kept")
@@ -44,7 +60,7 @@ def exit_on_error(func: F) -> F:
                 raise
             message = str(exc).splitlines()[0] if str(exc) else ""
             error_console.print(
-                f"[bold red]error:[/] unexpected {type(exc).__name__}: {message} "
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(message)} "
                 "(set SNCA_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
@@ -64,3 +80,32 @@ def require_train_extra() -> None:
 
 def is_interactive() -> bool:
     return sys.stderr.isatty()
+
+
+class TilesPerSecondColumn(ProgressColumn):
+    """Tiles per second of a task."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.1f} tiles/s", style="cyan")
+
+
+@contextlib.contextmanager
+def tile_progress(description: str, transient: bool = True) -> Iterator[ProgressHook]:
+    """A rich progress bar on stderr for tile work; yields the ``progress(done, total)`` hook
+    that the library functions (classify, index build, demo) call."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TilesPerSecondColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=error_console, transient=transient) as bar:
+        task = bar.add_task(description, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress

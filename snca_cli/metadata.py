@@ -74,7 +74,7 @@ class ModelMetadata:
             "tile_size": self.tile_size,
             "tiles_size": self.tile_size,
             "tiles_overlap": self.tiles_overlap,
-            # normalisation lives inside the graph: a tool feeding [0, 1] values must not change them
+            # normalisation is inside the graph: a tool feeding [0, 1] values must leave them be
             "standardization_mean": [0.0] * self.input_bands,
             "standardization_std": [1.0] * self.input_bands,
             "embedding_dim": self.embedding_dim,

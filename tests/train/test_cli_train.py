@@ -1,0 +1,198 @@
+"""`snca train` through the command line: a smoke run and every kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+from snca_cli.cli import app  # noqa: E402
+from tests.train.scenes import make_scene_folder  # noqa: E402
+
+runner = CliRunner()
+FAST = [
+    "--backbone",
+    "resnet18",
+    "--no-pretrained",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--embedding-dim",
+    "16",
+    "--threads",
+    "1",
+]
+
+
+def snca(*args):
+    return runner.invoke(app, ["train", *map(str, args)])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One epoch on 3 classes x 8 generated 32 px images: (data folder, run folder, result)."""
+    root = tmp_path_factory.mktemp("cli")
+    data = make_scene_folder(root / "scenes", per_class=8)
+    run = root / "run"
+    result = snca(data, *FAST, "--epochs", "1", "--output", run)
+    return data, run, result
+
+
+def test_training_writes_the_run_folder(trained):
+    data, run, result = trained
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.pt",
+        "history.json",
+        "history.png",
+        "last.pt",
+        "split.json",
+    ]
+    for name in ("best.pt", "last.pt"):
+        checkpoint = torch.load(run / name, map_location="cpu", weights_only=True)
+        assert checkpoint["model_config"]["backbone"] == "resnet18"
+        assert checkpoint["train_config"]["loss"]["loss"] == "snca+ce"
+        assert checkpoint["epoch"] == 1
+    split = json.loads((run / "split.json").read_text())
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == (15, 3, 6)
+    history = json.loads((run / "history.json").read_text())["epochs"]
+    assert set(history[0]) >= {"loss", "snca", "ce", "val_knn10", "train_images_per_second"}
+    assert "best val kNN@10" in result.output and "images/s" in result.output
+
+
+def test_resume_continues_a_run_to_more_epochs(trained, tmp_path):
+    data, run, _ = trained
+    out = tmp_path / "continued"
+    result = snca("--resume", run, "--epochs", "2", "--output", out, "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output and "after epoch 1" in result.output
+    checkpoint = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 2
+    assert [r["epoch"] for r in checkpoint["history"]] == [1, 2]
+
+
+def test_resume_with_another_architecture_is_refused(trained):
+    _, run, _ = trained
+    result = snca("--resume", run, "--backbone", "efficientnet_lite0")
+    assert_one_line_error(result, "another architecture", "resnet18 vs efficientnet_lite0")
+
+
+def test_resume_with_another_loss_is_refused(trained):
+    _, run, _ = trained
+    result = snca("--resume", run, "--loss", "triplet")
+    assert_one_line_error(result, "was trained with --loss snca+ce, not --loss triplet")
+    result = snca("--resume", run, "--memory-momentum", "0.5,0.9")
+    assert_one_line_error(result, "--memory-momentum 0.5,0.8,0.9, not --memory-momentum 0.5,0.9")
+
+
+def test_existing_output_needs_force(trained):
+    data, run, _ = trained
+    result = snca(data, *FAST, "--epochs", "1", "--output", run)
+    assert_one_line_error(result, "exists and is not empty", "--force")
+
+
+def test_missing_data_folder(tmp_path):
+    result = snca(tmp_path / "nowhere", *FAST, "--output", tmp_path / "run")
+    assert_one_line_error(result, "does not exist")
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_data_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = snca(tmp_path / "empty", *FAST, "--output", tmp_path / "run")
+    assert_one_line_error(result, "holds no images")
+
+
+def test_class_too_small_to_split(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=4)
+    for extra in sorted((data / "water").iterdir())[2:]:
+        extra.unlink()
+    result = snca(data, *FAST, "--output", tmp_path / "run")
+    assert_one_line_error(result, "class water has 2 image(s)", "at least 3")
+
+
+def test_unreadable_image(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=6)
+    (data / "roofs" / "roofs_03.png").write_bytes(b"\x89PNG broken")
+    result = snca(data, *FAST, "--output", tmp_path / "run")
+    assert_one_line_error(result, "1 unreadable image(s)", "roofs_03.png", "--skip-unreadable")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--loss", "arcface", "unknown loss 'arcface'"),
+        ("--backbone", "vgg", "unknown backbone 'vgg'"),
+        ("--memory", "queue", "unknown memory 'queue'"),
+        ("--sigma", "0", "--sigma must be positive"),
+        ("--memory-momentum", "0.5,x", "--memory-momentum expects numbers"),
+        ("--batch-size", "1", "--batch-size must be at least 2"),
+    ],
+)
+def test_bad_options(tmp_path, option, value, message):
+    data = make_scene_folder(tmp_path / "scenes", per_class=3)
+    result = snca(data, *FAST, option, value, "--output", tmp_path / "run")
+    assert_one_line_error(result, message)
+
+
+def test_help_states_the_real_defaults():
+    import typer.main
+
+    from train.config import TrainConfig
+    from train.losses.objective import LossConfig
+
+    command = typer.main.get_command(app).commands["train"]
+    helps = {param.name: param.help for param in command.params}
+    config, loss = TrainConfig(data_dir="."), LossConfig()
+    for name in (
+        "image_size",
+        "epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "embedding_dim",
+        "encoder_momentum",
+        "seed",
+        "split_seed",
+        "workers",
+        "threads",
+    ):
+        assert helps[name].endswith(f"Default: {getattr(config, name):g}."), name
+    for name in ("lambda_snca", "sigma", "triplet_margin", "pos_margin", "neg_margin"):
+        assert helps[name].endswith(f"Default: {getattr(loss, name):g}."), name
+    values = ",".join(f"{v:g}" for v in config.memory_momentum.values)
+    assert helps["memory_momentum"].endswith(f"Default: {values}.")
+    assert helps["backbone"].startswith(f"{config.backbone} (default")
+    assert helps["loss"].startswith(f"{loss.loss} (default)")
+
+
+def test_without_torch_the_command_names_the_extra(tmp_path):
+    script = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "from typer.testing import CliRunner\n"
+        "from snca_cli.cli import app\n"
+        f"result = CliRunner().invoke(app, ['train', {str(tmp_path)!r}])\n"
+        "print(result.exit_code)\n"
+        "print(result.output.strip())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    code, *lines = done.stdout.strip().splitlines()
+    assert code == "2"
+    assert lines == ['error: this command needs the training extra: pip install "snca[train]"']

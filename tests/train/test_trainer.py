@@ -1,0 +1,128 @@
+"""The trainer: exact resume, checkpoints, and the run's records."""
+
+import json
+
+import pytest
+from rich.console import Console
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+from snca_cli.errors import SncaError  # noqa: E402
+from tests.train.scenes import make_scene_folder  # noqa: E402
+from train.checkpoint import (  # noqa: E402
+    CHECKPOINT_FORMAT,
+    check_architecture,
+    load_model,
+    read_checkpoint,
+)
+from train.config import TrainConfig  # noqa: E402
+from train.losses.objective import LossConfig  # noqa: E402
+from train.model import ModelConfig  # noqa: E402
+from train.trainer import Trainer  # noqa: E402
+
+QUIET = Console(quiet=True)
+
+
+def tiny_config(data_dir, **changes) -> TrainConfig:
+    values = dict(
+        data_dir=str(data_dir),
+        backbone="resnet18",
+        image_size=32,
+        embedding_dim=16,
+        epochs=2,
+        batch_size=8,
+        pretrained=False,
+        threads=1,
+        workers=2,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return make_scene_folder(tmp_path_factory.mktemp("scenes"), per_class=8)
+
+
+def without_timings(history):
+    return [{k: v for k, v in r.items() if "second" not in k} for r in history]
+
+
+@pytest.mark.parametrize("memory", ["bank", "momentum-encoder"])
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path, scenes, memory):
+    config = tiny_config(scenes, memory=memory)
+    straight = Trainer.start(config, tmp_path / "straight", QUIET)
+    straight.train()
+
+    interrupted = Trainer.start(tiny_config(scenes, memory=memory), tmp_path / "split", QUIET)
+    interrupted.train(until_epoch=1)
+    checkpoint = read_checkpoint(tmp_path / "split")
+    assert checkpoint["epoch"] == 1
+    resumed = Trainer.resume(checkpoint, tmp_path / "split", QUIET)
+    resumed.train()
+
+    assert resumed.epoch == straight.epoch == 2 and resumed.step == straight.step
+    expected, got = straight.model.state_dict(), resumed.model.state_dict()
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    assert torch.equal(straight.bank.features, resumed.bank.features)
+    momenta = [s["momentum_buffer"] for s in straight.optimizer.state_dict()["state"].values()]
+    resumed_momenta = [
+        s["momentum_buffer"] for s in resumed.optimizer.state_dict()["state"].values()
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(momenta, resumed_momenta, strict=True))
+    if memory == "momentum-encoder":
+        for key, value in straight.encoder.state_dict().items():
+            assert torch.equal(value, resumed.encoder.state_dict()[key]), key
+    assert without_timings(straight.history) == without_timings(resumed.history)
+    for name, generator in straight.generators.items():
+        assert torch.equal(generator.get_state(), resumed.generators[name].get_state())
+
+
+def test_run_folder_records(tmp_path, scenes):
+    run = tmp_path / "run"
+    summary = Trainer.start(
+        tiny_config(scenes, epochs=1, loss=LossConfig(loss="snca")), run, QUIET
+    ).train()
+    checkpoint = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["format"] == CHECKPOINT_FORMAT
+    assert checkpoint["class_names"] == ["fields", "roofs", "water"]
+    assert checkpoint["model_config"] == ModelConfig("resnet18", 3, 16, 3, 32).to_dict()
+    assert checkpoint["epoch"] == 1 and checkpoint["image_size"] == 32
+    assert checkpoint["split_seed"] == 0 and checkpoint["data_dir"] == str(scenes.resolve())
+    assert checkpoint["memory_state"]["features"].shape == (15, 16)  # 5 train images per class
+    history = json.loads((run / "history.json").read_text())["epochs"]
+    assert [r["epoch"] for r in history] == [1]
+    assert set(history[0]) >= {"loss", "snca", "lr", "memory_momentum", "val_knn10"}
+    assert history[0]["val_knn10"] == summary.best_val_knn == checkpoint["best_val_knn"]
+    assert (run / "history.png").stat().st_size > 1000
+
+    model, loaded = load_model(run / "best.pt")
+    assert not model.training and loaded["epoch"] == 1
+    # the same seed gives the same network again, and best.pt holds it
+    again = tiny_config(scenes, epochs=1, loss=LossConfig(loss="snca"))
+    reference = Trainer.start(again, tmp_path / "again", QUIET)
+    reference.train()
+    reference.model.eval()
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(images)[0], reference.model(images)[0], atol=1e-5)
+
+
+def test_foreign_files_are_not_checkpoints(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(SncaError, match="is not an snca checkpoint"):
+        load_model(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(SncaError, match="is not a readable snca checkpoint"):
+        load_model(tmp_path / "text.pt")
+    with pytest.raises(SncaError, match="does not exist"):
+        load_model(tmp_path / "missing")
+
+
+def test_another_architecture_is_refused():
+    checkpoint = {"model_config": ModelConfig("resnet18", 3, 16, 3, 32).to_dict()}
+    with pytest.raises(SncaError, match=r"another architecture \(backbone resnet18 vs resnet50\)"):
+        check_architecture(checkpoint, ModelConfig("resnet50", 3, 16, 3, 32), "run/last.pt")

@@ -1,0 +1,98 @@
+"""The configuration of a training run (stored in every checkpoint, reused by ``--resume``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from snca_cli.errors import SncaError
+from train.augment import AugmentConfig
+from train.backbones import BACKBONES
+from train.losses.objective import LossConfig
+from train.memory import MEMORY_KINDS, MomentumSchedule
+from train.momentum_encoder import DEFAULT_ENCODER_MOMENTUM
+from train.schedule import SCHEDULES
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``snca train`` was asked to do."""
+
+    data_dir: str
+    backbone: str = "efficientnet_lite0"
+    image_size: int = 224
+    embedding_dim: int = 128
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    loss: LossConfig = field(default_factory=LossConfig)
+    memory: str = "bank"
+    memory_momentum: MomentumSchedule = field(default_factory=MomentumSchedule)
+    encoder_momentum: float = DEFAULT_ENCODER_MOMENTUM
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+    split_seed: int = 0
+    pretrained: bool = True
+    weights: str | None = None
+    skip_unreadable: bool = False
+    workers: int = 4
+    threads: int = 0
+    knn_k: int = 10
+
+    def validate(self) -> None:
+        """Raise SncaError for any option out of range."""
+        if self.backbone not in BACKBONES:
+            raise SncaError(
+                f"unknown backbone {self.backbone!r} (choose one of: {', '.join(BACKBONES)})"
+            )
+        positive = {
+            "--image-size": self.image_size,
+            "--embedding-dim": self.embedding_dim,
+            "--epochs": self.epochs,
+            "--lr": self.lr,
+            "--knn-k": self.knn_k,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise SncaError(f"{name} must be positive, not {value}")
+        if self.batch_size < 2:
+            raise SncaError(f"--batch-size must be at least 2 (batch norm), not {self.batch_size}")
+        if self.weight_decay < 0:
+            raise SncaError(f"--weight-decay must not be negative, not {self.weight_decay}")
+        if self.schedule not in SCHEDULES:
+            raise SncaError(
+                f"unknown schedule {self.schedule!r} (choose one of: {', '.join(SCHEDULES)})"
+            )
+        if self.memory not in MEMORY_KINDS:
+            raise SncaError(
+                f"unknown memory {self.memory!r} (choose one of: {', '.join(MEMORY_KINDS)})"
+            )
+        if not 0.0 <= self.encoder_momentum < 1.0:
+            raise SncaError(f"the encoder momentum must lie in [0, 1), not {self.encoder_momentum}")
+        self.loss.validate()
+        self.memory_momentum.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output (as stored in a checkpoint)."""
+        nested = {
+            "loss": LossConfig,
+            "memory_momentum": MomentumSchedule,
+            "augment": AugmentConfig,
+        }
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise SncaError(f"unknown training option {key!r} in the checkpoint")
+            kwargs[key] = nested[key](**value) if key in nested else value
+        schedule = kwargs.get("memory_momentum")
+        if isinstance(schedule, MomentumSchedule):
+            schedule.values, schedule.starts = tuple(schedule.values), tuple(schedule.starts)
+        return cls(**kwargs)

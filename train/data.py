@@ -1,0 +1,208 @@
+"""Training data: the scene folder, its split, and every image decoded once into RAM.
+
+Images of any size are resized to ``image_size`` and kept as one N x H x W x B array: uint8 when
+the first image is 8-bit (divided by 255 on use), else float16 already scaled to [0, 1] with the
+runtime's per-type scale (:data:`snca_cli.metadata.DEFAULT_INPUT_SCALE`), so training sees the
+same values as the exported model does later. Batches come out as float N x B x H x W tensors in
+channels-last memory order.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from snca_cli.dataset import (
+    SceneFolder,
+    make_split,
+    read_image,
+    resize_image,
+    save_split,
+    scan_scene_folder,
+)
+from snca_cli.errors import SncaError
+from snca_cli.metadata import DEFAULT_INPUT_SCALE
+from train.progress import make_progress
+
+SPLIT_FILE = "split.json"
+#: Unreadable files named in an error message before "and N more".
+LISTED_PROBLEMS = 5
+
+
+@dataclass
+class ImageCache:
+    """Decoded images of one split: ``images`` N x H x W x B, ``labels`` N, ``items`` N."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    items: list[str]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def bands(self) -> int:
+        return int(self.images.shape[3])
+
+    @property
+    def scale(self) -> float:
+        """What the stored values are divided by to lie in [0, 1]."""
+        return 255.0 if self.images.dtype == np.uint8 else 1.0
+
+    def batch(self, indices: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Float32 N x B x H x W images in [0, 1] (channels-last strides) of the given rows."""
+        rows = np.asarray(indices, dtype=np.int64)
+        array = torch.from_numpy(self.images[rows]).permute(0, 3, 1, 2)
+        return array.float().div_(self.scale)
+
+
+@dataclass
+class TrainingData:
+    """The scene folder, its split and the decoded train and validation images."""
+
+    folder: SceneFolder
+    split: dict[str, list[str]]
+    split_seed: int
+    train: ImageCache
+    val: ImageCache
+    skipped: list[str]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.folder.class_names
+
+
+def unit_scale(dtype: np.dtype) -> float:
+    """What raw values of ``dtype`` are divided by to lie in [0, 1]."""
+    if dtype.name in DEFAULT_INPUT_SCALE:
+        return DEFAULT_INPUT_SCALE[dtype.name]
+    if np.issubdtype(dtype, np.integer):
+        return float(np.iinfo(dtype).max)
+    return 1.0
+
+
+def _decode(path: Path, image_size: int) -> np.ndarray:
+    return resize_image(read_image(path), image_size)
+
+
+def _store(image: np.ndarray, cache_dtype: np.dtype, bands: int) -> np.ndarray:
+    """``image`` converted to the cache's type and band count (grey images are repeated)."""
+    if image.shape[2] != bands:
+        if image.shape[2] != 1:
+            raise SncaError(f"has {image.shape[2]} bands where the data set has {bands}")
+        image = np.repeat(image, bands, axis=2)
+    if image.dtype == cache_dtype:
+        return image
+    unit = image.astype(np.float32) / unit_scale(image.dtype)
+    if cache_dtype == np.uint8:
+        return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+    return unit.astype(np.float16)
+
+
+def decode_images(
+    folder: SceneFolder,
+    items: list[str],
+    image_size: int,
+    workers: int,
+    console: Console,
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """Decode ``items`` into one N x H x W x B array; return it, the rows that failed and a
+    one-line reason for each failure. The first readable image fixes the bands and type."""
+    images: np.ndarray | None = None
+    failed: list[int] = []
+    reasons: list[str] = []
+    with (
+        make_progress(console) as progress,
+        ThreadPoolExecutor(max_workers=max(workers, 1)) as pool,
+    ):
+        task = progress.add_task("decoding images", total=len(items), info="")
+
+        def load(item: str) -> np.ndarray | str:
+            try:
+                return _decode(folder.path(item), image_size)
+            except SncaError as exc:
+                return str(exc)
+
+        for row, result in enumerate(pool.map(load, items)):
+            progress.advance(task)
+            if isinstance(result, np.ndarray) and images is None:
+                dtype = np.dtype(np.uint8) if result.dtype == np.uint8 else np.dtype(np.float16)
+                images = np.zeros((len(items), image_size, image_size, result.shape[2]), dtype)
+            if isinstance(result, str):
+                failed.append(row)
+                reasons.append(result)
+                continue
+            assert images is not None
+            try:
+                images[row] = _store(result, images.dtype, images.shape[3])
+            except SncaError as exc:
+                failed.append(row)
+                reasons.append(f"image {folder.path(items[row])} {exc}")
+    if images is None:
+        raise SncaError(f"none of the {len(items)} images could be read: {reasons[0]}")
+    return images, failed, reasons
+
+
+def _check_split(folder: SceneFolder, split: dict[str, list[str]], source: str) -> None:
+    known = set(folder.items)
+    gone = [item for name in ("train", "val") for item in split[name] if item not in known]
+    if gone:
+        raise SncaError(f"{len(gone)} image(s) of {source} are gone from {folder.root}: {gone[0]}")
+
+
+def prepare_data(
+    data_dir: Path,
+    split_seed: int,
+    image_size: int,
+    workers: int,
+    skip_unreadable: bool,
+    console: Console,
+    split: dict[str, list[str]] | None = None,
+    class_names: list[str] | None = None,
+) -> TrainingData:
+    """Scan ``data_dir``, split it with ``split_seed`` (or use the given ``split`` of a resumed
+    run, whose ``class_names`` must match), and decode the train and val images."""
+    folder = scan_scene_folder(data_dir)
+    if class_names is not None and class_names != folder.class_names:
+        raise SncaError(
+            f"the classes of {folder.root} differ from those of the run "
+            f"({len(folder.class_names)} vs {len(class_names)}); the data folder changed"
+        )
+    if split is None:
+        split = make_split(folder, split_seed)
+    else:
+        _check_split(folder, split, "the run's split")
+    items = split["train"] + split["val"]
+    images, failed, reasons = decode_images(folder, items, image_size, workers, console)
+    if failed and not skip_unreadable:
+        listed = "; ".join(reasons[:LISTED_PROBLEMS])
+        more = f" and {len(failed) - LISTED_PROBLEMS} more" if len(failed) > LISTED_PROBLEMS else ""
+        raise SncaError(
+            f"{len(failed)} unreadable image(s): {listed}{more} (--skip-unreadable skips them)"
+        )
+    keep = np.ones(len(items), dtype=bool)
+    keep[failed] = False
+    index = {name: i for i, name in enumerate(folder.class_names)}
+    labels = np.array([index[item.split("/", 1)[0]] for item in items], dtype=np.int64)
+    n_train = len(split["train"])
+
+    def part(rows: slice) -> ImageCache:
+        if keep[rows].all():  # a view, no copy of the cache
+            return ImageCache(images[rows], labels[rows], items[rows])
+        chosen = np.flatnonzero(keep[rows]) + (rows.start or 0)
+        return ImageCache(images[chosen], labels[chosen], [items[i] for i in chosen])
+
+    train, val = part(slice(0, n_train)), part(slice(n_train, len(items)))
+    if len(train) == 0 or len(val) == 0:
+        raise SncaError("no readable image is left in the train or the validation split")
+    return TrainingData(folder, split, split_seed, train, val, [items[i] for i in failed])
+
+
+def write_split(run_dir: Path, data: TrainingData) -> None:
+    """``run_dir/split.json``: the split that :func:`prepare_data` used."""
+    save_split(run_dir / SPLIT_FILE, data.folder, data.split, data.split_seed)

@@ -1,0 +1,133 @@
+"""From ``snca train`` options to a run: the configuration of a new or resumed run and its
+folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from snca_cli.errors import SncaError
+from train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, check_architecture
+from train.config import TrainConfig
+from train.data import SPLIT_FILE
+from train.history import HISTORY_JSON, HISTORY_PNG
+from train.memory import MomentumSchedule
+from train.model import ModelConfig
+
+#: Files a run writes; a forced new run in an old folder removes these first.
+RUN_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, SPLIT_FILE, HISTORY_JSON, HISTORY_PNG)
+#: Options that are fields of :class:`LossConfig` rather than of :class:`TrainConfig`.
+LOSS_OPTIONS = (
+    "loss",
+    "lambda_snca",
+    "sigma",
+    "triplet_margin",
+    "miner",
+    "pos_margin",
+    "neg_margin",
+)
+ARCHITECTURE_OPTIONS = ("backbone", "embedding_dim", "image_size")
+
+
+def even_schedule(values: tuple[float, ...]) -> MomentumSchedule:
+    """``values`` spread evenly over training: value ``i`` of ``n`` from fraction ``i / n`` on."""
+    return MomentumSchedule(tuple(values), tuple(i / len(values) for i in range(len(values))))
+
+
+def apply_options(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:
+    """``config`` with the given options (``None`` values are ignored) set."""
+    given = {key: value for key, value in options.items() if value is not None}
+    loss = replace(config.loss, **{k: v for k, v in given.items() if k in LOSS_OPTIONS})
+    rest = {k: v for k, v in given.items() if k not in LOSS_OPTIONS}
+    if "memory_momentum" in rest:
+        rest["memory_momentum"] = even_schedule(tuple(rest["memory_momentum"]))
+    return replace(config, loss=loss, **rest)
+
+
+def new_run_config(data_dir: Path, options: dict[str, Any]) -> TrainConfig:
+    """The configuration of a new run: defaults overridden by the given options."""
+    config = apply_options(TrainConfig(data_dir=str(Path(data_dir).resolve())), options)
+    config.validate()
+    return config
+
+
+def resumed_config(
+    stored: TrainConfig, checkpoint: dict[str, Any], options: dict[str, Any], source: Path
+) -> TrainConfig:
+    """The stored configuration of a resumed run; given options must agree with it, except
+    ``--epochs`` (to train longer; the learning-rate schedule then stretches to the new length)
+    and ``--workers``/``--threads`` (speed only)."""
+    given = {key: value for key, value in options.items() if value is not None}
+    wanted_architecture = {k: given[k] for k in ARCHITECTURE_OPTIONS if k in given}
+    if wanted_architecture:
+        stored_model = ModelConfig.from_dict(checkpoint["model_config"])
+        check_architecture(checkpoint, replace(stored_model, **wanted_architecture), str(source))
+    adjustable = {k: given.pop(k) for k in ("epochs", "workers", "threads") if k in given}
+    for key in ARCHITECTURE_OPTIONS:
+        given.pop(key, None)
+    candidate = apply_options(stored, given)
+    for key in given:
+        before = getattr(stored.loss if key in LOSS_OPTIONS else stored, key)
+        after = getattr(candidate.loss if key in LOSS_OPTIONS else candidate, key)
+        if before != after:
+            raise SncaError(
+                f"{source} was trained with {_describe(key, before)}, not "
+                f"{_describe(key, after)}; a resumed run keeps its settings "
+                "(start a new run to change them)"
+            )
+    config = apply_options(stored, adjustable)
+    if config.epochs < int(checkpoint["epoch"]):
+        raise SncaError(
+            f"{source} has already trained {checkpoint['epoch']} epochs; --epochs "
+            f"{config.epochs} is fewer"
+        )
+    config.validate()
+    return config
+
+
+def _describe(key: str, value: Any) -> str:
+    """An option as the user typed it, e.g. ``--loss snca+ce`` or ``--no-pretrained``."""
+    if key == "pretrained":
+        return "ImageNet weights" if value else "--no-pretrained"
+    if key == "skip_unreadable":
+        return "--skip-unreadable" if value else "no --skip-unreadable"
+    if isinstance(value, MomentumSchedule):
+        value = ",".join(f"{v:g}" for v in value.values)
+    return f"--{key.replace('_', '-')} {value}"
+
+
+def default_run_dir() -> Path:
+    """``runs/<local date-time>``."""
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def check_new_run_dir(output: Path | None, force: bool) -> Path:
+    """The folder of a new run: a new or empty folder, or a non-empty one only with ``force``.
+    Checked before the (long) decoding of the data; nothing is created yet."""
+    run_dir = Path(output) if output is not None else default_run_dir()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SncaError(f"output {run_dir} exists and is not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+        raise SncaError(
+            f"output folder {run_dir} exists and is not empty; use --force to overwrite it "
+            "or --resume to continue its run"
+        )
+    return run_dir
+
+
+def prepare_new_run_dir(run_dir: Path) -> None:
+    """Create the run folder, removing the files of an earlier run in it (other files stay)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def resumed_run_dir(checkpoint_path: Path, output: Path | None) -> Path:
+    """Where a resumed run writes: ``output``, or the folder of the checkpoint."""
+    run_dir = Path(output) if output is not None else checkpoint_path.parent
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SncaError(f"output {run_dir} exists and is not a folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir

@@ -1,0 +1,57 @@
+"""CPU speed settings applied when training starts.
+
+With glibc's default allocator, eager PyTorch training on the CPU hands the large activation
+buffers of every step back to the kernel (mmap/munmap, heap trimming) and faults them in again on
+the next step. Keeping freed memory in the process (no trimming, no mmap) removes that cost, and
+channels-last tensors (set by the trainer) speed up the convolutions. Measured on 2 CPU cores,
+EfficientNet-Lite0, 150 px, batch 64, SGD steps: 14-23 images/s by default, 34 with this
+allocator setting, 51-57 with it and channels-last (kernel time per step 1.1-1.4 s -> 0.02 s).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import torch
+
+#: mallopt() parameters from glibc's <malloc.h>.
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc malloc never to trim the heap and never to serve blocks with mmap, so freed
+    activation buffers are reused instead of being unmapped and faulted in again. Returns
+    whether it applied (False on other C libraries)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    trimmed = mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    no_mmap = mallopt(M_MMAP_MAX, 0)
+    return bool(trimmed and no_mmap)
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def configure_for_training(threads: int = 0) -> int:
+    """Apply the allocator settings and set torch's intra-op threads (``threads`` or, when 0,
+    every CPU this process may use); return the thread count."""
+    keep_freed_memory()
+    count = threads if threads > 0 else cpu_count()
+    torch.set_num_threads(count)
+    return count
