@@ -1,0 +1,93 @@
+"""Benchmark peak memory of `snca classify` on a 5,000^2 and a 20,000^2 raster.
+
+Each raster is generated window by window (3-band uint8, tiled 512 px blocks, DEFLATE); each
+classify runs in a fresh subprocess through the real command line (GeoPackage, GeoJSON and
+class-map COG outputs) and its peak resident memory is read with ``os.wait4`` (``ru_maxrss``
+of that child alone). The baseline, measured the same way, is a subprocess that only imports
+snca and loads the model. Targets: every peak < 1 GB, the largest raster's peak within 1.2x
+of the smallest's.
+
+    python benchmarks/classify_memory.py --sizes 5000 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from conv_model import make_conv_model
+from synthetic_raster import write_synthetic_raster
+
+LOAD_ONLY = "from snca_cli.model import OnnxModel; import snca_cli.classify; OnnxModel({!r})"
+
+
+def peak_rss_mb(command: list[str], log: Path) -> tuple[float, float]:
+    """Run ``command``; return its peak RSS in MB and its wall time in seconds."""
+    start = time.perf_counter()
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{log.read_text()}")
+    return usage.ru_maxrss / 1024.0, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    parser.add_argument("--model", type=Path, help="An snca ONNX model [default: conv model].")
+    parser.add_argument(
+        "--width", type=float, default=0.125, help="Channel width of the generated conv model."
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workdir", type=Path, help="Where rasters go [default: a temp folder].")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="snca-bench-", dir=args.workdir) as folder:
+        work = Path(folder)
+        model = args.model or make_conv_model(work / "conv.onnx", width=args.width)
+        baseline, _ = peak_rss_mb(
+            [sys.executable, "-c", LOAD_ONLY.format(str(model))], work / "load.log"
+        )
+        print(f"baseline (import snca, load {model.name}): peak RSS {baseline:.0f} MB")
+        peaks = []
+        for size in args.sizes:
+            t0 = time.perf_counter()
+            raster = write_synthetic_raster(work / f"raster_{size}.tif", size)
+            written = time.perf_counter() - t0
+            command = [
+                sys.executable,
+                "-m",
+                "snca_cli.cli",
+                "classify",
+                str(raster),
+                "--model",
+                str(model),
+                "--output",
+                str(work / f"tiles_{size}.gpkg"),
+                "--class-map",
+                str(work / f"classes_{size}.tif"),
+                "--batch-size",
+                str(args.batch_size),
+            ]
+            peak, seconds = peak_rss_mb(command, work / f"classify_{size}.log")
+            peaks.append(peak)
+            print(
+                f"{size:>6} x {size} px ({raster.stat().st_size / 1e6:,.0f} MB on disk, "
+                f"{written:.0f} s to write): classify peak RSS {peak:,.0f} MB in {seconds:.0f} s"
+            )
+            raster.unlink()
+    print(
+        f"largest / smallest peak: {peaks[-1] / peaks[0]:.3f} (target <= 1.2); "
+        f"max peak {max(peaks):,.0f} MB (target < 1024)"
+    )
+
+
+if __name__ == "__main__":
+    main()

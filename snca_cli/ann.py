@@ -1,0 +1,232 @@
+"""Nearest-neighbour search over unit embeddings: an hnswlib cosine graph, or exact numpy search.
+
+Both backends answer :meth:`query` with the same :class:`Neighbours` (ids and cosine
+similarities, best first, ties broken by the smaller id). The exact backend is used when
+hnswlib is not importable (e.g. inside a QGIS Python without a compiler) or when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from snca_cli.errors import SncaError
+
+#: Similarities the exact search holds at once (queries x stored rows): bounds its memory.
+EXACT_BLOCK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """hnswlib graph parameters: ``M`` links per node, ``ef_construction`` and query-time ``ef``.
+
+    Larger values give better recall for more memory and build time; ``ef`` can be changed
+    at any time (it only affects queries). Queries always use at least ``k`` for ``ef``.
+    """
+
+    M: int = 16
+    ef_construction: int = 200
+    ef: int = 128
+
+    def __post_init__(self) -> None:
+        if self.M < 2:
+            raise SncaError(f"--M must be at least 2 (got {self.M})")
+        if self.ef_construction < 1 or self.ef < 1:
+            raise SncaError("--ef-construction and --ef must be positive")
+
+
+@dataclass
+class Neighbours:
+    """The answer to a batch of queries: ``ids`` (N x k, int64) and ``similarities`` (N x k,
+    float32 cosine similarity in [-1, 1]), each row sorted from the most similar."""
+
+    ids: np.ndarray
+    similarities: np.ndarray
+
+
+class NeighbourSearch(Protocol):
+    """What both backends offer."""
+
+    name: str
+
+    def __len__(self) -> int: ...
+
+    def query(self, vectors: np.ndarray, k: int) -> Neighbours: ...
+
+
+def hnswlib_available() -> bool:
+    """Whether the hnswlib extension can be imported."""
+    try:
+        import hnswlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as float32 (zero rows stay zero)."""
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    norms = np.sqrt((vectors.astype(np.float64) ** 2).sum(axis=1, keepdims=True))
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _check_queries(vectors: np.ndarray, dim: int) -> np.ndarray:
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise SncaError(f"query vectors have shape {vectors.shape}; the index holds {dim}-d")
+    return vectors
+
+
+def _top_k_rows(similarities: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (similarity, id) of each row, sorted by similarity then id."""
+    if similarities.shape[1] > k:
+        # keep every candidate tied with the k-th best so that ties resolve by the smaller id
+        part = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(similarities, part, axis=1).min(axis=1, keepdims=True)
+        out_ids = np.empty((similarities.shape[0], k), dtype=np.int64)
+        out_sims = np.empty((similarities.shape[0], k), dtype=np.float32)
+        for row in range(similarities.shape[0]):
+            keep = np.flatnonzero(similarities[row] >= kth[row])
+            order = np.lexsort((ids[row, keep], -similarities[row, keep]))[:k]
+            out_ids[row] = ids[row, keep[order]]
+            out_sims[row] = similarities[row, keep[order]]
+        return out_ids, out_sims
+    order = np.lexsort((ids, -similarities), axis=1)
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(similarities, order, axis=1)
+
+
+class ExactSearch:
+    """Brute-force cosine search: the product of the normalized queries and every embedding."""
+
+    name = "exact"
+
+    def __init__(self, embeddings: np.ndarray, ids: np.ndarray | None = None) -> None:
+        """``embeddings``: N x D unit vectors (a memory map is fine); ``ids`` default 0..N-1."""
+        if embeddings.ndim != 2:
+            raise SncaError(f"embeddings must be N x D, got shape {embeddings.shape}")
+        self.embeddings = embeddings
+        self.ids = (
+            np.arange(len(embeddings), dtype=np.int64)
+            if ids is None
+            else np.asarray(ids, dtype=np.int64)
+        )
+        if len(self.ids) != len(embeddings):
+            raise SncaError(f"{len(self.ids)} ids for {len(embeddings)} embeddings")
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def query(self, vectors: np.ndarray, k: int) -> Neighbours:
+        """The k most similar stored vectors of each query (k is capped at the index size)."""
+        queries = normalize(_check_queries(vectors, self.dim))
+        k = min(int(k), len(self))
+        if k < 1:
+            empty = np.empty((len(queries), 0))
+            return Neighbours(empty.astype(np.int64), empty.astype(np.float32))
+        best_ids = np.empty((len(queries), 0), dtype=np.int64)
+        best_sims = np.empty((len(queries), 0), dtype=np.float32)
+        rows = max(4 * k, EXACT_BLOCK_ELEMENTS // len(queries))
+        for start in range(0, len(self), rows):
+            block = np.asarray(self.embeddings[start : start + rows], dtype=np.float32)
+            sims = queries @ block.T
+            block_ids = np.broadcast_to(self.ids[start : start + len(block)], sims.shape)
+            sims = np.concatenate([best_sims, sims], axis=1)
+            ids = np.concatenate([best_ids, block_ids], axis=1)
+            best_ids, best_sims = _top_k_rows(sims, ids, k)
+        return Neighbours(ids=best_ids, similarities=best_sims)
+
+
+class HnswSearch:
+    """An hnswlib graph in cosine space; labels are the tile ids."""
+
+    name = "hnswlib"
+
+    def __init__(self, index: object, params: IndexParams) -> None:
+        self.index = index
+        self.params = params
+
+    @classmethod
+    def create(cls, dim: int, params: IndexParams, capacity: int, seed: int = 100) -> HnswSearch:
+        """An empty graph with room for ``capacity`` vectors."""
+        import hnswlib
+
+        index = hnswlib.Index(space="cosine", dim=int(dim))
+        index.init_index(
+            max_elements=max(1, int(capacity)),
+            M=params.M,
+            ef_construction=params.ef_construction,
+            random_seed=seed,
+        )
+        index.set_ef(params.ef)
+        return cls(index, params)
+
+    @classmethod
+    def load(cls, path: Path, dim: int, params: IndexParams, expected_count: int) -> HnswSearch:
+        """Load a saved graph and check that it holds ``expected_count`` vectors."""
+        import hnswlib
+
+        path = Path(path)
+        if not path.is_file():
+            raise SncaError(f"index file {path.name} is missing from {path.parent}")
+        index = hnswlib.Index(space="cosine", dim=int(dim))
+        try:
+            index.load_index(str(path), max_elements=max(1, int(expected_count)))
+        except RuntimeError as exc:
+            raise SncaError(f"index file {path} is corrupt ({exc})") from None
+        count = index.get_current_count()
+        if count != expected_count or index.index_file_size() != path.stat().st_size:
+            raise SncaError(
+                f"index file {path} is corrupt: it holds {count} vectors, the manifest says "
+                f"{expected_count}"
+            )
+        index.set_ef(params.ef)
+        return cls(index, params)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.dim)
+
+    def __len__(self) -> int:
+        return int(self.index.get_current_count())
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add vectors under the given ids, growing the graph when it is full."""
+        vectors = _check_queries(vectors, self.dim)
+        needed = len(self) + len(vectors)
+        if needed > self.index.get_max_elements():
+            self.index.resize_index(needed)
+        self.index.add_items(vectors, np.asarray(ids, dtype=np.int64))
+
+    def save(self, path: Path) -> None:
+        self.index.save_index(str(path))
+
+    def query(self, vectors: np.ndarray, k: int) -> Neighbours:
+        """The k approximate nearest neighbours of each query (k is capped at the index size)."""
+        queries = _check_queries(vectors, self.dim)
+        k = min(int(k), len(self))
+        if k < 1:
+            empty = np.empty((len(queries), 0))
+            return Neighbours(empty.astype(np.int64), empty.astype(np.float32))
+        self.index.set_ef(max(self.params.ef, k))
+        labels, distances = self.index.knn_query(queries, k=k)
+        similarities = (1.0 - distances).astype(np.float32)
+        ids, similarities = _top_k_rows(similarities, labels.astype(np.int64), k)
+        return Neighbours(ids=ids, similarities=similarities)
+
+
+def build_hnsw(
+    embeddings: np.ndarray, params: IndexParams, ids: np.ndarray | None = None
+) -> HnswSearch:
+    """A new graph holding ``embeddings`` (labels ``ids``, default 0..N-1)."""
+    ids = np.arange(len(embeddings), dtype=np.int64) if ids is None else ids
+    search = HnswSearch.create(embeddings.shape[1], params, capacity=len(embeddings))
+    if len(embeddings):
+        search.add(embeddings, ids)
+    return search
