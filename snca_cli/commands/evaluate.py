@@ -28,9 +28,9 @@ def register(app: typer.Typer) -> None:
     @exit_on_error
     def evaluate(
         model: Path = typer.Argument(
-            ..., help="An exported .onnx model, or a training checkpoint (.pt, needs [train])."
+            ..., help="An exported .onnx model, or a training checkpoint (.pt; needs the train extra)."
         ),
-        data_dir: Path = typer.Argument(..., help="The scene folder: <DATA_DIR>/<Class>/images."),
+        data_dir: Path = typer.Argument(..., help="The scene folder: `DATA_DIR/CLASS/IMAGE`."),
         split: Path | None = typer.Option(
             None,
             "--split",

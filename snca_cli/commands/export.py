@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
             0.0, "--overlap-percent", help="Default tile overlap for the runtime, percent."
         ),
         int8: bool = typer.Option(
-            False, "--int8", help="Also write <stem>.int8.onnx (static QDQ quantization)."
+            False, "--int8", help="Also write `STEM.int8.onnx` (static QDQ quantization)."
         ),
         calibration_images: int = typer.Option(
             200, "--calibration-images", help="Training images calibrating --int8."

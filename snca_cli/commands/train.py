@@ -13,7 +13,7 @@ from snca_cli.cli_support import console, error_console, exit_on_error, require_
 from snca_cli.errors import SncaError
 
 HELP = (
-    "Train a scene-embedding network on DATA_DIR/<Class>/<image> (jpg, png, tif).\n\n"
+    "Train a scene-embedding network on `DATA_DIR/CLASS/IMAGE` (jpg, png, tif).\n\n"
     "The data are split 70/10/20 per class (split.json in the run folder). After each epoch the "
     "validation split is scored by kNN@10 against the training split; last.pt and best.pt (best "
     "validation score) are written to the run folder with history.json and history.png."
