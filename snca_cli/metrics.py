@@ -100,18 +100,17 @@ def retrieval_metrics(
     relevant to a query when it has the query's label.
 
     With ``rel_i`` = 1 when the i-th nearest item is relevant, ``P@k = (1/k) sum_{i<=k} rel_i``
-    and ``R_q`` the number of relevant items in the whole database::
+    and ``H_K = sum_{i<=K} rel_i`` the relevant items among the top K::
 
-        AP@K = 1 / min(K, R_q) * sum_{k<=K} P@k * rel_k     (0 when R_q = 0)
+        AP@K = 1 / H_K * sum_{k<=K} P@k * rel_k     (0 when H_K = 0)
 
-    Dividing by ``min(K, R_q)`` rather than by the hits found in the top K makes AP@K reach 1
-    only for a ranking that puts ``min(K, R_q)`` relevant items first; with ``K = R_q`` it is the
-    MAP@R of Musgrave et al., "A Metric Learning Reality Check" (ECCV 2020).
+    This is the mAP@K of remote-sensing and hashing retrieval papers (the average precision of
+    the ranked list cut at K, normalised by the relevant items it holds): it measures how early
+    the relevant items come within the top K, while P@K measures how many there are.
     """
     query_labels = np.asarray(query_labels, dtype=np.int64)
     db_labels = np.asarray(db_labels, dtype=np.int64)
     depth = max([*ks_map, *ks_precision])
-    relevant_counts = np.bincount(db_labels, minlength=int(query_labels.max(initial=0)) + 1)
     totals = {f"map@{k}": 0.0 for k in ks_map} | {f"p@{k}": 0.0 for k in ks_precision}
     for rows, neighbours, _ in _similarity_chunks(query_emb, db_emb, depth):
         labels = query_labels[rows]
@@ -119,10 +118,9 @@ def retrieval_metrics(
         hits = np.cumsum(relevant, axis=1)
         ranks = np.arange(1, relevant.shape[1] + 1)
         precision_at = hits / ranks
-        relevant_total = relevant_counts[labels]
         for k in ks_map:
             gained = (precision_at[:, :k] * relevant[:, :k]).sum(axis=1)
-            normaliser = np.minimum(k, relevant_total)
+            normaliser = hits[:, min(k, hits.shape[1]) - 1]
             totals[f"map@{k}"] += float(
                 np.divide(gained, normaliser, out=np.zeros_like(gained), where=normaliser > 0).sum()
             )

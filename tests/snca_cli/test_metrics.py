@@ -86,11 +86,12 @@ def test_knn_accuracy_counts_correct_queries_across_chunks(monkeypatch: pytest.M
 
 def test_retrieval_metrics_hand_worked() -> None:
     # database at 0, 10, 20, 30, 40 degrees with labels 0, 1, 0, 1, 0
-    # query A at 0 degrees, label 0: ranking 0,10,20,30,40 -> rel 1,0,1,0,1, R = 3
-    #   AP@2 = (1/2)(1) = 0.5; AP@3 = (1/3)(1 + 2/3) = 5/9; AP@5 = (1/3)(1 + 2/3 + 3/5) = 34/45
+    # AP@K divides by the relevant items among the top K (H_K)
+    # query A at 0 degrees, label 0: ranking 0,10,20,30,40 -> rel 1,0,1,0,1
+    #   AP@2 = (1/1)(1) = 1; AP@3 = (1/2)(1 + 2/3) = 5/6; AP@5 = (1/3)(1 + 2/3 + 3/5) = 34/45
     #   P@1 = 1, P@2 = 1/2, P@4 = 2/4
-    # query B at 40 degrees, label 1: ranking 40,30,20,10,0 -> rel 0,1,0,1,0, R = 2
-    #   AP@2 = (1/2)(1/2) = 0.25; AP@3 = (1/2)(1/2) = 0.25; AP@5 = (1/2)(1/2 + 2/4) = 0.5
+    # query B at 40 degrees, label 1: ranking 40,30,20,10,0 -> rel 0,1,0,1,0
+    #   AP@2 = (1/1)(1/2) = 0.5; AP@3 = (1/1)(1/2) = 0.5; AP@5 = (1/2)(1/2 + 2/4) = 0.5
     #   P@1 = 0, P@2 = 1/2, P@4 = 2/4
     db = at_angles([0, 10, 20, 30, 40])
     db_labels = np.array([0, 1, 0, 1, 0])
@@ -100,8 +101,8 @@ def test_retrieval_metrics_hand_worked() -> None:
     )
     assert result == pytest.approx(
         {
-            "map@2": (0.5 + 0.25) / 2,
-            "map@3": (5 / 9 + 0.25) / 2,
+            "map@2": (1 + 0.5) / 2,
+            "map@3": (5 / 6 + 0.5) / 2,
             "map@5": (34 / 45 + 0.5) / 2,
             "p@1": 0.5,
             "p@2": 0.5,
@@ -164,8 +165,8 @@ def test_evaluate_embeddings_report(tmp_path: Path) -> None:
     assert report["metrics"]["p@1"] == pytest.approx(5 / 6)
     # P@10 looks at all 6 items: 2 relevant each -> 2/10
     assert report["metrics"]["p@10"] == pytest.approx(0.2)
-    # AP@20 (R = 2): 1 for the five well-placed queries; query 5's ranking at 55 degrees is
-    # 10, 0, 120, 130, 250, 240 (degrees) -> relevant at ranks 5 and 6: (1/2)(1/5 + 2/6)
+    # AP@20 (2 relevant in the top 20): 1 for the five well-placed queries; query 5's ranking
+    # at 55 degrees is 10, 0, 120, 130, 250, 240 (degrees) -> relevant at ranks 5 and 6: (1/2)(1/5 + 2/6)
     assert report["metrics"]["map@20"] == pytest.approx((5 + (1 / 5 + 2 / 6) / 2) / 6)
     assert report["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [1, 0, 1]]
     assert report["per_class_accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}

@@ -1,0 +1,202 @@
+"""benchmarks/aid_table.py: timings from a run's history, settings checks, the Markdown table,
+and (slow, torch) a real tiny table that is resumed without retraining."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aid_table import (
+    EMBEDDINGS_FILE,
+    FROZEN,
+    METHODS,
+    PROJECTION_FILE,
+    RESULT_FILE,
+    RETRIEVAL_FILE,
+    Settings,
+    format_minutes,
+    load_result,
+    results_markdown,
+    settings_differences,
+    timing_from_history,
+)
+from PIL import Image
+
+from snca_cli.errors import SncaError
+
+
+def test_timing_adds_up_the_epochs():
+    history = [
+        {"epoch_seconds": 100.0, "train_seconds": 80.0, "train_images": 6400},
+        {"epoch_seconds": 50.0, "train_seconds": 40.0, "train_images": 3200},
+    ]
+    assert timing_from_history(history) == {
+        "epochs": 2,
+        "wall_seconds": 150.0,
+        "train_seconds": 120.0,
+        "images_per_second": 80.0,
+    }
+    assert timing_from_history([])["images_per_second"] is None
+
+
+def test_settings_differences_compare_the_data_folder_by_name():
+    stored = {"data_dir": "/a/aid150", "lr": 0.02, "loss": "ce"}
+    assert settings_differences(stored, {"data_dir": "/b/aid150", "lr": 0.02}) == []
+    assert settings_differences(stored, {"data_dir": "/b/AID", "loss": "snca"}) == [
+        "data_dir aid150 vs AID",
+        "loss ce vs snca",
+    ]
+
+
+def test_run_options_define_each_trained_method():
+    settings = Settings(data_dir="aid", epochs=3, lr=0.1)
+    options = settings.run_options(METHODS["snca-ce-momentum"])
+    assert options["loss"] == "snca+ce" and options["memory"] == "momentum-encoder"
+    assert (options["epochs"], options["lr"], options["backbone"]) == (3, 0.1, "efficientnet_lite0")
+    assert "threads" not in options  # speed only: a table may move between machines
+    assert METHODS[FROZEN].options is None
+
+
+def test_format_minutes():
+    assert (format_minutes(90.0), format_minutes(None)) == ("1.5 min", "-")
+
+
+def _result(metrics: dict[str, float], training: dict | None) -> dict:
+    return {"metrics": metrics, "training": training}
+
+
+def test_markdown_table_in_method_order_with_missing_values_as_dashes():
+    settings = Settings(data_dir="/x/aid150", epochs=2, batch_size=32, lr=0.05)
+    metrics = {
+        "knn@1": 0.5,
+        "knn@5": 0.25,
+        "knn@10": 0.125,
+        "map@20": 0.1,
+        "map@100": 0.2,
+        "p@10": 0.3,
+        "nmi": 0.4,
+        "clustering_accuracy": 0.6,
+    }
+    results = {
+        FROZEN: _result(metrics, None),
+        "ce": _result(
+            {**metrics, "classifier": 0.875}, {"wall_seconds": 600.0, "images_per_second": 51.25}
+        ),
+    }
+    lines = results_markdown(results, settings).splitlines()
+    assert lines[0].startswith("AID, efficientnet_lite0 at 150 px, 2 epochs, batch 32, lr 0.05")
+    assert lines[2].startswith("| method | kNN@1 | kNN@5 | kNN@10 | mAP@20 | mAP@100 | P@10 |")
+    assert lines[4] == (
+        "| CE | 50.00 | 25.00 | 12.50 | 10.00 | 20.00 | 30.00 | 40.00 | 60.00 | 87.50 "
+        "| 10.0 min | 51.2 |"
+    )
+    assert lines[5] == (
+        "| ImageNet features, frozen (floor) | 50.00 | 25.00 | 12.50 | 10.00 | 20.00 | 30.00 "
+        "| 40.00 | 60.00 | - | - | - |"
+    )
+    assert len(lines) == 6
+
+
+def test_a_stored_result_of_other_settings_is_refused(tmp_path):
+    settings = Settings(data_dir="/data/aid150", epochs=2)
+    path = tmp_path / RESULT_FILE
+    assert load_result(path, settings, "ce") is None
+    config = {"data_dir": "/elsewhere/aid150", **settings.run_options(METHODS["ce"])}
+    config["loss"] = {"loss": "ce", "sigma": 0.05}  # nested as in TrainConfig.to_dict()
+    path.write_text(json.dumps(_result({}, {"train_config": config})))
+    assert load_result(path, settings, "ce") is not None
+    with pytest.raises(SncaError, match="epochs 2 vs 5"):
+        load_result(path, Settings(data_dir="/data/aid150", epochs=5), "ce")
+    path.write_text(
+        json.dumps(
+            {
+                "metrics": {},
+                "settings": {
+                    "data_dir": "aid150",
+                    "backbone": "resnet18",
+                    "image_size": 150,
+                    "split_seed": 0,
+                },
+            }
+        )
+    )
+    with pytest.raises(SncaError, match="backbone resnet18 vs efficientnet_lite0"):
+        load_result(path, settings, FROZEN)
+
+
+def _scene_folder(root: Path, per_class: int = 10) -> Path:
+    """Three classes of 40 px JPEGs: red, green or blue dominated, with noise."""
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("red", "green", "blue")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 90, (40, 40, 3))
+            pixels[..., label] += 150
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.jpg")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_a_tiny_table_is_trained_reported_and_then_skipped(tmp_path):
+    pytest.importorskip("torch")
+    from aid_table import run_table
+    from rich.console import Console
+
+    data = _scene_folder(tmp_path / "scenes")
+    settings = Settings(data_dir=str(data), image_size=32, epochs=1, batch_size=8, threads=1)
+    runs = tmp_path / "runs"
+    console = Console(quiet=True)
+    results = run_table(settings, runs, ["ce", FROZEN], "pca", console)
+    for name in ("ce", FROZEN):
+        for file in (RESULT_FILE, PROJECTION_FILE, RETRIEVAL_FILE, EMBEDDINGS_FILE):
+            assert (runs / name / file).is_file()
+        assert set(results[name]["metrics"]) >= {"knn@10", "map@20", "map@100", "p@10", "nmi"}
+        assert results[name]["report"]["num_queries"] == 6  # 2 test scenes per class
+    stored = np.load(runs / FROZEN / EMBEDDINGS_FILE)
+    assert stored["test_embedding"].shape[0] == 6 and stored["train_embedding"].shape[0] == 21
+    np.testing.assert_allclose(np.linalg.norm(stored["test_embedding"], axis=1), 1, atol=1e-5)
+    assert "classifier" in results["ce"]["metrics"]
+    assert "classifier" not in results[FROZEN]["metrics"]
+    assert results["ce"]["training"]["epochs"] == 1
+    assert results["ce"]["training"]["images_per_second"] > 0
+    stamp = (runs / "ce" / "last.pt").stat().st_mtime_ns
+    again = run_table(settings, runs, ["ce", FROZEN], "pca", console)
+    assert again["ce"]["metrics"] == results["ce"]["metrics"]
+    assert (runs / "ce" / "last.pt").stat().st_mtime_ns == stamp  # not trained again
+    with pytest.raises(SncaError, match="other settings"):
+        run_table(
+            Settings(data_dir=str(data), image_size=32, epochs=1, batch_size=4),
+            runs,
+            ["ce"],
+            "pca",
+            console,
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_an_unfinished_run_is_resumed_to_the_last_epoch(tmp_path):
+    pytest.importorskip("torch")
+    from aid_table import run_table
+    from rich.console import Console
+
+    from train.config import TrainConfig
+    from train.run import apply_options
+    from train.trainer import Trainer
+
+    data = _scene_folder(tmp_path / "scenes", per_class=8)
+    settings = Settings(data_dir=str(data), image_size=32, epochs=2, batch_size=8, threads=1)
+    console = Console(quiet=True)
+    run_dir = tmp_path / "runs" / "ce"
+    options = {**settings.run_options(METHODS["ce"]), "threads": 1}
+    config = apply_options(TrainConfig(data_dir=str(data)), options)
+    Trainer.start(config, run_dir, console).train(until_epoch=1)  # interrupted after epoch 1
+    results = run_table(settings, tmp_path / "runs", ["ce"], "pca", console)
+    assert results["ce"]["training"]["epochs"] == 2
+    assert [r["epoch"] for r in json.loads((run_dir / "history.json").read_text())["epochs"]] == [
+        1,
+        2,
+    ]
