@@ -26,7 +26,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     require_torch = os.environ.get("SNCA_REQUIRE_TORCH") == "1"
     for item in items:
         if "shared_data" in item.keywords and shared is None:
-            item.add_marker(pytest.mark.skip(reason="set SNCA_SHARED_DATA to run shared-data tests"))
+            item.add_marker(
+                pytest.mark.skip(reason="set SNCA_SHARED_DATA to run shared-data tests")
+            )
         if "torch" in item.keywords and not has_torch and not require_torch:
             item.add_marker(pytest.mark.skip(reason='needs torch: pip install ".[train]"'))
 

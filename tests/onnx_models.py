@@ -17,7 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 from snca_cli.metadata import EMBEDDING_OUTPUT, INPUT_NAME, PROBABILITIES_OUTPUT, ModelMetadata
 
 
-def band_mean_weights(bands: int, classes: int, embedding_dim: int) -> tuple[np.ndarray, np.ndarray]:
+def band_mean_weights(
+    bands: int, classes: int, embedding_dim: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The projection P (bands x D) and class weights W (bands x C) of the band-mean model."""
     return np.eye(bands, embedding_dim, dtype=np.float32), np.eye(bands, classes, dtype=np.float32)
 
@@ -76,7 +78,9 @@ def make_band_mean_model(
         "band_mean",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", bands, "H", "W"])],
         [
-            helper.make_tensor_value_info(EMBEDDING_OUTPUT, TensorProto.FLOAT, ["N", embedding_dim]),
+            helper.make_tensor_value_info(
+                EMBEDDING_OUTPUT, TensorProto.FLOAT, ["N", embedding_dim]
+            ),
             helper.make_tensor_value_info(
                 PROBABILITIES_OUTPUT, TensorProto.FLOAT, ["N", len(class_names)]
             ),

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
     @exit_on_error
     def evaluate(
         model: Path = typer.Argument(
-            ..., help="An exported .onnx model, or a training checkpoint (.pt; needs the train extra)."
+            ...,
+            help="An exported .onnx model, or a training checkpoint (.pt; needs torch).",
         ),
         data_dir: Path = typer.Argument(..., help="The scene folder: `DATA_DIR/CLASS/IMAGE`."),
         split: Path | None = typer.Option(

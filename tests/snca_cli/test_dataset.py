@@ -38,8 +38,10 @@ def test_scan_lists_classes_and_items_sorted(tmp_path: Path) -> None:
 def test_split_fractions_and_determinism(tmp_path: Path) -> None:
     folder = scan_scene_folder(make_folder(tmp_path, {"A": 20, "B": 10}))
     split = make_split(folder, seed=7)
-    counts = {part: {c: sum(i.startswith(c + "/") for i in items) for c in "AB"}
-              for part, items in split.items()}
+    counts = {
+        part: {c: sum(i.startswith(c + "/") for i in items) for c in "AB"}
+        for part, items in split.items()
+    }
     assert counts == {"train": {"A": 14, "B": 7}, "val": {"A": 2, "B": 1}, "test": {"A": 4, "B": 2}}
     assert make_split(folder, seed=7) == split
     assert make_split(folder, seed=8) != split
@@ -74,7 +76,9 @@ def test_missing_folder(tmp_path: Path) -> None:
 def test_read_multiband_uint16_tif_and_resize(tmp_path: Path) -> None:
     data = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(4, 6, 6) * 100
     path = tmp_path / "scene.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=6, height=6, count=4, dtype="uint16") as dst:
+    with rasterio.open(
+        path, "w", driver="GTiff", width=6, height=6, count=4, dtype="uint16"
+    ) as dst:
         dst.write(data)
     array = read_image(path)
     assert array.shape == (6, 6, 4) and array.dtype == np.uint16

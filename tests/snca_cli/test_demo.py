@@ -22,8 +22,15 @@ def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -
     )
     report = run_demo(DemoConfig(output=tmp_path / "demo", model=model, k=5))
     out = tmp_path / "demo"
-    for name in ("sentinel2_rgb.tif", "tiles.gpkg", "tiles.geojson", "classes.tif",
-                 "similar.gpkg", "similar.geojson", "quicklook.png"):
+    for name in (
+        "sentinel2_rgb.tif",
+        "tiles.gpkg",
+        "tiles.geojson",
+        "classes.tif",
+        "similar.gpkg",
+        "similar.geojson",
+        "quicklook.png",
+    ):
         assert (out / name).is_file(), name
     assert (out / "index" / "manifest.json").is_file()
     with rasterio.open(out / "sentinel2_rgb.tif") as src:

@@ -166,7 +166,8 @@ def test_evaluate_embeddings_report(tmp_path: Path) -> None:
     # P@10 looks at all 6 items: 2 relevant each -> 2/10
     assert report["metrics"]["p@10"] == pytest.approx(0.2)
     # AP@20 (2 relevant in the top 20): 1 for the five well-placed queries; query 5's ranking
-    # at 55 degrees is 10, 0, 120, 130, 250, 240 (degrees) -> relevant at ranks 5 and 6: (1/2)(1/5 + 2/6)
+    # at 55 degrees is 10, 0, 120, 130, 250, 240 (degrees) -> relevant at ranks 5 and 6:
+    # (1/2)(1/5 + 2/6)
     assert report["metrics"]["map@20"] == pytest.approx((5 + (1 / 5 + 2 / 6) / 2) / 6)
     assert report["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [1, 0, 1]]
     assert report["per_class_accuracy"] == {"a": 1.0, "b": 1.0, "c": 0.5}

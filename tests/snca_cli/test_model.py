@@ -24,6 +24,13 @@ def test_runs_and_matches_reference(tmp_path: Path) -> None:
     assert len(model.sha256) == 64
 
 
+def test_session_threads_do_not_spin(tmp_path: Path) -> None:
+    model = OnnxModel(make_band_mean_model(tmp_path / "m.onnx"), threads=1)
+    options = model.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 1
+
+
 def test_wrong_band_count_is_refused(tmp_path: Path) -> None:
     model = OnnxModel(make_band_mean_model(tmp_path / "m.onnx", bands=4, tile_size=8))
     with pytest.raises(SncaError, match="takes 4 band"):

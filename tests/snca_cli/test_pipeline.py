@@ -99,21 +99,42 @@ def test_reader_runs_ahead_by_a_bounded_number_of_batches(
     colours = np.tile(np.array(RED), (8, 8, 1))
     path = write_raster(tmp_path / "p.tif", painted(colours, 16))
     read = []
-    original = RasterTiling.read_tile
+    original = RasterTiling.read_into
 
-    def counting(self, tile):
+    def counting(self, tile, out):
         read.append(tile.tile_id)
-        return original(self, tile)
+        return original(self, tile, out)
 
-    monkeypatch.setattr(RasterTiling, "read_tile", counting)
+    monkeypatch.setattr(RasterTiling, "read_into", counting)
     with embed_raster(path, model, batch_size=4) as run:
         next(run)
         time.sleep(0.3)  # let the reader fill its queue
         ahead = len(read)
         rest = list(run)
-    # one batch consumed, PREFETCH_BATCHES queued, one being stacked by the blocked reader
+    # one batch consumed, PREFETCH_BATCHES queued, one filled by the blocked reader
     assert 4 * (PREFETCH_BATCHES + 1) <= ahead <= 4 * (PREFETCH_BATCHES + 2)
     assert len(rest) == 64 // 4 - 1 and len(read) == 64
+
+
+def test_batch_buffers_are_recycled_without_mixing_tiles(
+    tmp_path: Path, model, monkeypatch
+) -> None:
+    rng = np.random.default_rng(3)
+    classes = rng.integers(0, 3, (6, 6))
+    colours = np.array([RED, GREEN, BLUE])[classes]
+    path = write_raster(tmp_path / "p.tif", painted(colours, 16))
+    buffers = set()
+    original = OnnxModel.run
+
+    def spying(self, images):
+        buffers.add(images.base.__array_interface__["data"][0])  # the buffer the slots are in
+        return original(self, images)
+
+    monkeypatch.setattr(OnnxModel, "run", spying)
+    with embed_raster(path, model, batch_size=2) as run:
+        probabilities = np.concatenate([b.probabilities for b in run])
+    assert probabilities.argmax(axis=1).tolist() == classes.ravel().tolist()  # 18 batches
+    assert len(buffers) <= PREFETCH_BATCHES + 2
 
 
 def test_a_corrupt_raster_fails_in_the_callers_thread(tmp_path: Path, model) -> None:

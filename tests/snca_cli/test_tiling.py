@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.io import DatasetReader
 from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
@@ -17,8 +18,10 @@ from rasterio.windows import bounds as window_bounds
 from snca_cli.errors import SncaError
 from snca_cli.metadata import ModelMetadata
 from snca_cli.tiling import (
+    BLOCK_CACHE_BYTES,
     RasterTiling,
     TilingOptions,
+    bounded_block_cache,
     metres_per_degree,
     tile_offsets,
 )
@@ -278,9 +281,40 @@ def test_reads_are_never_larger_than_a_tile(tmp_path: Path, monkeypatch, resolut
     # stride 48: ceil((300 - 64) / 48) + 1 by ceil((500 - 64) / 48) + 1 natively,
     # ceil((150 - 64) / 48) + 1 by ceil((250 - 64) / 48) + 1 resampled
     assert count == (6 * 11 if resolution == "native" else 3 * 5)
-    assert len(windows) == 2 * count  # one mask and one data read per tile
+    # natively every pixel is valid: one data read per tile; resampled, the WarpedVRT's alpha
+    # band marks the pixels outside the source: one mask and one data read per tile
+    assert len(windows) == (count if resolution == "native" else 2 * count)
     for _, window in windows:
         assert window is not None and window.width <= 64 and window.height <= 64
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata", "mask_reads"), [("uint8", 0, 0), ("int16", -9999, 0), ("float32", 0, 4)]
+)
+def test_integer_nodata_is_found_in_the_pixels_without_a_mask_read(
+    tmp_path: Path, monkeypatch, dtype: str, nodata: float, mask_reads: int
+) -> None:
+    data = np.full((3, 64, 64), 120, dtype)
+    data[:, :16, :] = nodata  # top quarter of the raster: no-data in every band
+    data[1, 40, 40] = nodata  # one pixel no-data in band 2 only
+    path = write_raster(tmp_path / "nd.tif", data, nodata=nodata)
+    masks = []
+    original = DatasetReader.read_masks
+
+    def counting(self, *args, **kwargs):
+        masks.append(kwargs.get("window"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DatasetReader, "read_masks", counting)
+    scale = {"uint8": 255.0, "int16": 120.0, "float32": 120.0}[dtype]
+    meta = metadata(32)
+    meta.input_scale = {dtype: scale}
+    with RasterTiling.open(path, meta) as tiling:
+        batch, fractions = tiling.read(list(tiling.tiles()))
+    assert len(masks) == mask_reads
+    # tiles (0, 0), (0, 1) are half no-data; (1, 1) misses one pixel
+    assert fractions.tolist() == [0.5, 0.5, 1.0, 1 - 1 / 1024]
+    assert np.allclose(batch[3], 120 / scale) and np.allclose(batch[0], 120 / scale)
 
 
 def test_large_sparse_raster_reads_in_bounded_memory(tmp_path: Path) -> None:
@@ -384,3 +418,74 @@ def test_bad_rasters_are_refused_with_one_line(tmp_path: Path) -> None:
         with pytest.raises(SncaError, match=message) as caught:
             RasterTiling.open(path, metadata(32), options)
         assert "\n" not in str(caught.value)
+
+
+# -- GDAL block cache --------------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+@pytest.fixture
+def large_gdal_cache(monkeypatch):
+    """GDAL's cache already initialised (a raster read) and then set to 1 GiB, as QGIS leaves
+    it; no GDAL_CACHEMAX in the environment. Restores the value the process had."""
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    set_gdal_config("GDAL_CACHEMAX", GIB)
+    yield
+    set_gdal_config("GDAL_CACHEMAX", before)
+
+
+def test_block_cache_is_capped_while_a_raster_is_open(tmp_path: Path, large_gdal_cache) -> None:
+    path = uniform(tmp_path / "r.tif", 64, 64)
+    with rasterio.open(path) as plain:  # GDAL has read blocks before snca opens anything
+        plain.read()
+    assert get_gdal_config("GDAL_CACHEMAX") == GIB
+    with RasterTiling.open(path, metadata()) as tiling:
+        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+        tiling.read_tile(tiling.tile(0, 0))
+        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+    assert get_gdal_config("GDAL_CACHEMAX") == GIB
+
+
+def test_block_cache_cap_is_restored_by_the_last_of_nested_users(
+    tmp_path: Path, large_gdal_cache
+) -> None:
+    path = uniform(tmp_path / "r.tif", 64, 64)
+    first = RasterTiling.open(path, metadata())
+    with bounded_block_cache():
+        second = RasterTiling.open(path, metadata())
+    first.close()
+    first.close()  # a second close releases nothing more
+    assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+    second.close()
+    assert get_gdal_config("GDAL_CACHEMAX") == GIB
+
+
+def test_the_smallest_of_concurrent_caps_applies(tmp_path: Path, large_gdal_cache) -> None:
+    path = uniform(tmp_path / "r.tif", 64, 64)
+    with RasterTiling.open(path, metadata()):
+        with bounded_block_cache(16 << 20):
+            assert get_gdal_config("GDAL_CACHEMAX") == 16 << 20
+        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+    assert get_gdal_config("GDAL_CACHEMAX") == GIB
+
+
+def test_block_cache_cap_released_when_open_fails(tmp_path: Path, large_gdal_cache) -> None:
+    path = uniform(tmp_path / "small.tif", 16, 16)
+    with pytest.raises(SncaError, match="smaller than one"):
+        RasterTiling.open(path, metadata(tile_size=32))
+    assert get_gdal_config("GDAL_CACHEMAX") == GIB
+
+
+def test_block_cache_never_grows_and_respects_gdal_cachemax(
+    tmp_path: Path, large_gdal_cache, monkeypatch
+) -> None:
+    path = uniform(tmp_path / "r.tif", 64, 64)
+    set_gdal_config("GDAL_CACHEMAX", 32 << 20)  # already smaller than the cap: kept
+    with RasterTiling.open(path, metadata()):
+        assert get_gdal_config("GDAL_CACHEMAX") == 32 << 20
+    set_gdal_config("GDAL_CACHEMAX", GIB)
+    monkeypatch.setenv("GDAL_CACHEMAX", "1024")  # the user's choice wins
+    with RasterTiling.open(path, metadata()):
+        assert get_gdal_config("GDAL_CACHEMAX") == GIB
