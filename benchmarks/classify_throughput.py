@@ -1,7 +1,7 @@
 """Benchmark end-to-end `classify` throughput against raw onnxruntime on the same model.
 
 End to end: :func:`snca_cli.classify.classify_raster` on a generated, tiled, DEFLATE-compressed
-GeoTIFF (windowed reads and masks in the prefetch thread, scaling, batching, the model, the
+GeoTIFF (windowed reads in the prefetch thread, scaling, batching, the model, the
 GeoPackage + GeoJSON outputs). Raw: ``session.run`` of the same onnxruntime session on batches
 already in memory, as many tiles in batches of the same size. The ratio raw time / end-to-end
 time is the share of the model's own throughput the pipeline keeps (target >= 0.9); each run

@@ -40,13 +40,17 @@ from snca_cli.pipeline import (
     TilingStats,
     embed_raster,
 )
-from snca_cli.tiling import RasterTiling, TilingOptions, nearest_tiles
+from snca_cli.tiling import RasterTiling, TilingOptions, bounded_block_cache, nearest_tiles
 from snca_cli.vector import box_rings, write_geojson_wgs84, write_polygons
 
 #: Raster suffixes picked up when a folder is given.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 #: Block size of the class map's tiles and of its windowed writes.
 CLASS_MAP_BLOCK = 512
+#: GDAL block cache while the class map is written, in bytes: its blocks are written once, in
+#: order, but GDAL sizes the COG's overview computation by the cache, so a smaller cache keeps
+#: the peak memory of a huge class map near that of reading tiles.
+CLASS_MAP_CACHE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -331,7 +335,7 @@ def write_class_map(
     Each pixel takes the values of the tile whose centre is nearest; tiles with class -1 are
     no-data (the data type's maximum). A tiled GTiff is written window by window in a temporary
     folder beside ``path``, then copied to ``path`` with GDAL's COG driver (overviews by nearest
-    neighbour, DEFLATE).
+    neighbour, DEFLATE), with GDAL's block cache capped at ``CLASS_MAP_CACHE_BYTES``.
     """
     classes, scores = grid
     dtype = np.uint8 if len(class_names) < 255 else np.uint16
@@ -356,7 +360,10 @@ def write_class_map(
         "blockysize": CLASS_MAP_BLOCK,
         "compress": "deflate",
     }
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
+    with (
+        bounded_block_cache(CLASS_MAP_CACHE_BYTES),
+        tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch,
+    ):
         plain = Path(scratch) / "class_map.tif"
         with rasterio.open(plain, "w", **profile) as dst:
             dst.set_band_description(1, "class_id")

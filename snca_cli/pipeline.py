@@ -1,8 +1,10 @@
 """Embed every tile of a raster: windowed reads in a prefetch thread, batched onnxruntime runs.
 
-A reader thread reads tiles (skipping those with too few valid pixels) and stacks them into
-batches on a bounded queue while the calling thread runs the model, so reading overlaps compute
-and at most ``PREFETCH_BATCHES`` batches are in memory. Progress and cancellation are plain
+A reader thread reads tiles (skipping those with too few valid pixels) straight into batch
+buffers and queues them, at most ``PREFETCH_BATCHES`` ahead, while the calling thread runs the
+model, so reading overlaps compute. The buffers are recycled once the model has run on them:
+at most ``PREFETCH_BATCHES + 2`` batches of pixels exist (one being filled, the queued ones,
+one in the model), and no tile is copied after it is read. Progress and cancellation are plain
 callables: the CLI maps them to a rich progress bar, the QGIS plugin to ``QgsTask``.
 
 Usage::
@@ -71,7 +73,7 @@ class _Chunk:
     """What the reader thread hands over: a batch (maybe empty) and its running counts."""
 
     tiles: list[Tile]
-    pixels: np.ndarray | None
+    buffer: np.ndarray | None  # batch buffer whose first len(tiles) slots hold the tiles
     skipped: int  # tiles skipped since the previous chunk
 
 
@@ -113,6 +115,8 @@ class RasterEmbedding(Iterator[TileBatch]):
         self._cancelled = cancelled
         self._stop = threading.Event()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=PREFETCH_BATCHES)
+        self._free_buffers: queue.Queue[np.ndarray] = queue.Queue()
+        self._buffers_made = 0
         self._reader: threading.Thread | None = None
         self._batches = self._run()
 
@@ -149,7 +153,9 @@ class RasterEmbedding(Iterator[TileBatch]):
                 assert isinstance(item, _Chunk)
                 self.stats.skipped += item.skipped
                 if item.tiles:
-                    outputs = self.model.run(item.pixels)
+                    assert item.buffer is not None
+                    outputs = self.model.run(item.buffer[: len(item.tiles)])
+                    self._free_buffers.put(item.buffer)
                     self._check_cancel()
                     self.stats.embedded += len(item.tiles)
                     self._report()
@@ -182,29 +188,53 @@ class RasterEmbedding(Iterator[TileBatch]):
                 continue
         return False
 
+    def _take_buffer(self) -> np.ndarray | None:
+        """A free batch buffer: a recycled one, a new one while fewer than the bound exist, or
+        the next one the model gives back; None when the run was stopped meanwhile."""
+        while not self._stop.is_set():
+            try:
+                return self._free_buffers.get_nowait()
+            except queue.Empty:
+                pass
+            if self._buffers_made < PREFETCH_BATCHES + 2:
+                self._buffers_made += 1
+                tiling = self.tiling
+                slots = min(self._batch_size, tiling.tile_count)
+                shape = (slots, len(tiling.bands), tiling.tile_size, tiling.tile_size)
+                return np.empty(shape, np.float32)
+            try:
+                return self._free_buffers.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+        return None
+
     def _read_all(self) -> None:
         """Reader thread: read every tile, queue batches of the valid ones, then _END."""
         try:
             tiles: list[Tile] = []
-            pixels: list[np.ndarray] = []
+            buffer: np.ndarray | None = None
             skipped = 0
             for tile in self.tiling.tiles():
                 if self._stop.is_set():
                     return
-                data, fraction = self.tiling.read_tile(tile)
-                if data is None:
-                    skipped += 1
-                else:
-                    tiles.append(replace(tile, valid_fraction=fraction))
-                    pixels.append(data)
-                if len(tiles) == self._batch_size or skipped == self._batch_size:
-                    # a batch, or a run of skipped tiles worth a progress update
-                    stacked = np.stack(pixels) if pixels else None
-                    if not self._put(_Chunk(tiles, stacked, skipped)):
+                if buffer is None:
+                    buffer = self._take_buffer()
+                    if buffer is None:
                         return
-                    tiles, pixels, skipped = [], [], 0
+                fraction, kept = self.tiling.read_into(tile, buffer[len(tiles)])
+                if kept:
+                    tiles.append(replace(tile, valid_fraction=fraction))
+                else:
+                    skipped += 1
+                if len(tiles) == len(buffer) or skipped == self._batch_size:
+                    # a batch, or a run of skipped tiles worth a progress update
+                    if not self._put(_Chunk(tiles, buffer if tiles else None, skipped)):
+                        return
+                    if tiles:
+                        buffer = None
+                    tiles, skipped = [], 0
             if tiles or skipped:
-                self._put(_Chunk(tiles, np.stack(pixels) if pixels else None, skipped))
+                self._put(_Chunk(tiles, buffer if tiles else None, skipped))
             self._put(_END)
         except BaseException as exc:  # handed to the caller's thread
             self._put(_Failure(exc))

@@ -26,11 +26,18 @@ Conventions (also shown in ``snca classify --help``):
   value, alpha band or mask band). Tiles with a valid fraction below ``min_valid`` are skipped;
   in the tiles kept, invalid pixels are filled with the tile's mean valid value per band, so they
   never reach the model as real values.
+* **Memory**: while a raster is open, GDAL's process-wide raster block cache is capped (see
+  :func:`block_cache_bytes` and :func:`bounded_block_cache`): 64 MiB, or what one row of tiles
+  needs for rasters over about 18,000 px wide, so peak memory does not grow with the raster; a
+  ``GDAL_CACHEMAX`` environment variable set by the user is left in charge.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +45,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -54,8 +62,15 @@ STRETCHES = ("percentile",)
 STRETCH_PERCENTILES = (2.0, 98.0)
 #: How many tiles, spread over the raster, the percentile stretch samples.
 STRETCH_SAMPLE_TILES = 64
+#: How pixel validity is found: every pixel valid (no no-data value, mask or alpha band), a
+#: plain integer no-data value compared with the pixels read, or the raster's mask bands.
+VALIDITY_ALL, VALIDITY_NODATA, VALIDITY_MASK = "all", "nodata", "mask"
 #: Relative resolution difference under which a raster is read without resampling.
 RESOLUTION_TOLERANCE = 0.01
+#: Bounds of GDAL's raster block cache while a raster is open, in bytes (see
+#: :func:`block_cache_bytes`). GDAL's default, 5 % of RAM, lets memory grow with the raster.
+BLOCK_CACHE_MIN_BYTES = 64 * 1024 * 1024
+BLOCK_CACHE_MAX_BYTES = 256 * 1024 * 1024
 
 # WGS84 ellipsoid, for metres per degree at a latitude.
 _WGS84_A = 6378137.0
@@ -171,6 +186,75 @@ def nearest_tiles(offsets: np.ndarray, tile_size: int, coords: np.ndarray) -> np
     return np.searchsorted(_owner_boundaries(offsets, tile_size), coords, side="right")
 
 
+class _BlockCacheCap:
+    """Caps on GDAL's process-wide raster block cache, held by any number of users at once.
+
+    While users hold caps, GDAL's cache maximum is the smallest of them and of the value found
+    when the first user came (GDALSetCacheMax64: it takes effect at once, even when GDAL's cache
+    was initialised earlier, as in QGIS); when the last user leaves, that value is restored.
+    With a ``GDAL_CACHEMAX`` environment variable the user is in charge: nothing is changed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._limits: list[int] = []
+        self._found: int | None = None  # the maximum before the first cap; None: hands off
+
+    def acquire(self, limit: int) -> None:
+        """Hold a cap of ``limit`` bytes."""
+        with self._lock:
+            if not self._limits:
+                user_set = "GDAL_CACHEMAX" in os.environ
+                self._found = None if user_set else int(get_gdal_config("GDAL_CACHEMAX"))
+            self._limits.append(int(limit))
+            self._apply()
+
+    def release(self, limit: int) -> None:
+        """Give back a cap taken with :meth:`acquire`."""
+        with self._lock:
+            self._limits.remove(int(limit))
+            self._apply()
+
+    def _apply(self) -> None:
+        if self._found is not None:
+            wanted = min([self._found, *self._limits])
+            if int(get_gdal_config("GDAL_CACHEMAX")) != wanted:
+                set_gdal_config("GDAL_CACHEMAX", wanted)
+
+
+_BLOCK_CACHE_CAP = _BlockCacheCap()
+
+
+def block_cache_bytes(source: rasterio.io.DatasetReader, tile_rows: int) -> int:
+    """The GDAL block cache for reading ``source`` row of tiles by row of tiles, in bytes.
+
+    Enough for every band's blocks under one row of tiles (``tile_rows`` raster rows) plus the
+    next row of blocks, so no block is decoded twice, within ``BLOCK_CACHE_MIN_BYTES`` ..
+    ``BLOCK_CACHE_MAX_BYTES``: 64 MiB up to about 18,000 px wide for 3 bands of 8 bits in 512 px
+    blocks, then growing with the width (not the area) of the raster.
+    """
+    block_rows = source.block_shapes[0][0]
+    pixel_bytes = sum(np.dtype(dtype).itemsize for dtype in source.dtypes)
+    needed = source.width * (tile_rows + 2 * block_rows) * pixel_bytes
+    return int(min(max(needed, BLOCK_CACHE_MIN_BYTES), BLOCK_CACHE_MAX_BYTES))
+
+
+@contextlib.contextmanager
+def bounded_block_cache(limit: int) -> Iterator[None]:
+    """Cap GDAL's raster block cache at ``limit`` bytes inside the ``with`` block.
+
+    GDAL's cache is global to the process: with nested or concurrent caps the smallest one
+    applies; the cache is never raised above what it was, and is restored when the last cap is
+    released. When the user set the ``GDAL_CACHEMAX`` environment variable, GDAL's own setting
+    is left alone.
+    """
+    _BLOCK_CACHE_CAP.acquire(limit)
+    try:
+        yield
+    finally:
+        _BLOCK_CACHE_CAP.release(limit)
+
+
 class RasterTiling:
     """An opened raster and its tile grid; read tiles as model input.
 
@@ -197,8 +281,10 @@ class RasterTiling:
         metadata: ModelMetadata,
         options: TilingOptions,
         bands: tuple[int, ...],
+        resources: contextlib.ExitStack,
     ) -> None:
         self.path = path
+        self._resources = resources  # closes the datasets and releases the block-cache cap
         self._source = source
         self._dataset = dataset
         self.options = options
@@ -220,7 +306,9 @@ class RasterTiling:
         self._row_offsets = tile_offsets(self.height, self.tile_size, self.stride, options.edge)
         self.n_rows = len(self._row_offsets)
         self.n_cols = len(self._col_offsets)
-        self._scale_offset, self._scale_divisor = self._scaling(metadata)
+        self._band_list = list(bands)
+        self._validity, self._nodata = _validity_source(dataset, bands)
+        self._scale_offset, self._scale_divisor, self._scale_clips = self._scaling(metadata)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -240,28 +328,28 @@ class RasterTiling:
             raise SncaError(f"raster {path} does not exist")
         if path.is_dir():
             raise SncaError(f"raster {path} is a folder, not a raster file")
+        resources = contextlib.ExitStack()
         try:
-            source = rasterio.open(path)
-        except RasterioError as exc:
-            raise SncaError(f"{path} is not a raster GDAL can read: {_first_line(exc)}") from None
-        try:
+            try:
+                source = resources.enter_context(rasterio.open(path))
+            except RasterioError as exc:
+                raise SncaError(
+                    f"{path} is not a raster GDAL can read: {_first_line(exc)}"
+                ) from None
             bands = _check_source(path, source, metadata, options)
             dataset = _resampled(source, _target_resolution_m(metadata, options))
-            try:
-                return cls(path, source, dataset, metadata, options, bands)
-            except BaseException:
-                if dataset is not source:
-                    dataset.close()
-                raise
+            if dataset is not source:
+                resources.enter_context(dataset)
+            tile_rows = math.ceil(metadata.tile_size * dataset.res[1] / source.res[1])
+            resources.enter_context(bounded_block_cache(block_cache_bytes(source, tile_rows)))
+            return cls(path, source, dataset, metadata, options, bands, resources)
         except BaseException:
-            source.close()
+            resources.close()
             raise
 
     def close(self) -> None:
-        """Close the raster (and its WarpedVRT)."""
-        if self.resampled:
-            self._dataset.close()
-        self._source.close()
+        """Close the raster (and its WarpedVRT) and release the block-cache cap; idempotent."""
+        self._resources.close()
 
     def __enter__(self) -> RasterTiling:
         return self
@@ -347,27 +435,67 @@ class RasterTiling:
         """Read tiles as model input, whatever their valid fraction.
 
         Returns ``(batch, valid_fractions)``: float32 N x bands x T x T in [0, 1] with invalid
-        pixels filled (see the module docstring), and the N valid fractions.
+        pixels filled (see the module docstring; a tile without valid pixels is all 0), and the
+        N valid fractions.
         """
         batch = np.empty((len(tiles), len(self.bands), self.tile_size, self.tile_size), np.float32)
-        fractions = np.empty(len(tiles), np.float64)
-        for i, tile in enumerate(tiles):
-            valid = self._read_valid(tile)
-            fractions[i] = valid.mean()
-            batch[i] = self._read_pixels(tile, valid)
+        fractions = np.array(
+            [self._read(tile, batch[i], keep_all=True)[0] for i, tile in enumerate(tiles)],
+            dtype=np.float64,
+        )
         return batch, fractions
 
     def read_tile(self, tile: Tile) -> tuple[np.ndarray | None, float]:
         """Read one tile as model input unless it has too few valid pixels.
 
         Returns ``(pixels, valid_fraction)``; ``pixels`` (float32 bands x T x T in [0, 1]) is
-        None when the valid fraction is below ``min_valid`` or zero (its data is then not read).
+        None when the valid fraction is below ``min_valid`` or zero.
         """
-        valid = self._read_valid(tile)
-        fraction = float(valid.mean())
-        if fraction < self.options.min_valid or fraction == 0.0:
-            return None, fraction
-        return self._read_pixels(tile, valid), fraction
+        pixels = np.empty((len(self.bands), self.tile_size, self.tile_size), np.float32)
+        fraction, kept = self.read_into(tile, pixels)
+        return (pixels if kept else None), fraction
+
+    def read_into(self, tile: Tile, out: np.ndarray) -> tuple[float, bool]:
+        """Read one tile as model input into ``out`` unless it has too few valid pixels.
+
+        ``out`` is a float32 bands x T x T array, e.g. a slot of a batch being filled. Returns
+        ``(valid_fraction, kept)``; when not kept (fraction below ``min_valid`` or zero) ``out``
+        is left as it was. Reads one window of pixels, plus one of masks only when the raster
+        has mask or alpha bands; a tile whose mask rules it out is not read.
+        """
+        return self._read(tile, out, keep_all=False)
+
+    def _read(self, tile: Tile, out: np.ndarray, keep_all: bool) -> tuple[float, bool]:
+        clipped = self._clipped(tile)
+        if clipped is None:  # entirely outside the grid
+            if keep_all:
+                out[...] = 0.0
+            return 0.0, keep_all
+        window, target = clipped
+        area = float(self.tile_size * self.tile_size)
+        if self._validity == VALIDITY_MASK:
+            valid = self._valid_in(window, None)
+            fraction = np.count_nonzero(valid) / area
+            if not (keep_all or self._keeps(fraction)):
+                return fraction, False
+            raw = self._guarded(self._dataset.read, self._band_list, window=window)
+        else:
+            raw = self._guarded(self._dataset.read, self._band_list, window=window)
+            valid = self._valid_in(window, raw)
+            count = raw.shape[1] * raw.shape[2] if valid is None else np.count_nonzero(valid)
+            fraction = count / area
+            if not (keep_all or self._keeps(fraction)):
+                return fraction, False
+        whole = raw.shape[1:] == (self.tile_size, self.tile_size)
+        self._scale_into(raw, out if whole else out[:, target[0], target[1]])
+        if fraction < 1.0:
+            tile_valid = np.zeros((self.tile_size, self.tile_size), dtype=bool)
+            tile_valid[target] = True if valid is None else valid
+            _fill_invalid(out, tile_valid)
+        return fraction, True
+
+    def _keeps(self, fraction: float) -> bool:
+        return fraction > 0.0 and fraction >= self.options.min_valid
 
     def _clipped(self, tile: Tile) -> tuple[Window, tuple[slice, slice]] | None:
         """The part of a tile's window inside the grid, and where it goes in the tile array."""
@@ -379,29 +507,19 @@ class RasterTiling:
         target = (slice(r0 - row_off, r1 - row_off), slice(c0 - col_off, c1 - col_off))
         return Window(c0, r0, c1 - c0, r1 - r0), target
 
-    def _read_valid(self, tile: Tile) -> np.ndarray:
-        """Boolean T x T mask of the tile's pixels valid in every selected band."""
-        valid = np.zeros((self.tile_size, self.tile_size), dtype=bool)
-        clipped = self._clipped(tile)
-        if clipped is not None:
-            window, target = clipped
-            masks = self._guarded(self._dataset.read_masks, list(self.bands), window=window)
-            valid[target] = np.all(masks > 0, axis=0)
-        return valid
+    def _valid_in(self, window: Window, raw: np.ndarray | None) -> np.ndarray | None:
+        """Which pixels of ``window`` are valid in every selected band, or None when all are.
 
-    def _read_pixels(self, tile: Tile, valid: np.ndarray) -> np.ndarray:
-        """The tile's bands scaled to [0, 1], invalid pixels filled with the valid mean."""
-        pixels = np.zeros((len(self.bands), self.tile_size, self.tile_size), np.float32)
-        clipped = self._clipped(tile)
-        if clipped is not None:
-            window, target = clipped
-            raw = self._guarded(self._dataset.read, list(self.bands), window=window)
-            pixels[:, target[0], target[1]] = raw
-        pixels = self._scale(pixels)
-        if not valid.all():
-            means = pixels[:, valid].mean(axis=1) if valid.any() else np.zeros(len(self.bands))
-            pixels[:, ~valid] = means[:, None].astype(np.float32)
-        return pixels
+        From the raster's mask bands, or, for a plain integer no-data value, from ``raw`` (the
+        window's pixels) compared with it as GDAL's no-data mask does.
+        """
+        if self._validity == VALIDITY_ALL:
+            return None
+        if self._validity == VALIDITY_NODATA:
+            assert raw is not None and self._nodata is not None
+            return np.all(raw != self._nodata, axis=0)
+        masks = self._guarded(self._dataset.read_masks, self._band_list, window=window)
+        return np.all(masks > 0, axis=0)
 
     def _guarded(self, read, indexes: list[int], window: Window) -> np.ndarray:
         """Run a rasterio read, turning I/O failures (a corrupt file) into one-line errors."""
@@ -415,16 +533,23 @@ class RasterTiling:
 
     # -- scaling -------------------------------------------------------------------------
 
-    def _scale(self, pixels: np.ndarray) -> np.ndarray:
-        scaled = (pixels - self._scale_offset) / self._scale_divisor
-        return np.clip(scaled, 0.0, 1.0, out=scaled).astype(np.float32, copy=False)
+    def _scale_into(self, raw: np.ndarray, out: np.ndarray) -> None:
+        """``(raw - offset) / divisor`` per band, clipped to [0, 1], written into ``out``."""
+        if self._scale_offset is None:
+            np.divide(raw, self._scale_divisor, out=out, casting="unsafe")
+        else:
+            np.subtract(raw, self._scale_offset, out=out, casting="unsafe")
+            np.divide(out, self._scale_divisor, out=out)
+        if self._scale_clips:
+            np.clip(out, 0.0, 1.0, out=out)
 
-    def _scaling(self, metadata: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
-        """Per-band offset and divisor taking raw values to [0, 1]."""
+    def _scaling(self, metadata: ModelMetadata) -> tuple[np.ndarray | None, np.ndarray, bool]:
+        """Per-band offset (None for 0) and divisor taking raw values to [0, 1], and whether
+        the result needs clipping (not for unsigned integers divided by at least their max)."""
         ones = np.ones((len(self.bands), 1, 1), np.float32)
         if self.options.stretch == "percentile":
             low, high = self._percentiles()
-            return low[:, None, None], np.maximum(high - low, 1e-12)[:, None, None]
+            return low[:, None, None], np.maximum(high - low, 1e-12)[:, None, None], True
         dtype = np.dtype(self._dataset.dtypes[self.bands[0] - 1])
         divisor = metadata.input_scale.get(dtype.name)
         if divisor is None and dtype.kind == "f":
@@ -434,26 +559,63 @@ class RasterTiling:
                 f"the model has no input_scale for {dtype.name} rasters "
                 f"(it knows {', '.join(metadata.input_scale)}); use --stretch percentile"
             )
-        return 0.0 * ones, float(divisor) * ones
+        clips = not (dtype.kind == "u" and float(divisor) >= np.iinfo(dtype).max)
+        return None, float(divisor) * ones, clips
 
     def _percentiles(self) -> tuple[np.ndarray, np.ndarray]:
         """2nd and 98th percentile per band over the valid pixels of up to 64 spread tiles."""
         every = max(1, math.ceil(self.tile_count / STRETCH_SAMPLE_TILES))
         samples = []
         for tile_id in range(0, self.tile_count, every):
-            tile = self.tile(tile_id // self.n_cols, tile_id % self.n_cols)
-            valid = self._read_valid(tile)
-            clipped = self._clipped(tile)
-            if not valid.any() or clipped is None:
+            clipped = self._clipped(self.tile(tile_id // self.n_cols, tile_id % self.n_cols))
+            if clipped is None:
                 continue
-            window, target = clipped
-            raw = self._guarded(self._dataset.read, list(self.bands), window=window)
-            samples.append(raw[:, valid[target]].astype(np.float64))
+            window = clipped[0]
+            raw = self._guarded(self._dataset.read, self._band_list, window=window)
+            valid = self._valid_in(window, raw)
+            values = raw.reshape(len(self.bands), -1) if valid is None else raw[:, valid]
+            if values.size:
+                samples.append(values.astype(np.float64))
         if not samples:
             raise SncaError(f"raster {self.path.name} has no valid pixels to stretch")
         values = np.concatenate(samples, axis=1)
         low, high = np.percentile(values, STRETCH_PERCENTILES, axis=1)
         return low.astype(np.float32), high.astype(np.float32)
+
+
+def _fill_invalid(pixels: np.ndarray, valid: np.ndarray) -> None:
+    """Give the invalid pixels of a tile (bands x T x T) each band's mean valid value (0 when
+    no pixel is valid)."""
+    if valid.any():
+        means = pixels[:, valid].mean(axis=1, dtype=np.float64)
+        pixels[:, ~valid] = means[:, None].astype(np.float32)
+    else:
+        pixels[...] = 0.0
+
+
+def _validity_source(
+    dataset: rasterio.io.DatasetReader | WarpedVRT, bands: tuple[int, ...]
+) -> tuple[str, np.ndarray | None]:
+    """How pixel validity is found for ``bands``, and the no-data values (bands x 1 x 1) when
+    it is a plain integer no-data value (then compared with the pixels, no mask read)."""
+    flags = [dataset.mask_flag_enums[band - 1] for band in bands]
+    if all(f == [MaskFlags.all_valid] for f in flags):
+        return VALIDITY_ALL, None
+    dtypes = {dataset.dtypes[band - 1] for band in bands}
+    nodata = [dataset.nodatavals[band - 1] for band in bands]
+    if len(dtypes) == 1 and all(f == [MaskFlags.nodata] for f in flags):
+        dtype = np.dtype(dtypes.pop())
+        if dtype.kind in "iu" and all(_representable(value, dtype) for value in nodata):
+            return VALIDITY_NODATA, np.array(nodata, dtype=dtype).reshape(-1, 1, 1)
+    return VALIDITY_MASK, None
+
+
+def _representable(value: float | None, dtype: np.dtype) -> bool:
+    """Whether ``value`` is exactly a value of the integer ``dtype``."""
+    if value is None or not float(value).is_integer():
+        return False
+    info = np.iinfo(dtype)
+    return info.min <= value <= info.max
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 Polygons are simple rings held as one float64 array ``N x V x 2`` (closed: the last vertex
 repeats the first). :func:`write_polygons` writes them with attribute columns to any OGR
 format (GeoPackage by default) in a given CRS; :func:`write_geojson_wgs84` writes the RFC 7946
-GeoJSON copy, reprojected to EPSG:4326 (longitude, latitude).
+GeoJSON copy, reprojected to EPSG:4326 (longitude, latitude). GeoPackages are written as
+version ``GPKG_VERSION`` (1.2), which every QGIS 3 reads without warnings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from rasterio.crs import CRS
 from rasterio.warp import transform as transform_coords
 
 from snca_cli.errors import SncaError
+
+#: GeoPackage version written. GDAL >= 3.9 writes 1.4 by default, which QGIS 3.22's GDAL 3.6
+#: logs as "may only be partially supported" on every open; snca's layers need nothing newer.
+GPKG_VERSION = "1.2"
 
 #: OGR drivers by file suffix.
 DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
@@ -102,6 +107,9 @@ def write_polygons(
         layer: layer name (default: the file's stem).
         driver: OGR driver (default: from the suffix, see ``DRIVERS``).
         layer_options: OGR layer creation options.
+
+    A GeoPackage is created as version ``GPKG_VERSION``; writing to an existing one adds the
+    layer (it keeps its version).
     """
     path = Path(path)
     rings = np.asarray(rings, dtype=np.float64)
@@ -117,6 +125,7 @@ def write_polygons(
         driver=driver,
         geometry_type="Polygon",
         crs=CRS.from_user_input(crs).to_wkt(),
+        dataset_options={"VERSION": GPKG_VERSION} if driver == "GPKG" else {},
         layer_options=dict(layer_options or {}),
     )
 

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from snca_cli.atomic import check_writable
 from snca_cli.classify import (
@@ -26,17 +16,27 @@ from snca_cli.classify import (
     expand_rasters,
     plan_targets,
 )
-from snca_cli.cli_support import console, error_console, exit_on_error
+from snca_cli.cli_support import console, exit_on_error, tile_progress
+from snca_cli.default_model import resolve_model
 from snca_cli.errors import SncaError
+from snca_cli.metadata import ModelMetadata
 from snca_cli.model import OnnxModel
 from snca_cli.tiling import RasterTiling, TilingOptions
+
+#: Help of the --model option of the commands that embed tiles.
+MODEL_HELP = "The snca ONNX model [default: the shipped model]."
+#: Help of the --overlap option of the commands that tile rasters.
+OVERLAP_HELP = (
+    "Tile overlap: pixels (16) or percent of the tile (10%) "
+    "[default: the model's tiles_overlap metadata]."
+)
 
 HELP = """Classify every tile of one or more rasters with an snca ONNX model.
 
 Writes a GeoPackage of tile polygons (raster CRS) with class_id, class_name, score and the top-k
 classes, a GeoJSON copy in EPSG:4326, and with --class-map a class-map + confidence COG.
 With several rasters or a folder, -o (and --geojson, --class-map) are folders holding
-<raster>.gpkg, <raster>.geojson and <raster>_classes.tif.
+`RASTER.gpkg`, `RASTER.geojson` and `RASTER_classes.tif`.
 
 Tiles come from windowed reads at the model's tile size. Edge tiles are shifted inward so the
 whole raster is covered (--edge pad keeps the stride and pads with no-data instead). No-data
@@ -86,12 +86,14 @@ def parse_bands(text: str | None) -> tuple[int, ...] | None:
         ) from None
 
 
-class TilesPerSecondColumn(ProgressColumn):
-    """Tiles per second of a task."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.1f} tiles/s", style="cyan")
+def model_overlap(metadata: ModelMetadata) -> float:
+    """The model's ``tiles_overlap`` metadata (percent) as an overlap fraction for tiling."""
+    if not 0.0 <= metadata.tiles_overlap < 100.0:
+        raise SncaError(
+            f"the model's tiles_overlap of {metadata.tiles_overlap:g} % is not in 0..100 %; "
+            "give --overlap"
+        )
+    return metadata.tiles_overlap / 100.0
 
 
 def summary_table(summary: ClassifySummary) -> Table:
@@ -122,7 +124,7 @@ def register(app: typer.Typer) -> None:
     @exit_on_error
     def classify(
         rasters: list[Path] = typer.Argument(..., help="Rasters (GeoTIFF...) or folders of them."),
-        model_path: Path = typer.Option(..., "--model", "-m", help="The snca ONNX model."),
+        model_path: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
         output: Path = typer.Option(
             ..., "--output", "-o", help="Output .gpkg (a folder with several rasters)."
         ),
@@ -132,9 +134,7 @@ def register(app: typer.Typer) -> None:
         class_map: Path | None = typer.Option(
             None, "--class-map", help="Also write a class id + confidence COG here."
         ),
-        overlap: str = typer.Option(
-            "0", help="Tile overlap: pixels (16) or percent of the tile (10%)."
-        ),
+        overlap: str | None = typer.Option(None, help=OVERLAP_HELP),
         resolution: str = typer.Option(
             "auto",
             help="auto (the model's resolution if it has one), native, or metres per pixel; "
@@ -162,8 +162,9 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(0, help="onnxruntime intra-op threads (0: its default)."),
         force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     ) -> None:
+        overlap_value = None if overlap is None else parse_overlap(overlap)
         options = TilingOptions(
-            overlap=parse_overlap(overlap),
+            overlap=overlap_value or 0.0,
             resolution=parse_resolution(resolution),
             bands=parse_bands(bands),
             min_valid=min_valid,
@@ -177,8 +178,10 @@ def register(app: typer.Typer) -> None:
         for target in targets:  # refuse existing outputs before any work
             for path in target.paths():
                 check_writable(path, force)
-        model = OnnxModel(model_path, provider=provider, threads=threads)
+        model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
         meta = model.metadata
+        if overlap_value is None:
+            options = replace(options, overlap=model_overlap(meta))
         console.print(
             f"model [bold]{model.path.name}[/]: {meta.num_classes} classes, "
             f"{meta.tile_size} px tiles, {meta.input_bands} bands; provider [bold]"
@@ -210,20 +213,7 @@ def _classify_one(
     force: bool,
 ) -> ClassifySummary:
     """Classify one raster with a progress bar on stderr."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TilesPerSecondColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=error_console, transient=True) as bar:
-        task = bar.add_task(target.raster.name, total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with tile_progress(target.raster.name) as progress:
         return classify_raster(
             target.raster,
             model,

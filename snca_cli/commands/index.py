@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from snca_cli.ann import IndexParams, hnswlib_available
 from snca_cli.classify import expand_rasters
-from snca_cli.cli_support import console, error_console, exit_on_error
+from snca_cli.cli_support import console, error_console, exit_on_error, tile_progress
 from snca_cli.commands.classify import (
-    TilesPerSecondColumn,
+    MODEL_HELP,
+    OVERLAP_HELP,
+    model_overlap,
     parse_bands,
     parse_overlap,
     parse_resolution,
 )
+from snca_cli.default_model import resolve_model
 from snca_cli.index import IndexSummary, add_to_index, build_index
 from snca_cli.model import OnnxModel
-from snca_cli.pipeline import ProgressHook
 from snca_cli.tiling import TilingOptions
 
 HELP = """Build or extend an index of tile embeddings for `snca search`."""
@@ -51,25 +45,6 @@ interrupted add leaves the old index as it was.
 index_app = typer.Typer(name="index", help=HELP, no_args_is_help=True)
 
 
-def _with_progress(description: str, run: Callable[[ProgressHook], IndexSummary]) -> IndexSummary:
-    """Run ``run(progress)`` under a rich progress bar on stderr."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TilesPerSecondColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=error_console) as bar:
-        task = bar.add_task(description, total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        return run(progress)
-
-
 def _report(summary: IndexSummary, verb: str) -> None:
     search = "hnswlib" if summary.ann == "hnswlib" else "exact search (hnswlib not installed)"
     console.print(
@@ -86,11 +61,9 @@ def _report(summary: IndexSummary, verb: str) -> None:
 @exit_on_error
 def build(
     rasters: list[Path] = typer.Argument(..., help="Rasters (GeoTIFF...) or folders of them."),
-    model_path: Path = typer.Option(..., "--model", "-m", help="The snca ONNX model."),
+    model_path: Path | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     output: Path = typer.Option(..., "--output", "-o", help="The index folder to create."),
-    overlap: str = typer.Option(
-        "0", help="Tile overlap: pixels (16) or percent of the tile (10%)."
-    ),
+    overlap: str | None = typer.Option(None, help=OVERLAP_HELP),
     resolution: str = typer.Option(
         "auto", help="auto (the model's resolution if it has one), native, or metres per pixel."
     ),
@@ -116,8 +89,9 @@ def build(
     threads: int = typer.Option(0, help="onnxruntime intra-op threads (0: its default)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing index."),
 ) -> None:
+    overlap_value = None if overlap is None else parse_overlap(overlap)
     options = TilingOptions(
-        overlap=parse_overlap(overlap),
+        overlap=overlap_value or 0.0,
         resolution=parse_resolution(resolution),
         bands=parse_bands(bands),
         min_valid=min_valid,
@@ -127,15 +101,15 @@ def build(
     options.check()
     params = IndexParams(M=m, ef_construction=ef_construction, ef=ef)
     paths = expand_rasters(rasters)
-    model = OnnxModel(model_path, provider=provider, threads=threads)
+    model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
+    if overlap_value is None:
+        options = replace(options, overlap=model_overlap(model.metadata))
     if not hnswlib_available():
         error_console.print("hnswlib is not installed: the index will be searched exactly")
-    summary = _with_progress(
-        f"indexing {len(paths)} raster(s)",
-        lambda progress: build_index(
+    with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
+        summary = build_index(
             paths, model, output, options, params, force, batch_size, progress=progress
-        ),
-    )
+        )
     _report(summary, "indexed")
 
 
@@ -144,19 +118,17 @@ def build(
 def add(
     index_dir: Path = typer.Argument(..., help="The index folder."),
     rasters: list[Path] = typer.Argument(..., help="Rasters (GeoTIFF...) or folders of them."),
-    model_path: Path = typer.Option(..., "--model", "-m", help="The index's ONNX model."),
+    model_path: Path | None = typer.Option(
+        None, "--model", "-m", help="The index's ONNX model [default: the shipped model]."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Tiles per model run."),
     provider: str = typer.Option("auto", help="onnxruntime provider: auto, CPU, CUDA, ..."),
     threads: int = typer.Option(0, help="onnxruntime intra-op threads (0: its default)."),
 ) -> None:
     paths = expand_rasters(rasters)
-    model = OnnxModel(model_path, provider=provider, threads=threads)
-    summary = _with_progress(
-        f"adding {len(paths)} raster(s)",
-        lambda progress: add_to_index(
-            index_dir, paths, model, batch_size=batch_size, progress=progress
-        ),
-    )
+    model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
+    with tile_progress(f"adding {len(paths)} raster(s)", transient=False) as progress:
+        summary = add_to_index(index_dir, paths, model, batch_size=batch_size, progress=progress)
     _report(summary, "added")
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from snca_cli.cli_support import console, exit_on_error
+from snca_cli.default_model import resolve_model
 from snca_cli.model import OnnxModel
 
 
@@ -54,10 +55,12 @@ def register(app: typer.Typer) -> None:
     @app.command("info")
     @exit_on_error
     def info(
-        model_path: Path = typer.Argument(..., help="An snca ONNX model."),
+        model_path: Path | None = typer.Argument(
+            None, help="An snca ONNX model [default: the shipped model]."
+        ),
         provider: str = typer.Option(
             "auto", help="onnxruntime provider to check: auto (best available), CPU, CUDA, ..."
         ),
     ) -> None:
         """Show a model's metadata, the onnxruntime provider it would use and its SHA-256."""
-        console.print(model_table(OnnxModel(model_path, provider=provider)))
+        console.print(model_table(OnnxModel(resolve_model(model_path), provider=provider)))

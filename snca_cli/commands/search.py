@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from snca_cli.cli_support import console, exit_on_error
+from snca_cli.default_model import resolve_model
 from snca_cli.errors import SncaError
 from snca_cli.model import OnnxModel
 from snca_cli.search import SearchResult, TileIndex
@@ -16,7 +17,8 @@ HELP = """Find the k tiles of an index most similar to a query, ranked by cosine
 
 The query is the indexed tile under a point (--xy X Y in the rasters' CRS or in --crs; --lonlat
 LON LAT in WGS84), a tile id (--tile-id), or an image file embedded with the index's model
-(--image FILE --model MODEL; resized to the model's tile). The query tile itself is never a hit.
+(--image FILE, with --model MODEL or the shipped model; resized to the model's tile). The query
+tile itself is never a hit.
 --class keeps only tiles predicted as that class. -o results.gpkg writes the hits as polygons
 (plus results.geojson in EPSG:4326).
 """
@@ -73,7 +75,10 @@ def register(app: typer.Typer) -> None:
         tile_id: int | None = typer.Option(None, "--tile-id", help="Query an indexed tile."),
         image: Path | None = typer.Option(None, "--image", help="Query an image file."),
         model_path: Path | None = typer.Option(
-            None, "--model", "-m", help="The index's ONNX model (for --image)."
+            None,
+            "--model",
+            "-m",
+            help="The index's ONNX model, for --image [default: the shipped model].",
         ),
         k: int = typer.Option(10, "-k", "--k", help="How many similar tiles."),
         class_name: str | None = typer.Option(
@@ -90,10 +95,11 @@ def register(app: typer.Typer) -> None:
             raise SncaError("give exactly one query: --xy, --lonlat, --tile-id or --image")
         if crs is not None and xy is None:
             raise SncaError("--crs goes with --xy")
-        if (image is None) != (model_path is None):
-            raise SncaError("--image and --model go together")
+        if model_path is not None and image is None:
+            raise SncaError("--model goes with --image")
         if k < 1:
             raise SncaError(f"-k must be at least 1 (got {k})")
+        model_file = None if image is None else resolve_model(model_path)  # before a big index
         index = TileIndex.open(index_dir, exact=exact)
         if xy is not None:
             result = index.search_point(xy[0], xy[1], crs, k, class_name)
@@ -102,8 +108,8 @@ def register(app: typer.Typer) -> None:
         elif tile_id is not None:
             result = index.search_tile_id(tile_id, k, class_name)
         else:
-            assert image is not None and model_path is not None
-            result = index.search_image(image, OnnxModel(model_path), k, class_name)
+            assert image is not None and model_file is not None
+            result = index.search_image(image, OnnxModel(model_file), k, class_name)
         if result.query is not None:
             query = result.query
             console.print(

@@ -18,12 +18,15 @@ from typer.testing import CliRunner
 
 from snca_cli.classify import classify_raster, expand_rasters, plan_targets
 from snca_cli.cli import app
+from snca_cli.commands.classify import model_overlap
 from snca_cli.errors import SncaError
+from snca_cli.metadata import ModelMetadata
 from snca_cli.model import OnnxModel
 from snca_cli.pipeline import Cancelled
 from snca_cli.tiling import RasterTiling, TilingOptions
 from tests.onnx_models import band_mean_reference, make_band_mean_model
 from tests.rasters import BLUE, GREEN, RED, painted, write_raster
+from tests.snca_cli.test_vector import GPKG_APPLICATION_ID, gpkg_version
 
 COLOURS = [[RED, GREEN, BLUE, RED], [BLUE, BLUE, GREEN, RED], [GREEN, RED, BLUE, GREEN]]
 CLASSES = [0, 1, 2, 0, 2, 2, 1, 0, 1, 0, 2, 1]
@@ -58,6 +61,7 @@ def test_geopackage_holds_each_tiles_class_and_exact_polygon(tmp_path: Path, mod
     raster = write_raster(tmp_path / "scene.tif", painted(COLOURS, 16))
     summary = classify_raster(raster, model, tmp_path / "out.gpkg", top_k=3)
     assert pyogrio.list_layers(tmp_path / "out.gpkg").tolist() == [["scene", "Polygon"]]
+    assert gpkg_version(tmp_path / "out.gpkg") == (GPKG_APPLICATION_ID, 10200)
     meta, rings, fields = read_layer(tmp_path / "out.gpkg")
     assert meta["crs"] == "EPSG:32633"
     tops = [f"top{k}_{part}" for k in (1, 2, 3) for part in ("name", "prob")]
@@ -355,6 +359,31 @@ def test_cli_classifies_with_options_and_prints_the_summary(tmp_path: Path) -> N
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "exists; use --force" in again.stderr
     assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def test_cli_defaults_to_the_shipped_model_and_its_overlap(tmp_path: Path, monkeypatch) -> None:
+    shipped = make_band_mean_model(
+        tmp_path / "shipped.onnx", tile_size=16, class_names=NAMES, tiles_overlap="50"
+    )
+    monkeypatch.setattr("snca_cli.default_model.default_model_path", lambda: shipped)
+    raster = write_raster(tmp_path / "scene.tif", painted(COLOURS, 16))  # 64 x 48 px
+    result = CliRunner().invoke(app, ["classify", str(raster), "-o", str(tmp_path / "a.gpkg")])
+    assert result.exit_code == 0, result.output
+    assert "model shipped.onnx" in result.stdout
+    # the model's 50 % overlap: stride 8 px, 7 x 5 tiles
+    assert "35 tiles: 35 classified" in result.stdout
+    args = ["classify", str(raster), "-o", str(tmp_path / "b.gpkg"), "--overlap", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and "12 tiles: 12 classified" in result.stdout
+
+
+def test_model_overlap_is_the_metadata_percentage() -> None:
+    meta = ModelMetadata(class_names=NAMES, tile_size=16, embedding_dim=3, tiles_overlap=25.0)
+    assert model_overlap(meta) == 0.25
+    assert TilingOptions(overlap=model_overlap(meta)).overlap_pixels(16) == 4
+    meta.tiles_overlap = 100.0
+    with pytest.raises(SncaError, match="tiles_overlap of 100 % is not in 0..100 %"):
+        model_overlap(meta)
 
 
 def test_cli_classifies_a_folder_into_a_folder(tmp_path: Path) -> None:

@@ -118,6 +118,32 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path, model: Path
     assert outputs_left(tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["classify", "{raster}", "-o", "{out}/result.gpkg"],
+        ["info"],
+        ["index", "build", "{raster}", "-o", "{out}/idx"],
+        ["index", "add", "{out}/idx", "{raster}"],
+        ["search", "{out}/idx", "--image", "{raster}"],
+    ],
+)
+def test_a_missing_shipped_model_is_one_line(
+    command: list[str], tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        "snca_cli.default_model.default_model_path", lambda: tmp_path / "models" / "none.onnx"
+    )
+    raster = write_raster(tmp_path / "good.tif", painted([[RED, RED]], 16))
+    paths = {"raster": str(raster), "out": str(tmp_path / "out")}
+    result = runner.invoke(app, [part.format(**paths) for part in command])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: the default model snca-aid150-lite0.onnx is not installed; pass --model"
+    ]
+    assert outputs_left(tmp_path) == []
+
+
 def snca(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """Run the real CLI in a fresh interpreter."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -33,6 +33,7 @@ from snca_cli.search import TileIndex
 from snca_cli.tiling import TilingOptions
 from tests.onnx_models import make_band_mean_model
 from tests.rasters import ORIGIN, PIXEL, painted_raster, utm_transform, write_raster
+from tests.snca_cli.test_vector import GPKG_APPLICATION_ID, gpkg_version
 
 TILE = 8
 LOGIT_SCALE = 10.0
@@ -173,6 +174,7 @@ def test_rasters_in_two_crs_get_one_layer_each_and_consecutive_ids(
     ]
     fields, bounds = read_layer(tmp_path / "idx" / TABLE_NAME, "tiles_epsg_32632")
     np.testing.assert_array_equal(fields["tile_id"], [12, 13, 14, 15])
+    assert gpkg_version(tmp_path / "idx" / TABLE_NAME) == (GPKG_APPLICATION_ID, 10200)
     assert bounds[0].tolist() == [
         400000.0,
         5100000.0 - TILE * PIXEL,

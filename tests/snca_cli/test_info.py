@@ -72,3 +72,12 @@ def test_missing_model_and_unknown_provider_are_one_line_errors(tmp_path: Path) 
     assert result.exit_code == 2
     assert result.stderr.startswith("error: onnxruntime provider 'Imaginary' is not available")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_info_without_a_model_shows_the_shipped_one(tmp_path: Path, monkeypatch) -> None:
+    path = make_band_mean_model(tmp_path / "shipped.onnx", class_names=["water", "forest"])
+    monkeypatch.setattr("snca_cli.default_model.default_model_path", lambda: path)
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert file_sha256(path) in result.stdout.replace("\n", "").replace(" ", "").replace("│", "")
+    assert "water, forest" in result.stdout

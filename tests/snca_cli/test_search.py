@@ -28,6 +28,7 @@ from snca_cli.tiling import RasterTiling, TilingOptions
 from tests.onnx_models import band_mean_reference, make_band_mean_model
 from tests.rasters import ORIGIN, PIXEL, painted, painted_raster, utm_transform, write_raster
 from tests.snca_cli.test_index import TILE, colour_grid, expected_embeddings, read_layer
+from tests.snca_cli.test_vector import GPKG_APPLICATION_ID, gpkg_version
 
 
 def ranked(embeddings: np.ndarray, query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -211,6 +212,7 @@ def test_results_are_written_as_gpkg_and_wgs84_geojson(tmp_path: Path, index_dir
     written = result.write(tmp_path / "out" / "similar.gpkg")
     assert written == [tmp_path / "out" / "similar.gpkg", tmp_path / "out" / "similar.geojson"]
     assert [name for name, _ in pyogrio.list_layers(written[0])] == ["similar_tiles", "query"]
+    assert gpkg_version(written[0]) == (GPKG_APPLICATION_ID, 10200)
     fields, bounds = read_layer(written[0], "similar_tiles")
     assert fields["rank"].tolist() == [1, 2, 3, 4]
     assert fields["tile_id"].tolist() == [h.tile.tile_id for h in result.hits]
@@ -291,13 +293,33 @@ def test_cli_build_add_and_search(tmp_path: Path, model: OnnxModel, colours: np.
     assert (tmp_path / "hits.geojson").is_file()
 
 
+def test_cli_uses_the_shipped_model_without_model(
+    tmp_path: Path, model: OnnxModel, colours: np.ndarray, monkeypatch
+) -> None:
+    monkeypatch.setattr("snca_cli.default_model.default_model_path", lambda: model.path)
+    first = painted_raster(tmp_path / "first.tif", colours, TILE)
+    second = painted_raster(tmp_path / "second.tif", colour_grid(1, 2, seed=3), TILE)
+    idx = str(tmp_path / "idx")
+    assert runner.invoke(app, ["index", "build", str(first), "-o", idx]).exit_code == 0
+    added = runner.invoke(app, ["index", "add", idx, str(second)])
+    assert added.exit_code == 0 and "holds 14 tiles" in " ".join(added.output.split())
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert model.sha256 in json.dumps(manifest)
+    colour = np.array(colours[1, 2], dtype=np.uint8)  # tile 6's colour: an exact match
+    Image.fromarray(np.tile(colour, (TILE, TILE, 1))).save(tmp_path / "query.png")
+    searched = runner.invoke(app, ["search", idx, "--image", str(tmp_path / "query.png")])
+    assert searched.exit_code == 0, searched.output
+    rows = [[c.strip() for c in line.split("│")[1:4]] for line in searched.stdout.splitlines()]
+    assert ["1", "1.0000", "6"] in rows  # rank 1: tile 6, similarity 1
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         ([], "give exactly one query"),
         (["--tile-id", "1", "--lonlat", "1", "2"], "give exactly one query"),
         (["--tile-id", "1", "--crs", "EPSG:4326"], "--crs goes with --xy"),
-        (["--image", "x.png"], "--image and --model go together"),
+        (["--tile-id", "1", "--model", "m.onnx"], "--model goes with --image"),
         (["--tile-id", "99"], "tile id 99 is not in the index"),
         (["--lonlat", "100", "-80"], "is outside every raster of the index"),
         (["--tile-id", "1", "-k", "0"], "-k must be at least 1"),

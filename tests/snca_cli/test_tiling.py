@@ -18,9 +18,11 @@ from rasterio.windows import bounds as window_bounds
 from snca_cli.errors import SncaError
 from snca_cli.metadata import ModelMetadata
 from snca_cli.tiling import (
-    BLOCK_CACHE_BYTES,
+    BLOCK_CACHE_MAX_BYTES,
+    BLOCK_CACHE_MIN_BYTES,
     RasterTiling,
     TilingOptions,
+    block_cache_bytes,
     bounded_block_cache,
     metres_per_degree,
     tile_offsets,
@@ -442,9 +444,9 @@ def test_block_cache_is_capped_while_a_raster_is_open(tmp_path: Path, large_gdal
         plain.read()
     assert get_gdal_config("GDAL_CACHEMAX") == GIB
     with RasterTiling.open(path, metadata()) as tiling:
-        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_MIN_BYTES
         tiling.read_tile(tiling.tile(0, 0))
-        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_MIN_BYTES
     assert get_gdal_config("GDAL_CACHEMAX") == GIB
 
 
@@ -453,11 +455,11 @@ def test_block_cache_cap_is_restored_by_the_last_of_nested_users(
 ) -> None:
     path = uniform(tmp_path / "r.tif", 64, 64)
     first = RasterTiling.open(path, metadata())
-    with bounded_block_cache():
+    with bounded_block_cache(BLOCK_CACHE_MIN_BYTES):
         second = RasterTiling.open(path, metadata())
     first.close()
     first.close()  # a second close releases nothing more
-    assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+    assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_MIN_BYTES
     second.close()
     assert get_gdal_config("GDAL_CACHEMAX") == GIB
 
@@ -467,7 +469,7 @@ def test_the_smallest_of_concurrent_caps_applies(tmp_path: Path, large_gdal_cach
     with RasterTiling.open(path, metadata()):
         with bounded_block_cache(16 << 20):
             assert get_gdal_config("GDAL_CACHEMAX") == 16 << 20
-        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_BYTES
+        assert get_gdal_config("GDAL_CACHEMAX") == BLOCK_CACHE_MIN_BYTES
     assert get_gdal_config("GDAL_CACHEMAX") == GIB
 
 
@@ -489,3 +491,17 @@ def test_block_cache_never_grows_and_respects_gdal_cachemax(
     monkeypatch.setenv("GDAL_CACHEMAX", "1024")  # the user's choice wins
     with RasterTiling.open(path, metadata()):
         assert get_gdal_config("GDAL_CACHEMAX") == GIB
+
+
+def test_block_cache_holds_a_row_of_tiles_of_wide_rasters(tmp_path: Path) -> None:
+    def wide(width: int, dtype: str = "uint8") -> DatasetReader:
+        data = np.zeros((3, 16, width), dtype)
+        blocks = {"tiled": True, "blockxsize": 512, "blockysize": 512}
+        return rasterio.open(write_raster(tmp_path / f"w{width}.tif", data, **blocks))
+
+    with wide(16000) as narrow, wide(30000) as raster, wide(30000, "uint16") as deep:
+        assert block_cache_bytes(narrow, 224) == BLOCK_CACHE_MIN_BYTES  # 16000 x 1248 x 3 < 64 MiB
+        # a row of 224 px tiles straddles two rows of 512 px blocks, and the next one is read
+        assert block_cache_bytes(raster, 224) == 30000 * (224 + 2 * 512) * 3
+        assert block_cache_bytes(deep, 224) == 30000 * (224 + 2 * 512) * 6
+        assert block_cache_bytes(deep, 4000) == BLOCK_CACHE_MAX_BYTES
