@@ -96,16 +96,45 @@ def model_overlap(metadata: ModelMetadata) -> float:
     return metadata.tiles_overlap / 100.0
 
 
+def tiling_options(
+    overlap: float | None,
+    resolution: str,
+    bands: str | None,
+    min_valid: float,
+    stretch: str | None,
+    edge: str,
+) -> TilingOptions:
+    """Checked tiling options from the command-line values shared by classify and index."""
+    options = TilingOptions(
+        overlap=overlap or 0.0,
+        resolution=parse_resolution(resolution),
+        bands=parse_bands(bands),
+        min_valid=min_valid,
+        stretch=stretch,
+        edge=edge,
+    )
+    options.check()
+    return options
+
+
 def summary_table(summary: ClassifySummary) -> Table:
-    """Tiles and area per class, and the skipped tiles."""
+    """Tiles and area of each class that has tiles, and the skipped tiles."""
     km2 = summary.class_area_km2
-    table = Table(title=f"{summary.raster.name} ({summary.crs})", title_justify="left")
+    empty = sum(1 for count in summary.class_tiles.values() if count == 0)
+    table = Table(
+        title=f"{summary.raster.name} ({summary.crs})",
+        title_justify="left",
+        caption=f"{empty} class(es) with no tile not shown" if empty else None,
+        caption_justify="left",
+    )
     table.add_column("class")
     table.add_column("tiles", justify="right")
     table.add_column("share", justify="right")
     table.add_column(f"area ({'km²' if km2 is not None else summary.area_unit})", justify="right")
     total_area = sum(summary.class_area.values()) + summary.skipped_area
     for name, count in summary.class_tiles.items():
+        if count == 0:
+            continue
         area = km2[name] if km2 is not None else summary.class_area[name]
         share = summary.class_area[name] / total_area if total_area else 0.0
         table.add_row(name, f"{count:,}", f"{share:.1%}", f"{area:,.3f}")
@@ -163,15 +192,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     ) -> None:
         overlap_value = None if overlap is None else parse_overlap(overlap)
-        options = TilingOptions(
-            overlap=overlap_value or 0.0,
-            resolution=parse_resolution(resolution),
-            bands=parse_bands(bands),
-            min_valid=min_valid,
-            stretch=stretch,
-            edge=edge,
-        )
-        options.check()
+        options = tiling_options(overlap_value, resolution, bands, min_valid, stretch, edge)
         expanded = expand_rasters(rasters)
         folder_input = any(r.is_dir() for r in rasters)
         targets = plan_targets(expanded, output, geojson, class_map, folder=folder_input or None)

@@ -14,14 +14,12 @@ from snca_cli.commands.classify import (
     MODEL_HELP,
     OVERLAP_HELP,
     model_overlap,
-    parse_bands,
     parse_overlap,
-    parse_resolution,
+    tiling_options,
 )
 from snca_cli.default_model import resolve_model
 from snca_cli.index import IndexSummary, add_to_index, build_index
 from snca_cli.model import OnnxModel
-from snca_cli.tiling import TilingOptions
 
 HELP = """Build or extend an index of tile embeddings for `snca search`."""
 
@@ -90,15 +88,7 @@ def build(
     force: bool = typer.Option(False, "--force", help="Replace an existing index."),
 ) -> None:
     overlap_value = None if overlap is None else parse_overlap(overlap)
-    options = TilingOptions(
-        overlap=overlap_value or 0.0,
-        resolution=parse_resolution(resolution),
-        bands=parse_bands(bands),
-        min_valid=min_valid,
-        stretch=stretch,
-        edge=edge,
-    )
-    options.check()
+    options = tiling_options(overlap_value, resolution, bands, min_valid, stretch, edge)
     params = IndexParams(M=m, ef_construction=ef_construction, ef=ef)
     paths = expand_rasters(rasters)
     model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)

@@ -65,4 +65,6 @@ def test_demo_runs_with_the_shipped_model(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     assert "quick-look" in result.output
+    # classes without a tile are summed up in one line, not listed
+    assert "with no tile not shown" in result.output
     assert (tmp_path / "demo" / "quicklook.png").stat().st_size > 10_000
