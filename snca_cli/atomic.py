@@ -23,6 +23,13 @@ def check_writable(path: Path, force: bool) -> None:
     parent.mkdir(parents=True, exist_ok=True)
 
 
+def _umask() -> int:
+    """The process's file-creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -43,6 +50,7 @@ def atomic_output(path: Path, force: bool = False, directory: bool = False) -> I
     prefix = f".{path.name}.tmp-"
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp's folder is private (0700); outputs are not
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
         os.close(fd)

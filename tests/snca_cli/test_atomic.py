@@ -1,5 +1,7 @@
 """Atomic outputs: nothing half-written, existing outputs refused without force."""
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,14 @@ def test_directory_replaced_whole(tmp_path: Path) -> None:
         (tmp / "new").write_text("y")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_directory_gets_the_usual_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "index"
+    mask = os.umask(0o022)
+    try:
+        with atomic_output(target, directory=True) as tmp:
+            (tmp / "file").write_text("x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
