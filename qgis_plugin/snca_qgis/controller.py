@@ -170,8 +170,9 @@ class SncaController(QObject):
         if self.task is not None:
             self.task.cancel()
 
-    def classify(self) -> SncaTask | None:
-        """Start classifying the chosen layer; the styled tile layer appears when done."""
+    def _task_inputs(self) -> tuple[OnnxModel, Path, TilingOptions] | None:
+        """The model, raster file and checked tiling options of the dock, or None (after
+        showing why) when one of them is missing or invalid."""
         try:
             model = self._require_model()
             _layer, raster = self._require_raster()
@@ -180,6 +181,14 @@ class SncaController(QObject):
         except SncaError as exc:
             self._fail(str(exc))
             return None
+        return model, raster, options
+
+    def classify(self) -> SncaTask | None:
+        """Start classifying the chosen layer; the styled tile layer appears when done."""
+        inputs = self._task_inputs()
+        if inputs is None:
+            return None
+        model, raster, options = inputs
         output = Path(self.dock.output_file.filePath() or default_output(raster))
         class_map = class_map_path(output) if self.dock.class_map.isChecked() else None
         force = self.dock.overwrite.isChecked()
@@ -237,14 +246,10 @@ class SncaController(QObject):
 
     def build_index(self) -> SncaTask | None:
         """Build the index for the chosen layer, or add the layer to the existing index."""
-        try:
-            model = self._require_model()
-            _layer, raster = self._require_raster()
-            options = self.tiling_options()
-            options.check()
-        except SncaError as exc:
-            self._fail(str(exc))
+        inputs = self._task_inputs()
+        if inputs is None:
             return None
+        model, raster, options = inputs
         index_dir = self.index_dir(raster)
         rebuild = self.dock.overwrite.isChecked() or not (index_dir / MANIFEST_NAME).is_file()
         if not rebuild:
