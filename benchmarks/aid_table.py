@@ -57,7 +57,6 @@ from snca_cli.evaluate import (
     score_embeddings,
 )
 from snca_cli.metadata import DEFAULT_INPUT_SCALE
-from snca_cli.metrics import evaluate_embeddings
 from snca_cli.model import ModelOutputs
 
 RESULT_FILE = "result.json"
@@ -244,28 +243,6 @@ def frozen_embedder(settings: Settings, class_names: list[str]) -> Embedder:
     )
 
 
-def frozen_report(
-    embedder: Embedder, embeddings: SplitEmbeddings, split: EvaluationSplit, data_dir: Path
-) -> dict[str, Any]:
-    """The evaluation report of the frozen features (no classifier accuracy)."""
-    report = evaluate_embeddings(
-        embeddings.test.embedding,
-        embeddings.test_labels,
-        embeddings.train.embedding,
-        embeddings.train_labels,
-        embedder.class_names,
-    )
-    report["model"] = embedder.describe()
-    report["data"] = {
-        "dataset": Path(data_dir).resolve().name,
-        "split": split.source,
-        "split_seed": split.seed,
-        "num_train": len(split.train),
-        "num_test": len(split.test),
-    }
-    return report
-
-
 def write_figures(
     out_dir: Path,
     label: str,
@@ -357,7 +334,7 @@ def report_frozen(
     embedder = frozen_embedder(settings, scan_scene_folder(data_dir).class_names)
     split = resolve_split(embedder, data_dir, None, model_dir=out_dir)
     embeddings = embed_split(embedder, data_dir, split)
-    report = frozen_report(embedder, embeddings, split, data_dir)
+    report = score_embeddings(embedder, embeddings, split, data_dir, classifier=False)
     label = METHODS[FROZEN].label
     result = {
         "label": label,

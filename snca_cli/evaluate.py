@@ -288,9 +288,14 @@ def embed_split(
 
 
 def score_embeddings(
-    embedder: Embedder, embeddings: SplitEmbeddings, split: EvaluationSplit, data_dir: Path
+    embedder: Embedder,
+    embeddings: SplitEmbeddings,
+    split: EvaluationSplit,
+    data_dir: Path,
+    classifier: bool = True,
 ) -> dict[str, Any]:
-    """The JSON-able evaluation report of embedded split images."""
+    """The JSON-able evaluation report of embedded split images; ``classifier=False`` leaves
+    out the accuracy of the model's probabilities (for features without a trained head)."""
     report = evaluate_embeddings(
         embeddings.test.embedding,
         embeddings.test_labels,
@@ -298,8 +303,9 @@ def score_embeddings(
         embeddings.train_labels,
         embedder.class_names,
     )
-    predicted = embeddings.test.probabilities.argmax(axis=1)
-    report["metrics"]["classifier"] = float(np.mean(predicted == embeddings.test_labels))
+    if classifier:
+        predicted = embeddings.test.probabilities.argmax(axis=1)
+        report["metrics"]["classifier"] = float(np.mean(predicted == embeddings.test_labels))
     report["model"] = embedder.describe()
     report["data"] = {
         "dataset": Path(data_dir).resolve().name,
