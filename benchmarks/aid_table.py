@@ -315,10 +315,7 @@ def report_run(
         "report": report,
         "evaluation_seconds": time.perf_counter() - started,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_embeddings(out_dir / EMBEDDINGS_FILE, embeddings)
-    write_figures(out_dir, label, embeddings, split, data_dir, embedder.class_names, projection)
-    write_json(out_dir / RESULT_FILE, result)
+    write_result(out_dir, result, embeddings, split, data_dir, embedder.class_names, projection)
     console.print(metrics_line(label, result["metrics"]))
     return result
 
@@ -345,15 +342,28 @@ def report_frozen(
         "report": report,
         "evaluation_seconds": time.perf_counter() - started,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_embeddings(out_dir / EMBEDDINGS_FILE, embeddings)
-    write_figures(out_dir, label, embeddings, split, data_dir, embedder.class_names, projection)
-    write_json(out_dir / RESULT_FILE, result)
+    write_result(out_dir, result, embeddings, split, data_dir, embedder.class_names, projection)
     console.print(metrics_line(label, result["metrics"]))
     return result
 
 
 # ----------------------------------------------------------------------------- output
+
+
+def write_result(
+    out_dir: Path,
+    result: dict[str, Any],
+    embeddings: SplitEmbeddings,
+    split: EvaluationSplit,
+    data_dir: Path,
+    class_names: list[str],
+    projection: str,
+) -> None:
+    """Write a method's embeddings, figures and ``result.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_embeddings(out_dir / EMBEDDINGS_FILE, embeddings)
+    write_figures(out_dir, result["label"], embeddings, split, data_dir, class_names, projection)
+    write_json(out_dir / RESULT_FILE, result)
 
 
 def save_embeddings(path: Path, embeddings: SplitEmbeddings) -> None:

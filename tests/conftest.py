@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,18 @@ def aid_dir(shared_data: Path) -> Path:
     path = shared_data / "aid150"
     assert path.is_dir(), f"{path} is missing"
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread during each test, then restored: the tests' tensors are tiny, and on
+    a busy 2-core machine two OpenMP threads waiting for each other make them many times slower."""
+    if importlib.util.find_spec("torch") is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
