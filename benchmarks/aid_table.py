@@ -120,6 +120,7 @@ class Settings:
     seed: int = 0
     split_seed: int = 0
     threads: int = 0  # torch threads (0: every CPU); speed only, not compared on resume
+    validate_every: int = 1  # validation epochs (best.pt); not compared on resume
 
     def run_options(self, method: Method) -> dict[str, Any]:
         """The :class:`train.config.TrainConfig` fields that define ``method``'s run."""
@@ -192,12 +193,15 @@ def train_method(
         if int(checkpoint["epoch"]) >= settings.epochs:
             return
         console.print(f"[bold]{name}[/]: resuming after epoch {checkpoint['epoch']}")
-        checkpoint["train_config"].update(data_dir=settings.data_dir, threads=settings.threads)
+        checkpoint["train_config"].update(
+            data_dir=settings.data_dir,
+            threads=settings.threads,
+            validate_every=settings.validate_every,
+        )
         Trainer.resume(checkpoint, run_dir, console).train()
         return
-    config = apply_options(
-        TrainConfig(data_dir=settings.data_dir), {**options, "threads": settings.threads}
-    )
+    speed = {"threads": settings.threads, "validate_every": settings.validate_every}
+    config = apply_options(TrainConfig(data_dir=settings.data_dir), {**options, **speed})
     config.validate()
     configure_for_training(config.threads)
     if "data" not in data_cache:
@@ -506,6 +510,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=Settings.lr)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="Torch threads; 0 = all CPUs.")
+    parser.add_argument(
+        "--validate-every",
+        type=int,
+        default=1,
+        help="Validate every N epochs and after the last (best.pt: the best validated epoch).",
+    )
     parser.add_argument("--projection", choices=PROJECTIONS, default="tsne")
     parser.add_argument(
         "--only-report",
@@ -573,6 +583,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         threads=args.threads,
+        validate_every=args.validate_every,
     )
     args.runs.mkdir(parents=True, exist_ok=True)
     results = run_table(settings, args.runs, methods, args.projection, console)

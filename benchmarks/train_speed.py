@@ -9,7 +9,9 @@ and torch threads. What differs is the loop:
 
 * ours (:class:`train.trainer.Trainer`, its actual ``train_step``): every image decoded once into
   a uint8 RAM cache, augmentation of the whole batch in torch, channels-last tensors, glibc
-  allocator tuned by :mod:`train.speed`, the memory bank blended in place;
+  allocator tuned by :mod:`train.speed`, the memory bank blended in place; timed once per
+  ``--precisions`` entry (``fp32``, and ``bf16``: the backbone under bfloat16 autocast, as
+  ``snca train --precision bf16``);
 * the authors': a ``DataLoader`` decoding JPEGs from disk at every step with torchvision PIL
   transforms, fp32 NCHW, glibc's default allocator.
 
@@ -135,6 +137,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         epochs=1,
         pretrained=False,
         threads=threads,
+        precision=args.precision,
     )
     model_config = ModelConfig(args.backbone, len(folder.class_names), 128, 3, args.image_size)
     model = SceneEmbeddingNet(model_config, pretrained=False)
@@ -163,6 +166,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
         "step_seconds": seconds,
         "batch_size": args.batch_size,
         "threads": threads,
+        "precision": args.precision,
         "validation_knn_seconds": knn_seconds,
         "validation_queries": VALIDATION_QUERIES,
         "memory_size": len(bank),
@@ -182,11 +186,10 @@ def run_side(command: list[str], env: dict[str, str], output: Path) -> dict[str,
     return json.loads(output.read_text())
 
 
-def speed_table(sides: list[SideSpeed], ratio: float) -> Table:
-    """The comparison as a rich table."""
-    table = Table(
-        title=f"training speed, ours / authors' = {ratio:.2f}x (target >= {TARGET_RATIO:g}x)"
-    )
+def speed_table(sides: list[SideSpeed], ratios: dict[str, float]) -> Table:
+    """The comparison as a rich table (``ratios``: our side's name -> ours / authors')."""
+    shown = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items())
+    table = Table(title=f"training speed / authors' loop: {shown} (target >= {TARGET_RATIO:g}x)")
     table.add_column("loop")
     table.add_column("images/s", justify="right")
     table.add_column("median step (s)", justify="right")
@@ -236,20 +239,33 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             glibc_default_env(dict(os.environ)),
             authors_json,
         )
-        console.print(f"our trainer: {steps} steps of {args.batch_size} images ...")
-        ours_json = work / "ours.json"
-        ours = run_side(
-            [
-                sys.executable,
-                __file__,
-                *as_arguments({**common, "--side": "ours", "--json": ours_json}),
-            ],
-            dict(os.environ),
-            ours_json,
-        )
-    sides = [side_speed("ours", ours, args.warmup), side_speed("authors'", authors, args.warmup)]
-    ratio = sides[0].images_per_second / sides[1].images_per_second
-    console.print(speed_table(sides, ratio))
+        ours_by_precision: dict[str, dict[str, Any]] = {}
+        for precision in args.precisions.split(","):
+            console.print(
+                f"our trainer, {precision}: {steps} steps of {args.batch_size} images ..."
+            )
+            ours_json = work / f"ours-{precision}.json"
+            ours_by_precision[precision] = run_side(
+                [
+                    sys.executable,
+                    __file__,
+                    *as_arguments(
+                        {**common, "--side": "ours", "--precision": precision, "--json": ours_json}
+                    ),
+                ],
+                dict(os.environ),
+                ours_json,
+            )
+    authors_side = side_speed("authors'", authors, args.warmup)
+    ours_sides = [
+        side_speed(f"ours, {precision}", times, args.warmup)
+        for precision, times in ours_by_precision.items()
+    ]
+    ratios = {
+        side.name: side.images_per_second / authors_side.images_per_second for side in ours_sides
+    }
+    console.print(speed_table([*ours_sides, authors_side], ratios))
+    ours = next(iter(ours_by_precision.values()))
     console.print(
         f"ours also decoded the {ours['cache_images']} training images into RAM once: "
         f"{ours['cache_decode_seconds']:.1f} s "
@@ -263,10 +279,10 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_steps": args.warmup,
         "loader_workers": args.loader_workers,
         "cpu_count": len(os.sched_getaffinity(0)),
-        "sides": [asdict(side) for side in sides],
-        "ratio": ratio,
+        "sides": [asdict(side) for side in [*ours_sides, authors_side]],
+        "ratios": ratios,
         "target_ratio": TARGET_RATIO,
-        "ours_raw": ours,
+        "ours_raw": ours_by_precision,
         "authors_raw": authors,
     }
 
@@ -287,7 +303,13 @@ def main() -> None:
         default=len(os.sched_getaffinity(0)),
         help="DataLoader workers of the authors' loop [default: the CPU count].",
     )
+    parser.add_argument(
+        "--precisions",
+        default="fp32,bf16",
+        help="Comma-separated precisions to time our trainer in (fp32, bf16).",
+    )
     parser.add_argument("--json", type=Path, help="Write the report here.")
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=["ours"], help=argparse.SUPPRESS)
     parser.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

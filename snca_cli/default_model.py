@@ -16,11 +16,12 @@ def default_model_path() -> Path:
     return Path(str(resources.files("snca_cli") / "models" / DEFAULT_MODEL_NAME))
 
 
-def resolve_model(path: Path | str | None) -> Path:
-    """``path`` when given, else the shipped default model; a missing file is a one-line error."""
+def resolve_model(path: Path | str | None, hint: str = "pass --model FILE") -> Path:
+    """``path`` when given, else the shipped default model; a missing default is a one-line
+    error ending in ``hint`` (how this command takes a model)."""
     if path is not None:
         return Path(path)
     model = default_model_path()
     if not model.is_file():
-        raise SncaError(f"the default model {DEFAULT_MODEL_NAME} is not installed; pass --model")
+        raise SncaError(f"the default model {DEFAULT_MODEL_NAME} is not installed; {hint}")
     return model

@@ -13,6 +13,10 @@ from train.memory import MEMORY_KINDS, MomentumSchedule
 from train.momentum_encoder import DEFAULT_ENCODER_MOMENTUM
 from train.schedule import SCHEDULES
 
+#: Arithmetic of the backbone during training: ``fp32``, or ``bf16`` (bfloat16 autocast of the
+#: backbone; the embedding, the head, the losses and the memory stay fp32).
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -40,7 +44,9 @@ class TrainConfig:
     skip_unreadable: bool = False
     workers: int = 4
     threads: int = 0
+    precision: str = "fp32"
     knn_k: int = 10
+    validate_every: int = 1
 
     def validate(self) -> None:
         """Raise SncaError for any option out of range."""
@@ -54,6 +60,7 @@ class TrainConfig:
             "--epochs": self.epochs,
             "--lr": self.lr,
             "--knn-k": self.knn_k,
+            "--validate-every": self.validate_every,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -65,6 +72,10 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise SncaError(
                 f"unknown schedule {self.schedule!r} (choose one of: {', '.join(SCHEDULES)})"
+            )
+        if self.precision not in PRECISIONS:
+            raise SncaError(
+                f"unknown precision {self.precision!r} (choose one of: {', '.join(PRECISIONS)})"
             )
         if self.memory not in MEMORY_KINDS:
             raise SncaError(

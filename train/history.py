@@ -22,7 +22,8 @@ def write_history(run_dir: Path, epochs: list[dict[str, Any]]) -> None:
 
 
 def plot_history(epochs: list[dict[str, Any]], path: Path) -> None:
-    """Loss parts (left) and validation kNN accuracy (right) against the epoch."""
+    """Loss parts (left) and validation kNN accuracy (right, the validated epochs) against the
+    epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +41,13 @@ def plot_history(epochs: list[dict[str, Any]], path: Path) -> None:
     losses.legend()
     knn_key = next((k for k in epochs[0] if k.startswith("val_knn")), None) if epochs else None
     if knn_key is not None:
-        accuracy.plot(numbers, [record[knn_key] for record in epochs], marker="o", color="C3")
+        validated = [record for record in epochs if record[knn_key] is not None]
+        accuracy.plot(
+            [record["epoch"] for record in validated],
+            [record[knn_key] for record in validated],
+            marker="o",
+            color="C3",
+        )
         accuracy.set_ylabel(f"validation {knn_key.removeprefix('val_').replace('knn', 'kNN@')}")
     accuracy.set_xlabel("epoch")
     accuracy.set_ylim(0.0, 1.02)

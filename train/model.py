@@ -66,10 +66,20 @@ class SceneEmbeddingNet(nn.Module):
         self.register_buffer("input_std", torch.tensor(backbone.std).view(1, -1, 1, 1))
         self.embedding = nn.Linear(backbone.feature_dim, config.embedding_dim)
         self.classifier = nn.Linear(config.embedding_dim, config.num_classes)
+        #: Run the backbone under bfloat16 autocast (a training setting: not stored with the
+        #: weights, off in every freshly built network and so in exports).
+        self.bf16_backbone = False
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The raw (un-normalised) N x D embedding of N x bands x H x W images in [0, 1]."""
-        return self.embedding(self.backbone((images - self.input_mean) / self.input_std))
+        """The raw (un-normalised) N x D embedding of N x bands x H x W images in [0, 1]; with
+        :attr:`bf16_backbone` the backbone runs under bfloat16 autocast and its pooled features
+        return to fp32 before the embedding layer."""
+        standardised = (images - self.input_mean) / self.input_std
+        if self.bf16_backbone:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                pooled = self.backbone(standardised)
+            return self.embedding(pooled.float())
+        return self.embedding(self.backbone(standardised))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(embedding, logits)``: the unit-length N x D embedding and the N x C class logits."""

@@ -57,14 +57,16 @@ def resumed_config(
     stored: TrainConfig, checkpoint: dict[str, Any], options: dict[str, Any], source: Path
 ) -> TrainConfig:
     """The stored configuration of a resumed run; given options must agree with it, except
-    ``--epochs`` (to train longer; the learning-rate schedule then stretches to the new length)
-    and ``--workers``/``--threads`` (speed only)."""
+    ``--epochs`` (to train longer; the learning-rate schedule then stretches to the new length),
+    ``--workers``/``--threads`` (speed only) and ``--validate-every``."""
     given = {key: value for key, value in options.items() if value is not None}
     wanted_architecture = {k: given[k] for k in ARCHITECTURE_OPTIONS if k in given}
     if wanted_architecture:
         stored_model = ModelConfig.from_dict(checkpoint["model_config"])
         check_architecture(checkpoint, replace(stored_model, **wanted_architecture), str(source))
-    adjustable = {k: given.pop(k) for k in ("epochs", "workers", "threads") if k in given}
+    adjustable = {
+        k: given.pop(k) for k in ("epochs", "workers", "threads", "validate_every") if k in given
+    }
     for key in ARCHITECTURE_OPTIONS:
         given.pop(key, None)
     candidate = apply_options(stored, given)

@@ -6,6 +6,10 @@ the next step. Keeping freed memory in the process (no trimming, no mmap) remove
 channels-last tensors (set by the trainer) speed up the convolutions. Measured on 2 CPU cores,
 EfficientNet-Lite0, 150 px, batch 64, SGD steps: 14-23 images/s by default, 34 with this
 allocator setting, 51-57 with it and channels-last (kernel time per step 1.1-1.4 s -> 0.02 s).
+
+bfloat16 autocast of the backbone (``--precision bf16``) runs on oneDNN's bf16 kernels where the
+CPU has them (AVX512-BF16 or AMX): a ResNet-18 forward and backward step took 0.48 s instead of
+0.86 s on one core here, EfficientNet-Lite0's depthwise convolutions 0.72 s instead of 0.65 s.
 """
 
 from __future__ import annotations
@@ -55,3 +59,11 @@ def configure_for_training(threads: int = 0) -> int:
     count = threads if threads > 0 else cpu_count()
     torch.set_num_threads(count)
     return count
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX); without
+    them bfloat16 autocast is emulated and slower than fp32."""
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )

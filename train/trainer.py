@@ -40,7 +40,7 @@ from train.model import ModelConfig, SceneEmbeddingNet
 from train.momentum_encoder import MomentumEncoder
 from train.progress import make_progress
 from train.schedule import learning_rate
-from train.speed import configure_for_training
+from train.speed import configure_for_training, native_bf16
 
 #: Images per forward pass when embedding a whole split (no gradients, so larger than training).
 EMBED_BATCH = 128
@@ -129,6 +129,12 @@ class Trainer:
         self.data = data
         self.console = console
         self.model = model.to(memory_format=torch.channels_last)
+        self.model.bf16_backbone = config.precision == "bf16"
+        if self.model.bf16_backbone and not native_bf16():
+            console.print(
+                "[yellow]warning:[/] this CPU has no native bfloat16 (AVX512-BF16 or AMX); "
+                "--precision bf16 will train slower than fp32"
+            )
         self.objective = Objective(config.loss)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -341,7 +347,8 @@ class Trainer:
 
     def train(self, until_epoch: int | None = None) -> TrainSummary:
         """Train the remaining epochs (or up to ``until_epoch`` completed ones, leaving a run to
-        be resumed), validating and checkpointing after each."""
+        be resumed), checkpointing after each and validating after every ``validate_every``-th
+        and the last (an epoch not validated records ``None``)."""
         started = time.perf_counter()
         knn_key = f"val_knn{self.config.knn_k}"
         last = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
@@ -349,11 +356,12 @@ class Trainer:
             epoch_started = time.perf_counter()
             record = self.train_epoch()
             self.epoch += 1
-            accuracy = self.validate()
+            due = self.epoch % self.config.validate_every == 0 or self.epoch == self.config.epochs
+            accuracy = self.validate() if due else None
             record = {"epoch": self.epoch, **record, knn_key: accuracy}
             record["epoch_seconds"] = time.perf_counter() - epoch_started
             self.history.append(record)
-            improved = accuracy > self.best_val_knn
+            improved = accuracy is not None and accuracy > self.best_val_knn
             if improved:
                 self.best_val_knn, self.best_epoch = accuracy, self.epoch
             state = self.checkpoint()
@@ -363,7 +371,8 @@ class Trainer:
             write_history(self.run_dir, self.history)
             self.console.print(
                 f"epoch {self.epoch}/{self.config.epochs}: loss {record['loss']:.4f}, "
-                f"val kNN@{self.config.knn_k} {accuracy:.4f}"
+                f"val kNN@{self.config.knn_k} "
+                f"{'-' if accuracy is None else f'{accuracy:.4f}'}"
                 f"{' (best)' if improved else ''}, "
                 f"{record['train_images_per_second']:.1f} img/s"
             )

@@ -63,4 +63,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show a model's metadata, the onnxruntime provider it would use and its SHA-256."""
-        console.print(model_table(OnnxModel(resolve_model(model_path), provider=provider)))
+        console.print(
+            model_table(
+                OnnxModel(resolve_model(model_path, "name a model file"), provider=provider)
+            )
+        )

@@ -138,8 +138,9 @@ def test_a_missing_shipped_model_is_one_line(
     paths = {"raster": str(raster), "out": str(tmp_path / "out")}
     result = runner.invoke(app, [part.format(**paths) for part in command])
     assert result.exit_code == 2, result.output
+    hint = "name a model file" if command == ["info"] else "pass --model FILE"
     assert result.stderr.strip().splitlines() == [
-        "error: the default model snca-aid150-lite0.onnx is not installed; pass --model"
+        f"error: the default model snca-aid150-lite0.onnx is not installed; {hint}"
     ]
     assert outputs_left(tmp_path) == []
 

@@ -140,6 +140,28 @@ def test_multiband_model_outputs(backbone):
     assert float(raw.norm()) != pytest.approx(1.0, abs=1e-3)
 
 
+def test_bf16_backbone_returns_fp32_outputs_close_to_fp32():
+    torch.manual_seed(0)
+    config = ModelConfig("resnet18", num_classes=4, embedding_dim=16, input_bands=3, image_size=64)
+    model = SceneEmbeddingNet(config, pretrained=False).eval()
+    assert model.bf16_backbone is False  # a fresh network (and so an export) runs in fp32
+    images = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        fp32_embedding, fp32_logits = model(images)
+        model.bf16_backbone = True
+        embedding, logits = model(images)
+        pooled_dtypes = []
+        model.backbone.register_forward_hook(lambda _m, _i, out: pooled_dtypes.append(out.dtype))
+        model(images)
+    assert pooled_dtypes == [torch.bfloat16]
+    assert embedding.dtype == logits.dtype == torch.float32
+    assert torch.allclose(embedding.norm(dim=1), torch.ones(4), atol=1e-6)
+    # bfloat16 keeps 8 bits of mantissa: the embedding turns by well under a degree
+    assert float((embedding * fp32_embedding).sum(dim=1).min()) > 0.999
+    assert torch.allclose(logits, fp32_logits, atol=0.05 * float(fp32_logits.abs().max()))
+    assert "bf16_backbone" not in model.state_dict()
+
+
 def test_weights_file_is_loaded_with_or_without_its_classifier(tmp_path):
     import torchvision
 

@@ -141,6 +141,8 @@ def test_unreadable_image(tmp_path):
         ("--sigma", "0", "--sigma must be positive"),
         ("--memory-momentum", "0.5,x", "--memory-momentum expects numbers"),
         ("--batch-size", "1", "--batch-size must be at least 2"),
+        ("--precision", "fp16", "unknown precision 'fp16'"),
+        ("--validate-every", "0", "--validate-every must be positive"),
     ],
 )
 def test_bad_options(tmp_path, option, value, message):

@@ -81,6 +81,27 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, scenes, memory):
         assert torch.equal(generator.get_state(), resumed.generators[name].get_state())
 
 
+@pytest.mark.parametrize("memory", ["bank", "momentum-encoder"])
+def test_bf16_run_trains_the_backbone_in_bfloat16_and_resumes_so(tmp_path, scenes, memory):
+    trainer = Trainer.start(tiny_config(scenes, memory=memory, precision="bf16"), tmp_path, QUIET)
+    networks = [trainer.model] + ([trainer.encoder.network] if trainer.encoder else [])
+    dtypes = []
+    for network in networks:
+        network.backbone.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+    trainer.train(until_epoch=1)
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert trainer.bank.features.dtype == torch.float32
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    checkpoint = read_checkpoint(tmp_path)
+    assert checkpoint["train_config"]["precision"] == "bf16"
+    resumed = Trainer.resume(checkpoint, tmp_path, QUIET)
+    assert resumed.model.bf16_backbone is True
+    if memory == "momentum-encoder":
+        assert resumed.encoder.network.bf16_backbone is True
+    # the exported network is built fresh from the checkpoint: fp32
+    assert load_model(tmp_path / "last.pt")[0].bf16_backbone is False
+
+
 def test_run_folder_records(tmp_path, scenes):
     run = tmp_path / "run"
     summary = Trainer.start(
@@ -109,6 +130,17 @@ def test_run_folder_records(tmp_path, scenes):
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model(images)[0], reference.model(images)[0], atol=1e-5)
+
+
+def test_validation_every_n_epochs_and_after_the_last(tmp_path, scenes):
+    config = tiny_config(scenes, epochs=3, validate_every=2, loss=LossConfig(loss="ce"))
+    summary = Trainer.start(config, tmp_path, QUIET).train()
+    history = json.loads((tmp_path / "history.json").read_text())["epochs"]
+    validated = [r["epoch"] for r in history if r["val_knn10"] is not None]
+    assert validated == [2, 3]
+    assert summary.best_epoch in validated
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == summary.best_epoch
+    assert (tmp_path / "history.png").stat().st_size > 1000
 
 
 def test_foreign_files_are_not_checkpoints(tmp_path):
