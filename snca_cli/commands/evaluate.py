@@ -38,7 +38,11 @@ def register(app: typer.Typer) -> None:
             help="split.json to use (default: the one beside the model, else the model's seed).",
         ),
         output: Path | None = typer.Option(
-            None, "--output", "-o", help="Output folder (default: <model stem>-eval/ beside it)."
+            None,
+            "--output",
+            "-o",
+            help="Output folder. Default: `NAME-eval/` beside the model "
+            "(NAME: its file name without suffix).",
         ),
         batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1),
         tta: bool = typer.Option(

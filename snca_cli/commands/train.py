@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
             "Default: fp32.",
         ),
         output: Path | None = typer.Option(
-            None, "--output", "-o", help="Run folder. Default: runs/<date-time>."
+            None, "--output", "-o", help="Run folder. Default: `runs/DATE-TIME`."
         ),
         resume: Path | None = typer.Option(
             None, "--resume", help="Continue the run in this folder (or from this checkpoint)."
