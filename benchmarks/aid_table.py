@@ -402,6 +402,14 @@ def metrics_line(label: str, metrics: dict[str, float]) -> str:
     return f"{label}: {shown}"
 
 
+def table_metrics(name: str, metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` as the table shows them for method ``name``: the softmax accuracy only where
+    the loss trains the classifier (CE is a term of it); elsewhere that head stays random."""
+    options = METHODS[name].options
+    trains_head = options is not None and "ce" in options["loss"].split("+")
+    return {key: value for key, value in metrics.items() if key != "classifier" or trains_head}
+
+
 def format_minutes(seconds: float | None) -> str:
     """``12.3 min``, or ``-`` when unknown."""
     return "-" if seconds is None else f"{seconds / 60:.1f} min"
@@ -422,7 +430,7 @@ def results_markdown(results: dict[str, dict[str, Any]], settings: Settings) -> 
         if name not in results:
             continue
         result = results[name]
-        metrics, training = result["metrics"], result.get("training") or {}
+        metrics, training = table_metrics(name, result["metrics"]), result.get("training") or {}
         cells = [METHODS[name].label]
         cells += [f"{100 * metrics[key]:.2f}" if key in metrics else "-" for key in TABLE_METRICS]
         speed = training.get("images_per_second")
@@ -443,7 +451,7 @@ def results_table(results: dict[str, dict[str, Any]]) -> Table:
     table.add_column("training", justify="right")
     for name in METHODS:
         if name in results:
-            metrics = results[name]["metrics"]
+            metrics = table_metrics(name, results[name]["metrics"])
             training = results[name].get("training") or {}
             table.add_row(
                 METHODS[name].label,

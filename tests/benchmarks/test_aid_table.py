@@ -20,6 +20,7 @@ from aid_table import (
     load_result,
     results_markdown,
     settings_differences,
+    table_metrics,
     timing_from_history,
 )
 from PIL import Image
@@ -97,6 +98,23 @@ def test_markdown_table_in_method_order_with_missing_values_as_dashes():
         "| 40.00 | 60.00 | - | - | - |"
     )
     assert len(lines) == 6
+
+
+@pytest.mark.parametrize(
+    ("method", "shown"),
+    [
+        ("ce", True),
+        ("snca-ce-bank", True),
+        ("snca-ce-momentum", True),
+        ("snca", False),
+        ("triplet", False),
+        ("contrastive", False),
+        (FROZEN, False),
+    ],
+)
+def test_softmax_accuracy_only_where_the_loss_trains_the_classifier(method, shown):
+    metrics = {"knn@10": 0.9, "classifier": 0.04}
+    assert table_metrics(method, metrics) == (metrics if shown else {"knn@10": 0.9})
 
 
 def test_a_stored_result_of_other_settings_is_refused(tmp_path):
