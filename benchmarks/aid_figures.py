@@ -1,6 +1,7 @@
-"""Figures of an evaluated model for ``aid_table.py``: a 2-D projection of the test embeddings
-coloured by class, and a retrieval panel (query test scenes and their nearest training scenes,
-framed green when the class is right and red when it is wrong)."""
+"""Figures for ``aid_table.py``: of an evaluated model, a 2-D projection of the test embeddings
+coloured by class and a retrieval panel (query test scenes and their nearest training scenes,
+framed green when the class is right and red when it is wrong); of the whole table, a bar chart
+comparing the methods."""
 
 from __future__ import annotations
 
@@ -129,4 +130,36 @@ def plot_retrieval(
             axes.set_xticks([])
             axes.set_yticks([])
     figure.suptitle(title)
+    _save(figure, path)
+
+
+def plot_comparison(
+    values: dict[str, dict[str, float]],
+    metric_names: dict[str, str],
+    title: str,
+    path: Path,
+) -> None:
+    """Horizontal grouped bars: one group per method (``values``: label -> metric -> value in
+    percent, top to bottom in the given order), one bar per metric of ``metric_names``
+    (key -> shown name), each labelled with its value; written atomically."""
+    from matplotlib.figure import Figure
+
+    methods = list(values)
+    keys = list(metric_names)
+    height = 0.8 / len(keys)
+    figure = Figure(figsize=(10, 0.9 + 0.25 * len(methods) * len(keys)), layout="constrained")
+    axes = figure.add_subplot()
+    positions = np.arange(len(methods))[::-1]
+    for index, key in enumerate(keys):
+        offsets = positions + (len(keys) / 2 - index - 0.5) * height
+        shown = [values[m].get(key, np.nan) for m in methods]
+        bars = axes.barh(offsets, shown, height=height, label=metric_names[key])
+        axes.bar_label(bars, labels=[f"{v:.1f}" for v in shown], fontsize=7, padding=2)
+    axes.set_yticks(positions, methods)
+    low = min(v for row in values.values() for k, v in row.items() if k in metric_names)
+    axes.set_xlim(max(0.0, 10 * np.floor(low / 10) - 10), 101)
+    axes.set_xlabel("%")
+    axes.set_title(title)
+    axes.grid(axis="x", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
     _save(figure, path)

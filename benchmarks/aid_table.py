@@ -36,6 +36,7 @@ import numpy as np
 from aid_figures import (
     PROJECTIONS,
     choose_queries,
+    plot_comparison,
     plot_projection,
     plot_retrieval,
     project_2d,
@@ -65,6 +66,9 @@ RETRIEVAL_FILE = "retrieval.png"
 EMBEDDINGS_FILE = "embeddings.npz"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
+RESULTS_PNG = "results.png"
+#: Metrics of the comparison chart: key -> shown name.
+CHART_METRICS = {"knn@10": "kNN@10", "map@20": "mAP@20", "nmi": "NMI"}
 FROZEN = "imagenet-frozen"
 #: Queries and results per query of the retrieval panel.
 PANEL_QUERIES = 6
@@ -539,7 +543,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def write_summary(runs: Path, settings: Settings, results: dict[str, dict[str, Any]]) -> None:
-    """``results.json`` and ``results.md`` of every method done so far in ``runs``."""
+    """``results.json``, ``results.md`` and the chart ``results.png`` of every method done so
+    far in ``runs``."""
     every = {}
     for name in METHODS:
         stored = results.get(name) or load_result(runs / name / RESULT_FILE, settings, name)
@@ -555,6 +560,16 @@ def write_summary(runs: Path, settings: Settings, results: dict[str, dict[str, A
     tmp = runs / f".{RESULTS_MD}.tmp-{os.getpid()}"
     tmp.write_text(results_markdown(every, settings))
     os.replace(tmp, runs / RESULTS_MD)
+    plot_comparison(
+        {
+            METHODS[name].label: {k: 100 * r["metrics"][k] for k in CHART_METRICS}
+            for name, r in every.items()
+        },
+        CHART_METRICS,
+        f"AID test split vs training split: {settings.backbone}, {settings.image_size} px, "
+        f"{settings.epochs} epochs",
+        runs / RESULTS_PNG,
+    )
     Console().print(results_table(every))
 
 
@@ -596,7 +611,8 @@ def run(args: argparse.Namespace, console: Console) -> None:
     args.runs.mkdir(parents=True, exist_ok=True)
     results = run_table(settings, args.runs, methods, args.projection, console)
     write_summary(args.runs, settings, results)
-    console.print(f"wrote {args.runs / RESULTS_JSON} and {args.runs / RESULTS_MD}")
+    written = ", ".join(str(args.runs / name) for name in (RESULTS_JSON, RESULTS_MD, RESULTS_PNG))
+    console.print(f"wrote {written}")
 
 
 def main() -> None:

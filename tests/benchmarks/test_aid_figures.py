@@ -9,6 +9,7 @@ from aid_figures import (
     WRONG_COLOUR,
     choose_queries,
     class_styles,
+    plot_comparison,
     plot_projection,
     plot_retrieval,
     project_2d,
@@ -79,3 +80,15 @@ def test_figures_are_written(tmp_path):
         rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
         assert (np.abs(pixels.astype(int) - rgb).max(axis=1) <= 2).sum() > 50
     assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_comparison_chart_is_written(tmp_path):
+    values = {"SNCA+CE": {"knn@10": 95.0, "map@20": 94.0}, "floor": {"knn@10": 85.0, "map@20": 77}}
+    plot_comparison(values, {"knn@10": "kNN@10", "map@20": "mAP@20"}, "t", tmp_path / "c.png")
+    with Image.open(tmp_path / "c.png") as image:
+        assert image.format == "PNG" and image.width > 500
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    # matplotlib's first two colours (C0 blue, C1 orange) fill the bars
+    for rgb in ((31, 119, 180), (255, 127, 14)):
+        assert (np.abs(pixels.astype(int) - rgb).max(axis=1) <= 2).sum() > 500
+    assert not list(tmp_path.glob(".*"))

@@ -14,6 +14,9 @@ from aid_table import (
     METHODS,
     PROJECTION_FILE,
     RESULT_FILE,
+    RESULTS_JSON,
+    RESULTS_MD,
+    RESULTS_PNG,
     RETRIEVAL_FILE,
     Settings,
     format_minutes,
@@ -22,6 +25,7 @@ from aid_table import (
     settings_differences,
     table_metrics,
     timing_from_history,
+    write_summary,
 )
 from PIL import Image
 
@@ -184,6 +188,12 @@ def test_a_tiny_table_is_trained_reported_and_then_skipped(tmp_path):
     again = run_table(settings, runs, ["ce", FROZEN], "pca", console)
     assert again["ce"]["metrics"] == results["ce"]["metrics"]
     assert (runs / "ce" / "last.pt").stat().st_mtime_ns == stamp  # not trained again
+    write_summary(runs, settings, again)
+    summary = json.loads((runs / RESULTS_JSON).read_text())
+    assert summary["results"]["ce"]["metrics"] == results["ce"]["metrics"]
+    assert "| CE |" in (runs / RESULTS_MD).read_text()
+    with Image.open(runs / RESULTS_PNG) as chart:
+        assert chart.format == "PNG"
     with pytest.raises(SncaError, match="other settings"):
         run_table(
             Settings(data_dir=str(data), image_size=32, epochs=1, batch_size=4),
