@@ -542,6 +542,25 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def portable_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A method's result for ``results.json``, without the long report and without this
+    machine's folders: the data folder by name, the run folder by its own name."""
+    portable = {key: value for key, value in result.items() if key != "report"}
+    if portable.get("run"):
+        portable["run"] = Path(portable["run"]).name
+    if portable.get("settings"):
+        portable["settings"] = {
+            **portable["settings"],
+            "data_dir": Path(portable["settings"]["data_dir"]).name,
+        }
+    training = portable.get("training")
+    if training and training.get("train_config"):
+        config = dict(training["train_config"])
+        config["data_dir"] = Path(config["data_dir"]).name
+        portable["training"] = {**training, "train_config": config}
+    return portable
+
+
 def write_summary(runs: Path, settings: Settings, results: dict[str, dict[str, Any]]) -> None:
     """``results.json``, ``results.md`` and the chart ``results.png`` of every method done so
     far in ``runs``."""
@@ -551,10 +570,8 @@ def write_summary(runs: Path, settings: Settings, results: dict[str, dict[str, A
         if stored is not None:
             every[name] = stored
     summary = {
-        "settings": asdict(settings),
-        "results": {
-            name: {k: v for k, v in r.items() if k != "report"} for name, r in every.items()
-        },
+        "settings": {**asdict(settings), "data_dir": Path(settings.data_dir).name},
+        "results": {name: portable_result(r) for name, r in every.items()},
     }
     write_json(runs / RESULTS_JSON, summary)
     tmp = runs / f".{RESULTS_MD}.tmp-{os.getpid()}"

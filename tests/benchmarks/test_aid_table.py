@@ -191,6 +191,10 @@ def test_a_tiny_table_is_trained_reported_and_then_skipped(tmp_path):
     write_summary(runs, settings, again)
     summary = json.loads((runs / RESULTS_JSON).read_text())
     assert summary["results"]["ce"]["metrics"] == results["ce"]["metrics"]
+    # no folder of this machine in the summary: names only
+    assert str(tmp_path) not in (runs / RESULTS_JSON).read_text()
+    assert summary["settings"]["data_dir"] == "scenes" and summary["results"]["ce"]["run"] == "ce"
+    assert summary["results"]["ce"]["training"]["train_config"]["data_dir"] == "scenes"
     assert "| CE |" in (runs / RESULTS_MD).read_text()
     with Image.open(runs / RESULTS_PNG) as chart:
         assert chart.format == "PNG"
