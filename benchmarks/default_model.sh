@@ -3,9 +3,9 @@
 # and check it: export (fp32 + int8, metadata, model card, test metrics), the GeoTIFF mosaic
 # check, the evaluation figures, and the demo.
 #   bash benchmarks/default_model.sh AID_DIR RUN_DIR [WORK_DIR]
-# The run is made with (see docs/results.md for the schedule actually used):
-#   snca train AID_DIR --backbone efficientnet_lite0 --image-size 150 --batch-size 64 --lr 0.02 \
-#     --epochs 6 -o RUN_DIR
+# The shipped model is the SNCA+CE (memory bank) run of benchmarks/aid_table.py (docs/results.md):
+#   python benchmarks/aid_table.py --data AID_DIR --runs runs/aid-table --epochs 6 --validate-every 6
+#   bash benchmarks/default_model.sh AID_DIR runs/aid-table/snca-ce-bank
 set -euo pipefail
 data=${1:?AID folder}
 run=${2:?run folder}
