@@ -16,9 +16,9 @@ Resumable: a method whose ``result.json`` exists (with the same settings) is ski
 unfinished run (``last.pt`` before the last epoch) is resumed, a finished one only evaluated. So
 the same command can be stopped, continued in another session, or run on another machine.
 
-    python benchmarks/aid_table.py --data AID --runs runs/aid-table --epochs 12
-    python benchmarks/aid_table.py --data AID --runs runs/aid-table --methods imagenet
-    python benchmarks/aid_table.py --data AID --only-report runs/aid-lite0-snca-ce
+    python benchmarks/aid_table.py --data AID --runs runs/aid-table --epochs 6 --validate-every 6
+    python benchmarks/aid_table.py --data AID --runs runs/aid-table --methods imagenet-frozen
+    python benchmarks/aid_table.py --data AID --only-report runs/my-run
 """
 
 from __future__ import annotations
