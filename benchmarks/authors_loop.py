@@ -231,7 +231,9 @@ def run(
 ) -> LoopTimes:
     """Time the steps, then the validation kNN on the resulting bank."""
     torch.set_num_threads(threads)
-    seconds, memory, _ = time_steps(files, num_classes, image_size, batch_size, steps, workers, lr)
+    seconds, memory, _ = time_steps(
+        files, num_classes, image_size, batch_size, steps, workers, lr, backbone
+    )
     bank = memory.memory.numpy()
     labels = np.array([label for _, label in files])
     rng = np.random.default_rng(0)

@@ -59,14 +59,20 @@ def test_sklearn_knn_votes_by_inverse_distance():
     assert sklearn_knn_accuracy(memory, labels, np.array([[0.0, 0.05], [1.0, 0.05]]), [0, 1]) == 1
 
 
-def test_steps_run_and_update_the_memory(tmp_path):
+def scene_files(folder, per_class: int = 4) -> list[tuple[str, int]]:
+    """Random 40 x 40 JPEGs, ``per_class`` of each of two classes."""
     rng = np.random.default_rng(0)
     files = []
     for label in range(2):
-        for i in range(4):
-            path = tmp_path / f"{label}_{i}.jpg"
+        for i in range(per_class):
+            path = folder / f"{label}_{i}.jpg"
             Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
             files.append((str(path), label))
+    return files
+
+
+def test_steps_run_and_update_the_memory(tmp_path):
+    files = scene_files(tmp_path)
     seconds, memory, model = time_steps(
         files, num_classes=2, image_size=32, batch_size=4, steps=3, workers=0, lr=0.01
     )
@@ -84,3 +90,22 @@ def test_both_backbones_give_unit_embeddings_and_logits():
         np.testing.assert_allclose(embedding.norm(dim=1).detach().numpy(), [1, 1], atol=1e-5)
     with pytest.raises(ValueError, match="unknown backbone"):
         EmbeddingNet(5, "vgg16")
+
+
+def test_run_times_the_backbone_it_is_given(tmp_path, monkeypatch):
+    import authors_loop
+
+    from train.efficientnet_lite import EfficientNetLite0
+
+    networks = []
+
+    def recording_time_steps(*args, **kwargs):
+        result = time_steps(*args, **kwargs)
+        networks.append(result[2])
+        return result
+
+    monkeypatch.setattr(authors_loop, "time_steps", recording_time_steps)
+    files = scene_files(tmp_path, per_class=6)  # the validation kNN needs 10 neighbours
+    times = authors_loop.run(files, 2, 32, 4, 2, 0, 1, 0.01, 4, "efficientnet_lite0")
+    assert len(times.step_seconds) == 2 and times.memory_size == 12
+    assert isinstance(networks[0].encoder.network, EfficientNetLite0)
