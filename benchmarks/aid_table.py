@@ -284,6 +284,20 @@ def write_figures(
     )
 
 
+def evaluated_result(
+    label: str, report: dict[str, Any], started: float, **facts: Any
+) -> dict[str, Any]:
+    """A method's ``result.json`` content: its label, the run ``facts`` (``run``, ``training``,
+    ...), the headline metrics, the whole report and the seconds since ``started``."""
+    return {
+        "label": label,
+        **facts,
+        "metrics": report["metrics"],
+        "report": report,
+        "evaluation_seconds": time.perf_counter() - started,
+    }
+
+
 def report_run(
     run_dir: Path,
     data_dir: Path,
@@ -311,18 +325,12 @@ def report_run(
     source = run_dir / LAST_CHECKPOINT if (run_dir / LAST_CHECKPOINT).is_file() else best
     checkpoint = read_checkpoint(source)
     best_checkpoint = read_checkpoint(best) if source != best else checkpoint
-    result = {
-        "label": label,
-        "run": str(run_dir),
-        "metrics": report["metrics"],
-        "training": {
-            **timing_from_history(list(checkpoint.get("history") or [])),
-            "best_epoch": int(best_checkpoint["epoch"]),
-            "train_config": checkpoint.get("train_config"),
-        },
-        "report": report,
-        "evaluation_seconds": time.perf_counter() - started,
+    training = {
+        **timing_from_history(list(checkpoint.get("history") or [])),
+        "best_epoch": int(best_checkpoint["epoch"]),
+        "train_config": checkpoint.get("train_config"),
     }
+    result = evaluated_result(label, report, started, run=str(run_dir), training=training)
     write_result(out_dir, result, embeddings, split, data_dir, embedder.class_names, projection)
     console.print(metrics_line(label, result["metrics"]))
     return result
@@ -341,15 +349,9 @@ def report_frozen(
     embeddings = embed_split(embedder, data_dir, split)
     report = score_embeddings(embedder, embeddings, split, data_dir, classifier=False)
     label = METHODS[FROZEN].label
-    result = {
-        "label": label,
-        "run": None,
-        "metrics": report["metrics"],
-        "training": None,
-        "settings": asdict(settings),
-        "report": report,
-        "evaluation_seconds": time.perf_counter() - started,
-    }
+    result = evaluated_result(
+        label, report, started, run=None, training=None, settings=asdict(settings)
+    )
     write_result(out_dir, result, embeddings, split, data_dir, embedder.class_names, projection)
     console.print(metrics_line(label, result["metrics"]))
     return result

@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         precision: str | None = typer.Option(
             None,
             "--precision",
-            help="Backbone arithmetic: `fp32`, or `bf16` (bfloat16 autocast; about 1.8x faster "
+            help="Backbone arithmetic: `fp32`, or `bf16` (bfloat16 autocast; about 1.7x faster "
             "for ResNets on CPUs with AVX512-BF16 or AMX, slower for EfficientNet-Lite). "
             "Default: fp32.",
         ),
