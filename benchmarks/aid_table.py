@@ -19,6 +19,10 @@ the same command can be stopped, continued in another session, or run on another
     python benchmarks/aid_table.py --data AID --runs runs/aid-table --epochs 6 --validate-every 6
     python benchmarks/aid_table.py --data AID --runs runs/aid-table --methods imagenet-frozen
     python benchmarks/aid_table.py --data AID --only-report runs/my-run
+
+On a GPU (``--device cuda``) each method can train in its own process at the same time
+(``--methods NAME --train-only``; the test images need not be there), and the finished runs are
+then evaluated by the same command without ``--train-only`` on any machine.
 """
 
 from __future__ import annotations
@@ -125,6 +129,9 @@ class Settings:
     split_seed: int = 0
     threads: int = 0  # torch threads (0: every CPU); speed only, not compared on resume
     validate_every: int = 1  # validation epochs (best.pt); not compared on resume
+    device: str = "cpu"  # where the runs train; not compared on resume
+    weights: str | None = None  # backbone weights file instead of the packaged ImageNet ones
+    split_file: str | None = None  # a run's split.json instead of splitting with split_seed
 
     def run_options(self, method: Method) -> dict[str, Any]:
         """The :class:`train.config.TrainConfig` fields that define ``method``'s run."""
@@ -201,11 +208,18 @@ def train_method(
             data_dir=settings.data_dir,
             threads=settings.threads,
             validate_every=settings.validate_every,
+            device=settings.device,
         )
         Trainer.resume(checkpoint, run_dir, console).train()
         return
-    speed = {"threads": settings.threads, "validate_every": settings.validate_every}
-    config = apply_options(TrainConfig(data_dir=settings.data_dir), {**options, **speed})
+    uncompared = {
+        "threads": settings.threads,
+        "validate_every": settings.validate_every,
+        "device": settings.device,
+        "weights": settings.weights,
+        "split_file": settings.split_file,
+    }
+    config = apply_options(TrainConfig(data_dir=settings.data_dir), {**options, **uncompared})
     config.validate()
     configure_for_training(config.threads)
     if "data" not in data_cache:
@@ -522,7 +536,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=Settings.image_size)
     parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
     parser.add_argument("--lr", type=float, default=Settings.lr)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="Where the runs train."
+    )
+    parser.add_argument("--weights", help="Backbone weights file instead of ImageNet's package.")
+    parser.add_argument(
+        "--split", dest="split_file", help="A run's split.json instead of --split-seed 0's split."
+    )
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="Train the methods and stop (no evaluation: the test images need not be there).",
+    )
     parser.add_argument("--threads", type=int, default=0, help="Torch threads; 0 = all CPUs.")
     parser.add_argument(
         "--validate-every",
@@ -544,6 +569,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def portable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with its files named without their folders."""
+    return {
+        key: Path(value).name if key in ("data_dir", "weights", "split_file") and value else value
+        for key, value in settings.items()
+    }
+
+
 def portable_result(result: dict[str, Any]) -> dict[str, Any]:
     """A method's result for ``results.json``, without the long report and without this
     machine's folders: the data folder by name, the run folder by its own name."""
@@ -551,14 +584,13 @@ def portable_result(result: dict[str, Any]) -> dict[str, Any]:
     if portable.get("run"):
         portable["run"] = Path(portable["run"]).name
     if portable.get("settings"):
-        portable["settings"] = {
-            **portable["settings"],
-            "data_dir": Path(portable["settings"]["data_dir"]).name,
-        }
+        portable["settings"] = portable_settings(portable["settings"])
     training = portable.get("training")
     if training and training.get("train_config"):
         config = dict(training["train_config"])
-        config["data_dir"] = Path(config["data_dir"]).name
+        for key in ("data_dir", "weights", "split_file"):
+            if config.get(key):
+                config[key] = Path(config[key]).name
         portable["training"] = {**training, "train_config": config}
     return portable
 
@@ -572,7 +604,7 @@ def write_summary(runs: Path, settings: Settings, results: dict[str, dict[str, A
         if stored is not None:
             every[name] = stored
     summary = {
-        "settings": {**asdict(settings), "data_dir": Path(settings.data_dir).name},
+        "settings": portable_settings(asdict(settings)),
         "results": {name: portable_result(r) for name, r in every.items()},
     }
     write_json(runs / RESULTS_JSON, summary)
@@ -594,11 +626,6 @@ def write_summary(runs: Path, settings: Settings, results: dict[str, dict[str, A
 
 def run(args: argparse.Namespace, console: Console) -> None:
     """Do what the command line asks."""
-    if args.device != "cpu":
-        raise SncaError(
-            "the trainer (train/trainer.py) runs on the CPU only; --device cuda needs "
-            "device support there first"
-        )
     if args.only_report is not None:
         out = args.out or args.only_report / "report"
         report_run(
@@ -626,8 +653,16 @@ def run(args: argparse.Namespace, console: Console) -> None:
         lr=args.lr,
         threads=args.threads,
         validate_every=args.validate_every,
+        device=args.device,
+        weights=args.weights,
+        split_file=args.split_file,
     )
     args.runs.mkdir(parents=True, exist_ok=True)
+    if args.train_only:
+        data_cache: dict[str, Any] = {}
+        for name in (m for m in methods if m != FROZEN):
+            train_method(name, settings, args.runs / name, console, data_cache)
+        return
     results = run_table(settings, args.runs, methods, args.projection, console)
     write_summary(args.runs, settings, results)
     written = ", ".join(str(args.runs / name) for name in (RESULTS_JSON, RESULTS_MD, RESULTS_PNG))

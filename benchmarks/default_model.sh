@@ -4,7 +4,8 @@
 # check, the evaluation figures, and the demo.
 #   bash benchmarks/default_model.sh AID_DIR RUN_DIR [WORK_DIR]
 # The shipped model is the SNCA+CE (memory bank) run of benchmarks/aid_table.py (docs/results.md):
-#   python benchmarks/aid_table.py --data AID_DIR --runs runs/aid-table --epochs 6 --validate-every 6
+#   python benchmarks/aid_table.py --data AID_DIR --runs runs/aid-table --epochs 28 --validate-every 28
+#   (trained on a GPU, one process per method: see the Reproduce section of docs/results.md)
 #   bash benchmarks/default_model.sh AID_DIR runs/aid-table/snca-ce-bank
 set -euo pipefail
 data=${1:?AID folder}

@@ -36,39 +36,49 @@ def grey(images: torch.Tensor) -> torch.Tensor:
     return images.mean(dim=1, keepdim=True)
 
 
-def _factors(n: int, strength: float, generator: torch.Generator) -> torch.Tensor:
-    return 1.0 + (torch.rand(n, generator=generator) * 2.0 - 1.0) * strength
+def _factors(
+    n: int, strength: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """N x 1 x 1 x 1 factors in [1 - strength, 1 + strength] on ``device``."""
+    factors = 1.0 + (torch.rand(n, generator=generator) * 2.0 - 1.0) * strength
+    return factors.to(device).view(-1, 1, 1, 1)
 
 
 def augment_batch(
     images: torch.Tensor, config: AugmentConfig, generator: torch.Generator
 ) -> torch.Tensor:
-    """Augmented copy of N x B x H x W images in [0, 1] (square images for rotations)."""
-    n = len(images)
+    """Augmented copy of N x B x H x W images in [0, 1] (square images for rotations). The
+    random draws are made on the CPU (``generator``), so a batch gets the same augmentation on
+    any device."""
+    n, device = len(images), images.device
     out = images
+
+    def chosen(probability: float) -> torch.Tensor:
+        """N x 1 x 1 x 1 booleans on the device, each true with ``probability``."""
+        return (torch.rand(n, generator=generator) < probability).to(device).view(-1, 1, 1, 1)
+
     if config.flips:
-        horizontal = torch.rand(n, generator=generator) < 0.5
-        vertical = torch.rand(n, generator=generator) < 0.5
-        out = torch.where(horizontal.view(-1, 1, 1, 1), out.flip(-1), out)
-        out = torch.where(vertical.view(-1, 1, 1, 1), out.flip(-2), out)
+        horizontal, vertical = chosen(0.5), chosen(0.5)
+        out = torch.where(horizontal, out.flip(-1), out)
+        out = torch.where(vertical, out.flip(-2), out)
     if config.rotations and out.shape[-1] == out.shape[-2]:
         turns = torch.randint(0, 4, (n,), generator=generator)
         rotated = out.clone()
         for k in (1, 2, 3):
-            chosen = turns == k
-            if bool(chosen.any()):
-                rotated[chosen] = torch.rot90(out[chosen], k, dims=(-2, -1))
+            rows = torch.nonzero(turns == k).flatten()
+            if len(rows):
+                rows = rows.to(device)
+                rotated[rows] = torch.rot90(out[rows], k, dims=(-2, -1))
         out = rotated
-    view = (-1, 1, 1, 1)
     if config.brightness > 0:
-        out = out * _factors(n, config.brightness, generator).view(view)
+        out = out * _factors(n, config.brightness, generator, device)
     if config.contrast > 0:
         mean = grey(out).mean(dim=(1, 2, 3), keepdim=True)
-        out = (out - mean) * _factors(n, config.contrast, generator).view(view) + mean
+        out = (out - mean) * _factors(n, config.contrast, generator, device) + mean
     if config.saturation > 0:
         luminance = grey(out)
-        out = (out - luminance) * _factors(n, config.saturation, generator).view(view) + luminance
+        out = (out - luminance) * _factors(n, config.saturation, generator, device) + luminance
     if config.grayscale_probability > 0:
-        to_grey = torch.rand(n, generator=generator) < config.grayscale_probability
-        out = torch.where(to_grey.view(view), grey(out).expand_as(out), out)
+        to_grey = chosen(config.grayscale_probability)
+        out = torch.where(to_grey, grey(out).expand_as(out), out)
     return out.clamp(0.0, 1.0)

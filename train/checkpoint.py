@@ -41,7 +41,7 @@ def make_checkpoint(
         "snca_version": __version__,
         "model_config": model.config.to_dict(),
         "class_names": list(class_names),
-        "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
         "image_size": model.config.image_size,
         "input_bands": model.config.input_bands,
         "split_seed": split_seed,

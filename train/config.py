@@ -16,6 +16,9 @@ from train.schedule import SCHEDULES
 #: Arithmetic of the backbone during training: ``fp32``, or ``bf16`` (bfloat16 autocast of the
 #: backbone; the embedding, the head, the losses and the memory stay fp32).
 PRECISIONS = ("fp32", "bf16")
+#: Where the network trains: ``cpu``, or ``cuda`` (the first GPU torch sees; the decoded images,
+#: the memory and the network all live there, the random draws stay on the CPU).
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass
@@ -39,12 +42,14 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
     split_seed: int = 0
+    split_file: str | None = None  # a split.json to use instead of splitting with split_seed
     pretrained: bool = True
     weights: str | None = None
     skip_unreadable: bool = False
     workers: int = 4
     threads: int = 0
     precision: str = "fp32"
+    device: str = "cpu"
     knn_k: int = 10
     validate_every: int = 1
 
@@ -77,6 +82,8 @@ class TrainConfig:
             raise SncaError(
                 f"unknown precision {self.precision!r} (choose one of: {', '.join(PRECISIONS)})"
             )
+        if self.device not in DEVICES:
+            raise SncaError(f"unknown device {self.device!r} (choose one of: {', '.join(DEVICES)})")
         if self.memory not in MEMORY_KINDS:
             raise SncaError(
                 f"unknown memory {self.memory!r} (choose one of: {', '.join(MEMORY_KINDS)})"

@@ -3,8 +3,9 @@
 Images of any size are resized to ``image_size`` and kept as one N x H x W x B array: uint8 when
 the first image is 8-bit (divided by 255 on use), else float16 already scaled to [0, 1] with the
 runtime's per-type scale (:data:`snca_cli.metadata.DEFAULT_INPUT_SCALE`), so training sees the
-same values as the exported model does later. Batches come out as float N x B x H x W tensors in
-channels-last memory order.
+same values as the exported model does later. :class:`DeviceImages` holds a split on the training
+device (a GPU gets the whole array once, so no batch crosses the bus) and cuts float
+N x B x H x W batches in channels-last memory order from it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import torch
 from rich.console import Console
 
 from snca_cli.dataset import (
+    SPLIT_NAMES,
     SceneFolder,
+    load_split,
     make_split,
     read_image,
     resize_image,
@@ -54,11 +57,23 @@ class ImageCache:
         """What the stored values are divided by to lie in [0, 1]."""
         return 255.0 if self.images.dtype == np.uint8 else 1.0
 
-    def batch(self, indices: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Float32 N x B x H x W images in [0, 1] (channels-last strides) of the given rows."""
-        rows = np.asarray(indices, dtype=np.int64)
-        array = torch.from_numpy(self.images[rows]).permute(0, 3, 1, 2)
-        return array.float().div_(self.scale)
+
+class DeviceImages:
+    """One split's decoded images as a tensor on ``device``: a copy made once on a GPU, the
+    cache's own memory on the CPU."""
+
+    def __init__(self, cache: ImageCache, device: torch.device) -> None:
+        self.images = torch.from_numpy(cache.images).to(device)
+        self.scale = cache.scale
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Float32 N x B x H x W images in [0, 1] on the device, channels-last strides."""
+        index = torch.as_tensor(rows, dtype=torch.int64).to(self.device)
+        return self.images[index].permute(0, 3, 1, 2).float().div_(self.scale)
 
 
 @dataclass
@@ -164,19 +179,21 @@ def prepare_data(
     console: Console,
     split: dict[str, list[str]] | None = None,
     class_names: list[str] | None = None,
+    split_source: str = "the run's split",
 ) -> TrainingData:
     """Scan ``data_dir``, split it with ``split_seed`` (or use the given ``split`` of a resumed
-    run, whose ``class_names`` must match), and decode the train and val images."""
+    run or a split file, named ``split_source``, whose ``class_names`` must match), and decode
+    the train and val images (only those must be in the folder)."""
     folder = scan_scene_folder(data_dir)
     if class_names is not None and class_names != folder.class_names:
         raise SncaError(
-            f"the classes of {folder.root} differ from those of the run "
-            f"({len(folder.class_names)} vs {len(class_names)}); the data folder changed"
+            f"the classes of {folder.root} differ from those of {split_source} "
+            f"({len(folder.class_names)} vs {len(class_names)})"
         )
     if split is None:
         split = make_split(folder, split_seed)
     else:
-        _check_split(folder, split, "the run's split")
+        _check_split(folder, split, split_source)
     items = split["train"] + split["val"]
     images, failed, reasons = decode_images(folder, items, image_size, workers, console)
     if failed and not skip_unreadable:
@@ -201,6 +218,13 @@ def prepare_data(
     if len(train) == 0 or len(val) == 0:
         raise SncaError("no readable image is left in the train or the validation split")
     return TrainingData(folder, split, split_seed, train, val, [items[i] for i in failed])
+
+
+def read_split_file(path: Path) -> tuple[dict[str, list[str]], int, list[str]]:
+    """The split, its seed and its class names from a run's ``split.json``."""
+    payload = load_split(path)
+    split = {name: list(payload[name]) for name in SPLIT_NAMES}
+    return split, int(payload["seed"]), list(payload["classes"])
 
 
 def write_split(run_dir: Path, data: TrainingData) -> None:

@@ -72,11 +72,18 @@ class MemoryBank:
         self.features[indices] = F.normalize(features.detach(), dim=1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"features": self.features.clone(), "labels": self.labels.clone()}
+        """CPU copies of the features and labels."""
+        return {
+            "features": self.features.to("cpu", copy=True),
+            "labels": self.labels.to("cpu", copy=True),
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> MemoryBank:
+    def from_state_dict(
+        cls, state: dict[str, torch.Tensor], device: torch.device | str = "cpu"
+    ) -> MemoryBank:
+        """The bank of :meth:`state_dict`, on ``device``."""
         bank = cls.__new__(cls)
-        bank.features = state["features"].clone()
-        bank.labels = state["labels"].clone()
+        bank.features = state["features"].to(device, copy=True)
+        bank.labels = state["labels"].to(device, copy=True)
         return bank

@@ -76,7 +76,7 @@ class SceneEmbeddingNet(nn.Module):
         return to fp32 before the embedding layer."""
         standardised = (images - self.input_mean) / self.input_std
         if self.bf16_backbone:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast(images.device.type, dtype=torch.bfloat16):
                 pooled = self.backbone(standardised)
             return self.embedding(pooled.float())
         return self.embedding(self.backbone(standardised))

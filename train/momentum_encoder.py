@@ -39,7 +39,7 @@ class MomentumEncoder:
             ema.mul_(self.momentum).add_(current.detach(), alpha=1.0 - self.momentum)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.network.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.network.load_state_dict(state, strict=True)
@@ -48,7 +48,7 @@ class MomentumEncoder:
     def embed(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Unit-length embeddings of ``images`` in their order, computed in shuffled groups."""
         self.network.train()
-        order = torch.randperm(len(images), generator=generator)
+        order = torch.randperm(len(images), generator=generator).to(images.device)
         groups = min(self.groups, len(images) // 2) or 1
         parts = [self.network(images[chunk])[0] for chunk in torch.tensor_split(order, groups)]
         shuffled = torch.cat(parts)

@@ -58,14 +58,16 @@ def resumed_config(
 ) -> TrainConfig:
     """The stored configuration of a resumed run; given options must agree with it, except
     ``--epochs`` (to train longer; the learning-rate schedule then stretches to the new length),
-    ``--workers``/``--threads`` (speed only) and ``--validate-every``."""
+    ``--workers``/``--threads``/``--device`` (speed only) and ``--validate-every``."""
     given = {key: value for key, value in options.items() if value is not None}
     wanted_architecture = {k: given[k] for k in ARCHITECTURE_OPTIONS if k in given}
     if wanted_architecture:
         stored_model = ModelConfig.from_dict(checkpoint["model_config"])
         check_architecture(checkpoint, replace(stored_model, **wanted_architecture), str(source))
     adjustable = {
-        k: given.pop(k) for k in ("epochs", "workers", "threads", "validate_every") if k in given
+        k: given.pop(k)
+        for k in ("epochs", "workers", "threads", "validate_every", "device")
+        if k in given
     }
     for key in ARCHITECTURE_OPTIONS:
         given.pop(key, None)

@@ -20,6 +20,8 @@ import os
 
 import torch
 
+from snca_cli.errors import SncaError
+
 #: mallopt() parameters from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -67,3 +69,13 @@ def native_bf16() -> bool:
     return bool(
         torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     )
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device called ``name`` (``cpu`` or ``cuda``); for CUDA, cuDNN picks the fastest
+    convolution algorithms for the (fixed) batch shape. SncaError when no GPU is visible."""
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SncaError("--device cuda: torch sees no CUDA GPU here (use --device cpu)")
+        torch.backends.cudnn.benchmark = True
+    return torch.device(name)

@@ -4,7 +4,9 @@ epoch, ``last.pt``/``best.pt`` checkpoints and a history; ``--resume`` continues
 Every random draw comes from seeded generators (sampling, augmentation, momentum-encoder
 shuffling) whose states are saved in each checkpoint together with Python's, NumPy's and
 torch's global states, so a run resumed from ``last.pt`` produces the same weights as one that
-was never interrupted.
+was never interrupted. With ``--device cuda`` the images, the memory and the network live on the
+GPU while those draws stay on the CPU; cuDNN picks its algorithms per run, so GPU runs are
+close to, not bit-identical with, each other and the CPU.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from train.checkpoint import (
     save_checkpoint,
 )
 from train.config import TrainConfig
-from train.data import ImageCache, TrainingData, prepare_data, write_split
+from train.data import (
+    DeviceImages,
+    TrainingData,
+    prepare_data,
+    read_split_file,
+    write_split,
+)
 from train.history import write_history
 from train.losses.objective import Objective
 from train.memory import MemoryBank
@@ -40,7 +48,7 @@ from train.model import ModelConfig, SceneEmbeddingNet
 from train.momentum_encoder import MomentumEncoder
 from train.progress import make_progress
 from train.schedule import learning_rate
-from train.speed import configure_for_training, native_bf16
+from train.speed import configure_for_training, native_bf16, training_device
 
 #: Images per forward pass when embedding a whole split (no gradients, so larger than training).
 EMBED_BATCH = 128
@@ -85,30 +93,37 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
 
 @torch.no_grad()
 def embed_images(
-    model: SceneEmbeddingNet, cache: ImageCache, console: Console, description: str
+    model: SceneEmbeddingNet, images: DeviceImages, console: Console, description: str
 ) -> np.ndarray:
     """Unit-length N x D embeddings of a split's images (eval mode, no augmentation)."""
     model.eval()
     parts: list[np.ndarray] = []
     with make_progress(console, transient=True) as progress:
-        task = progress.add_task(description, total=len(cache), info="")
-        for start in range(0, len(cache), EMBED_BATCH):
-            rows = np.arange(start, min(start + EMBED_BATCH, len(cache)))
-            embedding, _ = model(cache.batch(rows))
-            parts.append(embedding.numpy())
+        task = progress.add_task(description, total=len(images), info="")
+        for start in range(0, len(images), EMBED_BATCH):
+            rows = np.arange(start, min(start + EMBED_BATCH, len(images)))
+            embedding, _ = model(images.batch(rows).contiguous(memory_format=torch.channels_last))
+            parts.append(embedding.float().cpu().numpy())
             progress.advance(task, len(rows))
     return np.concatenate(parts).astype(np.float32)
 
 
 def load_training_data(config: TrainConfig, console: Console) -> TrainingData:
-    """Scan, split and decode the data of a new run."""
+    """Scan, split (or read ``config.split_file``) and decode the data of a new run."""
+    if config.split_file is None:
+        split, split_seed, class_names = None, config.split_seed, None
+    else:
+        split, split_seed, class_names = read_split_file(Path(config.split_file))
     return prepare_data(
         Path(config.data_dir),
-        config.split_seed,
+        split_seed,
         config.image_size,
         config.workers,
         config.skip_unreadable,
         console,
+        split=split,
+        class_names=class_names,
+        split_source=f"split file {config.split_file}",
     )
 
 
@@ -128,9 +143,12 @@ class Trainer:
         self.run_dir = run_dir
         self.data = data
         self.console = console
-        self.model = model.to(memory_format=torch.channels_last)
+        self.device = training_device(config.device)
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.model.bf16_backbone = config.precision == "bf16"
-        if self.model.bf16_backbone and not native_bf16():
+        self.train_images = DeviceImages(data.train, self.device)
+        self.val_images = DeviceImages(data.val, self.device)
+        if self.model.bf16_backbone and self.device.type == "cpu" and not native_bf16():
             console.print(
                 "[yellow]warning:[/] this CPU has no native bfloat16 (AVX512-BF16 or AMX); "
                 "--precision bf16 will train slower than fp32"
@@ -146,7 +164,7 @@ class Trainer:
         self.generators = {name: torch.Generator() for name in GENERATORS}
         for offset, name in enumerate(GENERATORS):
             self.generators[name].manual_seed(config.seed * len(GENERATORS) + offset)
-        self.labels = torch.from_numpy(data.train.labels)
+        self.labels = torch.from_numpy(data.train.labels).to(self.device)
         self.bank: MemoryBank | None = None
         self.encoder: MomentumEncoder | None = None
         if self.objective.uses_memory and config.memory == "momentum-encoder":
@@ -187,8 +205,10 @@ class Trainer:
         model = SceneEmbeddingNet(model_config, pretrained=config.pretrained, weights=weights)
         trainer = cls(config, run_dir, data, model, console)
         if trainer.objective.uses_memory:
-            initial = embed_images(trainer.model, data.train, console, "filling the memory")
-            trainer.bank = MemoryBank(torch.from_numpy(initial), trainer.labels)
+            initial = embed_images(
+                trainer.model, trainer.train_images, console, "filling the memory"
+            )
+            trainer.bank = MemoryBank(torch.from_numpy(initial).to(trainer.device), trainer.labels)
         return trainer
 
     @classmethod
@@ -220,7 +240,7 @@ class Trainer:
         trainer = cls(config, run_dir, data, model, console)
         trainer.optimizer.load_state_dict(checkpoint["optimizer_state"])
         if checkpoint["memory_state"] is not None:
-            trainer.bank = MemoryBank.from_state_dict(checkpoint["memory_state"])
+            trainer.bank = MemoryBank.from_state_dict(checkpoint["memory_state"], trainer.device)
         if trainer.encoder is not None:
             trainer.encoder.load_state_dict(checkpoint["encoder_state"])
         for name, state in checkpoint["generator_states"].items():
@@ -248,8 +268,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         images = augment_batch(
-            self.data.train.batch(rows), config.augment, self.generators["augment"]
+            self.train_images.batch(rows), config.augment, self.generators["augment"]
         ).contiguous(memory_format=torch.channels_last)
+        rows = rows.to(self.device)
         labels = self.labels[rows]
         keys = None
         if self.encoder is not None:
@@ -312,8 +333,10 @@ class Trainer:
 
     def validate(self) -> float:
         """kNN@k accuracy of the validation split against the training split."""
-        train_embedding = embed_images(self.model, self.data.train, self.console, "embedding train")
-        val_embedding = embed_images(self.model, self.data.val, self.console, "embedding val")
+        train_embedding = embed_images(
+            self.model, self.train_images, self.console, "embedding train"
+        )
+        val_embedding = embed_images(self.model, self.val_images, self.console, "embedding val")
         return knn_accuracy(
             val_embedding,
             self.data.val.labels,

@@ -132,6 +132,18 @@ def register(app: typer.Typer) -> None:
             "for ResNets on CPUs with AVX512-BF16 or AMX, slower for EfficientNet-Lite). "
             "Default: fp32.",
         ),
+        device: str | None = typer.Option(
+            None,
+            "--device",
+            help="Train on `cpu`, or on `cuda` (the GPU torch sees; images, memory and network "
+            "stay on it). Default: cpu.",
+        ),
+        split: Path | None = typer.Option(
+            None,
+            "--split",
+            help="Use this split.json (of another run) instead of splitting with --split-seed; "
+            "only its train and val images need be in DATA_DIR.",
+        ),
         output: Path | None = typer.Option(
             None, "--output", "-o", help="Run folder. Default: `runs/DATE-TIME`."
         ),
@@ -182,6 +194,8 @@ def register(app: typer.Typer) -> None:
             "threads": threads,
             "precision": precision,
             "validate_every": validate_every,
+            "device": device,
+            "split_file": str(split.resolve()) if split is not None else None,
         }
         if resume is not None:
             checkpoint_path = resolve_checkpoint(resume)

@@ -232,3 +232,49 @@ def test_an_unfinished_run_is_resumed_to_the_last_epoch(tmp_path):
         1,
         2,
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_train_only_needs_no_test_images_and_the_run_is_evaluated_later(tmp_path, monkeypatch):
+    """The GPU workflow: train where only the train and val images are (a split file, a weights
+    file), then evaluate the finished runs elsewhere without training them again."""
+    torch = pytest.importorskip("torch")
+    import aid_table
+    from rich.console import Console
+
+    from snca_cli.dataset import make_split, save_split, scan_scene_folder
+    from train.backbones import build_backbone
+
+    data = _scene_folder(tmp_path / "full" / "scenes")
+    folder = scan_scene_folder(data)
+    split = make_split(folder, 0)
+    save_split(tmp_path / "split.json", folder, split, 0)
+    partial = tmp_path / "partial" / "scenes"
+    for item in split["train"] + split["val"]:
+        (partial / item).parent.mkdir(parents=True, exist_ok=True)
+        (partial / item).write_bytes((data / item).read_bytes())
+    weights = tmp_path / "weights" / "lite0.pt"
+    weights.parent.mkdir()
+    state = build_backbone("efficientnet_lite0", pretrained=False).module.network.state_dict()
+    torch.save(state, weights)
+    common = ["--runs", str(tmp_path / "runs"), "--methods", "ce", "--epochs", "1"]
+    common += ["--image-size", "32", "--batch-size", "8", "--threads", "1"]
+    monkeypatch.setattr(
+        "sys.argv",
+        ["aid_table.py", "--data", str(partial), *common, "--train-only"]
+        + ["--weights", str(weights), "--split", str(tmp_path / "split.json")],
+    )
+    aid_table.run(aid_table.parse_args(), Console(quiet=True))
+    run_dir = tmp_path / "runs" / "ce"
+    assert (run_dir / "last.pt").is_file() and not (run_dir / RESULT_FILE).exists()
+    stamp = (run_dir / "last.pt").stat().st_mtime_ns
+    monkeypatch.setattr("sys.argv", ["aid_table.py", "--data", str(data), *common])
+    aid_table.run(aid_table.parse_args(), Console(quiet=True))
+    assert (run_dir / "last.pt").stat().st_mtime_ns == stamp  # evaluated, not trained again
+    result = json.loads((run_dir / RESULT_FILE).read_text())
+    assert result["report"]["num_queries"] == len(split["test"])
+    summary = (tmp_path / "runs" / RESULTS_JSON).read_text()
+    config = json.loads(summary)["results"]["ce"]["training"]["train_config"]
+    assert (config["weights"], config["split_file"]) == ("lite0.pt", "split.json")
+    assert str(tmp_path) not in summary

@@ -182,6 +182,8 @@ def test_ctrl_c_stops_cleanly_with_no_output(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # as from a terminal, even where this test runs as a background job (SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = process.stdout.readline()  # printed once the model is loaded, before the tiles
     assert first.startswith("model model.onnx"), first

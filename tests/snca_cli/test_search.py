@@ -169,7 +169,7 @@ def test_point_lookup_agrees_with_the_tiling_under_overlap(
     rng = np.random.default_rng(6)
     with RasterTiling.open(raster, model.metadata, options) as tiling:
         for col, row in rng.uniform(0, 1, (200, 2)) * (45, 37):
-            x, y = tiling.transform * (col, row)
+            x, y = tiling.transform @ (col, row)
             assert index.tile_at(x, y).window == tiling.tile_at(x, y).window
 
 

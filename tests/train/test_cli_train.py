@@ -143,12 +143,39 @@ def test_unreadable_image(tmp_path):
         ("--batch-size", "1", "--batch-size must be at least 2"),
         ("--precision", "fp16", "unknown precision 'fp16'"),
         ("--validate-every", "0", "--validate-every must be positive"),
+        ("--device", "tpu", "unknown device 'tpu'"),
     ],
 )
 def test_bad_options(tmp_path, option, value, message):
     data = make_scene_folder(tmp_path / "scenes", per_class=3)
     result = snca(data, *FAST, option, value, "--output", tmp_path / "run")
     assert_one_line_error(result, message)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=3)
+    result = snca(data, *FAST, "--device", "cuda", "--output", tmp_path / "run")
+    assert_one_line_error(result, "--device cuda", "no CUDA GPU")
+
+
+def test_a_run_trains_on_another_runs_split_without_its_test_images(trained, tmp_path):
+    data, run, _ = trained
+    given = json.loads((run / "split.json").read_text())
+    partial = tmp_path / "scenes"
+    for item in given["train"] + given["val"]:
+        (partial / item).parent.mkdir(parents=True, exist_ok=True)
+        (partial / item).write_bytes((data / item).read_bytes())
+    result = snca(
+        partial, *FAST, "--epochs", "1", "--split", run / "split.json", "--output", tmp_path / "r"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r" / "split.json").read_text()) == given
+    checkpoint = torch.load(tmp_path / "r" / "last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["split"]["test"] == given["test"]
+    other = make_scene_folder(tmp_path / "two", per_class=8, classes=2)
+    result = snca(other, *FAST, "--split", run / "split.json", "--output", tmp_path / "r2")
+    assert_one_line_error(result, "the classes of", "differ from those of split file")
 
 
 def test_help_states_the_real_defaults():
@@ -180,6 +207,7 @@ def test_help_states_the_real_defaults():
     assert helps["memory_momentum"].endswith(f"Default: {values}.")
     assert helps["backbone"].startswith(f"{config.backbone} (default")
     assert helps["loss"].startswith(f"{loss.loss} (default)")
+    assert helps["device"].endswith(f"Default: {config.device}.")
 
 
 def test_without_torch_the_command_names_the_extra(tmp_path):

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.torch
 
 from snca_cli.errors import SncaError  # noqa: E402
 from tests.train.scenes import make_scene_folder  # noqa: E402
-from train.data import prepare_data, write_split  # noqa: E402
+from train.data import DeviceImages, prepare_data, read_split_file, write_split  # noqa: E402
 
 QUIET = Console(quiet=True)
 
@@ -45,7 +45,7 @@ def test_rgb_pngs_of_any_size_become_a_uint8_cache(tmp_path):
     write_split(tmp_path, prepared)
     split = json.loads((tmp_path / "split.json").read_text())
     assert split["train"] == prepared.train.items and split["classes"] == prepared.class_names
-    batch = prepared.train.batch(np.array([2, 0]))
+    batch = DeviceImages(prepared.train, torch.device("cpu")).batch(np.array([2, 0]))
     assert batch.shape == (2, 3, 16, 16) and batch.dtype == torch.float32
     assert batch.is_contiguous(memory_format=torch.channels_last)
     expected = prepared.train.images[2].astype(np.float32) / 255.0
@@ -84,9 +84,8 @@ def test_multiband_uint16_tifs_are_scaled_to_unit_floats(tmp_path):
     row = prepared.train.items.index("crop/0.tif") if "crop/0.tif" in prepared.train.items else None
     cache = prepared.train if row is not None else prepared.val
     row = cache.items.index("crop/0.tif")
-    assert cache.batch(np.array([row])).numpy() == pytest.approx(
-        np.full((1, 4, 12, 12), 0.2), abs=1e-3
-    )
+    batch = DeviceImages(cache, torch.device("cpu")).batch(np.array([row]))
+    assert batch.numpy() == pytest.approx(np.full((1, 4, 12, 12), 0.2), abs=1e-3)
 
 
 def test_grey_images_in_an_rgb_set_are_repeated_over_the_bands(tmp_path):
@@ -117,3 +116,30 @@ def test_unreadable_images_stop_the_run_or_are_skipped(tmp_path):
     kept = prepared.train.items + prepared.val.items
     assert len(kept) == 18 - 2 - 3  # 6 per class, minus 2 unreadable and 3 test items
     assert not set(prepared.skipped) & set(kept)
+
+
+def test_device_images_cut_batches_of_any_rows_without_copying_the_cache_on_the_cpu(tmp_path):
+    prepared = prepare(make_scene_folder(tmp_path / "scenes", per_class=5))
+    on_cpu = DeviceImages(prepared.train, torch.device("cpu"))
+    assert len(on_cpu) == len(prepared.train) == 9
+    assert on_cpu.images.data_ptr() == prepared.train.images.ctypes.data  # no copy
+    for rows in (np.array([4, 1, 8]), torch.tensor([0, 0, 7])):
+        batch = on_cpu.batch(rows)
+        expected = prepared.train.images[np.asarray(rows)].transpose(0, 3, 1, 2) / 255.0
+        np.testing.assert_allclose(batch.numpy(), expected, atol=1e-7)
+        assert batch.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_split_file_is_used_as_it_is_and_needs_no_test_images(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=6)
+    first = prepare(data)
+    write_split(tmp_path, first)
+    split, seed, classes = read_split_file(tmp_path / "split.json")
+    assert split == first.split and seed == 0 and classes == first.class_names
+    for item in split["test"]:
+        (data / item).unlink()
+    again = prepare(data, split=split, class_names=classes, split_source="split file s.json")
+    assert again.train.items == first.train.items and again.split["test"] == split["test"]
+    (data / split["train"][0]).unlink()
+    with pytest.raises(SncaError, match="1 image.* of split file s.json are gone"):
+        prepare(data, split=split, class_names=classes, split_source="split file s.json")

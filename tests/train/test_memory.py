@@ -30,8 +30,12 @@ def test_bank_replace_normalises_and_keeps_other_rows():
 
 def test_bank_state_round_trip():
     bank = MemoryBank(torch.randn(5, 4), torch.arange(5))
-    copy = MemoryBank.from_state_dict(bank.state_dict())
+    state = bank.state_dict()
+    assert state["features"].data_ptr() != bank.features.data_ptr()  # a copy, on the CPU
+    copy = MemoryBank.from_state_dict(state, torch.device("cpu"))
     assert torch.equal(copy.features, bank.features) and torch.equal(copy.labels, bank.labels)
+    state["features"].zero_()
+    assert copy.features.abs().sum() > 0  # the bank owns its rows
 
 
 def test_default_momentum_schedule_rises_at_thirds():
