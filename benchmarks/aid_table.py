@@ -221,7 +221,7 @@ def train_method(
     }
     config = apply_options(TrainConfig(data_dir=settings.data_dir), {**options, **uncompared})
     config.validate()
-    configure_for_training(config.threads)
+    configure_for_training(config.threads, config.device)
     if "data" not in data_cache:
         data_cache["data"] = load_training_data(config, console)
     console.print(f"[bold]{name}[/]: training {settings.epochs} epochs")

@@ -54,9 +54,11 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def configure_for_training(threads: int = 0) -> int:
-    """Apply the allocator settings and set torch's intra-op threads (``threads`` or, when 0,
-    every CPU this process may use); return the thread count."""
+def configure_for_training(threads: int = 0, device: str = "cpu") -> int:
+    """Check the training ``device`` (before any data is decoded), apply the allocator settings
+    and set torch's intra-op threads (``threads`` or, when 0, every CPU this process may use);
+    return the thread count."""
+    training_device(device)
     keep_freed_memory()
     count = threads if threads > 0 else cpu_count()
     torch.set_num_threads(count)

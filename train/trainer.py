@@ -186,14 +186,12 @@ class Trainer:
         data: TrainingData | None = None,
     ) -> Trainer:
         """A new run: split and decode the data (unless given), build the network, fill the
-        memory, write ``split.json``."""
+        memory, then write ``split.json``."""
         config.validate()
-        configure_for_training(config.threads)
+        configure_for_training(config.threads, config.device)
         seed_everything(config.seed)
         if data is None:
             data = load_training_data(config, console)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_split(run_dir, data)
         model_config = ModelConfig(
             backbone=config.backbone,
             num_classes=len(data.class_names),
@@ -209,6 +207,8 @@ class Trainer:
                 trainer.model, trainer.train_images, console, "filling the memory"
             )
             trainer.bank = MemoryBank(torch.from_numpy(initial).to(trainer.device), trainer.labels)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_split(run_dir, data)  # last: a run that cannot start leaves no files
         return trainer
 
     @classmethod
@@ -216,7 +216,7 @@ class Trainer:
         """Continue the run saved in ``checkpoint`` exactly where it stopped."""
         config = TrainConfig.from_dict(checkpoint["train_config"])
         config.validate()
-        configure_for_training(config.threads)
+        configure_for_training(config.threads, config.device)
         data = prepare_data(
             Path(config.data_dir),
             int(checkpoint["split_seed"]),

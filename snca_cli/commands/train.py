@@ -215,7 +215,7 @@ def register(app: typer.Typer) -> None:
                 raise SncaError("give the data folder (DATA_DIR), or --resume RUN_DIR")
             config = new_run_config(data_dir, options)
             run_dir = check_new_run_dir(output, force)
-            configure_for_training(config.threads)
+            configure_for_training(config.threads, config.device)
             data = load_training_data(config, console)
             prepare_new_run_dir(run_dir)
             trainer = Trainer.start(config, run_dir, console, data)

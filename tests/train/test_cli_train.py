@@ -152,6 +152,15 @@ def test_bad_options(tmp_path, option, value, message):
     assert_one_line_error(result, message)
 
 
+def test_a_run_that_cannot_start_leaves_no_files(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=3)
+    (tmp_path / "weights.pt").write_text("not a state dict")
+    args = [data, *FAST, "--weights", tmp_path / "weights.pt", "--output", tmp_path / "run"]
+    assert_one_line_error(snca(*args), "cannot read weights file")
+    assert list((tmp_path / "run").iterdir()) == []  # so the same command can run again
+    assert_one_line_error(snca(*args), "cannot read weights file")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
     data = make_scene_folder(tmp_path / "scenes", per_class=3)
