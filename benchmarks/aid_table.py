@@ -130,8 +130,8 @@ class Settings:
     threads: int = 0  # torch threads (0: every CPU); speed only, not compared on resume
     validate_every: int = 1  # validation epochs (best.pt); not compared on resume
     device: str = "cpu"  # where the runs train; not compared on resume
-    weights: str | None = None  # backbone weights file instead of the packaged ImageNet ones
-    split_file: str | None = None  # a run's split.json instead of splitting with split_seed
+    weights: str | None = None  # backbone weights instead of the packaged ones; not compared
+    split_file: str | None = None  # a run's split.json instead of split_seed's; not compared
 
     def run_options(self, method: Method) -> dict[str, Any]:
         """The :class:`train.config.TrainConfig` fields that define ``method``'s run."""
@@ -570,7 +570,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def portable_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` with its files named without their folders."""
+    """Table settings or a run's training configuration with its files (the data folder, the
+    weights, the split file) named without their folders."""
     return {
         key: Path(value).name if key in ("data_dir", "weights", "split_file") and value else value
         for key, value in settings.items()
@@ -587,11 +588,10 @@ def portable_result(result: dict[str, Any]) -> dict[str, Any]:
         portable["settings"] = portable_settings(portable["settings"])
     training = portable.get("training")
     if training and training.get("train_config"):
-        config = dict(training["train_config"])
-        for key in ("data_dir", "weights", "split_file"):
-            if config.get(key):
-                config[key] = Path(config[key]).name
-        portable["training"] = {**training, "train_config": config}
+        portable["training"] = {
+            **training,
+            "train_config": portable_settings(training["train_config"]),
+        }
     return portable
 
 

@@ -102,7 +102,7 @@ def embed_images(
         task = progress.add_task(description, total=len(images), info="")
         for start in range(0, len(images), EMBED_BATCH):
             rows = np.arange(start, min(start + EMBED_BATCH, len(images)))
-            embedding, _ = model(images.batch(rows).contiguous(memory_format=torch.channels_last))
+            embedding, _ = model(images.batch(rows))
             parts.append(embedding.float().cpu().numpy())
             progress.advance(task, len(rows))
     return np.concatenate(parts).astype(np.float32)
@@ -267,10 +267,10 @@ class Trainer:
         rate = learning_rate(config.lr, self.step, total_steps, config.schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = rate
+        rows = rows.to(self.device)
         images = augment_batch(
             self.train_images.batch(rows), config.augment, self.generators["augment"]
         ).contiguous(memory_format=torch.channels_last)
-        rows = rows.to(self.device)
         labels = self.labels[rows]
         keys = None
         if self.encoder is not None:
