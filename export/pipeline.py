@@ -118,6 +118,9 @@ def training_summary(checkpoint: dict[str, Any], metrics: dict[str, float] | Non
     }
     if "sigma" in loss:
         summary["sigma"] = loss["sigma"]
+    backbone_size = (checkpoint.get("model_config") or {}).get("backbone_size")
+    if backbone_size is not None:
+        summary["backbone_size"] = backbone_size
     if metrics:
         summary["test_metrics"] = metrics
     return summary

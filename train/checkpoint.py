@@ -104,6 +104,35 @@ def load_model(path: Path | str) -> tuple[SceneEmbeddingNet, dict[str, Any]]:
     return model, checkpoint
 
 
+#: What a network started from another run's checkpoint (``--init``) may change.
+RESIZABLE_OPTIONS = ("image_size", "backbone_size")
+
+
+def network_from_checkpoint(
+    path: Path | str, config: ModelConfig, class_names: list[str]
+) -> SceneEmbeddingNet:
+    """A new network of ``config`` holding the weights of the checkpoint ``path`` (a file or a
+    run folder): backbone, embedding and classifier. Only the input and backbone sizes may
+    differ from the checkpoint's network; its classes must be ``class_names``, in order."""
+    checkpoint = read_checkpoint(path)
+    stored = ModelConfig.from_dict(checkpoint["model_config"]).to_dict()
+    wanted = config.to_dict()
+    differences = [
+        f"{key} {stored[key]} vs {wanted[key]}"
+        for key in wanted
+        if key not in RESIZABLE_OPTIONS and stored[key] != wanted[key]
+    ]
+    if differences:
+        raise SncaError(f"--init {path} holds another network ({'; '.join(differences)})")
+    if list(checkpoint["class_names"]) != list(class_names):
+        raise SncaError(
+            f"--init {path} was trained on other classes (or another order) than this data's"
+        )
+    model = SceneEmbeddingNet(config, pretrained=False)
+    model.load_state_dict(checkpoint["model_state"], strict=True)
+    return model
+
+
 def check_architecture(checkpoint: dict[str, Any], config: ModelConfig, source: str) -> None:
     """Refuse to resume a checkpoint whose architecture differs from ``config``."""
     stored = checkpoint["model_config"]

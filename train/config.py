@@ -28,6 +28,7 @@ class TrainConfig:
     data_dir: str
     backbone: str = "efficientnet_lite0"
     image_size: int = 224
+    backbone_size: int | None = None  # the size the backbone sees (resampled in the network)
     embedding_dim: int = 128
     epochs: int = 20
     batch_size: int = 64
@@ -45,6 +46,7 @@ class TrainConfig:
     split_file: str | None = None  # a split.json to use instead of splitting with split_seed
     pretrained: bool = True
     weights: str | None = None
+    init: str | None = None  # a checkpoint whose network a new run starts from
     skip_unreadable: bool = False
     workers: int = 4
     threads: int = 0
@@ -67,9 +69,13 @@ class TrainConfig:
             "--knn-k": self.knn_k,
             "--validate-every": self.validate_every,
         }
+        if self.backbone_size is not None:
+            positive["--backbone-size"] = self.backbone_size
         for name, value in positive.items():
             if value <= 0:
                 raise SncaError(f"{name} must be positive, not {value}")
+        if self.init is not None and self.weights is not None:
+            raise SncaError("--init and --weights both choose the starting weights; give one")
         if self.batch_size < 2:
             raise SncaError(f"--batch-size must be at least 2 (batch norm), not {self.batch_size}")
         if self.weight_decay < 0:

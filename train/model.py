@@ -22,13 +22,19 @@ from train.backbones import build_backbone
 
 @dataclass
 class ModelConfig:
-    """What defines a network's architecture (stored in every checkpoint)."""
+    """What defines a network's architecture (stored in every checkpoint).
+
+    ``image_size`` is the square size the network takes (an exported model's tile size);
+    ``backbone_size``, when set, is the size the backbone sees: the network resamples its input
+    to it (bilinear), e.g. to give small tiles an ImageNet backbone's usual 224 px.
+    """
 
     backbone: str
     num_classes: int
     embedding_dim: int = 128
     input_bands: int = 3
     image_size: int = 224
+    backbone_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,10 +77,16 @@ class SceneEmbeddingNet(nn.Module):
         self.bf16_backbone = False
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The raw (un-normalised) N x D embedding of N x bands x H x W images in [0, 1]; with
-        :attr:`bf16_backbone` the backbone runs under bfloat16 autocast and its pooled features
-        return to fp32 before the embedding layer."""
+        """The raw (un-normalised) N x D embedding of N x bands x H x W images in [0, 1], resampled
+        to ``config.backbone_size`` when that is set; with :attr:`bf16_backbone` the backbone
+        runs under bfloat16 autocast and its pooled features return to fp32 before the embedding
+        layer."""
         standardised = (images - self.input_mean) / self.input_std
+        size = self.config.backbone_size
+        if size is not None and tuple(standardised.shape[-2:]) != (size, size):
+            standardised = F.interpolate(
+                standardised, size=(size, size), mode="bilinear", align_corners=False
+            )
         if self.bf16_backbone:
             with torch.autocast(images.device.type, dtype=torch.bfloat16):
                 pooled = self.backbone(standardised)

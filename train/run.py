@@ -28,7 +28,7 @@ LOSS_OPTIONS = (
     "pos_margin",
     "neg_margin",
 )
-ARCHITECTURE_OPTIONS = ("backbone", "embedding_dim", "image_size")
+ARCHITECTURE_OPTIONS = ("backbone", "embedding_dim", "image_size", "backbone_size")
 
 
 def even_schedule(values: tuple[float, ...]) -> MomentumSchedule:

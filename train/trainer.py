@@ -30,6 +30,7 @@ from train.checkpoint import (
     LAST_CHECKPOINT,
     capture_random_state,
     make_checkpoint,
+    network_from_checkpoint,
     restore_random_state,
     save_checkpoint,
 )
@@ -198,9 +199,13 @@ class Trainer:
             embedding_dim=config.embedding_dim,
             input_bands=data.train.bands,
             image_size=config.image_size,
+            backbone_size=config.backbone_size,
         )
-        weights = Path(config.weights) if config.weights else None
-        model = SceneEmbeddingNet(model_config, pretrained=config.pretrained, weights=weights)
+        if config.init is not None:
+            model = network_from_checkpoint(config.init, model_config, data.class_names)
+        else:
+            weights = Path(config.weights) if config.weights else None
+            model = SceneEmbeddingNet(model_config, pretrained=config.pretrained, weights=weights)
         trainer = cls(config, run_dir, data, model, console)
         if trainer.objective.uses_memory:
             initial = embed_images(

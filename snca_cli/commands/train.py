@@ -50,6 +50,12 @@ def register(app: typer.Typer) -> None:
         image_size: int | None = typer.Option(
             None, "--image-size", help="Images are resized to this square size. Default: 224."
         ),
+        backbone_size: int | None = typer.Option(
+            None,
+            "--backbone-size",
+            help="The network resamples its input to this size for the backbone (e.g. 224 for "
+            "small tiles); exported models still take --image-size tiles. Default: --image-size.",
+        ),
         epochs: int | None = typer.Option(None, "--epochs", help="Epochs. Default: 20."),
         batch_size: int | None = typer.Option(
             None, "--batch-size", help="Images per step. Default: 64."
@@ -106,6 +112,13 @@ def register(app: typer.Typer) -> None:
         ),
         weights: Path | None = typer.Option(
             None, "--weights", help="Backbone state dict to start from instead of ImageNet's."
+        ),
+        init: Path | None = typer.Option(
+            None,
+            "--init",
+            help="Start a new run from the network of this snca checkpoint (or run folder): "
+            "same backbone, embedding size, bands and classes; --image-size and "
+            "--backbone-size may change. The memory and optimizer start afresh.",
         ),
         no_pretrained: bool = typer.Option(
             False, "--no-pretrained", help="Start from random weights."
@@ -169,6 +182,7 @@ def register(app: typer.Typer) -> None:
         options = {
             "backbone": backbone,
             "image_size": image_size,
+            "backbone_size": backbone_size,
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,
@@ -188,6 +202,7 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "split_seed": split_seed,
             "weights": str(weights) if weights is not None else None,
+            "init": str(init.resolve()) if init is not None else None,
             "pretrained": False if no_pretrained else None,
             "skip_unreadable": True if skip_unreadable else None,
             "workers": workers,
@@ -216,6 +231,8 @@ def register(app: typer.Typer) -> None:
             config = new_run_config(data_dir, options)
             run_dir = check_new_run_dir(output, force)
             configure_for_training(config.threads, config.device)
+            if config.init is not None:
+                read_checkpoint(config.init)  # a bad --init fails before any decoding
             data = load_training_data(config, console)
             prepare_new_run_dir(run_dir)
             trainer = Trainer.start(config, run_dir, console, data)

@@ -261,3 +261,26 @@ def test_split_recorded_in_the_checkpoint_is_used_for_the_card() -> None:
     )
     assert split is not None
     assert (split.train, split.test, split.seed) == (["a/1.png"], ["a/2.png"], 3)
+
+
+def test_a_backbone_size_exports_its_resampling(tmp_path: Path) -> None:
+    """A 32 px network whose backbone sees 48 px: the ONNX graph takes 32 px tiles, resamples
+    inside and agrees with torch; the card records the backbone size."""
+    scenes = write_scenes(tmp_path / "scenes")
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint = write_checkpoint(run, scenes, backbone_size=48)
+    model = run / "model.onnx"
+    result = runner.invoke(app, ["export", str(checkpoint), "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    images = np.random.default_rng(3).random((4, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    onnx_model = OnnxModel(model)
+    out = onnx_model.run(images)
+    embedding, probabilities = torch_outputs(checkpoint, images)
+    np.testing.assert_allclose(out.embedding, embedding, atol=1e-4)
+    np.testing.assert_allclose(out.probabilities, probabilities, atol=1e-4)
+    assert onnx_model.metadata.tile_size == IMAGE_SIZE
+    assert any(node.op_type == "Resize" for node in onnx.load(str(model)).graph.node)
+    card = json.loads(model.with_suffix(".card.json").read_text())
+    assert card["input"]["shape"] == ["N", 3, IMAGE_SIZE, IMAGE_SIZE]
+    assert card["training"]["backbone_size"] == 48

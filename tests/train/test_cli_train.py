@@ -144,6 +144,7 @@ def test_unreadable_image(tmp_path):
         ("--precision", "fp16", "unknown precision 'fp16'"),
         ("--validate-every", "0", "--validate-every must be positive"),
         ("--device", "tpu", "unknown device 'tpu'"),
+        ("--backbone-size", "0", "--backbone-size must be positive"),
     ],
 )
 def test_bad_options(tmp_path, option, value, message):
@@ -185,6 +186,32 @@ def test_a_run_trains_on_another_runs_split_without_its_test_images(trained, tmp
     other = make_scene_folder(tmp_path / "two", per_class=8, classes=2)
     result = snca(other, *FAST, "--split", run / "split.json", "--output", tmp_path / "r2")
     assert_one_line_error(result, "the classes of", "differ from those of split file")
+
+
+def test_a_new_run_starts_from_another_runs_network(trained, tmp_path):
+    data, run, _ = trained
+    out = tmp_path / "resampled"
+    args = [data, *FAST, "--epochs", "1", "--init", run, "--backbone-size", "48"]
+    result = snca(*args, "--output", out)
+    assert result.exit_code == 0, result.output
+    checkpoint = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["model_config"]["backbone_size"] == 48
+    assert checkpoint["model_config"]["image_size"] == 32
+    assert checkpoint["train_config"]["init"] == str(run.resolve())
+    result = snca("--resume", out, "--backbone-size", "64")
+    assert_one_line_error(result, "another architecture", "backbone_size 48 vs 64")
+
+
+def test_bad_init_checkpoints_are_one_line_errors(trained, tmp_path):
+    data, run, _ = trained
+    result = snca(data, *FAST, "--init", tmp_path / "missing.pt", "--output", tmp_path / "a")
+    assert_one_line_error(result, "missing.pt does not exist")
+    assert not (tmp_path / "a").exists()
+    other = make_scene_folder(tmp_path / "two", per_class=8, classes=2)
+    result = snca(other, *FAST, "--init", run, "--output", tmp_path / "b")
+    assert_one_line_error(result, "holds another network (num_classes 3 vs 2)")
+    result = snca(data, *FAST, "--init", run, "--weights", run / "last.pt", "-o", tmp_path / "c")
+    assert_one_line_error(result, "--init and --weights")
 
 
 def test_help_states_the_real_defaults():

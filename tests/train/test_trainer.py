@@ -158,3 +158,32 @@ def test_another_architecture_is_refused():
     checkpoint = {"model_config": ModelConfig("resnet18", 3, 16, 3, 32).to_dict()}
     with pytest.raises(SncaError, match=r"another architecture \(backbone resnet18 vs resnet50\)"):
         check_architecture(checkpoint, ModelConfig("resnet50", 3, 16, 3, 32), "run/last.pt")
+
+
+def test_a_run_started_from_a_checkpoint_holds_its_network(tmp_path, scenes):
+    first = Trainer.start(tiny_config(scenes, epochs=1), tmp_path / "first", QUIET)
+    first.train()
+    stored = read_checkpoint(tmp_path / "first")["model_state"]
+    config = tiny_config(scenes, init=str(tmp_path / "first"), backbone_size=48, lr=0.001)
+    second = Trainer.start(config, tmp_path / "second", QUIET)
+    assert second.model.config.backbone_size == 48 and second.model.config.image_size == 32
+    for key, value in second.model.state_dict().items():
+        assert torch.equal(value, stored[key]), key
+    # the memory is filled afresh, by the started network seeing 48 px
+    with torch.inference_mode():
+        second.model.eval()
+        embedding, _ = second.model(second.train_images.batch(torch.arange(4)))
+    torch.testing.assert_close(second.bank.features[:4], embedding)
+    second.train()
+    assert read_checkpoint(tmp_path / "second")["model_config"]["backbone_size"] == 48
+
+
+def test_a_checkpoint_of_another_network_cannot_start_a_run(tmp_path, scenes):
+    Trainer.start(tiny_config(scenes, epochs=1), tmp_path / "first", QUIET).train()
+    wider = tiny_config(scenes, init=str(tmp_path / "first"), embedding_dim=8)
+    with pytest.raises(SncaError, match=r"holds another network \(embedding_dim 16 vs 8\)"):
+        Trainer.start(wider, tmp_path / "second", QUIET)
+    assert not (tmp_path / "second").exists()
+    both = tiny_config(scenes, init=str(tmp_path / "first"), weights="weights.pt")
+    with pytest.raises(SncaError, match="--init and --weights"):
+        both.validate()
