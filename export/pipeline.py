@@ -105,8 +105,9 @@ def _check_options(options: ExportOptions) -> list[Path]:
 
 
 def training_summary(checkpoint: dict[str, Any], metrics: dict[str, float] | None) -> dict:
-    """The ``training`` metadata: data set name, split seed, epochs, loss, validation kNN and,
-    when known, the test metrics."""
+    """The ``training`` metadata: data set name, split seed, epochs, loss, validation kNN, the
+    backbone size and the checkpoint a run started from (``--init``) when set and, when known,
+    the test metrics."""
     run_config = checkpoint.get("train_config") or {}
     loss = run_config.get("loss") or {}
     summary: dict[str, Any] = {
@@ -121,6 +122,9 @@ def training_summary(checkpoint: dict[str, Any], metrics: dict[str, float] | Non
     backbone_size = (checkpoint.get("model_config") or {}).get("backbone_size")
     if backbone_size is not None:
         summary["backbone_size"] = backbone_size
+    if run_config.get("init"):
+        started = Path(run_config["init"])  # its run folder and file, never the full path
+        summary["started_from"] = f"{started.parent.name}/{started.name}"
     if metrics:
         summary["test_metrics"] = metrics
     return summary

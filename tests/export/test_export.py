@@ -284,3 +284,17 @@ def test_a_backbone_size_exports_its_resampling(tmp_path: Path) -> None:
     card = json.loads(model.with_suffix(".card.json").read_text())
     assert card["input"]["shape"] == ["N", 3, IMAGE_SIZE, IMAGE_SIZE]
     assert card["training"]["backbone_size"] == 48
+
+
+def test_the_card_names_the_checkpoint_a_run_started_from() -> None:
+    from export.pipeline import training_summary
+
+    checkpoint = {
+        "train_config": {"init": "/data/runs/aid-table/snca-ce-bank/last.pt", "loss": {}},
+        "model_config": {"backbone_size": 224},
+        "epoch": 6,
+    }
+    summary = training_summary(checkpoint, None)
+    assert summary["started_from"] == "snca-ce-bank/last.pt"
+    assert summary["backbone_size"] == 224 and summary["epochs"] == 6
+    assert "started_from" not in training_summary({"train_config": {"loss": {}}}, None)
