@@ -61,6 +61,7 @@ def build_card(
             "embedding_dim": metadata.embedding_dim,
             "class_names": metadata.class_names,
             "source_checkpoint": checkpoint_file,
+            "orientations_averaged": metadata.orientations,
             "snca_version": metadata.snca_version,
         },
         "input": {
@@ -122,6 +123,14 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- outputs: `{EMBEDDING_OUTPUT}` (N x {model['embedding_dim']}, unit length), "
         f"`{PROBABILITIES_OUTPUT}` (N x {len(names)}, softmax)",
         f"- classes: {', '.join(names)}",
+        *(
+            [
+                f"- both outputs are means over the {model['orientations_averaged']} flips and "
+                "quarter turns of each tile, computed in the graph (that many forward passes)"
+            ]
+            if model.get("orientations_averaged", 1) > 1
+            else []
+        ),
         "",
         "## Training data",
         "",

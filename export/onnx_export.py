@@ -21,26 +21,48 @@ BATCH_AXIS = "N"
 PARITY_TOLERANCE = 1e-4
 
 
-class ExportedNet(nn.Module):
-    """The exported computation: unit-length embedding and softmax class probabilities."""
+#: Orientations an exported graph can average over: the image itself, or its 8 flips and
+#: quarter turns (test-time augmentation inside the graph).
+ORIENTATIONS = (1, 8)
 
-    def __init__(self, network: SceneEmbeddingNet) -> None:
+
+class ExportedNet(nn.Module):
+    """The exported computation: unit-length embedding and softmax class probabilities; with
+    ``orientations=8`` both are averaged over the 8 flips and quarter turns of each image (the
+    mean embedding renormalised), as ``snca evaluate --tta`` does outside the graph."""
+
+    def __init__(self, network: SceneEmbeddingNet, orientations: int = 1) -> None:
         super().__init__()
+        if orientations not in ORIENTATIONS:
+            raise SncaError(f"a graph averages over 1 or 8 orientations, not {orientations}")
         self.network = network
+        self.orientations = orientations
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding, logits = self.network(image)
-        return embedding, F.softmax(logits, dim=1)
+        if self.orientations == 1:
+            embedding, logits = self.network(image)
+            return embedding, F.softmax(logits, dim=1)
+        views = []
+        for view in (image, image.flip(3)):
+            for _ in range(4):
+                views.append(view)
+                # a quarter turn, as torch.rot90(view, 1, (2, 3)), which ONNX cannot export
+                view = view.flip(3).transpose(2, 3)
+        embedding, logits = self.network(torch.cat(views))
+        mean_embedding = embedding.unflatten(0, (len(views), -1)).mean(dim=0)
+        probabilities = F.softmax(logits, dim=1).unflatten(0, (len(views), -1)).mean(dim=0)
+        return F.normalize(mean_embedding, dim=1), probabilities
 
 
-def export_graph(network: SceneEmbeddingNet, path: Path) -> None:
-    """Write ``network`` (eval mode) to ``path`` as ONNX (opset 17, dynamic batch size)."""
+def export_graph(network: SceneEmbeddingNet, path: Path, orientations: int = 1) -> None:
+    """Write ``network`` (eval mode) to ``path`` as ONNX (opset 17, dynamic batch size),
+    averaging over ``orientations`` orientations of each image (see :class:`ExportedNet`)."""
     config = network.config
     example = torch.rand(2, config.input_bands, config.image_size, config.image_size)
     batch = {0: BATCH_AXIS}
     # the exporter restores the wrapper's train/eval mode on every submodule afterwards: the
     # wrapper must be in eval mode too, or ``network`` comes back in training mode
-    wrapper = ExportedNet(network).eval()
+    wrapper = ExportedNet(network, orientations).eval()
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated but remains the stable path for these CNNs; its
         # tracer warns about shapes turned into constants, which is right: H and W are fixed
@@ -77,9 +99,11 @@ def set_metadata(path: Path, metadata: ModelMetadata) -> None:
     onnx.save(model, str(path))
 
 
-def check_parity(network: SceneEmbeddingNet, path: Path, images: np.ndarray) -> float:
-    """Largest absolute difference between torch and onnxruntime outputs on ``images``;
-    SncaError when above :data:`PARITY_TOLERANCE`."""
+def check_parity(
+    network: SceneEmbeddingNet, path: Path, images: np.ndarray, orientations: int = 1
+) -> float:
+    """Largest absolute difference between torch (:class:`ExportedNet`) and onnxruntime outputs
+    on ``images``; SncaError when above :data:`PARITY_TOLERANCE`."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -87,10 +111,12 @@ def check_parity(network: SceneEmbeddingNet, path: Path, images: np.ndarray) -> 
         [EMBEDDING_OUTPUT, PROBABILITIES_OUTPUT], {INPUT_NAME: images.astype(np.float32)}
     )
     with torch.inference_mode():
-        embedding, logits = network(torch.from_numpy(images.astype(np.float32)))
+        embedding, probabilities = ExportedNet(network, orientations).eval()(
+            torch.from_numpy(images.astype(np.float32))
+        )
     difference = max(
         float(np.abs(onnx_embedding - embedding.numpy()).max()),
-        float(np.abs(onnx_probabilities - torch.softmax(logits, dim=1).numpy()).max()),
+        float(np.abs(onnx_probabilities - probabilities.numpy()).max()),
     )
     if difference > PARITY_TOLERANCE:
         raise SncaError(

@@ -60,6 +60,7 @@ class ExportOptions:
     overlap_percent: float = 0.0
     int8: bool = False
     calibration_images: int = 200
+    orientations: int = 1  # 8: outputs averaged over the flips and quarter turns in the graph
     batch_size: int = DEFAULT_BATCH_SIZE
     force: bool = False
     show_progress: bool = True
@@ -148,6 +149,7 @@ def build_metadata(
         backbone=config.backbone,
         training=training_summary(checkpoint, None),
         snca_version=__version__,
+        orientations=options.orientations,
     )
 
 
@@ -215,12 +217,12 @@ def export_checkpoint(options: ExportOptions) -> ExportResult:
     with contextlib.ExitStack() as stack:
         tmp = [stack.enter_context(atomic_output(path, force=options.force)) for path in outputs]
         tmp_model, tmp_md, tmp_json = tmp[:3]
-        export_graph(network, tmp_model)
+        export_graph(network, tmp_model, options.orientations)
         rng = np.random.default_rng(0)
         probe = rng.random(
             (PARITY_IMAGES, config.input_bands, config.image_size, config.image_size)
         )
-        parity = check_parity(network, tmp_model, probe.astype(np.float32))
+        parity = check_parity(network, tmp_model, probe.astype(np.float32), options.orientations)
         set_metadata(tmp_model, metadata)
 
         embedder = dataclasses.replace(open_onnx(tmp_model), path=Path(options.output))
@@ -243,7 +245,8 @@ def export_checkpoint(options: ExportOptions) -> ExportResult:
             )
             metrics = score_embeddings(embedder, embeddings, split, options.data_dir)["metrics"]
             metrics_source = f"{len(split.test)} test images of {options.data_dir.name}, at export"
-        elif (earlier := stored_metrics(options.checkpoint)) is not None:
+        elif options.orientations == 1 and (earlier := stored_metrics(options.checkpoint)):
+            # (an earlier evaluation of the checkpoint saw each image once: not this graph)
             metrics, metrics_source = earlier
         if metrics:
             metadata.training = training_summary(checkpoint, metrics)

@@ -55,6 +55,9 @@ class ModelMetadata:
     training: dict[str, Any] = field(default_factory=dict)
     snca_version: str = ""
     model_type: str = MODEL_TYPE
+    #: Outputs averaged inside the graph over this many orientations of each tile: 1, or 8 (the
+    #: flips and quarter turns; ``snca export --tta``).
+    orientations: int = 1
 
     @property
     def num_classes(self) -> int:
@@ -83,6 +86,7 @@ class ModelMetadata:
             "backbone": self.backbone,
             "training": self.training,
             "snca_version": self.snca_version,
+            "orientations": self.orientations,
         }
         return {key: json.dumps(value) for key, value in values.items()}
 
@@ -115,6 +119,7 @@ class ModelMetadata:
                 training=dict(values.get("training") or {}),
                 snca_version=str(values.get("snca_version", "")),
                 model_type=str(values["model_type"]),
+                orientations=int(values.get("orientations", 1)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SncaError(f"{source} has malformed snca metadata: {exc}") from None

@@ -39,6 +39,12 @@ def register(app: typer.Typer) -> None:
         calibration_images: int = typer.Option(
             200, "--calibration-images", help="Training images calibrating --int8."
         ),
+        tta: bool = typer.Option(
+            False,
+            "--tta",
+            help="Average the outputs over the 8 flips and quarter turns of each tile inside "
+            "the graph (orientation-invariant embeddings; 8x the cost per tile).",
+        ),
         batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1),
         force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     ) -> None:
@@ -58,6 +64,7 @@ def register(app: typer.Typer) -> None:
                 overlap_percent=overlap_percent,
                 int8=int8,
                 calibration_images=calibration_images,
+                orientations=8 if tta else 1,
                 batch_size=batch_size,
                 force=force,
                 show_progress=is_interactive(),

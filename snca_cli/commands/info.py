@@ -36,6 +36,12 @@ def model_table(model: OnnxModel) -> Table:
         ("resolution", resolution),
         ("tiles overlap", f"{meta.tiles_overlap:g} %"),
         ("embedding dim", str(meta.embedding_dim)),
+        (
+            "orientations",
+            "1 (each tile as it is)"
+            if meta.orientations == 1
+            else f"{meta.orientations} (outputs averaged over the flips and quarter turns)",
+        ),
     ]
     for tensor in model.session.get_inputs():
         rows.append((f"input {tensor.name}", f"{tensor.type} {tensor.shape}"))

@@ -298,3 +298,39 @@ def test_the_card_names_the_checkpoint_a_run_started_from() -> None:
     assert summary["started_from"] == "snca-ce-bank/last.pt"
     assert summary["backbone_size"] == 224 and summary["epochs"] == 6
     assert "started_from" not in training_summary({"train_config": {"loss": {}}}, None)
+
+
+def test_a_tta_export_averages_the_8_orientations_in_the_graph(
+    exported: Exported, tmp_path: Path
+) -> None:
+    from snca_cli.evaluate import open_checkpoint, run_with_tta
+
+    model = tmp_path / "tta.onnx"
+    args = ["export", str(exported.checkpoint), "-o", str(model), "--tta"]
+    result = runner.invoke(app, [*args, "--data", str(exported.scenes)])
+    assert result.exit_code == 0, result.output
+    onnx_model = OnnxModel(model)
+    assert onnx_model.metadata.orientations == 8
+    assert OnnxModel(exported.model).metadata.orientations == 1
+    images = np.random.default_rng(5).random((3, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    out = onnx_model.run(images)
+    # the same as `snca evaluate --tta` computes outside the graph, from the checkpoint
+    expected = run_with_tta(open_checkpoint(exported.checkpoint), images)
+    np.testing.assert_allclose(out.embedding, expected.embedding, atol=1e-4)
+    np.testing.assert_allclose(out.probabilities, expected.probabilities, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(out.embedding, axis=1), 1.0, atol=1e-5)
+    # so a turned or mirrored tile has the same embedding; without --tta it has not
+    turned = np.ascontiguousarray(np.rot90(images[..., ::-1], 1, axes=(2, 3)))
+    np.testing.assert_allclose(onnx_model.run(turned).embedding, out.embedding, atol=1e-5)
+    plain = OnnxModel(exported.model)
+    assert np.abs(plain.run(turned).embedding - plain.run(images).embedding).max() > 1e-3
+    # and the card's test metrics are those of `snca evaluate CHECKPOINT --tta`
+    out_dir = tmp_path / "tta-eval"
+    args = ["evaluate", str(exported.checkpoint), str(exported.scenes), "--tta", "-o"]
+    result = runner.invoke(app, [*args, str(out_dir)])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads((out_dir / "metrics.json").read_text())["metrics"]
+    card = json.loads(model.with_name("tta.card.json").read_text())
+    assert card["test_metrics"] == pytest.approx(evaluated, abs=1e-3)
+    assert card["model"]["orientations_averaged"] == 8
+    assert "means over the 8 flips and quarter turns" in model.with_name("tta.card.md").read_text()

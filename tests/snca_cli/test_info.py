@@ -51,6 +51,7 @@ def test_info_shows_metadata_provider_and_hash(tmp_path: Path) -> None:
     assert rows["input scale"] == "uint8 / 255, uint16 / 65535, float32 / 1"
     assert rows["input image"] == "tensor(float) ['N', 4, 'H', 'W']"
     assert rows["output embedding"] == "tensor(float) ['N', 6]"
+    assert rows["orientations"] == "1 (each tile as it is)"
 
 
 def test_model_without_metadata_is_refused_naming_the_keys(tmp_path: Path) -> None:

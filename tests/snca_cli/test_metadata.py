@@ -39,6 +39,15 @@ def test_round_trip() -> None:
     assert parsed == metadata
     assert parsed.num_classes == 3
     assert parsed.resolution_m == 2.0
+    averaged = make_metadata()
+    averaged.orientations = 8
+    assert ModelMetadata.from_props(averaged.to_props()).orientations == 8
+
+
+def test_models_exported_before_orientations_see_each_tile_once() -> None:
+    props = make_metadata().to_props()
+    del props["orientations"]
+    assert ModelMetadata.from_props(props).orientations == 1
 
 
 def test_missing_keys_are_named() -> None:
