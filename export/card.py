@@ -100,6 +100,15 @@ def render_markdown(card: dict[str, Any]) -> str:
     """The Markdown model card of a JSON card."""
     model, contract, training = card["model"], card["input"], card["training"]
     names = model["class_names"]
+    orientations = model.get("orientations_averaged", 1)
+    averaging = (
+        [
+            f"- both outputs are means over the {orientations} flips and quarter turns of each "
+            "tile, computed in the graph (that many forward passes)"
+        ]
+        if orientations > 1
+        else []
+    )
     lines = [
         f"# Model card: {model['file']}",
         "",
@@ -123,14 +132,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- outputs: `{EMBEDDING_OUTPUT}` (N x {model['embedding_dim']}, unit length), "
         f"`{PROBABILITIES_OUTPUT}` (N x {len(names)}, softmax)",
         f"- classes: {', '.join(names)}",
-        *(
-            [
-                f"- both outputs are means over the {model['orientations_averaged']} flips and "
-                "quarter turns of each tile, computed in the graph (that many forward passes)"
-            ]
-            if model.get("orientations_averaged", 1) > 1
-            else []
-        ),
+        *averaging,
         "",
         "## Training data",
         "",

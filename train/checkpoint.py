@@ -104,6 +104,20 @@ def load_model(path: Path | str) -> tuple[SceneEmbeddingNet, dict[str, Any]]:
     return model, checkpoint
 
 
+def architecture_differences(
+    checkpoint: dict[str, Any], config: ModelConfig, ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """``"key stored vs wanted"`` for each setting of ``config`` (but ``ignore``) that the
+    checkpoint's network has otherwise (a setting it lacks counts as ``None``)."""
+    stored = checkpoint["model_config"]
+    wanted = config.to_dict()
+    return [
+        f"{key} {stored.get(key)} vs {wanted[key]}"
+        for key in wanted
+        if key not in ignore and stored.get(key) != wanted[key]
+    ]
+
+
 #: What a network started from another run's checkpoint (``--init``) may change.
 RESIZABLE_OPTIONS = ("image_size", "backbone_size")
 
@@ -115,13 +129,7 @@ def network_from_checkpoint(
     run folder): backbone, embedding and classifier. Only the input and backbone sizes may
     differ from the checkpoint's network; its classes must be ``class_names``, in order."""
     checkpoint = read_checkpoint(path)
-    stored = ModelConfig.from_dict(checkpoint["model_config"]).to_dict()
-    wanted = config.to_dict()
-    differences = [
-        f"{key} {stored[key]} vs {wanted[key]}"
-        for key in wanted
-        if key not in RESIZABLE_OPTIONS and stored[key] != wanted[key]
-    ]
+    differences = architecture_differences(checkpoint, config, ignore=RESIZABLE_OPTIONS)
     if differences:
         raise SncaError(f"--init {path} holds another network ({'; '.join(differences)})")
     if list(checkpoint["class_names"]) != list(class_names):
@@ -135,13 +143,7 @@ def network_from_checkpoint(
 
 def check_architecture(checkpoint: dict[str, Any], config: ModelConfig, source: str) -> None:
     """Refuse to resume a checkpoint whose architecture differs from ``config``."""
-    stored = checkpoint["model_config"]
-    wanted = config.to_dict()
-    differences = [
-        f"{key} {stored.get(key)} vs {wanted[key]}"
-        for key in wanted
-        if stored.get(key) != wanted[key]
-    ]
+    differences = architecture_differences(checkpoint, config)
     if differences:
         raise SncaError(
             f"{source} holds another architecture ({'; '.join(differences)}); "
