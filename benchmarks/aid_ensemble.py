@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from snca_cli.cli.tables import metrics_table
 from snca_cli.errors import SncaError
-from snca_cli.evaluate import (
+from snca_cli.runtime.onnx_model import ModelOutputs
+from snca_cli.tasks.evaluate import (
     Embedder,
     evaluate_model,
-    metrics_table,
     open_embedder,
     resolve_split,
     write_report,
 )
-from snca_cli.model import ModelOutputs
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -4,8 +4,10 @@ schedule for every method, through the real trainer and the real evaluator.
 Methods (``--methods``, default all): SNCA+CE with a memory bank, SNCA+CE with a momentum
 encoder, CE alone, SNCA alone, triplet, contrastive, and as the floor the frozen ImageNet
 backbone (no training: its pooled features, L2-normalised). Each method trains into
-``RUNS/<method>/`` with :class:`train.trainer.Trainer`; its ``best.pt`` (best validation kNN) is
-evaluated by :mod:`snca_cli.evaluate` on the test split against the training split (kNN@1/5/10,
+``RUNS/<method>/`` with :class:`snca_train.trainer.Trainer`; its ``best.pt`` (best validation
+kNN) is
+evaluated by :mod:`snca_cli.tasks.evaluate` on the test split against the training split
+(kNN@1/5/10,
 mAP@20/100, P@10, NMI and clustering accuracy of k-means, the softmax classifier's accuracy).
 Each method's ``result.json`` (metrics, training time and images/s from the run's history,
 settings), ``embeddings.npz`` and figures (``projection.png``: t-SNE of the test embeddings by
@@ -49,9 +51,11 @@ from aid_figures import (
 from rich.console import Console
 from rich.table import Table
 
-from snca_cli.dataset import read_image
+from snca_cli.contract.metadata import DEFAULT_INPUT_SCALE
 from snca_cli.errors import SncaError
-from snca_cli.evaluate import (
+from snca_cli.runtime.onnx_model import ModelOutputs
+from snca_cli.runtime.scene_images import read_image
+from snca_cli.tasks.evaluate import (
     Embedder,
     EvaluationSplit,
     SplitEmbeddings,
@@ -61,8 +65,6 @@ from snca_cli.evaluate import (
     resolve_split,
     score_embeddings,
 )
-from snca_cli.metadata import DEFAULT_INPUT_SCALE
-from snca_cli.model import ModelOutputs
 
 RESULT_FILE = "result.json"
 PROJECTION_FILE = "projection.png"
@@ -134,7 +136,7 @@ class Settings:
     split_file: str | None = None  # a run's split.json instead of split_seed's; not compared
 
     def run_options(self, method: Method) -> dict[str, Any]:
-        """The :class:`train.config.TrainConfig` fields that define ``method``'s run."""
+        """The :class:`snca_train.config.TrainConfig` fields that define ``method``'s run."""
         assert method.options is not None
         return {
             "backbone": self.backbone,
@@ -183,11 +185,11 @@ def train_method(
 ) -> None:
     """Train (or resume, or leave as it is when finished) ``name``'s run in ``run_dir``; the
     decoded data of a new run are kept in ``data_cache`` for the next method."""
-    from train.checkpoint import LAST_CHECKPOINT, read_checkpoint
-    from train.config import TrainConfig
-    from train.run import apply_options
-    from train.speed import configure_for_training
-    from train.trainer import Trainer, load_training_data
+    from snca_train.checkpoint import LAST_CHECKPOINT, read_checkpoint
+    from snca_train.config import TrainConfig
+    from snca_train.run import apply_options
+    from snca_train.speed import configure_for_training
+    from snca_train.trainer import Trainer, load_training_data
 
     options = settings.run_options(METHODS[name])
     last = run_dir / LAST_CHECKPOINT
@@ -238,7 +240,7 @@ def frozen_embedder(settings: Settings, class_names: list[str]) -> Embedder:
     import torch
     import torch.nn.functional as F
 
-    from train.backbones import build_backbone
+    from snca_train.backbones import build_backbone
 
     backbone = build_backbone(settings.backbone, 3, pretrained=True)
     network = backbone.module.eval().to(memory_format=torch.channels_last)
@@ -325,7 +327,7 @@ def report_run(
     onnxruntime embeds several times faster on a CPU) on its test split and write
     ``result.json`` and the figures into ``out_dir``; return the result. Usable on any
     ``snca train`` run."""
-    from train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint
+    from snca_train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint
 
     console = console or Console()
     best = run_dir / BEST_CHECKPOINT
@@ -354,7 +356,7 @@ def report_frozen(
     settings: Settings, out_dir: Path, projection: str, console: Console
 ) -> dict[str, Any]:
     """Evaluate the frozen ImageNet features and write ``result.json`` and the figures."""
-    from snca_cli.dataset import scan_scene_folder
+    from snca_cli.runtime.scene_images import scan_scene_folder
 
     data_dir = Path(settings.data_dir)
     started = time.perf_counter()

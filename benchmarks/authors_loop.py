@@ -94,7 +94,7 @@ class EmbeddingNet(nn.Module):
             self.encoder: nn.Module = resnet
             features = 512
         elif backbone == "efficientnet_lite0":
-            from train.backbones import build_backbone
+            from snca_train.backbones import build_backbone
 
             lite = build_backbone(backbone, 3, pretrained=False)
             self.encoder, features = lite.module, lite.feature_dim

@@ -23,7 +23,10 @@ from pathlib import Path
 from conv_model import make_conv_model
 from synthetic_raster import write_synthetic_raster
 
-LOAD_ONLY = "from snca_cli.model import OnnxModel; import snca_cli.classify; OnnxModel({!r})"
+LOAD_ONLY = (
+    "from snca_cli.runtime.onnx_model import OnnxModel; import snca_cli.tasks.classify; "
+    "OnnxModel({!r})"
+)
 
 
 def peak_rss_mb(command: list[str], log: Path) -> tuple[float, float]:

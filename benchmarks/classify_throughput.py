@@ -1,6 +1,7 @@
 """Benchmark end-to-end `classify` throughput against raw onnxruntime on the same model.
 
-End to end: :func:`snca_cli.classify.classify_raster` on a generated, tiled, DEFLATE-compressed
+End to end: :func:`snca_cli.tasks.classify.classify_raster` on a generated, tiled,
+DEFLATE-compressed
 GeoTIFF (windowed reads in the prefetch thread, scaling, batching, the model, the
 GeoPackage + GeoJSON outputs). Raw: ``session.run`` of the same onnxruntime session on batches
 already in memory, as many tiles in batches of the same size. The ratio raw time / end-to-end
@@ -28,10 +29,10 @@ import numpy as np
 from conv_model import make_conv_model
 from synthetic_raster import write_synthetic_raster
 
-from snca_cli.classify import classify_raster
-from snca_cli.metadata import INPUT_NAME
-from snca_cli.model import OnnxModel
-from snca_cli.tiling import TilingOptions
+from snca_cli.contract.metadata import INPUT_NAME
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.classify import classify_raster
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Five 3x3 convolutions (stride 2 four times) with ReLU, global average pooling, a unit-length
 embedding and a softmax head: about 0.3 GMAC per 224 px tile, the cost class of the
 EfficientNet-Lite0 backbone snca exports (0.4 GMAC). Its weights are random: the benchmarks
-measure speed and memory, not accuracy. It follows the contract of :mod:`snca_cli.metadata`.
+measure speed and memory, not accuracy. It follows the contract of
+:mod:`snca_cli.contract.metadata`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from snca_cli.metadata import EMBEDDING_OUTPUT, INPUT_NAME, PROBABILITIES_OUTPUT, ModelMetadata
+from snca_cli.contract.metadata import (
+    EMBEDDING_OUTPUT,
+    INPUT_NAME,
+    PROBABILITIES_OUTPUT,
+    ModelMetadata,
+)
 
 #: (output channels, stride) of each 3x3 convolution.
 CONV_LAYERS = ((32, 2), (64, 2), (128, 2), (256, 2), (256, 1))

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.onnx_export import export_graph, set_metadata
-from snca_cli.metadata import ModelMetadata
-from train.model import ModelConfig, SceneEmbeddingNet
+from snca_cli.contract.metadata import ModelMetadata
+from snca_export.onnx_export import export_graph, set_metadata
+from snca_train.network import ModelConfig, SceneEmbeddingNet
 
 
 def main() -> None:

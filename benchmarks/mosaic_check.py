@@ -12,7 +12,7 @@ Then the real runtime runs on it with tiles of exactly one cell (no overlap, nat
 * ``build_index`` + ``TileIndex.search_tile_id`` (hnswlib): search P@10 = the fraction of each
   tile's 10 hits (itself excluded) showing a scene of its class, averaged over all tiles.
 
-Like with like, the same ONNX model is run through :mod:`snca_cli.evaluate` on the same test
+Like with like, the same ONNX model is run through :mod:`snca_cli.tasks.evaluate` on the same test
 images: the softmax (argmax probability) accuracy, and P@10 of test-vs-test retrieval with each
 query left out of its own results. Each pair must agree within 1 point, else the exit status is
 1 (2 for bad input). The largest difference between a tile's embedding in the index and its
@@ -40,12 +40,15 @@ from rasterio.windows import Window
 from rich.console import Console
 from rich.table import Table
 
-from snca_cli.atomic import check_writable
-from snca_cli.classify import classify_raster
-from snca_cli.cli_support import tile_progress
-from snca_cli.dataset import read_image, resize_image
+from snca_cli.cli.support import tile_progress
+from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
-from snca_cli.evaluate import (
+from snca_cli.runtime.atomic import check_writable
+from snca_cli.runtime.metrics import knn_accuracy
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.scene_images import read_image, resize_image
+from snca_cli.tasks.classify import classify_raster
+from snca_cli.tasks.evaluate import (
     Embedder,
     EvaluationSplit,
     embed_items,
@@ -53,11 +56,9 @@ from snca_cli.evaluate import (
     open_onnx,
     resolve_split,
 )
-from snca_cli.index import build_index, read_index
-from snca_cli.metrics import knn_accuracy
-from snca_cli.model import OnnxModel
-from snca_cli.search import TileIndex
-from snca_cli.tiling import TilingOptions
+from snca_cli.tasks.index.build import build_index
+from snca_cli.tasks.index.search import TileIndex
+from snca_cli.tasks.index.store import read_index
 
 #: Where the mosaic lies: UTM zone 33N, 2 m pixels, upper-left corner.
 MOSAIC_CRS = "EPSG:32633"
@@ -104,7 +105,8 @@ def cell_of(window: tuple[int, int, int, int], cell: int) -> tuple[int, int]:
 
 
 def scene_pixels(path: Path, cell: int) -> np.ndarray:
-    """A scene as ``cell x cell x 3`` uint8, resized like :func:`snca_cli.evaluate.load_batch`."""
+    """A scene as ``cell x cell x 3`` uint8, resized like
+    :func:`snca_cli.tasks.evaluate.load_batch`."""
     image = read_image(path)
     if image.dtype != np.uint8 or image.shape[2] != 3:
         raise SncaError(f"{path} is not an 8-bit RGB image; the mosaic holds 8-bit RGB scenes")
@@ -231,7 +233,7 @@ def check(
     timings["index_and_search"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    images = embed_items(embedder, data, split.test, label="test images")
+    images = embed_items(embedder, data, split.test)
     image_accuracy = float(np.mean(images.probabilities.argmax(axis=1) == labels))
     image_precision = leave_one_out_precision(images.embedding, labels, SEARCH_K)
     timings["images"] = time.perf_counter() - started
@@ -257,7 +259,7 @@ def check(
         "seconds": timings,
     }
     if with_knn:
-        train = embed_items(embedder, data, split.train, label="train images")
+        train = embed_items(embedder, data, split.train)
         train_labels = labels_of(split.train, embedder.class_names)
         report["image_knn@10"] = knn_accuracy(
             images.embedding, labels, train.embedding, train_labels, 10, len(embedder.class_names)

@@ -7,9 +7,10 @@ initial weights: only speed is measured), on the same training split, with the
 same batch, image size, loss (SNCA over a memory bank of every training image + cross entropy)
 and torch threads. What differs is the loop:
 
-* ours (:class:`train.trainer.Trainer`, its actual ``train_step``): every image decoded once into
+* ours (:class:`snca_train.trainer.Trainer`, its actual ``train_step``): every image decoded once
+into
   a uint8 RAM cache, augmentation of the whole batch in torch, channels-last tensors, glibc
-  allocator tuned by :mod:`train.speed`, the memory bank blended in place; timed once per
+  allocator tuned by :mod:`snca_train.speed`, the memory bank blended in place; timed once per
   ``--precisions`` entry (``fp32``, and ``bf16``: the backbone under bfloat16 autocast, as
   ``snca train --precision bf16``);
 * the authors': a ``DataLoader`` decoding JPEGs from disk at every step with torchvision PIL
@@ -103,14 +104,14 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from snca_cli.dataset import scan_scene_folder
-    from snca_cli.metrics import knn_accuracy
-    from train.config import TrainConfig
-    from train.data import ImageCache, TrainingData, decode_images
-    from train.memory import MemoryBank
-    from train.model import ModelConfig, SceneEmbeddingNet
-    from train.speed import configure_for_training
-    from train.trainer import Trainer, epoch_batches, seed_everything
+    from snca_cli.runtime.metrics import knn_accuracy
+    from snca_cli.runtime.scene_images import scan_scene_folder
+    from snca_train.config import TrainConfig
+    from snca_train.memory import MemoryBank
+    from snca_train.network import ModelConfig, SceneEmbeddingNet
+    from snca_train.speed import configure_for_training
+    from snca_train.trainer import Trainer, epoch_batches, seed_everything
+    from snca_train.training_data import ImageCache, TrainingData, decode_images
 
     console = Console(stderr=True)
     threads = configure_for_training(args.threads)
@@ -208,7 +209,7 @@ def speed_table(sides: list[SideSpeed], ratios: dict[str, float]) -> Table:
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     """Run both sides and return the JSON report."""
-    from snca_cli.dataset import make_split, scan_scene_folder
+    from snca_cli.runtime.scene_images import make_split, scan_scene_folder
 
     console = Console()
     folder = scan_scene_folder(args.data)

@@ -1,6 +1,6 @@
-"""Export training checkpoints to the snca ONNX contract (:mod:`snca_cli.metadata`).
+"""Export training checkpoints to the snca ONNX contract (:mod:`snca_cli.contract.metadata`).
 
-Needs the [train] extra (torch, onnx). :mod:`export.onnx_export` writes the graph and its
-metadata, :mod:`export.card` the model card, :mod:`export.quantize` the int8 variant and
-:mod:`export.pipeline` ties them together for ``snca export``.
+Needs the [train] extra (torch, onnx). :mod:`snca_export.onnx_export` writes the graph and its
+metadata, :mod:`snca_export.card` the model card, :mod:`snca_export.quantize` the int8 variant and
+:mod:`snca_export.workflow` ties them together for ``snca export``.
 """

@@ -10,8 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from snca_cli.evaluate import METRIC_LABELS
-from snca_cli.metadata import EMBEDDING_OUTPUT, INPUT_NAME, PROBABILITIES_OUTPUT, ModelMetadata
+from snca_cli.contract.metadata import (
+    EMBEDDING_OUTPUT,
+    INPUT_NAME,
+    PROBABILITIES_OUTPUT,
+    ModelMetadata,
+)
+from snca_cli.tasks.evaluate import METRIC_LABELS
 
 INTENDED_USE = (
     "Classifying remote-sensing image tiles into the training classes and finding similar tiles "

@@ -11,9 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snca_cli.contract.metadata import (
+    EMBEDDING_OUTPUT,
+    INPUT_NAME,
+    PROBABILITIES_OUTPUT,
+    ModelMetadata,
+)
 from snca_cli.errors import SncaError
-from snca_cli.metadata import EMBEDDING_OUTPUT, INPUT_NAME, PROBABILITIES_OUTPUT, ModelMetadata
-from train.model import SceneEmbeddingNet
+from snca_train.network import SceneEmbeddingNet
 
 OPSET = 17
 BATCH_AXIS = "N"

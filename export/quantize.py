@@ -22,7 +22,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from snca_cli.metadata import INPUT_NAME
+from snca_cli.contract.metadata import INPUT_NAME
 
 #: Images per calibration batch.
 CALIBRATION_BATCH = 16

@@ -1,8 +1,27 @@
 """User-facing errors: raised anywhere in snca, shown by the CLI and the QGIS plugin as one line."""
 
+from __future__ import annotations
+
+#: What a user without the training extra is told to install.
+TRAIN_EXTRA_HINT = 'this command needs the training extra: pip install "snca[train]"'
+
 
 class SncaError(Exception):
     """An error caused by the user's input (a missing file, a bad option, a mismatched model).
 
     The CLI prints ``error: <message>`` and exits with code 2; it never shows a traceback for it.
     """
+
+
+class Cancelled(SncaError):
+    """Raised when a ``cancelled`` hook returned True; nothing further was produced."""
+
+    def __init__(self, message: str = "cancelled") -> None:
+        super().__init__(message)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none: how a
+    foreign error (GDAL, onnxruntime, torch) is quoted inside a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from snca_cli.errors import SncaError
-from train.efficientnet_lite import EfficientNetLite0
+from snca_cli.errors import SncaError, first_line
+from snca_train.efficientnet_lite import EfficientNetLite0
 
 BACKBONES = ("resnet18", "resnet50", "efficientnet_lite0")
 
@@ -72,7 +72,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign or corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise SncaError(f"cannot read weights file {path}: {first}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SncaError(f"weights file {path} is not a state dict of tensors")
@@ -139,7 +139,7 @@ def _resnet(name: str, pretrained: bool, weights: Path | None) -> nn.Module:
     try:
         return factory(weights="IMAGENET1K_V1")
     except Exception as exc:  # URLError offline, a hash mismatch, a read-only cache ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise SncaError(
             f"cannot download the ImageNet weights of {name} ({first}); pass "
             "--weights FILE (a saved torchvision state dict) or --no-pretrained"

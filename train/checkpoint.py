@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from snca_cli import __version__
-from snca_cli.errors import SncaError
-from train.model import ModelConfig, SceneEmbeddingNet
+from snca_cli.errors import SncaError, first_line
+from snca_train.network import ModelConfig, SceneEmbeddingNet
 
 CHECKPOINT_FORMAT = "snca-checkpoint-v1"
 LAST_CHECKPOINT = "last.pt"
@@ -78,7 +78,7 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign or corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise SncaError(f"{path} is not a readable snca checkpoint: {first}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise SncaError(f"{path} is not an snca checkpoint (no format {CHECKPOINT_FORMAT!r})")
@@ -96,7 +96,7 @@ def load_model(path: Path | str) -> tuple[SceneEmbeddingNet, dict[str, Any]]:
     try:
         model.load_state_dict(checkpoint["model_state"], strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = first_line(exc)
         raise SncaError(
             f"checkpoint {path} does not match its model configuration: {first}"
         ) from None

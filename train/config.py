@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from snca_cli.errors import SncaError
-from train.augment import AugmentConfig
-from train.backbones import BACKBONES
-from train.losses.objective import LossConfig
-from train.memory import MEMORY_KINDS, MomentumSchedule
-from train.momentum_encoder import DEFAULT_ENCODER_MOMENTUM
-from train.schedule import SCHEDULES
+from snca_train.augment import AugmentConfig
+from snca_train.backbones import BACKBONES
+from snca_train.losses.objective import LossConfig
+from snca_train.memory import MEMORY_KINDS, MomentumSchedule
+from snca_train.momentum_encoder import DEFAULT_ENCODER_MOMENTUM
+from snca_train.schedule import SCHEDULES
 
 #: Arithmetic of the backbone during training: ``fp32``, or ``bf16`` (bfloat16 autocast of the
 #: backbone; the embedding, the head, the losses and the memory stay fp32).

@@ -4,7 +4,7 @@
 features, ``m_i <- normalize(mu * m_i + (1 - mu) * f_i)``, with ``mu`` rising in steps as
 training advances (:class:`MomentumSchedule`). ``--memory momentum-encoder``: the batch's rows
 are replaced by the features of a slowly moving copy of the network
-(:mod:`train.momentum_encoder`).
+(:mod:`snca_train.momentum_encoder`).
 
 The memory starts from the network's own (eval-mode, un-augmented) embeddings of the training
 set, not from random vectors: SNCA then compares each sample with meaningful neighbours from

@@ -19,7 +19,7 @@ BATCH_NORM_GROUPS = 2
 
 
 class MomentumEncoder:
-    """An exponential moving average copy of a :class:`train.model.SceneEmbeddingNet`."""
+    """An exponential moving average copy of a :class:`snca_train.network.SceneEmbeddingNet`."""
 
     def __init__(
         self,

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from snca_cli.errors import SncaError
-from train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, check_architecture
-from train.config import TrainConfig
-from train.data import SPLIT_FILE
-from train.history import HISTORY_JSON, HISTORY_PNG
-from train.memory import MomentumSchedule
-from train.model import ModelConfig
+from snca_cli.runtime.scene_images import SPLIT_FILE
+from snca_train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, check_architecture
+from snca_train.config import TrainConfig
+from snca_train.history import HISTORY_JSON, HISTORY_PNG
+from snca_train.memory import MomentumSchedule
+from snca_train.network import ModelConfig
 
 #: Files a run writes; a forced new run in an old folder removes these first.
 RUN_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, SPLIT_FILE, HISTORY_JSON, HISTORY_PNG)

@@ -23,9 +23,9 @@ import torch
 from rich.console import Console
 
 from snca_cli.errors import SncaError
-from snca_cli.metrics import knn_accuracy
-from train.augment import augment_batch
-from train.checkpoint import (
+from snca_cli.runtime.metrics import knn_accuracy
+from snca_train.augment import augment_batch
+from snca_train.checkpoint import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
     capture_random_state,
@@ -34,22 +34,22 @@ from train.checkpoint import (
     restore_random_state,
     save_checkpoint,
 )
-from train.config import TrainConfig
-from train.data import (
+from snca_train.config import TrainConfig
+from snca_train.history import write_history
+from snca_train.losses.objective import Objective
+from snca_train.memory import MemoryBank
+from snca_train.momentum_encoder import MomentumEncoder
+from snca_train.network import ModelConfig, SceneEmbeddingNet
+from snca_train.progress import make_progress
+from snca_train.schedule import learning_rate
+from snca_train.speed import configure_for_training, native_bf16, training_device
+from snca_train.training_data import (
     DeviceImages,
     TrainingData,
     prepare_data,
     read_split_file,
     write_split,
 )
-from train.history import write_history
-from train.losses.objective import Objective
-from train.memory import MemoryBank
-from train.model import ModelConfig, SceneEmbeddingNet
-from train.momentum_encoder import MomentumEncoder
-from train.progress import make_progress
-from train.schedule import learning_rate
-from train.speed import configure_for_training, native_bf16, training_device
 
 #: Images per forward pass when embedding a whole split (no gradients, so larger than training).
 EMBED_BATCH = 128

@@ -36,13 +36,13 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from snca_cli.classify import classify_raster
-from snca_cli.errors import SncaError
-from snca_cli.index import MANIFEST_NAME, add_to_index, build_index
-from snca_cli.model import OnnxModel
-from snca_cli.pipeline import Cancelled
-from snca_cli.search import TileIndex
-from snca_cli.tiling import TilingOptions
+from snca_cli.contract.tiling import TilingOptions, parse_bands
+from snca_cli.errors import Cancelled, SncaError
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.classify import classify_raster
+from snca_cli.tasks.index.build import plan_index_update, update_index
+from snca_cli.tasks.index.search import TileIndex
+from snca_cli.tasks.index.store import read_index
 
 from .layers import (
     crs_for_snca,
@@ -116,10 +116,10 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.OVERLAP,
-                "Overlap between tiles (% of the tile)",
+                "Overlap between tiles (% of the tile; empty: the model's tiles_overlap)",
                 QgsProcessingParameterNumber.Double,
-                0.0,
-                False,
+                None,
+                True,
                 0.0,
                 90.0,
             )
@@ -153,8 +153,12 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
     def _options(
         self, parameters: dict, context: QgsProcessingContext, bands: list[int] | None = None
     ) -> TilingOptions:
+        chosen = parameters.get(self.OVERLAP)
+        overlap = None if chosen is None or chosen == "" else self.parameterAsDouble(
+            parameters, self.OVERLAP, context
+        )
         options = TilingOptions(
-            overlap=self.parameterAsDouble(parameters, self.OVERLAP, context) / 100.0,
+            overlap=None if overlap is None else overlap / 100.0,
             min_valid=self.parameterAsDouble(parameters, self.MIN_VALID, context),
             bands=tuple(bands) if bands else None,
         )
@@ -329,13 +333,7 @@ class BuildIndexAlgorithm(SncaAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Tiles in the index"))
 
     def _bands(self, parameters: dict, context: QgsProcessingContext) -> list[int]:
-        text = self.parameterAsString(parameters, self.BANDS, context).strip()
-        if not text:
-            return []
-        try:
-            return [int(part) for part in text.replace(" ", "").split(",") if part]
-        except ValueError:
-            raise SncaError(f"bands must be numbers separated by commas, got {text!r}") from None
+        return list(parse_bands(self.parameterAsString(parameters, self.BANDS, context)) or ())
 
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -349,22 +347,13 @@ class BuildIndexAlgorithm(SncaAlgorithm):
         index_dir = Path(self.parameterAsFileOutput(parameters, self.INDEX, context))
         batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
         append = self.parameterAsBoolean(parameters, self.APPEND, context)
-        if append and (index_dir / MANIFEST_NAME).is_file():
-            summary = add_to_index(
-                index_dir, rasters, model, options, batch_size=batch_size, **self._hooks(feedback)
-            )
-        else:
-            if index_dir.is_dir() and not any(index_dir.iterdir()):
-                index_dir.rmdir()  # an empty folder made by the dialog is not an index to keep
-            summary = build_index(
-                rasters,
-                model,
-                index_dir,
-                options,
-                force=True,  # Processing outputs are always overwritten
-                batch_size=batch_size,
-                **self._hooks(feedback),
-            )
+        update = plan_index_update(index_dir, rasters, replace=not append)
+        summary = update_index(
+            update, model, options, batch_size=batch_size, **self._hooks(feedback)
+        )
+        if summary is None:
+            feedback.pushInfo(f"every raster is already in index {index_dir}")
+            return {self.INDEX: str(index_dir), self.COUNT: read_index(index_dir).manifest.count}
         feedback.pushInfo(
             f"index {index_dir}: {summary.count} tiles ({summary.added} added, "
             f"{summary.skipped} skipped, {summary.ann})"

@@ -22,12 +22,20 @@ from qgis.core import (
 from qgis.gui import QgisInterface
 from qgis.PyQt.QtCore import QObject
 
-from snca_cli.classify import ClassifySummary, classify_raster
+from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
-from snca_cli.index import MANIFEST_NAME, IndexSummary, add_to_index, build_index, read_index
-from snca_cli.model import OnnxModel
-from snca_cli.search import SearchResult, TileIndex
-from snca_cli.tiling import TilingOptions
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.classify import ClassifySummary, classify_raster
+from snca_cli.tasks.index.build import IndexSummary, plan_index_update, update_index
+from snca_cli.tasks.index.results import SearchResult
+from snca_cli.tasks.index.search import TileIndex
+from snca_cli.tasks.index.store import MANIFEST_NAME
+from snca_cli.tasks.output_names import (
+    class_map_beside,
+    default_classify_output,
+    default_index_dir,
+    geojson_beside,
+)
 
 from .dock import ModelSummary, ResultRow, SncaDock
 from .layers import (
@@ -44,21 +52,6 @@ from .tasks import SncaTask
 
 #: Message-bar title.
 TITLE = "SNCA"
-
-
-def default_output(raster: Path) -> Path:
-    """Where Classify layer writes when the dock names no file: beside the raster."""
-    return raster.with_name(f"{raster.stem}_snca.gpkg")
-
-
-def default_index_dir(raster: Path) -> Path:
-    """Where Build index writes when the dock names no folder: beside the raster."""
-    return raster.with_name(f"{raster.stem}_snca_index")
-
-
-def class_map_path(output: Path) -> Path:
-    """The class-map raster written beside the tiles GeoPackage."""
-    return output.with_name(f"{output.stem}_classes.tif")
 
 
 class SncaController(QObject):
@@ -117,6 +110,7 @@ class SncaController(QObject):
                 input_bands=metadata.input_bands,
                 embedding_dim=metadata.embedding_dim,
                 provider=model.provider_name,
+                tiles_overlap_percent=metadata.tiles_overlap,
             )
         )
         self.dock.set_status(f"model {model.path.name} loaded ({model.provider_name})")
@@ -189,11 +183,11 @@ class SncaController(QObject):
         if inputs is None:
             return None
         model, raster, options = inputs
-        output = Path(self.dock.output_file.filePath() or default_output(raster))
-        class_map = class_map_path(output) if self.dock.class_map.isChecked() else None
+        output = Path(self.dock.output_file.filePath() or default_classify_output(raster))
+        class_map = class_map_beside(output) if self.dock.class_map.isChecked() else None
         force = self.dock.overwrite.isChecked()
         existing = [
-            p for p in (output, output.with_suffix(".geojson"), class_map) if p and p.exists()
+            p for p in (output, geojson_beside(output), class_map) if p and p.exists()
         ]
         if existing and not force:
             self._fail(f"{existing[0]} exists; tick 'Overwrite existing outputs' to replace it")
@@ -251,33 +245,20 @@ class SncaController(QObject):
             return None
         model, raster, options = inputs
         index_dir = self.index_dir(raster)
-        rebuild = self.dock.overwrite.isChecked() or not (index_dir / MANIFEST_NAME).is_file()
-        if not rebuild:
-            try:
-                indexed = {r.path for r in read_index(index_dir).manifest.rasters}
-            except SncaError as exc:
-                self._fail(str(exc))
-                return None
-            if str(raster.resolve()) in indexed:
-                self._info(f"{raster.name} is already in index {index_dir.name}: ready to search")
-                return None
+        try:
+            update = plan_index_update(index_dir, [raster], replace=self.dock.overwrite.isChecked())
+        except SncaError as exc:
+            self._fail(str(exc))
+            return None
+        if not update.rasters:
+            self._info(f"{raster.name} is already in index {index_dir.name}: ready to search")
+            return None
+        rebuild = update.rebuild
         batch_size = self.dock.batch_size.value()
 
-        def work(progress, cancelled) -> IndexSummary:
-            if rebuild:
-                return build_index(
-                    [raster],
-                    model,
-                    index_dir,
-                    options,
-                    force=index_dir.exists(),
-                    batch_size=batch_size,
-                    progress=progress,
-                    cancelled=cancelled,
-                )
-            return add_to_index(
-                index_dir,
-                [raster],
+        def work(progress, cancelled) -> IndexSummary | None:
+            return update_index(
+                update,
                 model,
                 options,
                 batch_size=batch_size,

@@ -38,6 +38,9 @@ GPU_PROVIDERS = ("CUDA", "TensorRT", "ROCM", "MIGraphX", "Dml", "CoreML")
 ANY_CLASS = "any class"
 
 
+#: The overlap box's lowest value: the model's own ``tiles_overlap`` (its special text).
+MODEL_OVERLAP = -1
+
 @dataclass(frozen=True)
 class ModelSummary:
     """What the dock shows about a loaded model."""
@@ -49,6 +52,7 @@ class ModelSummary:
     input_bands: int
     embedding_dim: int
     provider: str
+    tiles_overlap_percent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -133,9 +137,14 @@ class SncaDock(QDockWidget):
         self.bands_form = QFormLayout()
         form.addRow(self.bands_form)
         self.overlap = QSpinBox()
-        self.overlap.setRange(0, 90)
+        self.overlap.setRange(MODEL_OVERLAP, 90)
         self.overlap.setSuffix(" %")
-        self.overlap.setToolTip("Overlap between neighbouring tiles, in percent of the tile")
+        self.overlap.setValue(MODEL_OVERLAP)
+        self.overlap.setSpecialValueText("model's")
+        self.overlap.setToolTip(
+            "Overlap between neighbouring tiles, in percent of the tile; lowest value: the "
+            "model's tiles_overlap, as snca classify uses by default"
+        )
         form.addRow("Overlap", self.overlap)
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 4096)
@@ -248,6 +257,7 @@ class SncaDock(QDockWidget):
             f"{_resolution_text(model.resolution_cm)}; {model.input_bands} band(s) in; "
             f"{model.embedding_dim}-d embedding"
         )
+        self.overlap.setSpecialValueText(f"model's ({model.tiles_overlap_percent:g} %)")
         device = "GPU" if model.provider in GPU_PROVIDERS else "CPU"
         self.provider_label.setText(f"{device} (onnxruntime {model.provider}ExecutionProvider)")
         self._rebuild_bands(model.input_bands)
@@ -287,8 +297,10 @@ class SncaDock(QDockWidget):
         """The raster bands (1-based) feeding the model's input bands, in order."""
         return tuple(box.currentBand() for box in self.band_boxes)
 
-    def overlap_fraction(self) -> float:
-        return self.overlap.value() / 100.0
+    def overlap_fraction(self) -> float | None:
+        """The chosen overlap as a fraction of the tile, or None for the model's own."""
+        value = self.overlap.value()
+        return None if value == MODEL_OVERLAP else value / 100.0
 
     def selected_class(self) -> str | None:
         """The class filter, or None for any class."""

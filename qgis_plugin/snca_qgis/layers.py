@@ -2,7 +2,8 @@
 class-map raster (paletted, same colours), the similar tiles (graduated by similarity) and the
 query tile (a bold outline).
 
-Search results come from :mod:`snca_cli.search` (``SearchResult`` with ``hits``, each with
+Search results come from :mod:`snca_cli.tasks.index.search` (``SearchResult`` with ``hits``, each
+with
 ``rank``, ``similarity`` and ``tile``: ``tile_id``, ``raster``, ``crs`` (rasterio), ``bounds``,
 ``class_name``, ``score``); this module only turns them into features and styles.
 """

@@ -13,14 +13,12 @@ from typing import Any
 
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 
-from snca_cli.errors import SncaError
-from snca_cli.pipeline import Cancelled
+from snca_cli.errors import Cancelled, SncaError, first_line
+from snca_cli.hooks import CancelHook, ProgressHook
 
 #: Where unexpected errors are logged (View > Panels > Log Messages).
 LOG_TAG = "SNCA"
 
-ProgressHook = Callable[[int, int], None]
-CancelHook = Callable[[], bool]
 Work = Callable[[ProgressHook, CancelHook], Any]
 
 
@@ -52,7 +50,7 @@ class SncaTask(QgsTask):
             self.error = str(exc)
             return False
         except Exception as exc:  # anything else is a bug: keep QGIS alive, log the traceback
-            self.error = f"unexpected {type(exc).__name__}: {exc}"
+            self.error = f"unexpected {type(exc).__name__}: {first_line(exc)}"
             QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.Critical)
             return False
         return True

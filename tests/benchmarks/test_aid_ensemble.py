@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from aid_ensemble import ensemble, main
 
-from snca_cli.dataset import make_split, save_split, scan_scene_folder
+from snca_cli.contract.metadata import DEFAULT_INPUT_SCALE
 from snca_cli.errors import SncaError
-from snca_cli.evaluate import Embedder, evaluate_model, open_onnx, resolve_split
-from snca_cli.metadata import DEFAULT_INPUT_SCALE
-from snca_cli.model import ModelOutputs
-from tests.onnx_models import make_band_mean_model
-from tests.train.scenes import make_scene_folder
+from snca_cli.runtime.onnx_model import ModelOutputs
+from snca_cli.runtime.scene_images import make_split, save_split, scan_scene_folder
+from snca_cli.tasks.evaluate import Embedder, evaluate_model, open_onnx, resolve_split
+from tests.helpers.onnx_models import make_band_mean_model
+from tests.helpers.scenes import make_scene_folder
 
 
 def fixed(name: str, embedding, probabilities, image_size: int = 8) -> Embedder:
@@ -62,7 +62,7 @@ def test_an_ensemble_of_one_model_twice_scores_as_the_model(tmp_path):
     model = make_band_mean_model(tmp_path / "m.onnx", tile_size=16, class_names=names)
     single = open_onnx(model)
     split = resolve_split(single, data, tmp_path / "split.json")
-    expected = evaluate_model(single, data, split, tta=True, show_progress=False)["metrics"]
+    expected = evaluate_model(single, data, split, tta=True)["metrics"]
     main(
         [str(model), str(model), "--data", str(data), "--split", str(tmp_path / "split.json")]
         + ["--tta", "-o", str(tmp_path / "out")]

@@ -215,9 +215,9 @@ def test_an_unfinished_run_is_resumed_to_the_last_epoch(tmp_path):
     from aid_table import run_table
     from rich.console import Console
 
-    from train.config import TrainConfig
-    from train.run import apply_options
-    from train.trainer import Trainer
+    from snca_train.config import TrainConfig
+    from snca_train.run import apply_options
+    from snca_train.trainer import Trainer
 
     data = _scene_folder(tmp_path / "scenes", per_class=8)
     settings = Settings(data_dir=str(data), image_size=32, epochs=2, batch_size=8, threads=1)
@@ -243,8 +243,8 @@ def test_train_only_needs_no_test_images_and_the_run_is_evaluated_later(tmp_path
     import aid_table
     from rich.console import Console
 
-    from snca_cli.dataset import make_split, save_split, scan_scene_folder
-    from train.backbones import build_backbone
+    from snca_cli.runtime.scene_images import make_split, save_split, scan_scene_folder
+    from snca_train.backbones import build_backbone
 
     data = _scene_folder(tmp_path / "full" / "scenes")
     folder = scan_scene_folder(data)

@@ -20,7 +20,7 @@ from authors_loop import (  # noqa: E402
 )
 from PIL import Image  # noqa: E402
 
-from train.losses.snca import SNCALoss  # noqa: E402
+from snca_train.losses.snca import SNCALoss  # noqa: E402
 
 
 def test_nca_loss_by_hand():
@@ -95,7 +95,7 @@ def test_both_backbones_give_unit_embeddings_and_logits():
 def test_run_times_the_backbone_it_is_given(tmp_path, monkeypatch):
     import authors_loop
 
-    from train.efficientnet_lite import EfficientNetLite0
+    from snca_train.efficientnet_lite import EfficientNetLite0
 
     networks = []
 

@@ -23,10 +23,10 @@ from mosaic_check import (
 )
 from PIL import Image
 
-from snca_cli.dataset import save_split, scan_scene_folder
 from snca_cli.errors import SncaError
-from snca_cli.evaluate import open_onnx
-from tests.onnx_models import make_band_mean_model
+from snca_cli.runtime.scene_images import save_split, scan_scene_folder
+from snca_cli.tasks.evaluate import open_onnx
+from tests.helpers.onnx_models import make_band_mean_model
 
 CLASSES = ["a_red", "b_green", "c_blue"]  # sorted folder names; class i = brightest band i
 

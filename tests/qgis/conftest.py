@@ -63,7 +63,7 @@ def iface(project: QgsProject):
 @pytest.fixture
 def band_mean_model(tmp_path: Path) -> Path:
     """The band-mean ONNX model (32 px tiles, classes red/green/blue = brightest band)."""
-    from tests.onnx_models import make_band_mean_model
+    from tests.helpers.onnx_models import make_band_mean_model
     from tests.qgis.rasters import CLASS_NAMES, TILE_SIZE
 
     return make_band_mean_model(

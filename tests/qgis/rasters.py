@@ -69,7 +69,7 @@ def tile_bounds(
 def expected_band_mean(colours: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact band-mean outputs (embedding, probabilities) of each tile of a
     :func:`write_tile_colours` raster, in tile-id (row-major) order."""
-    from tests.onnx_models import band_mean_reference
+    from tests.helpers.onnx_models import band_mean_reference
 
     pixels = np.asarray(colours, dtype=np.float64).reshape(-1, 3) / 255.0
     return band_mean_reference(pixels[:, :, None, None], classes, embedding_dim=3)

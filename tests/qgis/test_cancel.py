@@ -9,7 +9,7 @@ pytest.importorskip("qgis.core")
 
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsTask  # noqa: E402
 
-from tests.onnx_models import make_band_mean_model  # noqa: E402
+from tests.helpers.onnx_models import make_band_mean_model  # noqa: E402
 from tests.qgis.events import wait_for  # noqa: E402
 from tests.qgis.rasters import write_tile_colours  # noqa: E402
 

@@ -16,7 +16,7 @@ from qgis.core import (  # noqa: E402
     QgsVectorLayer,
 )
 
-from tests.onnx_models import make_band_mean_model  # noqa: E402
+from tests.helpers.onnx_models import make_band_mean_model  # noqa: E402
 from tests.qgis.events import wait_for  # noqa: E402
 from tests.qgis.rasters import (  # noqa: E402
     CLASS_NAMES,

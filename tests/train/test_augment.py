@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from train.augment import AugmentConfig, augment_batch, grey  # noqa: E402
+from snca_train.augment import AugmentConfig, augment_batch, grey  # noqa: E402
 
 GEOMETRY_ONLY = AugmentConfig(brightness=0.0, contrast=0.0, saturation=0.0, grayscale_probability=0)
 

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from snca_cli.errors import SncaError  # noqa: E402
-from train.backbones import (  # noqa: E402
+from snca_train.backbones import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
     LITE_MEAN,
@@ -18,8 +18,8 @@ from train.backbones import (  # noqa: E402
     band_statistics,
     build_backbone,
 )
-from train.efficientnet_lite import EfficientNetLite0, SameConv2d  # noqa: E402
-from train.model import ModelConfig, SceneEmbeddingNet  # noqa: E402
+from snca_train.efficientnet_lite import EfficientNetLite0, SameConv2d  # noqa: E402
+from snca_train.network import ModelConfig, SceneEmbeddingNet  # noqa: E402
 
 
 def lite0_state_dict():

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from snca_cli.cli import app  # noqa: E402
-from tests.train.scenes import make_scene_folder  # noqa: E402
+from tests.helpers.scenes import make_scene_folder  # noqa: E402
 
 runner = CliRunner()
 FAST = [
@@ -217,8 +217,8 @@ def test_bad_init_checkpoints_are_one_line_errors(trained, tmp_path):
 def test_help_states_the_real_defaults():
     import typer.main
 
-    from train.config import TrainConfig
-    from train.losses.objective import LossConfig
+    from snca_train.config import TrainConfig
+    from snca_train.losses.objective import LossConfig
 
     command = typer.main.get_command(app).commands["train"]
     helps = {param.name: param.help for param in command.params}

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from snca_cli.errors import SncaError  # noqa: E402
-from tests.train.scenes import make_scene_folder  # noqa: E402
-from train.data import DeviceImages, prepare_data, read_split_file, write_split  # noqa: E402
+from snca_train.training_data import DeviceImages, prepare_data, read_split_file, write_split  # noqa: E402
+from tests.helpers.scenes import make_scene_folder  # noqa: E402
 
 QUIET = Console(quiet=True)
 

@@ -11,9 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from snca_cli.metrics import knn_accuracy  # noqa: E402
-from train.losses.objective import LOSSES, LossConfig, Objective  # noqa: E402
-from train.memory import MemoryBank  # noqa: E402
+from snca_cli.runtime.metrics import knn_accuracy  # noqa: E402
+from snca_train.losses.objective import LOSSES, LossConfig, Objective  # noqa: E402
+from snca_train.memory import MemoryBank  # noqa: E402
 
 CLASSES = 4
 CENTRES = np.array([[3.0, 3.0], [3.0, -3.0], [-3.0, 3.0], [-3.0, -3.0]])

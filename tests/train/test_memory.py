@@ -7,9 +7,9 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from snca_cli.errors import SncaError  # noqa: E402
-from train.memory import MemoryBank, MomentumSchedule  # noqa: E402
-from train.momentum_encoder import MomentumEncoder  # noqa: E402
-from train.run import even_schedule  # noqa: E402
+from snca_train.memory import MemoryBank, MomentumSchedule  # noqa: E402
+from snca_train.momentum_encoder import MomentumEncoder  # noqa: E402
+from snca_train.run import even_schedule  # noqa: E402
 
 
 def test_bank_blend_follows_its_formula():

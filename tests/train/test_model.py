@@ -7,7 +7,7 @@ pytestmark = pytest.mark.torch
 
 import torch.nn.functional as F  # noqa: E402
 
-from train.model import ModelConfig, SceneEmbeddingNet  # noqa: E402
+from snca_train.network import ModelConfig, SceneEmbeddingNet  # noqa: E402
 
 
 def network(backbone_size: int | None) -> SceneEmbeddingNet:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from train.schedule import learning_rate
+from snca_train.schedule import learning_rate
 
 pytestmark = pytest.mark.torch
 

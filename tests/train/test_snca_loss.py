@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from train.losses.snca import SNCALoss  # noqa: E402
+from snca_train.losses.snca import SNCALoss  # noqa: E402
 
 
 def snca_reference(features, labels, indices, memory, memory_labels, sigma):

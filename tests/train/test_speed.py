@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from train.speed import configure_for_training, cpu_count, keep_freed_memory  # noqa: E402
+from snca_train.speed import configure_for_training, cpu_count, keep_freed_memory  # noqa: E402
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt() is glibc's")

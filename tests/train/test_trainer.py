@@ -9,17 +9,12 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from snca_cli.errors import SncaError  # noqa: E402
-from tests.train.scenes import make_scene_folder  # noqa: E402
-from train.checkpoint import (  # noqa: E402
-    CHECKPOINT_FORMAT,
-    check_architecture,
-    load_model,
-    read_checkpoint,
-)
-from train.config import TrainConfig  # noqa: E402
-from train.losses.objective import LossConfig  # noqa: E402
-from train.model import ModelConfig  # noqa: E402
-from train.trainer import Trainer  # noqa: E402
+from snca_train.checkpoint import CHECKPOINT_FORMAT, check_architecture, load_model, read_checkpoint  # noqa: E402
+from snca_train.config import TrainConfig  # noqa: E402
+from snca_train.losses.objective import LossConfig  # noqa: E402
+from snca_train.network import ModelConfig  # noqa: E402
+from snca_train.trainer import Trainer  # noqa: E402
+from tests.helpers.scenes import make_scene_folder  # noqa: E402
 
 QUIET = Console(quiet=True)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from snca_cli.errors import SncaError
-from train.losses.contrastive import DEFAULT_NEG_MARGIN, DEFAULT_POS_MARGIN, ContrastiveLoss
-from train.losses.cross_entropy import CrossEntropyLoss
-from train.losses.snca import DEFAULT_SIGMA, SNCALoss
-from train.losses.triplet import DEFAULT_TRIPLET_MARGIN, MINERS, TripletLoss
+from snca_train.losses.contrastive import DEFAULT_NEG_MARGIN, DEFAULT_POS_MARGIN, ContrastiveLoss
+from snca_train.losses.cross_entropy import CrossEntropyLoss
+from snca_train.losses.snca import DEFAULT_SIGMA, SNCALoss
+from snca_train.losses.triplet import DEFAULT_TRIPLET_MARGIN, MINERS, TripletLoss
 
 LOSSES = ("snca+ce", "ce", "snca", "triplet", "contrastive")
 

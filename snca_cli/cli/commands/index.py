@@ -1,0 +1,110 @@
+"""`snca index build|add`: embed every tile of some rasters into a similar-tile index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from snca_cli.cli import options
+from snca_cli.cli.support import console, error_console, exit_on_error, tile_progress
+from snca_cli.contract.tiling import tiling_options
+from snca_cli.runtime.ann import IndexParams, hnswlib_available
+from snca_cli.runtime.default_model import resolve_model
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.classify import expand_rasters
+from snca_cli.tasks.index.build import IndexSummary, add_to_index, build_index
+
+HELP = """Build or extend an index of tile embeddings for `snca search`."""
+
+BUILD_HELP = """Embed every tile of the rasters with an snca ONNX model and write an index folder.
+
+The folder holds manifest.json (model sha256, hnswlib parameters, tiling options, each raster's
+path, CRS and grid), index.hnsw (hnswlib graph, cosine), embeddings.npy (float32), tiles.npy and
+tiles.gpkg (one polygon layer per CRS: tile id, raster, window, predicted class and score).
+Tiles are cut as by `snca classify` (same tiling options); tiles with fewer than --min-valid
+valid pixels are not indexed. The folder is written atomically: an interrupted build leaves
+nothing behind.
+"""
+
+ADD_HELP = """Append the tiles of more rasters to an index, without rebuilding it.
+
+The model must be the one the index was built with (checked by sha256); the index's tiling
+options are used. Tile ids continue after the last one. The index is replaced atomically: an
+interrupted add leaves the old index as it was.
+"""
+
+index_app = typer.Typer(name="index", help=HELP, no_args_is_help=True)
+
+
+def _report(summary: IndexSummary, verb: str) -> None:
+    search = "hnswlib" if summary.ann == "hnswlib" else "exact search (hnswlib not installed)"
+    console.print(
+        f"{verb} {summary.added:,} tiles of {summary.rasters} raster(s) "
+        f"({summary.skipped:,} skipped for too few valid pixels) in {summary.seconds:.1f} s; "
+        f"index [bold]{summary.index_dir}[/] holds {summary.count:,} tiles, "
+        f"{summary.embedding_dim}-d, {search}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@index_app.command("build", help=BUILD_HELP)
+@exit_on_error
+def build(
+    rasters: list[Path] = typer.Argument(..., help="Rasters (GeoTIFF...) or folders of them."),
+    model_path: Path | None = options.MODEL,
+    output: Path = typer.Option(..., "--output", "-o", help="The index folder to create."),
+    overlap: str | None = options.OVERLAP,
+    resolution: str = options.RESOLUTION,
+    bands: str | None = options.BANDS,
+    min_valid: float = options.MIN_VALID,
+    stretch: str | None = options.STRETCH,
+    edge: str = options.EDGE,
+    m: int = typer.Option(IndexParams.M, "--M", help="hnswlib links per node."),
+    ef_construction: int = typer.Option(
+        IndexParams.ef_construction, "--ef-construction", help="hnswlib build-time search width."
+    ),
+    ef: int = typer.Option(
+        IndexParams.ef, "--ef", help="hnswlib query-time search width (recall vs speed)."
+    ),
+    batch_size: int = options.BATCH_SIZE,
+    provider: str = options.PROVIDER,
+    threads: int = options.THREADS,
+    force: bool = typer.Option(False, "--force", help="Replace an existing index."),
+) -> None:
+    tiling = tiling_options(overlap, resolution, bands, min_valid, stretch, edge)
+    params = IndexParams(M=m, ef_construction=ef_construction, ef=ef)
+    paths = expand_rasters(rasters)
+    model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
+    if not hnswlib_available():
+        error_console.print("hnswlib is not installed: the index will be searched exactly")
+    with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
+        summary = build_index(
+            paths, model, output, tiling, params, force, batch_size, progress=progress
+        )
+    _report(summary, "indexed")
+
+
+@index_app.command("add", help=ADD_HELP)
+@exit_on_error
+def add(
+    index_dir: Path = typer.Argument(..., help="The index folder."),
+    rasters: list[Path] = typer.Argument(..., help="Rasters (GeoTIFF...) or folders of them."),
+    model_path: Path | None = typer.Option(
+        None, "--model", "-m", help="The index's ONNX model [default: the shipped model]."
+    ),
+    batch_size: int = options.BATCH_SIZE,
+    provider: str = options.PROVIDER,
+    threads: int = options.THREADS,
+) -> None:
+    paths = expand_rasters(rasters)
+    model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
+    with tile_progress(f"adding {len(paths)} raster(s)", transient=False) as progress:
+        summary = add_to_index(index_dir, paths, model, batch_size=batch_size, progress=progress)
+    _report(summary, "added")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``snca index build|add`` to the snca app."""
+    app.add_typer(index_app, name="index")

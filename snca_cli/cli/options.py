@@ -1,0 +1,39 @@
+"""Typer options shared by several commands: each declared once, with one help text.
+
+Each value is a :class:`typer.models.OptionInfo` used as a parameter default, e.g.
+``batch_size: int = BATCH_SIZE``; commands with other defaults declare their own.
+"""
+
+from __future__ import annotations
+
+import typer
+
+#: Help of the --model option of the commands that embed tiles.
+MODEL_HELP = "The snca ONNX model [default: the shipped model]."
+#: Help of the --overlap option of the commands that tile rasters.
+OVERLAP_HELP = (
+    "Tile overlap: pixels (16) or percent of the tile (10%) "
+    "[default: the model's tiles_overlap metadata]."
+)
+
+MODEL = typer.Option(None, "--model", "-m", help=MODEL_HELP)
+OVERLAP = typer.Option(None, help=OVERLAP_HELP)
+RESOLUTION = typer.Option(
+    "auto",
+    help="auto (the model's resolution if it has one), native, or metres per pixel; "
+    "resamples in the raster's CRS (geographic: metres at the centre latitude).",
+)
+BANDS = typer.Option(
+    None, help="1-based bands to feed the model, e.g. 3,2,1 [default: the first ones]."
+)
+MIN_VALID = typer.Option(
+    0.5, "--min-valid", help="Skip tiles with a smaller fraction of valid pixels."
+)
+STRETCH = typer.Option(
+    None,
+    help="percentile: map each band's 2-98 % range to [0, 1] instead of the model's input_scale.",
+)
+EDGE = typer.Option("shift", help="shift: edge tiles moved inward; pad: padded with no-data.")
+BATCH_SIZE = typer.Option(32, "--batch-size", help="Tiles per model run.")
+PROVIDER = typer.Option("auto", help="onnxruntime provider: auto (best available), CPU, CUDA, ...")
+THREADS = typer.Option(0, help="onnxruntime intra-op threads (0: its default).")

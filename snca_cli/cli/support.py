@@ -1,0 +1,137 @@
+"""Shared CLI plumbing: consoles, one-line errors, the check for the [train] extra."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, first_line
+from snca_cli.hooks import ProgressFactory, ProgressHook
+
+console = Console()
+error_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+
+def exit_on_error(func: F) -> F:
+    """Turn user errors into ``error: <one line>`` with exit code 2, and Ctrl-C into exit 130.
+
+    Set ``SNCA_DEBUG=1`` to see the traceback of an unexpected error.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SncaError as exc:
+            error_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            error_console.print("interrupted: stopped cleanly, no partial output was kept")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("SNCA_DEBUG"):
+                raise
+            message = first_line(exc)
+            error_console.print(
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(message)} "
+                "(set SNCA_DEBUG=1 for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_train_extra() -> None:
+    """Raise SncaError naming the install command when torch is not importable."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise SncaError(TRAIN_EXTRA_HINT) from None
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+class TilesPerSecondColumn(ProgressColumn):
+    """Tiles per second of a task."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.1f} tiles/s", style="cyan")
+
+
+@contextlib.contextmanager
+def tile_progress(description: str, transient: bool = True) -> Iterator[ProgressHook]:
+    """A rich progress bar on stderr for tile work; yields the ``progress(done, total)`` hook
+    that the library functions (classify, index build, demo) call."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TilesPerSecondColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=error_console, transient=transient) as bar:
+        task = bar.add_task(description, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
+    """A factory of labelled rich progress bars on stderr, ``factory(label) -> hook``, for
+    library functions that report several parts (evaluation: train images, test images);
+    with ``enabled`` False the factory gives no hooks."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with contextlib.ExitStack() as stack:
+
+        def factory(label: str) -> ProgressHook | None:
+            if not enabled:
+                return None
+            bar = stack.enter_context(Progress(*columns, console=error_console))
+            task = bar.add_task(label, total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return progress
+
+        yield factory

@@ -1,0 +1,140 @@
+"""The rich tables the commands print: one function per table, shared by the commands showing it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+from rich.table import Table
+
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.classify import ClassifySummary
+from snca_cli.tasks.evaluate import METRIC_LABELS
+from snca_cli.tasks.index.results import SearchResult
+
+
+def summary_table(summary: ClassifySummary) -> Table:
+    """Tiles and area of each class that has tiles, and the skipped tiles."""
+    km2 = summary.class_area_km2
+    empty = sum(1 for count in summary.class_tiles.values() if count == 0)
+    table = Table(
+        title=f"{summary.raster.name} ({summary.crs})",
+        title_justify="left",
+        caption=f"{empty} class(es) with no tile not shown" if empty else None,
+        caption_justify="left",
+    )
+    table.add_column("class")
+    table.add_column("tiles", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column(f"area ({'km²' if km2 is not None else summary.area_unit})", justify="right")
+    total_area = sum(summary.class_area.values()) + summary.skipped_area
+    for name, count in summary.class_tiles.items():
+        if count == 0:
+            continue
+        area = km2[name] if km2 is not None else summary.class_area[name]
+        share = summary.class_area[name] / total_area if total_area else 0.0
+        table.add_row(name, f"{count:,}", f"{share:.1%}", f"{area:,.3f}")
+    skipped_area = summary.skipped_area_km2 if km2 is not None else summary.skipped_area
+    share = summary.skipped_area / total_area if total_area else 0.0
+    table.add_row(
+        "[dim](skipped)[/]", f"{summary.tiles_skipped:,}", f"{share:.1%}", f"{skipped_area:,.3f}"
+    )
+    return table
+
+
+def results_table(result: SearchResult) -> Table:
+    """The hits as a rich table."""
+    title = f"{len(result.hits)} most similar to {result.query_label}"
+    if result.class_filter is not None:
+        title += f" (class {result.class_filter})"
+    table = Table(title=title, title_justify="left")
+    for name, justify in (
+        ("rank", "right"),
+        ("similarity", "right"),
+        ("tile", "right"),
+        ("class", "left"),
+        ("score", "right"),
+        ("raster", "left"),
+        ("window col,row", "right"),
+        ("centre x, y", "right"),
+    ):
+        table.add_column(name, justify=justify)
+    for hit in result.hits:
+        tile = hit.tile
+        minx, miny, maxx, maxy = tile.bounds
+        digits = 6 if tile.crs.is_geographic else 1
+        table.add_row(
+            str(hit.rank),
+            f"{hit.similarity:.4f}",
+            str(tile.tile_id),
+            tile.class_name,
+            f"{tile.score:.3f}",
+            tile.raster.name,
+            f"{tile.window[0]},{tile.window[1]}",
+            f"{(minx + maxx) / 2:.{digits}f}, {(miny + maxy) / 2:.{digits}f}",
+        )
+    return table
+
+
+def files_table(rows: list[tuple[str, Path]]) -> Table:
+    """What was written, where."""
+    table = Table(title="files", title_justify="left")
+    table.add_column("what")
+    table.add_column("path")
+    for what, path in rows:
+        table.add_row(what, str(path))
+    return table
+
+
+def model_table(model: OnnxModel) -> Table:
+    """The model's metadata, inputs and outputs, provider and SHA-256 as a two-column table."""
+    meta = model.metadata
+    table = Table(title=f"snca model {model.path.name}", title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    resolution = "none (native)" if meta.resolution_m is None else f"{meta.resolution_m:g} m/px"
+    rows = [
+        ("file", str(model.path)),
+        ("sha256", model.sha256),
+        ("provider", model.provider_name),
+        ("providers available", ", ".join(ort.get_available_providers())),
+        ("model type", meta.model_type),
+        ("backbone", meta.backbone or "-"),
+        ("snca version", meta.snca_version or "-"),
+        ("classes", f"{meta.num_classes}: {', '.join(meta.class_names)}"),
+        ("tile size", f"{meta.tile_size} px"),
+        ("input bands", str(meta.input_bands)),
+        ("input scale", ", ".join(f"{k} / {v:g}" for k, v in meta.input_scale.items())),
+        ("resolution", resolution),
+        ("tiles overlap", f"{meta.tiles_overlap:g} %"),
+        ("embedding dim", str(meta.embedding_dim)),
+        (
+            "orientations",
+            "1 (each tile as it is)"
+            if meta.orientations == 1
+            else f"{meta.orientations} (outputs averaged over the flips and quarter turns)",
+        ),
+    ]
+    for tensor in model.session.get_inputs():
+        rows.append((f"input {tensor.name}", f"{tensor.type} {tensor.shape}"))
+    for tensor in model.session.get_outputs():
+        rows.append((f"output {tensor.name}", f"{tensor.type} {tensor.shape}"))
+    for key, value in meta.training.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        rows.append((f"training.{key}", text))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def metrics_table(report: dict[str, Any], title: str) -> Table:
+    """The headline metrics as a rich table, in percent."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value (%)", justify="right")
+    for key, label in METRIC_LABELS.items():
+        if key in report["metrics"]:
+            table.add_row(label, f"{100 * report['metrics'][key]:.2f}")
+    return table

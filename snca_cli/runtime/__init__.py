@@ -1,0 +1,2 @@
+"""The runtime: onnxruntime sessions, rasterio tiling, hnswlib search, vector and atomic file
+output. No typer, rich or torch here."""

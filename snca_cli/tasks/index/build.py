@@ -1,0 +1,404 @@
+"""Build an index from rasters, or extend one: embed every tile and write the index files.
+
+An index folder is written atomically (built in a temporary sibling, then renamed; an ``add``
+writes new versions of every file in a temporary sibling and swaps the folders), so an
+interrupted build or add never leaves a broken index. The files: :mod:`.store`.
+
+Tile ids are 0..count-1 in the order the rasters were given, tiles in grid order within a
+raster; ``add`` continues them. Only tiles with enough valid pixels are indexed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rasterio.crs import CRS
+
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import SncaError
+from snca_cli.hooks import CancelHook, ProgressHook
+from snca_cli.runtime.ann import IndexParams, build_hnsw, hnswlib_available, normalize
+from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.tile_stream import TileBatch, embed_raster
+from snca_cli.tasks.index.store import (
+    GRAPH_NAME,
+    MANIFEST_NAME,
+    TILE_DTYPE,
+    IndexedRaster,
+    Manifest,
+    check_model,
+    read_index,
+    write_index_files,
+)
+
+
+@dataclass
+class IndexSummary:
+    """What a build or an add did."""
+
+    index_dir: Path
+    count: int  # tiles in the index now
+    added: int  # tiles added by this run
+    skipped: int  # tiles of the new rasters with too few valid pixels
+    rasters: int  # rasters added by this run
+    embedding_dim: int
+    ann: str  # "hnswlib" or "exact"
+    seconds: float
+
+
+@dataclass
+class _NewTiles:
+    """What embedding some rasters produced."""
+
+    rasters: list[IndexedRaster]
+    tiles: np.ndarray
+    embeddings: np.ndarray
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.skipped for r in self.rasters)
+
+
+def _raster_paths(rasters: Sequence[Path | str], known: Sequence[str] = ()) -> list[Path]:
+    """Absolute raster paths; refuse none, duplicates and rasters already indexed."""
+    if not rasters:
+        raise SncaError("give at least one raster to index")
+    paths = [Path(r).resolve() for r in rasters]
+    seen: set[Path] = set()
+    for path in paths:
+        if path in seen:
+            raise SncaError(f"raster {path} is given twice")
+        if str(path) in known:
+            raise SncaError(f"raster {path} is already in the index")
+        seen.add(path)
+    return paths
+
+
+def _relative_path(path: Path, index_dir: Path) -> str:
+    """``path`` relative to the index folder (absolute when on another drive)."""
+    try:
+        return os.path.relpath(path, index_dir.resolve())
+    except ValueError:
+        return str(path)
+
+
+def _tile_totals(paths: list[Path], model: OnnxModel, options: TilingOptions) -> list[int]:
+    """Open every raster before any work (bad input fails fast); return their tile counts."""
+    totals = []
+    for path in paths:
+        with RasterTiling.open(path, model.metadata, options) as tiling:
+            totals.append(tiling.tile_count)
+    return totals
+
+
+def _batch_rows(batch: TileBatch, raster: int) -> np.ndarray:
+    rows = np.zeros(len(batch.tiles), dtype=TILE_DTYPE)
+    rows["raster"] = raster
+    rows["grid_id"] = [t.tile_id for t in batch.tiles]
+    rows["row"] = [t.row for t in batch.tiles]
+    rows["col"] = [t.col for t in batch.tiles]
+    windows = np.array([t.window for t in batch.tiles], dtype=np.int64).reshape(-1, 4)
+    bounds = np.array([t.bounds for t in batch.tiles], dtype=np.float64).reshape(-1, 4)
+    for i, name in enumerate(("col_off", "row_off", "width", "height")):
+        rows[name] = windows[:, i]
+    for i, name in enumerate(("minx", "miny", "maxx", "maxy")):
+        rows[name] = bounds[:, i]
+    rows["valid_fraction"] = [t.valid_fraction for t in batch.tiles]
+    rows["class_index"] = batch.probabilities.argmax(axis=1)
+    rows["score"] = batch.probabilities.max(axis=1)
+    return rows
+
+
+def _layer_name(crs: CRS, known: dict[str, str]) -> str:
+    """The tiles.gpkg layer of a CRS: ``tiles_epsg_<code>`` or ``tiles_crs_<n>``."""
+    wkt = crs.to_wkt()
+    if wkt not in known:
+        epsg = crs.to_epsg()
+        known[wkt] = f"tiles_epsg_{epsg}" if epsg else f"tiles_crs_{len(known) + 1}"
+    return known[wkt]
+
+
+def _embed_rasters(
+    paths: list[Path],
+    model: OnnxModel,
+    options: TilingOptions,
+    index_dir: Path,
+    first_tile_id: int,
+    first_raster: int,
+    layers: dict[str, str],
+    batch_size: int,
+    progress: ProgressHook | None,
+    cancelled: CancelHook | None,
+) -> _NewTiles:
+    """Embed every tile of ``paths``; tile ids start at ``first_tile_id``."""
+    totals = _tile_totals(paths, model, options)
+    grand_total, done_before = sum(totals), 0
+    rasters: list[IndexedRaster] = []
+    tile_parts: list[np.ndarray] = []
+    embedding_parts: list[np.ndarray] = []
+    next_id = first_tile_id
+    for number, path in enumerate(paths):
+
+        def report(done: int, _total: int, offset: int = done_before) -> None:
+            if progress is not None:
+                progress(offset + done, grand_total)
+
+        count = 0
+        with embed_raster(path, model, options, batch_size, report, cancelled) as run:
+            tiling = run.tiling
+            for batch in run:
+                if batch.embedding.shape[1] != model.metadata.embedding_dim:
+                    raise SncaError(
+                        f"model {model.path.name} produced {batch.embedding.shape[1]}-d "
+                        f"embeddings; its metadata says {model.metadata.embedding_dim}"
+                    )
+                tile_parts.append(_batch_rows(batch, first_raster + number))
+                embedding_parts.append(normalize(batch.embedding))
+                count += len(batch.tiles)
+            skipped = run.stats.skipped
+        rasters.append(
+            IndexedRaster(
+                path=str(path),
+                relative_path=_relative_path(path, index_dir),
+                crs_wkt=tiling.crs.to_wkt(),
+                epsg=tiling.crs.to_epsg(),
+                transform=list(tiling.transform)[:6],
+                width=tiling.width,
+                height=tiling.height,
+                resampled=tiling.resampled,
+                first_tile_id=next_id,
+                tile_count=count,
+                skipped=skipped,
+                layer=_layer_name(tiling.crs, layers),
+            )
+        )
+        next_id += count
+        done_before += totals[number]
+    dim = model.metadata.embedding_dim
+    return _NewTiles(
+        rasters=rasters,
+        tiles=np.concatenate(tile_parts) if tile_parts else np.zeros(0, TILE_DTYPE),
+        embeddings=(
+            np.concatenate(embedding_parts) if embedding_parts else np.zeros((0, dim), np.float32)
+        ),
+    )
+
+
+def build_index(
+    rasters: Sequence[Path | str],
+    model: OnnxModel,
+    index_dir: Path | str,
+    options: TilingOptions | None = None,
+    params: IndexParams | None = None,
+    force: bool = False,
+    batch_size: int = 32,
+    progress: ProgressHook | None = None,
+    cancelled: CancelHook | None = None,
+) -> IndexSummary:
+    """Embed every tile of ``rasters`` with ``model`` and write a new index to ``index_dir``.
+
+    Args:
+        rasters: georeferenced rasters; their tiles get ids 0.. in this order.
+        model: the ONNX model (its sha256 is recorded; searches and adds must use the same).
+        index_dir: the index folder to create; an existing one is replaced only with ``force``
+            (and only when it is an snca index; an empty folder counts as absent).
+        options: tiling options (overlap, resolution, bands, min_valid, stretch, edge), kept in
+            the manifest for every later ``add``.
+        params: hnswlib parameters (M, ef_construction, ef).
+        batch_size: tiles per model run.
+        progress: ``progress(done, total)`` over the tiles of all rasters.
+        cancelled: polled; returning True stops the build (:class:`snca_cli.errors.Cancelled`), and
+            nothing is left behind.
+
+    Without hnswlib the index is written without graph and searched exactly.
+    """
+    start = time.perf_counter()
+    options = (options or TilingOptions()).for_model(model.metadata)
+    params = params or IndexParams()
+    options.check()
+    index_dir = Path(index_dir)
+    if index_dir.is_dir() and not any(index_dir.iterdir()):
+        index_dir.rmdir()  # an empty folder (made by a file dialog) is not an index to keep
+    check_writable(index_dir, force)
+    if index_dir.exists() and not (index_dir / MANIFEST_NAME).is_file():
+        raise SncaError(f"{index_dir} exists and is not an snca index; refusing to replace it")
+    paths = _raster_paths(rasters)
+    ann = "hnswlib" if hnswlib_available() else "exact"
+    with atomic_output(index_dir, force=force, directory=True) as tmp:
+        new = _embed_rasters(
+            paths, model, options, index_dir, 0, 0, {}, batch_size, progress, cancelled
+        )
+        if len(new.tiles) == 0:
+            raise SncaError(
+                f"no tile of the {len(paths)} raster(s) has enough valid pixels "
+                f"(min valid {options.min_valid}); nothing to index"
+            )
+        if ann == "hnswlib":
+            build_hnsw(new.embeddings, params).save(tmp / GRAPH_NAME)
+        metadata = model.metadata
+        manifest = Manifest(
+            model_sha256=model.sha256,
+            model_name=model.path.name,
+            embedding_dim=metadata.embedding_dim,
+            class_names=list(metadata.class_names),
+            tile_size=metadata.tile_size,
+            model_resolution_m=metadata.resolution_m,
+            input_bands=metadata.input_bands,
+            tiling=options,
+            params=params,
+            ann=ann,
+            count=len(new.tiles),
+            graph_bytes=0,
+            rasters=new.rasters,
+        )
+        write_index_files(tmp, manifest, new.tiles, new.embeddings)
+    return IndexSummary(
+        index_dir=index_dir,
+        count=len(new.tiles),
+        added=len(new.tiles),
+        skipped=new.skipped,
+        rasters=len(paths),
+        embedding_dim=metadata.embedding_dim,
+        ann=ann,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def add_to_index(
+    index_dir: Path | str,
+    rasters: Sequence[Path | str],
+    model: OnnxModel,
+    options: TilingOptions | None = None,
+    batch_size: int = 32,
+    progress: ProgressHook | None = None,
+    cancelled: CancelHook | None = None,
+) -> IndexSummary:
+    """Append the tiles of new ``rasters`` to an index without rebuilding it.
+
+    The model must be the index's (same sha256); the tiling options are the index's
+    (``options``, when given, must equal them). Tile ids continue after the last one. New
+    versions of every file are written into a temporary folder that replaces the index only
+    when complete: on any error or cancel the old index is left as it was.
+    """
+    start = time.perf_counter()
+    index_dir = Path(index_dir)
+    files = read_index(index_dir, mmap=False)
+    manifest = files.manifest
+    check_model(manifest, model, index_dir)
+    if options is not None and options.for_model(model.metadata) != manifest.tiling:
+        raise SncaError(
+            f"index {index_dir} was built with tiling options {asdict(manifest.tiling)}; "
+            f"adding with other options ({asdict(options)}) would mix tilings"
+        )
+    if manifest.ann == "hnswlib" and not hnswlib_available():
+        raise SncaError(f"index {index_dir} has an hnswlib graph; adding to it needs hnswlib")
+    paths = _raster_paths(rasters, known=[r.path for r in manifest.rasters])
+    layers = {r.crs_wkt: r.layer for r in manifest.rasters}
+    with atomic_output(index_dir, force=True, directory=True) as tmp:
+        new = _embed_rasters(
+            paths,
+            model,
+            manifest.tiling,
+            index_dir,
+            manifest.count,
+            len(manifest.rasters),
+            layers,
+            batch_size,
+            progress,
+            cancelled,
+        )
+        if manifest.ann == "hnswlib":
+            graph = files.load_graph()
+            ids = np.arange(manifest.count, manifest.count + len(new.tiles), dtype=np.int64)
+            if len(ids):
+                graph.add(new.embeddings, ids)
+            graph.save(tmp / GRAPH_NAME)
+        manifest.rasters.extend(new.rasters)
+        manifest.count += len(new.tiles)
+        tiles = np.concatenate([files.tiles, new.tiles])
+        embeddings = np.concatenate([files.embeddings, new.embeddings])
+        write_index_files(tmp, manifest, tiles, embeddings)
+    return IndexSummary(
+        index_dir=index_dir,
+        count=manifest.count,
+        added=len(new.tiles),
+        skipped=new.skipped,
+        rasters=len(paths),
+        embedding_dim=manifest.embedding_dim,
+        ann=manifest.ann,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass
+class IndexUpdate:
+    """What :func:`plan_index_update` decided for some rasters and an index folder.
+
+    Attributes:
+        index_dir: the index folder.
+        rebuild: True to build the index anew from ``rasters``, False to add them to it.
+        rasters: the rasters to embed: all of them for a rebuild, else those not yet indexed
+            (empty when every raster is already in the index: nothing to do).
+    """
+
+    index_dir: Path
+    rebuild: bool
+    rasters: list[Path]
+
+
+def plan_index_update(
+    index_dir: Path | str, rasters: Sequence[Path | str], replace: bool
+) -> IndexUpdate:
+    """Build or extend: the one rule the dock and the Processing algorithm follow.
+
+    With ``replace``, or when ``index_dir`` holds no index yet, the index is built from all
+    ``rasters``; otherwise the rasters not yet in it are added (a raster already indexed is
+    left as it is, so pressing the button twice does no work twice).
+    """
+    index_dir = Path(index_dir)
+    paths = [Path(r).resolve() for r in rasters]
+    if replace or not (index_dir / MANIFEST_NAME).is_file():
+        return IndexUpdate(index_dir, True, paths)
+    indexed = {r.path for r in read_index(index_dir).manifest.rasters}
+    return IndexUpdate(index_dir, False, [p for p in paths if str(p) not in indexed])
+
+
+def update_index(
+    update: IndexUpdate,
+    model: OnnxModel,
+    options: TilingOptions | None = None,
+    batch_size: int = 32,
+    progress: ProgressHook | None = None,
+    cancelled: CancelHook | None = None,
+) -> IndexSummary | None:
+    """Carry out a :class:`IndexUpdate` (None when it has nothing to do); a rebuild replaces
+    an existing index."""
+    if update.rebuild:
+        return build_index(
+            update.rasters,
+            model,
+            update.index_dir,
+            options,
+            force=True,
+            batch_size=batch_size,
+            progress=progress,
+            cancelled=cancelled,
+        )
+    if not update.rasters:
+        return None
+    return add_to_index(
+        update.index_dir,
+        update.rasters,
+        model,
+        options,
+        batch_size=batch_size,
+        progress=progress,
+        cancelled=cancelled,
+    )

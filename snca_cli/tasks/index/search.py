@@ -1,0 +1,291 @@
+"""Find the tiles of an index most similar to a tile, a point on the map or an image.
+
+Usage (the QGIS plugin and ``snca search`` do just this)::
+
+    index = TileIndex.open("landsat.index")
+    result = index.search_lonlat(-77.6, 24.1, k=10, class_filter="forest")
+    for hit in result.hits:
+        hit.rank, hit.similarity, hit.tile.tile_id, hit.tile.raster, hit.tile.bounds
+    result.write(Path("similar.gpkg"))  # + similar.geojson in EPSG:4326
+
+Similarity is the cosine of the two unit embeddings (1 = same direction). The query tile itself
+is never among the hits; other tiles identical to it are. With a class filter only tiles
+predicted as that class are returned: the nearest-neighbour query is oversampled until ``k``
+such tiles come back, or, for a rare class, answered exactly over that class's tiles.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+from rasterio.warp import transform as transform_coords
+
+from snca_cli.errors import SncaError
+from snca_cli.runtime.ann import ExactSearch, NeighbourSearch, hnswlib_available, normalize
+from snca_cli.runtime.grid import TileGrid
+from snca_cli.runtime.image_input import image_as_model_input
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.index.results import WGS84, Hit, IndexedTile, SearchResult
+from snca_cli.tasks.index.store import IndexFiles, Manifest, check_model, read_index
+
+#: How many times more neighbours than needed a class-filtered query asks for at first.
+CLASS_OVERSAMPLING = 2.0
+#: Largest oversampled approximate query; beyond it the class's tiles are searched exactly.
+MAX_OVERSAMPLED_QUERY = 4096
+
+
+def _parse_crs(crs: str) -> CRS:
+    try:
+        return CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise SncaError(f"unknown CRS {crs!r}: {exc}") from None
+
+
+class TileIndex:
+    """An open index, ready for repeated searches (a query takes well under a millisecond to
+    a few milliseconds with hnswlib; opening reads the manifest and the tile table and maps the
+    embeddings).
+
+    Open with :meth:`open`; :meth:`close` (or a ``with`` block) releases the memory-mapped
+    embeddings and the graph (on Windows a mapped file blocks ``add_to_index``). Attributes:
+    ``directory``, ``manifest``, ``backend`` ("hnswlib" or "exact"), ``class_names``, ``count``.
+    Not thread-safe: use one ``TileIndex`` per thread.
+    """
+
+    def __init__(self, files: IndexFiles, search: NeighbourSearch) -> None:
+        self.directory = files.directory
+        self.manifest: Manifest = files.manifest
+        self._tiles = files.tiles
+        self._embeddings: np.ndarray | None = files.embeddings
+        self._search: NeighbourSearch | None = search
+        self._members: dict[int, np.ndarray] = {}
+        tiling = self.manifest.tiling
+        self._grids = [
+            TileGrid.for_options(r.transform, r.width, r.height, self.manifest.tile_size, tiling)
+            for r in self.manifest.rasters
+        ]
+        self._crss = [r.crs for r in self.manifest.rasters]
+        self._raster_paths = [r.resolve(self.directory) for r in self.manifest.rasters]
+
+    @classmethod
+    def open(cls, index_dir: Path | str, exact: bool = False) -> TileIndex:
+        """Open and check an index; ``exact=True`` (or no hnswlib) searches exactly."""
+        files = read_index(index_dir)
+        if exact or files.manifest.ann == "exact" or not hnswlib_available():
+            search: NeighbourSearch = ExactSearch(files.embeddings)
+        else:
+            search = files.load_graph()
+        return cls(files, search)
+
+    def close(self) -> None:
+        """Drop the embeddings map and the graph; searching afterwards raises SncaError."""
+        self._embeddings = None
+        self._search = None
+        self._members.clear()
+
+    def __enter__(self) -> TileIndex:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def backend(self) -> str:
+        return self._open_search().name
+
+    def _open_search(self) -> NeighbourSearch:
+        if self._search is None:
+            raise SncaError(f"index {self.directory} was closed")
+        return self._search
+
+    def _open_embeddings(self) -> np.ndarray:
+        if self._embeddings is None:
+            raise SncaError(f"index {self.directory} was closed")
+        return self._embeddings
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.manifest.class_names
+
+    @property
+    def count(self) -> int:
+        return self.manifest.count
+
+    # -- tiles ---------------------------------------------------------------------------
+
+    def tile(self, tile_id: int) -> IndexedTile:
+        """The indexed tile with this id."""
+        if not 0 <= tile_id < self.count:
+            raise SncaError(f"tile id {tile_id} is not in the index (ids 0..{self.count - 1})")
+        row = self._tiles[tile_id]
+        raster = int(row["raster"])
+        return IndexedTile(
+            tile_id=int(tile_id),
+            raster=self._raster_paths[raster],
+            crs=self._crss[raster],
+            window=(
+                int(row["col_off"]),
+                int(row["row_off"]),
+                int(row["width"]),
+                int(row["height"]),
+            ),
+            bounds=(float(row["minx"]), float(row["miny"]), float(row["maxx"]), float(row["maxy"])),
+            class_name=self.class_names[int(row["class_index"])],
+            score=float(row["score"]),
+        )
+
+    def tile_at(self, x: float, y: float, crs: str | None = None) -> IndexedTile:
+        """The indexed tile under a point; ``crs`` None means each raster's own CRS.
+
+        Rasters are tried in index order; raise SncaError when the point is outside every
+        raster, or only over tiles that were skipped for lack of valid pixels.
+        """
+        point_crs = None if crs is None else _parse_crs(crs)
+        label = f"point ({x}, {y})" + ("" if crs is None else f" in {crs}")
+        inside = False
+        for raster, grid, grid_crs in zip(
+            self.manifest.rasters, self._grids, self._crss, strict=True
+        ):
+            px, py = x, y
+            if point_crs is not None and point_crs != grid_crs:
+                xs, ys = transform_coords(point_crs, grid_crs, [x], [y])
+                px, py = xs[0], ys[0]
+                if not (math.isfinite(px) and math.isfinite(py)):
+                    continue
+            tile = grid.tile_at(px, py)
+            if tile is None:
+                continue
+            inside = True
+            grid_id = tile.tile_id
+            first = raster.first_tile_id
+            ids = self._tiles["grid_id"][first : first + raster.tile_count]
+            position = int(np.searchsorted(ids, grid_id))
+            if position < len(ids) and ids[position] == grid_id:
+                return self.tile(first + position)
+        if inside:
+            raise SncaError(
+                f"the tile under {label} was not indexed: too few valid pixels (min valid "
+                f"{self.manifest.tiling.min_valid})"
+            )
+        raise SncaError(f"{label} is outside every raster of the index")
+
+    # -- searches ------------------------------------------------------------------------
+
+    def search_tile_id(
+        self, tile_id: int, k: int = 10, class_filter: str | None = None
+    ) -> SearchResult:
+        """The k tiles most similar to an indexed tile (the tile itself excluded)."""
+        query = self.tile(tile_id)
+        vector = np.asarray(self._open_embeddings()[tile_id], dtype=np.float32)
+        return self._run(vector, k, class_filter, query, f"tile {tile_id}")
+
+    def search_point(
+        self,
+        x: float,
+        y: float,
+        crs: str | None = None,
+        k: int = 10,
+        class_filter: str | None = None,
+    ) -> SearchResult:
+        """The k tiles most similar to the tile under ``(x, y)``; ``crs`` like ``EPSG:32618``
+        (None: each raster's own CRS)."""
+        query = self.tile_at(x, y, crs)
+        return self.search_tile_id(query.tile_id, k, class_filter)
+
+    def search_lonlat(
+        self, lon: float, lat: float, k: int = 10, class_filter: str | None = None
+    ) -> SearchResult:
+        """The k tiles most similar to the tile under a WGS84 longitude/latitude."""
+        return self.search_point(lon, lat, WGS84, k, class_filter)
+
+    def search_image(
+        self, path: Path | str, model: OnnxModel, k: int = 10, class_filter: str | None = None
+    ) -> SearchResult:
+        """The k tiles most similar to an image file, embedded with the index's model.
+
+        The image is resized to the model's tile; a GeoTIFF takes the index's band choice, a
+        JPEG/PNG is used as it is; values are scaled like the rasters were.
+        """
+        check_model(self.manifest, model, self.directory)
+        metadata, tiling = model.metadata, self.manifest.tiling
+        pixels = image_as_model_input(
+            path,
+            size=metadata.tile_size,
+            input_bands=metadata.input_bands,
+            input_scale=metadata.input_scale,
+            bands=tiling.bands,
+            stretch=tiling.stretch,
+        )
+        vector = normalize(model.run(pixels[None]).embedding)[0]
+        return self._run(vector, k, class_filter, None, f"image {Path(path).name}")
+
+    def _run(
+        self,
+        vector: np.ndarray,
+        k: int,
+        class_filter: str | None,
+        query: IndexedTile | None,
+        label: str,
+    ) -> SearchResult:
+        if k < 1:
+            raise SncaError(f"k must be at least 1 (got {k})")
+        start = time.perf_counter()
+        exclude = None if query is None else query.tile_id
+        if class_filter is None:
+            ids, sims = self._nearest(vector, k, exclude)
+        else:
+            ids, sims = self._nearest_of_class(vector, k, self._class_index(class_filter), exclude)
+        seconds = time.perf_counter() - start
+        hits = [
+            Hit(rank=rank, similarity=float(sim), tile=self.tile(int(tile_id)))
+            for rank, (tile_id, sim) in enumerate(zip(ids, sims, strict=True), start=1)
+        ]
+        return SearchResult(query, label, hits, class_filter, self.backend, seconds)
+
+    def _class_index(self, name: str) -> int:
+        if name not in self.class_names:
+            raise SncaError(
+                f"class {name!r} is not one of the model's: {', '.join(self.class_names)}"
+            )
+        return self.class_names.index(name)
+
+    def _nearest(
+        self, vector: np.ndarray, k: int, exclude: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        found = self._open_search().query(vector, k + (exclude is not None))
+        ids, sims = found.ids[0], found.similarities[0]
+        keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
+        return ids[keep][:k], sims[keep][:k]
+
+    def _nearest_of_class(
+        self, vector: np.ndarray, k: int, class_index: int, exclude: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        members = self._class_members(class_index)
+        wanted = k + (exclude is not None)
+        search = self._open_search()
+        if not isinstance(search, ExactSearch) and len(members):
+            query_size = math.ceil(wanted * CLASS_OVERSAMPLING * self.count / len(members))
+            while query_size <= min(self.count, MAX_OVERSAMPLED_QUERY):
+                found = search.query(vector, query_size)
+                ids, sims = found.ids[0], found.similarities[0]
+                keep = self._tiles["class_index"][ids] == class_index
+                if exclude is not None:
+                    keep &= ids != exclude
+                if keep.sum() >= k or query_size == self.count:
+                    return ids[keep][:k], sims[keep][:k]
+                query_size = min(self.count, query_size * 4)
+        exact = ExactSearch(np.asarray(self._open_embeddings()[members]), ids=members)
+        found = exact.query(vector, wanted)
+        ids, sims = found.ids[0], found.similarities[0]
+        keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
+        return ids[keep][:k], sims[keep][:k]
+
+    def _class_members(self, class_index: int) -> np.ndarray:
+        if class_index not in self._members:
+            self._members[class_index] = np.flatnonzero(self._tiles["class_index"] == class_index)
+        return self._members[class_index]

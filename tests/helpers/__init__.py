@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules: tiny ONNX models, generated rasters and scenes, readers."""

@@ -1,0 +1,71 @@
+"""The ONNX metadata contract: JSON-encoded props, Deepness keys, missing keys named."""
+
+import json
+
+import pytest
+
+from snca_cli.contract.metadata import REQUIRED_KEYS, ModelMetadata
+from snca_cli.errors import SncaError
+
+
+def make_metadata() -> ModelMetadata:
+    return ModelMetadata(
+        class_names=["Airport", "Beach", "Forest"],
+        tile_size=150,
+        embedding_dim=128,
+        input_bands=3,
+        resolution_cm=200.0,
+        backbone="efficientnet_lite0",
+        training={"dataset": "aid150", "split_seed": 0},
+        snca_version="0.1.0",
+    )
+
+
+def test_props_are_json_and_carry_deepness_keys() -> None:
+    props = make_metadata().to_props()
+    values = {key: json.loads(value) for key, value in props.items()}
+    assert values["model_type"] == "Recognition"
+    assert values["class_names"] == {"0": "Airport", "1": "Beach", "2": "Forest"}
+    assert values["tile_size"] == values["tiles_size"] == 150
+    assert values["resolution"] == 200.0
+    assert values["standardization_mean"] == [0.0, 0.0, 0.0]
+    assert values["standardization_std"] == [1.0, 1.0, 1.0]
+    assert values["input_scale"]["uint8"] == 255.0
+
+
+def test_round_trip() -> None:
+    metadata = make_metadata()
+    parsed = ModelMetadata.from_props(metadata.to_props())
+    assert parsed == metadata
+    assert parsed.num_classes == 3
+    assert parsed.resolution_m == 2.0
+    averaged = make_metadata()
+    averaged.orientations = 8
+    assert ModelMetadata.from_props(averaged.to_props()).orientations == 8
+
+
+def test_models_exported_before_orientations_see_each_tile_once() -> None:
+    props = make_metadata().to_props()
+    del props["orientations"]
+    assert ModelMetadata.from_props(props).orientations == 1
+
+
+def test_missing_keys_are_named() -> None:
+    props = make_metadata().to_props()
+    del props["class_names"], props["input_scale"]
+    with pytest.raises(SncaError, match="class_names, input_scale"):
+        ModelMetadata.from_props(props, source="model x.onnx")
+
+
+def test_no_metadata_names_every_required_key() -> None:
+    with pytest.raises(SncaError) as info:
+        ModelMetadata.from_props({})
+    for key in REQUIRED_KEYS:
+        assert key in str(info.value)
+
+
+def test_malformed_value_is_one_line() -> None:
+    props = make_metadata().to_props()
+    props["tile_size"] = "not json"
+    with pytest.raises(SncaError, match="malformed"):
+        ModelMetadata.from_props(props)

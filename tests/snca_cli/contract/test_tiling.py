@@ -1,0 +1,30 @@
+"""TilingOptions of snca_cli.contract.tiling: overlap in pixels, the model's default overlap."""
+
+from __future__ import annotations
+
+import pytest
+
+from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.tiling import TilingOptions, model_overlap
+from snca_cli.errors import SncaError
+from tests.helpers.classify_data import NAMES
+
+
+@pytest.mark.parametrize(("overlap", "pixels"), [(0, 0), (0.25, 8), (0.1, 3), (16, 16), (31, 31)])
+def test_overlap_in_pixels(overlap: float, pixels: int) -> None:
+    assert TilingOptions(overlap=overlap).overlap_pixels(32) == pixels
+
+
+@pytest.mark.parametrize("overlap", [32, 40, -1])
+def test_overlap_leaving_no_stride_is_refused(overlap: float) -> None:
+    with pytest.raises(SncaError, match="overlap"):
+        TilingOptions(overlap=overlap).overlap_pixels(32)
+
+
+def test_model_overlap_is_the_metadata_percentage() -> None:
+    meta = ModelMetadata(class_names=NAMES, tile_size=16, embedding_dim=3, tiles_overlap=25.0)
+    assert model_overlap(meta) == 0.25
+    assert TilingOptions(overlap=model_overlap(meta)).overlap_pixels(16) == 4
+    meta.tiles_overlap = 100.0
+    with pytest.raises(SncaError, match="tiles_overlap of 100 % is not in 0..100 %"):
+        model_overlap(meta)

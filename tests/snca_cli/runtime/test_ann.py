@@ -1,0 +1,130 @@
+"""The nearest-neighbour backends: exact numpy search against brute force, hnswlib against exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snca_cli.errors import SncaError
+from snca_cli.runtime import ann
+from snca_cli.runtime.ann import ExactSearch, HnswSearch, IndexParams, build_hnsw, normalize
+
+
+def clustered_unit_vectors(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    """Unit vectors scattered around ``clusters`` random centres (like real embeddings); the
+    centres depend on ``dim`` and ``clusters`` only, so two calls share them."""
+    centres = np.random.default_rng([dim, clusters]).normal(size=(clusters, dim))
+    rng = np.random.default_rng(seed)
+    points = centres[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, dim))
+    return normalize(points)
+
+
+def brute_force(embeddings: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Every similarity, sorted by (-similarity, id): the reference answer."""
+    sims = normalize(queries) @ normalize(embeddings).T
+    ids = np.arange(len(embeddings))
+    order = np.array([np.lexsort((ids, -row))[:k] for row in sims])
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+def test_exact_search_on_hand_computed_vectors() -> None:
+    stored = normalize(np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], dtype=np.float32))
+    found = ExactSearch(stored).query(np.array([[2.0, 0.0]]), k=4)
+    assert found.ids.tolist() == [[0, 2, 1, 3]]
+    np.testing.assert_allclose(found.similarities, [[1.0, np.sqrt(0.5), 0.0, -1.0]], atol=1e-6)
+    assert found.ids.dtype == np.int64 and found.similarities.dtype == np.float32
+
+
+def test_exact_search_equals_brute_force_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    embeddings = clustered_unit_vectors(3000, 16, clusters=20, seed=1)
+    queries = clustered_unit_vectors(7, 16, clusters=20, seed=2)
+    expected_ids, expected_sims = brute_force(embeddings, queries, k=25)
+    monkeypatch.setattr(ann, "EXACT_BLOCK_ELEMENTS", 7 * 500)  # six blocks of 500 rows
+    found = ExactSearch(embeddings).query(queries, k=25)
+    np.testing.assert_array_equal(found.ids, expected_ids)
+    np.testing.assert_allclose(found.similarities, expected_sims, atol=1e-6)
+
+
+def test_exact_search_breaks_ties_by_smaller_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ten copies of the same vector spread over blocks: the three smallest ids must win
+    stored = np.tile(normalize(np.array([[3.0, 4.0]])), (10, 1))
+    stored[::2] = normalize(np.array([[0.0, 1.0]]))
+    monkeypatch.setattr(ann, "EXACT_BLOCK_ELEMENTS", 3)
+    found = ExactSearch(stored).query(np.array([[3.0, 4.0]]), k=3)
+    assert found.ids.tolist() == [[1, 3, 5]]
+    np.testing.assert_allclose(found.similarities, [[1.0, 1.0, 1.0]], atol=1e-6)
+
+
+def test_exact_search_uses_given_ids_and_caps_k() -> None:
+    stored = normalize(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    found = ExactSearch(stored, ids=np.array([40, 7])).query(np.array([[0.0, 1.0]]), k=10)
+    assert found.ids.tolist() == [[7, 40]]
+
+
+def test_query_of_the_wrong_dimension_is_refused() -> None:
+    with pytest.raises(SncaError, match="holds 2-d"):
+        ExactSearch(normalize(np.eye(2))).query(np.ones((1, 3)), k=1)
+
+
+def test_hnsw_recall_against_exact_search() -> None:
+    embeddings = clustered_unit_vectors(5000, 32, clusters=50, seed=3)
+    queries = clustered_unit_vectors(200, 32, clusters=50, seed=4)
+    exact = ExactSearch(embeddings).query(queries, k=10)
+    graph = build_hnsw(embeddings, IndexParams(M=16, ef_construction=200, ef=64))
+    approximate = graph.query(queries, k=10)
+    hits = sum(len(set(a) & set(e)) for a, e in zip(approximate.ids, exact.ids, strict=True))
+    assert hits / exact.ids.size >= 0.98
+    # a neighbour both found has the same similarity in both backends
+    for a_ids, a_sims, e_ids, e_sims in zip(
+        approximate.ids, approximate.similarities, exact.ids, exact.similarities, strict=True
+    ):
+        common = {i: s for i, s in zip(e_ids, e_sims, strict=True)}
+        for i, s in zip(a_ids, a_sims, strict=True):
+            if i in common:
+                assert abs(s - common[i]) < 1e-5
+
+
+def test_hnsw_finds_exact_answers_on_a_small_index() -> None:
+    embeddings = clustered_unit_vectors(300, 8, clusters=5, seed=5)
+    graph = build_hnsw(embeddings, IndexParams(M=16, ef_construction=200, ef=300))
+    found = graph.query(embeddings[:5], k=300)
+    expected = ExactSearch(embeddings).query(embeddings[:5], k=300)
+    np.testing.assert_allclose(found.similarities, expected.similarities, atol=1e-5)
+    assert found.ids[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_hnsw_grows_and_saves_and_loads(tmp_path: Path) -> None:
+    embeddings = clustered_unit_vectors(120, 8, clusters=4, seed=6)
+    params = IndexParams(M=8, ef_construction=100, ef=200)
+    graph = HnswSearch.create(8, params, capacity=10)
+    graph.add(embeddings[:100], np.arange(100))
+    graph.add(embeddings[100:], np.arange(100, 120))
+    assert len(graph) == 120
+    path = tmp_path / "index.hnsw"
+    graph.save(path)
+    loaded = HnswSearch.load(path, dim=8, params=params, expected_count=120)
+    found = loaded.query(embeddings[[110, 3]], k=1)
+    assert found.ids[:, 0].tolist() == [110, 3]
+    np.testing.assert_allclose(found.similarities, 1.0, atol=1e-5)
+
+
+def test_hnsw_load_refuses_corrupt_files(tmp_path: Path) -> None:
+    embeddings = clustered_unit_vectors(50, 8, clusters=2, seed=7)
+    path = tmp_path / "index.hnsw"
+    build_hnsw(embeddings, IndexParams()).save(path)
+    with pytest.raises(SncaError, match="holds 50 vectors, the manifest says 60"):
+        HnswSearch.load(path, dim=8, params=IndexParams(), expected_count=60)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(SncaError, match="corrupt"):
+        HnswSearch.load(path, dim=8, params=IndexParams(), expected_count=50)
+    with pytest.raises(SncaError, match="missing"):
+        HnswSearch.load(tmp_path / "absent.hnsw", dim=8, params=IndexParams(), expected_count=50)
+
+
+def test_index_params_are_checked() -> None:
+    with pytest.raises(SncaError, match="--M"):
+        IndexParams(M=1)
+    with pytest.raises(SncaError, match="--ef"):
+        IndexParams(ef=0)

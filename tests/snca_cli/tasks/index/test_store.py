@@ -1,0 +1,83 @@
+"""The index files of snca_cli.tasks.index.store: corrupt or inconsistent indexes are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snca_cli.errors import SncaError
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.index.build import add_to_index, build_index
+from snca_cli.tasks.index.search import TileIndex
+from snca_cli.tasks.index.store import (
+    EMBEDDINGS_NAME,
+    GRAPH_NAME,
+    MANIFEST_NAME,
+    TILES_NAME,
+)
+from tests.helpers.index_data import (
+    TILE,
+    colour_grid,
+)
+from tests.helpers.onnx_models import make_band_mean_model
+from tests.helpers.rasters import painted_raster
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> OnnxModel:
+    return OnnxModel(make_band_mean_model(tmp_path / "band_mean.onnx", tile_size=TILE))
+
+
+@pytest.fixture
+def colours() -> np.ndarray:
+    return colour_grid(3, 4, seed=7)
+
+
+@pytest.fixture
+def raster(tmp_path: Path, colours: np.ndarray) -> Path:
+    return painted_raster(tmp_path / "painted.tif", colours, TILE)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / MANIFEST_NAME).write_text("{not json"), "manifest.json is corrupt"),
+        (lambda d: (d / MANIFEST_NAME).unlink(), "is not an snca index"),
+        (lambda d: (d / GRAPH_NAME).unlink(), "index.hnsw is missing"),
+        (
+            lambda d: (d / GRAPH_NAME).write_bytes((d / GRAPH_NAME).read_bytes()[:-100]),
+            "index.hnsw has .* bytes, the manifest says",
+        ),
+        (lambda d: np.save(d / TILES_NAME, np.load(d / TILES_NAME)[:-1]), "counts disagree"),
+        (lambda d: (d / EMBEDDINGS_NAME).write_bytes(b"junk"), "unreadable array file"),
+        (lambda d: (d / EMBEDDINGS_NAME).unlink(), "embeddings.npy is missing"),
+    ],
+)
+def test_a_corrupt_index_is_refused(
+    tmp_path: Path, model: OnnxModel, raster: Path, damage, message: str
+) -> None:
+    build_index([raster], model, tmp_path / "idx")
+    damage(tmp_path / "idx")
+    with pytest.raises(SncaError, match=message):
+        TileIndex.open(tmp_path / "idx")
+    with pytest.raises(SncaError, match=message):
+        add_to_index(tmp_path / "idx", [tmp_path / "any.tif"], model)
+
+
+def test_a_graph_that_disagrees_with_the_manifest_is_refused(
+    tmp_path: Path, model: OnnxModel, raster: Path
+) -> None:
+    build_index([raster], model, tmp_path / "idx")
+    small = painted_raster(tmp_path / "small.tif", colour_grid(1, 2, seed=2), TILE)
+    build_index([small], model, tmp_path / "small")
+    shutil.copy(tmp_path / "small" / GRAPH_NAME, tmp_path / "idx" / GRAPH_NAME)
+    manifest = json.loads((tmp_path / "idx" / MANIFEST_NAME).read_text())
+    manifest["index"]["graph_bytes"] = (tmp_path / "idx" / GRAPH_NAME).stat().st_size
+    (tmp_path / "idx" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(SncaError, match="holds 2 vectors, the manifest says 12"):
+        TileIndex.open(tmp_path / "idx")
+    assert TileIndex.open(tmp_path / "idx", exact=True).count == 12
