@@ -72,3 +72,12 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    """What `snca export` wrote for a small random-weight checkpoint (written once per run; see
+    tests.helpers.export_run). Needs torch: only the export tests ask for it."""
+    from tests.helpers.export_run import make_exported
+
+    return make_exported(tmp_path_factory.mktemp("export"))

@@ -10,25 +10,11 @@ from typer.testing import CliRunner
 
 from snca_cli.cli import app
 from tests.helpers.evaluate_data import (
-    CLASSES,
-    COLOURS,
     TEST,
     TRAIN,
     colour_model,
-    write_scene,
     write_split_file,
 )
-
-
-@pytest.fixture
-def scenes(tmp_path: Path) -> Path:
-    """3 classes x 5 scenes; ``green/odd.png`` is painted red (a labelling error)."""
-    root = tmp_path / "scenes"
-    for c, name in enumerate(CLASSES):
-        for i in range(5):
-            write_scene(root / name / f"{i}.png", COLOURS[name], seed=10 * c + i)
-    write_scene(root / "green" / "odd.png", COLOURS["red"], seed=99)
-    return root
 
 
 def test_cli_writes_report_and_refuses_existing_output(tmp_path: Path, scenes: Path) -> None:

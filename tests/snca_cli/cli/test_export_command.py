@@ -20,7 +20,6 @@ from snca_cli.runtime.scene_images import load_split  # noqa: E402
 from tests.helpers.export_run import (  # noqa: E402
     IMAGE_SIZE,
     Exported,
-    make_exported,
     torch_outputs,
     write_checkpoint,
     write_scenes,
@@ -28,11 +27,6 @@ from tests.helpers.export_run import (  # noqa: E402
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    return make_exported(tmp_path_factory.mktemp("export"))
 
 
 def test_evaluate_checkpoint_and_onnx_agree(exported: Exported, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from rasterio.warp import transform as transform_coords
 from typer.testing import CliRunner
@@ -18,23 +17,11 @@ from tests.helpers.index_data import (
     colour_grid,
     read_layer,
 )
-from tests.helpers.onnx_models import make_band_mean_model
 from tests.helpers.rasters import (
     ORIGIN,
     PIXEL,
     painted_raster,
 )
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> OnnxModel:
-    return OnnxModel(make_band_mean_model(tmp_path / "band_mean.onnx", tile_size=TILE))
-
-
-@pytest.fixture
-def colours() -> np.ndarray:
-    return colour_grid(3, 4, seed=7)
-
 
 runner = CliRunner()
 

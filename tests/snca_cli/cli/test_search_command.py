@@ -4,39 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from snca_cli.cli import app
-from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.tasks.index.build import build_index
-from tests.helpers.index_data import (
-    TILE,
-    colour_grid,
-)
-from tests.helpers.onnx_models import make_band_mean_model
-from tests.helpers.rasters import (
-    painted_raster,
-)
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> OnnxModel:
-    return OnnxModel(make_band_mean_model(tmp_path / "band_mean.onnx", tile_size=TILE))
-
-
-@pytest.fixture
-def colours() -> np.ndarray:
-    return colour_grid(3, 4, seed=7)
-
-
-@pytest.fixture
-def index_dir(tmp_path: Path, model: OnnxModel, colours: np.ndarray) -> Path:
-    raster = painted_raster(tmp_path / "painted.tif", colours, TILE)
-    build_index([raster], model, tmp_path / "idx")
-    return tmp_path / "idx"
-
 
 runner = CliRunner()
 

@@ -21,24 +21,11 @@ from snca_cli.tasks.evaluate import (
 )
 from tests.helpers.evaluate_data import (
     CLASSES,
-    COLOURS,
     TEST,
     TRAIN,
     colour_model,
-    write_scene,
 )
 from tests.helpers.onnx_models import band_mean_reference, make_band_mean_model
-
-
-@pytest.fixture
-def scenes(tmp_path: Path) -> Path:
-    """3 classes x 5 scenes; ``green/odd.png`` is painted red (a labelling error)."""
-    root = tmp_path / "scenes"
-    for c, name in enumerate(CLASSES):
-        for i in range(5):
-            write_scene(root / name / f"{i}.png", COLOURS[name], seed=10 * c + i)
-    write_scene(root / "green" / "odd.png", COLOURS["red"], seed=99)
-    return root
 
 
 def folder_model(path: Path, **overrides: str) -> Path:

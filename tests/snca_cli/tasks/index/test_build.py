@@ -41,21 +41,6 @@ from tests.helpers.onnx_models import make_band_mean_model
 from tests.helpers.rasters import ORIGIN, PIXEL, painted_raster, utm_transform, write_raster
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> OnnxModel:
-    return OnnxModel(make_band_mean_model(tmp_path / "band_mean.onnx", tile_size=TILE))
-
-
-@pytest.fixture
-def colours() -> np.ndarray:
-    return colour_grid(3, 4, seed=7)
-
-
-@pytest.fixture
-def raster(tmp_path: Path, colours: np.ndarray) -> Path:
-    return painted_raster(tmp_path / "painted.tif", colours, TILE)
-
-
 def test_build_writes_every_tile_with_its_exact_embedding_class_and_geometry(
     tmp_path: Path, model: OnnxModel, raster: Path, colours: np.ndarray
 ) -> None:

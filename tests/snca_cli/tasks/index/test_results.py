@@ -17,32 +17,13 @@ from snca_cli.tasks.index.search import TileIndex
 from tests.helpers.gpkg import GPKG_APPLICATION_ID, gpkg_version
 from tests.helpers.index_data import (
     TILE,
-    colour_grid,
     read_layer,
 )
-from tests.helpers.onnx_models import make_band_mean_model
 from tests.helpers.rasters import (
     PIXEL,
     painted_raster,
     utm_transform,
 )
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> OnnxModel:
-    return OnnxModel(make_band_mean_model(tmp_path / "band_mean.onnx", tile_size=TILE))
-
-
-@pytest.fixture
-def colours() -> np.ndarray:
-    return colour_grid(3, 4, seed=7)
-
-
-@pytest.fixture
-def index_dir(tmp_path: Path, model: OnnxModel, colours: np.ndarray) -> Path:
-    raster = painted_raster(tmp_path / "painted.tif", colours, TILE)
-    build_index([raster], model, tmp_path / "idx")
-    return tmp_path / "idx"
 
 
 def test_results_are_written_as_gpkg_and_wgs84_geojson(tmp_path: Path, index_dir: Path) -> None:

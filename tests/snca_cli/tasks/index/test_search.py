@@ -25,7 +25,6 @@ from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import read_index
 from tests.helpers.index_data import (
     TILE,
-    colour_grid,
     expected_embeddings,
 )
 from tests.helpers.onnx_models import band_mean_reference, make_band_mean_model
@@ -53,21 +52,10 @@ def class_colours(classes: np.ndarray, seed: int) -> np.ndarray:
     return colours.astype(np.uint8)
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> OnnxModel:
-    return OnnxModel(make_band_mean_model(tmp_path / "band_mean.onnx", tile_size=TILE))
 
 
-@pytest.fixture
-def colours() -> np.ndarray:
-    return colour_grid(3, 4, seed=7)
 
 
-@pytest.fixture
-def index_dir(tmp_path: Path, model: OnnxModel, colours: np.ndarray) -> Path:
-    raster = painted_raster(tmp_path / "painted.tif", colours, TILE)
-    build_index([raster], model, tmp_path / "idx")
-    return tmp_path / "idx"
 
 
 @pytest.mark.parametrize("exact", [False, True])

@@ -23,23 +23,7 @@ from tests.helpers.index_data import (
     TILE,
     colour_grid,
 )
-from tests.helpers.onnx_models import make_band_mean_model
 from tests.helpers.rasters import painted_raster
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> OnnxModel:
-    return OnnxModel(make_band_mean_model(tmp_path / "band_mean.onnx", tile_size=TILE))
-
-
-@pytest.fixture
-def colours() -> np.ndarray:
-    return colour_grid(3, 4, seed=7)
-
-
-@pytest.fixture
-def raster(tmp_path: Path, colours: np.ndarray) -> Path:
-    return painted_raster(tmp_path / "painted.tif", colours, TILE)
 
 
 @pytest.mark.parametrize(
