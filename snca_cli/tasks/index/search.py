@@ -77,6 +77,7 @@ class TileIndex:
         """Open and check an index; ``exact=True`` (or no hnswlib) searches exactly."""
         files = read_index(index_dir)
         if exact or files.manifest.ann == "exact" or not hnswlib_available():
+            files.close()
             search: NeighbourSearch = ExactSearch(files.embeddings)
         else:
             search = files.load_graph()
