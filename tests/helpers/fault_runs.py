@@ -1,16 +1,17 @@
 """Kill a writer with SIGKILL at every file operation of its commit and look at what is left.
 
-Run as ``python -m tests.helpers.fault_runs SCENARIO WORKDIR [fallback]`` (a fresh interpreter, so no
-onnxruntime thread exists when it forks). For N = 1, 2, ... it restores the old outputs, forks
-a child that runs the scenario's write with ``SNCA_FAULT_AT=N`` (killed at its N-th file
-operation), then records the state: right after the kill (``before``), and after the recovery
-the next writer runs (``after``, and ``left``: staging folders left after it). It stops at the first N the child survives. Prints one JSON
-list of ``{"at": N, "killed": bool, "before": state, "after": state}``.
+Run as ``python -m tests.helpers.fault_runs SCENARIO WORKDIR [fallback]`` (a fresh
+interpreter, so no onnxruntime thread exists when it forks). For N = 1, 2, ... it restores the
+old outputs, forks a child that runs the scenario's write with ``SNCA_FAULT_AT=N`` (killed at
+its N-th file operation), then records the state: right after the kill (``before``), and after
+the recovery the next writer runs (``after``, and ``left``: staging folders left after it). It
+stops at the first N the child survives. Prints one JSON list of
+``{"at": N, "killed": bool, "before": state, "after": state, "left": n}``.
 
 Scenarios: ``add`` (index add), ``build`` (index build --force), ``classify`` (GeoPackage,
 GeoJSON and class map), ``search`` (search -o: .gpkg and .geojson); ``fallback`` publishes
-folders by two renames, as where no atomic exchange exists. A state names which
-version each output holds (``old``, ``new``, ``absent`` or ``broken``).
+folders by two renames, as where no atomic exchange exists. A state names which version each
+output holds (``old``, ``new``, ``absent`` or ``broken``).
 """
 
 from __future__ import annotations
