@@ -51,9 +51,25 @@ def image_as_model_input(
         raise SncaError(
             f"image {path.name} has {image.shape[2]} band(s); the model takes {input_bands}"
         )
+    image = _fill_non_finite(image, path)
     pixels = np.moveaxis(resize_image(image, size), -1, 0)
     if stretch == "percentile":
         scaling = percentile_scaling(pixels.reshape(len(pixels), -1))
     else:
         scaling = input_scaling(pixels.dtype, input_scale, len(pixels))
     return scaling(pixels)
+
+
+def _fill_non_finite(image: np.ndarray, path: Path) -> np.ndarray:
+    """A float image (H x W x bands) with its NaN and infinite pixels (no-data, as in rasters)
+    given each band's mean finite value; SncaError when no pixel is finite in every band."""
+    if image.dtype.kind not in "fc":
+        return image
+    finite = np.isfinite(image).all(axis=2)
+    if finite.all():
+        return image
+    if not finite.any():
+        raise SncaError(f"image {path.name} has no valid pixels (all NaN or infinite)")
+    filled = image.copy()
+    filled[~finite] = image[finite].mean(axis=0, dtype=np.float64).astype(image.dtype)
+    return filled

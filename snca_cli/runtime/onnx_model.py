@@ -133,4 +133,11 @@ class OnnxModel:
             [EMBEDDING_OUTPUT, PROBABILITIES_OUTPUT],
             {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)},
         )
+        for name, values in (("embedding", embedding), ("probabilities", probabilities)):
+            bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
+            if bad.any():
+                raise SncaError(
+                    f"model {self.path.name} produced non-finite {name} (NaN or inf) for "
+                    f"{int(bad.sum())} of {len(values)} inputs; nothing was written"
+                )
         return ModelOutputs(embedding=embedding, probabilities=probabilities)

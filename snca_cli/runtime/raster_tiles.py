@@ -8,7 +8,8 @@ capped meanwhile (:mod:`snca_cli.runtime.block_cache`). Options and their defaul
 :mod:`snca_cli.contract.tiling`; value scaling: :mod:`snca_cli.contract.scaling`.
 
 * **No-data**: a pixel is valid when every selected band is valid in the raster's mask (no-data
-  value, alpha band or mask band). Tiles with a valid fraction below ``min_valid`` are skipped;
+  value, alpha band or mask band) and, for a float raster, finite (NaN and infinities are
+  no-data whether the raster declares a no-data value or not). Tiles with a valid fraction below ``min_valid`` are skipped;
   in the tiles kept, invalid pixels are filled with the tile's mean valid value per band, so they
   never reach the model as real values.
 """
@@ -220,13 +221,14 @@ class RasterTiling:
             if not (keep_all or self._keeps(fraction)):
                 return fraction, False
             raw = self._guarded(self._dataset.read, self._band_list, window=window)
+            valid = _and_finite(raw, valid)
         else:
             raw = self._guarded(self._dataset.read, self._band_list, window=window)
-            valid = self._valid_in(window, raw)
-            count = raw.shape[1] * raw.shape[2] if valid is None else np.count_nonzero(valid)
-            fraction = count / area
-            if not (keep_all or self._keeps(fraction)):
-                return fraction, False
+            valid = _and_finite(raw, self._valid_in(window, raw))
+        count = raw.shape[1] * raw.shape[2] if valid is None else np.count_nonzero(valid)
+        fraction = count / area
+        if not (keep_all or self._keeps(fraction)):
+            return fraction, False
         whole = raw.shape[1:] == (self.tile_size, self.tile_size)
         self.scaling.apply(raw, out if whole else out[:, target[0], target[1]])
         if fraction < 1.0:
@@ -291,13 +293,24 @@ class RasterTiling:
                 continue
             window = clipped[0]
             raw = self._guarded(self._dataset.read, self._band_list, window=window)
-            valid = self._valid_in(window, raw)
+            valid = _and_finite(raw, self._valid_in(window, raw))
             values = raw.reshape(len(self.bands), -1) if valid is None else raw[:, valid]
             if values.size:
                 samples.append(values.astype(np.float64))
         if not samples:
             raise SncaError(f"raster {self.path.name} has no valid pixels to stretch")
         return np.concatenate(samples, axis=1)
+
+
+def _and_finite(raw: np.ndarray, valid: np.ndarray | None) -> np.ndarray | None:
+    """``valid`` (None: every pixel) narrowed to the pixels finite in every band: NaN and
+    infinite values of a float raster count as no-data, declared or not."""
+    if raw.dtype.kind not in "fc":
+        return valid
+    finite = np.isfinite(raw).all(axis=0)
+    if finite.all():
+        return valid
+    return finite if valid is None else valid & finite
 
 
 def _fill_invalid(pixels: np.ndarray, valid: np.ndarray) -> None:
