@@ -9,9 +9,9 @@ capped meanwhile (:mod:`snca_cli.runtime.block_cache`). Options and their defaul
 
 * **No-data**: a pixel is valid when every selected band is valid in the raster's mask (no-data
   value, alpha band or mask band) and, for a float raster, finite (NaN and infinities are
-  no-data whether the raster declares a no-data value or not). Tiles with a valid fraction below ``min_valid`` are skipped;
-  in the tiles kept, invalid pixels are filled with the tile's mean valid value per band, so they
-  never reach the model as real values.
+  no-data whether the raster declares a no-data value or not). Tiles with a valid fraction
+  below ``min_valid`` are skipped; in the tiles kept, invalid pixels are filled with the tile's
+  mean valid value per band, so they never reach the model as real values.
 """
 
 from __future__ import annotations
