@@ -75,7 +75,18 @@ def bad_input(case: str, tmp_path: Path, model: Path) -> tuple[list[str], str]:
     if case == "bad overlap":
         return [str(good), "-m", str(model), *out, "--overlap", "ten"], "overlap must be pixels"
     if case == "overlap of a whole tile":
-        return [str(good), "-m", str(model), *out, "--overlap", "16"], "leaves no stride"
+        return [str(good), "-m", str(model), *out, "--overlap", "16"], "reads every pixel 256 times"
+    if case == "overlap nan":
+        return [str(good), "-m", str(model), *out, "--overlap", "nan"], "overlap must be pixels"
+    if case == "too many threads":
+        return [str(good), "-m", str(model), *out, "--threads", "5000"], "threads must be 0 .* to"
+    if case == "negative threads":
+        return [str(good), "-m", str(model), *out, "--threads", "-1"], "got -1"
+    if case == "huge batch":
+        args = [str(good), "-m", str(model), *out, "--batch-size", "10000000"]
+        return args, "batch size must be 1 to 87,381 for this model's 16 px, 3-band tiles"
+    if case == "model is a folder":
+        return [str(good), "-m", str(tmp_path), *out], "is a folder, not an ONNX file"
     if case == "bad bands":
         return [str(good), "-m", str(model), *out, "--bands", "r,g,b"], "bands must be"
     if case == "bad resolution":
@@ -94,6 +105,11 @@ CASES = [
     "existing output",
     "bad overlap",
     "overlap of a whole tile",
+    "overlap nan",
+    "too many threads",
+    "negative threads",
+    "huge batch",
+    "model is a folder",
     "bad bands",
     "bad resolution",
 ]
