@@ -42,7 +42,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from snca_cli.errors import SncaError
+from pyogrio.errors import DataLayerError, DataSourceError
+from rasterio.errors import RasterioError
+
+from snca_cli.errors import SncaError, check_utf8_path, first_line
 from snca_cli.runtime.file_lock import FileLock
 
 #: Name prefix of staging folders (hidden; recognised and cleaned by :func:`recover_outputs`).
@@ -55,6 +58,12 @@ JOURNAL_NAME = "journal.json"
 PRIMARY_NAME = "primary"
 #: Seconds after which a staging folder without lock file is a leftover (killed while made).
 ORPHAN_AGE_S = 60.0
+#: Errors of the writers (the OS, GDAL through rasterio, OGR through pyogrio) that a failed
+#: output write raises; they become one-line SncaErrors.
+WRITE_ERRORS = (OSError, RasterioError, DataSourceError, DataLayerError)
+#: Free bytes under which a failed write is taken for a full disk (GDAL and SQLite do not
+#: always say so: "Failed to commit transaction").
+LOW_SPACE_BYTES = 1 << 20
 #: Environment variable of the fault-injection test hook.
 FAULT_ENV = "SNCA_FAULT_AT"
 
@@ -96,6 +105,7 @@ def check_output_paths(
     seen: dict[str, Path] = {}
     folder_keys = {_key(Path(f)) for f in folders}
     for path in map(Path, paths):
+        check_utf8_path(path, "output")
         if is_remote(path):
             raise SncaError(f"cannot write {path}: outputs must be local files")
         key = _key(path)
@@ -220,6 +230,14 @@ class OutputSet:
         _publish(pairs)
         self.abort()
 
+    def space_left(self) -> int:
+        """The fewest free bytes on the file systems of the staging folders."""
+        free = []
+        for staging in self._staging.values():
+            with contextlib.suppress(OSError):
+                free.append(shutil.disk_usage(staging.directory).free)
+        return min(free, default=LOW_SPACE_BYTES)
+
     def abort(self) -> None:
         """Remove the staging folders (on success: what was replaced); idempotent."""
         for staging in reversed(list(self._staging.values())):
@@ -244,13 +262,19 @@ def atomic_outputs(
     try:
         yield outputs
         outputs.commit()
-    except OSError as exc:
-        outputs.abort()
-        raise _write_error(exc, outputs.targets[0].parent) from None
     except BaseException as exc:
+        full = _is_disk_full(exc) or (
+            isinstance(exc, WRITE_ERRORS) and outputs.space_left() < LOW_SPACE_BYTES
+        )
         outputs.abort()
-        if _is_disk_full(exc):
+        if full:
             raise SncaError(_disk_full_message(outputs.targets)) from None
+        if isinstance(exc, OSError):
+            raise _write_error(exc, outputs.targets[0].parent) from None
+        if isinstance(exc, WRITE_ERRORS):
+            names = ", ".join(str(t) for t in outputs.targets)
+            message = f"cannot write {names}: {first_line(exc)}; nothing was changed"
+            raise SncaError(message) from None
         raise
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from snca_cli.contract.scaling import input_scaling, percentile_scaling
-from snca_cli.errors import SncaError
+from snca_cli.errors import SncaError, check_utf8_path
 from snca_cli.runtime.scene_images import read_image, resize_image
 
 
@@ -37,6 +37,7 @@ def image_as_model_input(
         stretch: ``"percentile"`` to stretch each band over the image instead.
     """
     path = Path(path)
+    check_utf8_path(path, "image")
     if not path.is_file():
         raise SncaError(f"image {path} does not exist")
     image = read_image(path)

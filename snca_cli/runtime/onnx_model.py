@@ -15,7 +15,7 @@ from snca_cli.contract.metadata import (
     PROBABILITIES_OUTPUT,
     ModelMetadata,
 )
-from snca_cli.errors import SncaError, first_line
+from snca_cli.errors import SncaError, check_utf8_path, first_line
 
 #: onnxruntime session config entries: intra-op threads wait on a lock instead of spinning
 #: between parallel sections, so they leave the CPU to the tile reader thread (and, in QGIS, to
@@ -91,6 +91,7 @@ class OnnxModel:
 
         self.path = Path(path)
         check_threads(threads)
+        check_utf8_path(self.path, "model")
         if self.path.is_dir():
             raise SncaError(f"model {self.path} is a folder, not an ONNX file")
         if not self.path.is_file():

@@ -37,7 +37,7 @@ from snca_cli.contract.scaling import (
     percentile_scaling,
 )
 from snca_cli.contract.tiling import TilingOptions
-from snca_cli.errors import SncaError, first_line
+from snca_cli.errors import SncaError, check_utf8_path, first_line
 from snca_cli.runtime.block_cache import block_cache_bytes, bounded_block_cache
 from snca_cli.runtime.georef import resampled_view, target_resolution_m
 from snca_cli.runtime.grid import Tile, TileGrid
@@ -119,6 +119,7 @@ class RasterTiling:
         options = (options or TilingOptions()).for_model(metadata)
         options.check()
         path = Path(path)
+        check_utf8_path(path, "raster")
         if not path.exists():
             raise SncaError(f"raster {path} does not exist")
         if path.is_dir():
