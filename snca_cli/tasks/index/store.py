@@ -311,8 +311,9 @@ def index_lock(
     """Hold the writer lock of an index folder: a second writer waits here until the first one
     is done (``waiting(message)`` is called once when it has to; ``cancelled`` is polled).
 
-    The lock is advisory (``flock``/``msvcrt``) on ``.<name>.lock`` beside the folder; the
-    operating system drops it when its holder dies, so a killed writer never blocks anyone.
+    The lock is advisory (``flock``/``msvcrt``) on ``.<name>.lock`` beside the folder, removed
+    when the writer is done; the operating system drops it when its holder dies, so a killed
+    writer never blocks anyone (its lock file stays until the next writer is done).
     """
     index_dir = Path(index_dir)
     lock = FileLock(lock_path(index_dir))
@@ -335,7 +336,7 @@ def index_lock(
     try:
         yield
     finally:
-        lock.release()
+        lock.release(remove=True)
 
 
 #: How many times :func:`read_index` tries again when a writer swapped the folder meanwhile.
