@@ -47,6 +47,7 @@ from rasterio.errors import RasterioError
 
 from snca_cli.errors import SncaError, check_utf8_path, first_line
 from snca_cli.runtime.file_lock import FileLock
+from snca_cli.runtime.paths import is_remote
 
 #: Name prefix of staging folders (hidden; recognised and cleaned by :func:`recover_outputs`).
 STAGING_PREFIX = ".snca-staging-"
@@ -85,12 +86,6 @@ def fault_point() -> None:
 
 
 # -- path checks -------------------------------------------------------------------------------
-
-
-def is_remote(path: Path | str) -> bool:
-    """Whether ``path`` names a GDAL virtual file system (``/vsi...``) or a URL."""
-    text = str(path)
-    return text.startswith("/vsi") or "://" in text
 
 
 def check_output_paths(

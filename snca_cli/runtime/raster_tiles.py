@@ -41,6 +41,7 @@ from snca_cli.errors import SncaError, check_utf8_path, first_line
 from snca_cli.runtime.block_cache import block_cache_bytes, bounded_block_cache
 from snca_cli.runtime.georef import resampled_view, target_resolution_m
 from snca_cli.runtime.grid import Tile, TileGrid
+from snca_cli.runtime.paths import gdal_path, is_remote
 
 #: How pixel validity is found: every pixel valid (no no-data value, mask or alpha band), a
 #: plain integer no-data value compared with the pixels read, or the raster's mask bands.
@@ -118,19 +119,21 @@ class RasterTiling:
         """
         options = (options or TilingOptions()).for_model(metadata)
         options.check()
+        name = gdal_path(path)  # what GDAL opens: a local file, /vsi... or a URL as typed
         path = Path(path)
         check_utf8_path(path, "raster")
-        if not path.exists():
-            raise SncaError(f"raster {path} does not exist")
-        if path.is_dir():
-            raise SncaError(f"raster {path} is a folder, not a raster file")
+        if not is_remote(name):
+            if not path.exists():
+                raise SncaError(f"raster {path} does not exist")
+            if path.is_dir():
+                raise SncaError(f"raster {path} is a folder, not a raster file")
         resources = contextlib.ExitStack()
         try:
             try:
-                source = resources.enter_context(rasterio.open(path))
+                source = resources.enter_context(rasterio.open(name))
             except RasterioError as exc:
                 raise SncaError(
-                    f"{path} is not a raster GDAL can read: {first_line(exc)}"
+                    f"{name} is not a raster GDAL can read: {first_line(exc)}"
                 ) from None
             bands = _check_source(path, source, metadata, options)
             dataset = resampled_view(source, target_resolution_m(metadata, options))

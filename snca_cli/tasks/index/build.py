@@ -26,6 +26,7 @@ from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.ann import IndexParams, build_hnsw, hnswlib_available, normalize
 from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.tile_stream import TileBatch, embed_raster
 from snca_cli.tasks.index.store import (
@@ -72,19 +73,22 @@ def _raster_paths(rasters: Sequence[Path | str], known: Sequence[str] = ()) -> l
     """Absolute raster paths; refuse none, duplicates and rasters already indexed."""
     if not rasters:
         raise SncaError("give at least one raster to index")
-    paths = [Path(r).resolve() for r in rasters]
-    seen: set[Path] = set()
-    for path in paths:
-        if path in seen:
-            raise SncaError(f"raster {path} is given twice")
-        if str(path) in known:
-            raise SncaError(f"raster {path} is already in the index")
-        seen.add(path)
-    return paths
+    names = [absolute_source(r) for r in rasters]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SncaError(f"raster {name} is given twice")
+        if name in known:
+            raise SncaError(f"raster {name} is already in the index")
+        seen.add(name)
+    return [Path(name) for name in names]
 
 
 def _relative_path(path: Path, index_dir: Path) -> str:
-    """``path`` relative to the index folder (absolute when on another drive)."""
+    """``path`` relative to the index folder (absolute when on another drive; a remote
+    source as it is)."""
+    if is_remote(path):
+        return gdal_path(path)
     try:
         return os.path.relpath(path, index_dir.resolve())
     except ValueError:
@@ -167,7 +171,7 @@ def _embed_rasters(
             skipped = run.stats.skipped
         rasters.append(
             IndexedRaster(
-                path=str(path),
+                path=absolute_source(path),
                 relative_path=_relative_path(path, index_dir),
                 crs_wkt=tiling.crs.to_wkt(),
                 epsg=tiling.crs.to_epsg(),

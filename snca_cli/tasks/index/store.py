@@ -107,7 +107,8 @@ class IndexedRaster:
         return CRS.from_wkt(self.crs_wkt)
 
     def resolve(self, index_dir: Path) -> Path:
-        """The raster file: its absolute path, or the relative one when the files moved."""
+        """The raster file: its absolute path, or the relative one when the files moved (a
+        remote source as recorded; give GDAL ``gdal_path`` of it)."""
         absolute = Path(self.path)
         if absolute.exists():
             return absolute
