@@ -71,11 +71,8 @@ class SearchResult:
         """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix not in (".gpkg", ".geojson"):
-            raise SncaError(f"cannot write results to {path.name}: use .gpkg or .geojson")
+        outputs = result_paths(path, force)
         geojson = geojson_beside(path)
-        outputs = [path, geojson] if suffix == ".gpkg" else [geojson]
-        check_output_paths(outputs, force)
         first = self.query or (self.hits[0].tile if self.hits else None)
         crs = first.crs if first is not None else CRS.from_user_input(WGS84)
         rings = _rings_in(crs, [hit.tile for hit in self.hits])
@@ -109,6 +106,17 @@ class SearchResult:
                     query_rings = _rings_in(crs, [self.query])
                     write_polygons(tmp, query_rings, query_attributes, crs, layer="query")
         return outputs
+
+
+def result_paths(path: Path | str, force: bool = False) -> list[Path]:
+    """The files :meth:`SearchResult.write` makes for ``path``, checked (before any work): a
+    ``.gpkg`` and the ``.geojson`` beside it, or a ``.geojson`` alone."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gpkg", ".geojson"):
+        raise SncaError(f"cannot write results to {path.name}: use .gpkg or .geojson")
+    geojson = geojson_beside(path)
+    return check_output_paths([path, geojson] if suffix == ".gpkg" else [geojson], force)
 
 
 def _rings_in(crs: CRS, tiles: list[IndexedTile]) -> np.ndarray:
