@@ -1,12 +1,11 @@
 """``snca export``: checkpoint -> ONNX model with metadata, model card, optional int8 model.
 
-Every output is written into a temporary sibling and renamed into place only when all of them
-are complete (:func:`snca_cli.runtime.atomic.atomic_output`).
+The outputs (model, cards, int8 model) are one transaction, published together only when all
+of them are complete (:func:`snca_cli.runtime.atomic.atomic_outputs`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from snca_cli import __version__
 from snca_cli.contract.metadata import DEFAULT_INPUT_SCALE, ModelMetadata
 from snca_cli.errors import SncaError
 from snca_cli.hooks import ProgressFactory
-from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.metrics import knn_accuracy
 from snca_cli.runtime.onnx_model import file_sha256
 from snca_cli.runtime.scene_images import SPLIT_FILE, scan_scene_folder
@@ -100,8 +99,7 @@ def _check_options(options: ExportOptions) -> list[Path]:
     outputs = [options.output, *card_paths(options.output)]
     if options.int8:
         outputs.append(int8_path(options.output))
-    for path in outputs:
-        check_writable(path, options.force)
+    check_output_paths(outputs, options.force)
     return outputs
 
 
@@ -214,8 +212,8 @@ def export_checkpoint(options: ExportOptions) -> ExportResult:
         split_file = run_dir / SPLIT_FILE
     calibration_dir = calibration_source(options, checkpoint) if options.int8 else None
 
-    with contextlib.ExitStack() as stack:
-        tmp = [stack.enter_context(atomic_output(path, force=options.force)) for path in outputs]
+    with atomic_outputs(outputs, force=options.force) as staged:
+        tmp = [staged.path(path) for path in outputs]
         tmp_model, tmp_md, tmp_json = tmp[:3]
         export_graph(network, tmp_model, options.orientations)
         rng = np.random.default_rng(0)

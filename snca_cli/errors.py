@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 #: What a user without the training extra is told to install.
 TRAIN_EXTRA_HINT = 'this command needs the training extra: pip install "snca[train]"'
 
@@ -18,6 +20,20 @@ class Cancelled(SncaError):
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+def check_utf8_path(path: os.PathLike[str] | str, role: str) -> None:
+    """Refuse a path GDAL cannot take: a file name that is not valid UTF-8 (read from the file
+    system as Python's surrogate escapes)."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise SncaError(
+            f"{role} {shown} has a name that is not valid UTF-8, which GDAL cannot open; "
+            "rename it"
+        ) from None
 
 
 def first_line(exc: BaseException) -> str:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -34,8 +38,42 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so the same cleanup runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """While a command runs: SIGTERM handled like Ctrl-C; Python warnings and the GDAL messages
+    rasterio logs are kept off stderr (unless ``SNCA_DEBUG`` is set), so a failing command
+    prints exactly its one ``error:`` line. (Failures still reach us as exceptions.)"""
+    debug = bool(os.environ.get("SNCA_DEBUG"))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    loggers = [logging.getLogger(name) for name in ("rasterio", "pyogrio", "fiona")]
+    levels = [logger.level for logger in loggers]
+    try:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+                for logger in loggers:
+                    logger.setLevel(logging.CRITICAL)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def exit_on_error(func: F) -> F:
-    """Turn user errors into ``error: <one line>`` with exit code 2, and Ctrl-C into exit 130.
+    """Turn user errors into ``error: <one line>`` with exit code 2, Ctrl-C into exit 130 and
+    SIGTERM into exit 143 (both after the same cleanup: nothing half-written is kept).
 
     Set ``SNCA_DEBUG=1`` to see the traceback of an unexpected error.
     """
@@ -43,12 +81,16 @@ def exit_on_error(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with quiet_libraries():
+                return func(*args, **kwargs)
         except SncaError as exc:
             error_console.print(
                 f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(2) from None
+        except Terminated:
+            error_console.print("terminated: stopped cleanly, no partial output was kept")
+            raise typer.Exit(143) from None
         except KeyboardInterrupt:
             error_console.print("interrupted: stopped cleanly, no partial output was kept")
             raise typer.Exit(130) from None
@@ -101,7 +143,9 @@ def tile_progress(description: str, transient: bool = True) -> Iterator[Progress
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=error_console, transient=transient) as bar:
+    with Progress(
+        *columns, console=error_console, transient=transient, disable=not is_interactive()
+    ) as bar:
         task = bar.add_task(description, total=None)
 
         def progress(done: int, total: int) -> None:
@@ -126,7 +170,9 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
         def factory(label: str) -> ProgressHook | None:
             if not enabled:
                 return None
-            bar = stack.enter_context(Progress(*columns, console=error_console))
+            bar = stack.enter_context(
+                Progress(*columns, console=error_console, disable=not is_interactive())
+            )
             task = bar.add_task(label, total=None)
 
             def progress(done: int, total: int) -> None:

@@ -14,6 +14,7 @@ An snca model is one ONNX file with
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +108,7 @@ class ModelMetadata:
             else:
                 class_names = [str(n) for n in names]
             resolution = values.get("resolution")
-            return cls(
+            metadata = cls(
                 class_names=class_names,
                 tile_size=int(values["tile_size"]),
                 embedding_dim=int(values["embedding_dim"]),
@@ -121,5 +122,30 @@ class ModelMetadata:
                 model_type=str(values["model_type"]),
                 orientations=int(values.get("orientations", 1)),
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise SncaError(f"{source} has malformed snca metadata: {exc}") from None
+        metadata.check(source)
+        return metadata
+
+    def check(self, source: str = "model") -> None:
+        """Raise SncaError naming the first metadata value outside its range."""
+        problems = [
+            (self.tile_size >= 1, f"tile_size {self.tile_size} (must be at least 1 px)"),
+            (self.embedding_dim >= 1, f"embedding_dim {self.embedding_dim} (must be at least 1)"),
+            (self.input_bands >= 1, f"input_bands {self.input_bands} (must be at least 1)"),
+            (len(self.class_names) >= 1, "no class_names"),
+            (
+                self.resolution_cm is None
+                or (math.isfinite(self.resolution_cm) and self.resolution_cm > 0),
+                f"resolution {self.resolution_cm} (must be positive centimetres per pixel)",
+            ),
+            (
+                all(math.isfinite(v) and v > 0 for v in self.input_scale.values()),
+                f"input_scale {self.input_scale} (divisors must be positive numbers)",
+            ),
+            (math.isfinite(self.tiles_overlap), f"tiles_overlap {self.tiles_overlap}"),
+            (self.orientations >= 1, f"orientations {self.orientations} (must be at least 1)"),
+        ]
+        for ok, what in problems:
+            if not ok:
+                raise SncaError(f"{source} has an invalid snca metadata value: {what}")

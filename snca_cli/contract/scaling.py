@@ -37,7 +37,8 @@ def input_divisor(dtype: np.dtype, input_scale: Mapping[str, float]) -> float:
     if divisor is None:
         raise SncaError(
             f"the model has no input_scale for {dtype.name} values "
-            f"(it knows {', '.join(input_scale)}); use --stretch percentile"
+            f"(it knows {', '.join(input_scale)}); use the percentile stretch (--stretch "
+            "percentile of classify and index build; an index keeps the stretch it was built with)"
         )
     return float(divisor)
 

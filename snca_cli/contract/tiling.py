@@ -20,13 +20,21 @@ Conventions (also shown in ``snca classify --help`` and the plugin's tooltips):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from snca_cli.contract.metadata import ModelMetadata
 from snca_cli.errors import SncaError
 
+#: Tile size against which an overlap in pixels is checked before the model is known (the
+#: model's tile size then checks it again).
+_LARGEST_TILE = 1 << 16
 #: Edge policies for the last row and column of tiles.
 EDGE_POLICIES = ("shift", "pad")
+#: Largest overlap, as a fraction of the tile: at 75 % every pixel is read 16 times; beyond it
+#: the plan explodes (149 px on 150 px tiles: 22,500 reads per pixel, ~365,000 tiles for a
+#: 1,000 x 1,000 px raster).
+MAX_OVERLAP = 0.75
 #: Stretches that replace the model's ``input_scale``.
 STRETCHES = ("percentile",)
 
@@ -69,13 +77,16 @@ class TilingOptions:
         """
         if self.overlap is None:
             raise ValueError("overlap not resolved: call TilingOptions.for_model first")
-        if self.overlap < 0:
-            raise SncaError(f"overlap must not be negative (got {self.overlap})")
+        if not (math.isfinite(self.overlap) and self.overlap >= 0):
+            raise SncaError(f"overlap must be pixels or a percentage (got {self.overlap})")
         pixels = round(self.overlap * tile_size) if self.overlap < 1 else round(self.overlap)
-        if pixels >= tile_size:
+        limit = math.floor(MAX_OVERLAP * tile_size)
+        if pixels > limit:
+            stride = max(tile_size - pixels, 1)
             raise SncaError(
-                f"overlap of {pixels} px leaves no stride for {tile_size} px tiles; "
-                f"use less than {tile_size} px or 100 %"
+                f"overlap of {pixels} px on {tile_size} px tiles reads every pixel "
+                f"{(tile_size / stride) ** 2:,.0f} times; use at most {limit} px "
+                f"({MAX_OVERLAP:.0%})"
             )
         return pixels
 
@@ -92,10 +103,12 @@ class TilingOptions:
                 raise SncaError(
                     f"resolution must be auto, native or metres per pixel (got {self.resolution!r})"
                 )
-        elif not self.resolution > 0:
-            raise SncaError(f"resolution must be positive (got {self.resolution})")
+        elif not (math.isfinite(self.resolution) and self.resolution > 0):
+            raise SncaError(f"resolution must be positive metres per pixel (got {self.resolution})")
         if self.bands is not None and (not self.bands or min(self.bands) < 1):
             raise SncaError(f"bands are numbered from 1 (got {self.bands})")
+        if self.overlap is not None:
+            self.overlap_pixels(_LARGEST_TILE if self.overlap >= 1 else 100)
 
 
 
@@ -113,16 +126,19 @@ def parse_overlap(text: str) -> float:
     """``"10%"`` -> 0.10 (fraction of the tile); ``"16"`` -> 16.0 (pixels); ``"0.25"`` -> 0.25."""
     value = text.strip()
     try:
-        if value.endswith("%"):
-            fraction = float(value[:-1]) / 100.0
-            if not 0 <= fraction < 1:
-                raise SncaError(f"overlap must be under 100 % (got {text})")
-            return fraction
-        return float(value)
+        number = float(value[:-1] if value.endswith("%") else value)
     except ValueError:
-        raise SncaError(
-            f"overlap must be pixels (16) or a percentage (10%), not {text!r}"
-        ) from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise SncaError(f"overlap must be pixels (16) or a percentage (10%), not {text!r}")
+    if value.endswith("%"):
+        fraction = number / 100.0
+        if not 0 <= fraction <= MAX_OVERLAP:
+            raise SncaError(f"overlap must be 0 to {MAX_OVERLAP:.0%} (got {text})")
+        return fraction
+    if number < 0:
+        raise SncaError(f"overlap must not be negative (got {text})")
+    return number
 
 
 def parse_resolution(text: str) -> str | float:
@@ -131,11 +147,14 @@ def parse_resolution(text: str) -> str | float:
     if value in ("auto", "native"):
         return value
     try:
-        return float(value.removesuffix("m"))
+        number = float(value.removesuffix("m"))
     except ValueError:
-        raise SncaError(
-            f"resolution must be auto, native or metres per pixel (10 or 10m), not {text!r}"
-        ) from None
+        number = math.nan
+    if math.isfinite(number) and number > 0:
+        return number
+    raise SncaError(
+        f"resolution must be auto, native or positive metres per pixel (10 or 10m), not {text!r}"
+    )
 
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:

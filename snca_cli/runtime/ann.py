@@ -19,6 +19,11 @@ from snca_cli.errors import SncaError
 EXACT_BLOCK_ELEMENTS = 1 << 24
 
 
+#: Largest hnswlib M (links per node; hnswlib suggests 2-100) and search width.
+MAX_M = 256
+MAX_EF = 100_000
+
+
 @dataclass(frozen=True)
 class IndexParams:
     """hnswlib graph parameters: ``M`` links per node, ``ef_construction`` and query-time ``ef``.
@@ -32,10 +37,17 @@ class IndexParams:
     ef: int = 128
 
     def __post_init__(self) -> None:
-        if self.M < 2:
-            raise SncaError(f"--M must be at least 2 (got {self.M})")
-        if self.ef_construction < 1 or self.ef < 1:
-            raise SncaError("--ef-construction and --ef must be positive")
+        # upper bounds: the graph's memory grows with M, build and query time with the widths
+        for name, value, low, high in (
+            ("--M", self.M, 2, MAX_M),
+            ("--ef-construction", self.ef_construction, 1, MAX_EF),
+            ("--ef", self.ef, 1, MAX_EF),
+        ):
+            if not low <= value <= high:
+                raise SncaError(
+                    f"{name} must be {low} to {high:,} (got {value}); larger values only cost "
+                    "memory and time"
+                )
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from snca_cli.contract.scaling import input_scaling, percentile_scaling
-from snca_cli.errors import SncaError
+from snca_cli.errors import SncaError, check_utf8_path
 from snca_cli.runtime.scene_images import read_image, resize_image
 
 
@@ -37,6 +37,7 @@ def image_as_model_input(
         stretch: ``"percentile"`` to stretch each band over the image instead.
     """
     path = Path(path)
+    check_utf8_path(path, "image")
     if not path.is_file():
         raise SncaError(f"image {path} does not exist")
     image = read_image(path)
@@ -51,9 +52,25 @@ def image_as_model_input(
         raise SncaError(
             f"image {path.name} has {image.shape[2]} band(s); the model takes {input_bands}"
         )
+    image = _fill_non_finite(image, path)
     pixels = np.moveaxis(resize_image(image, size), -1, 0)
     if stretch == "percentile":
         scaling = percentile_scaling(pixels.reshape(len(pixels), -1))
     else:
         scaling = input_scaling(pixels.dtype, input_scale, len(pixels))
     return scaling(pixels)
+
+
+def _fill_non_finite(image: np.ndarray, path: Path) -> np.ndarray:
+    """A float image (H x W x bands) with its NaN and infinite pixels (no-data, as in rasters)
+    given each band's mean finite value; SncaError when no pixel is finite in every band."""
+    if image.dtype.kind not in "fc":
+        return image
+    finite = np.isfinite(image).all(axis=2)
+    if finite.all():
+        return image
+    if not finite.any():
+        raise SncaError(f"image {path.name} has no valid pixels (all NaN or infinite)")
+    filled = image.copy()
+    filled[~finite] = image[finite].mean(axis=0, dtype=np.float64).astype(image.dtype)
+    return filled

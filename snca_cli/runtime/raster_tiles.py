@@ -8,9 +8,10 @@ capped meanwhile (:mod:`snca_cli.runtime.block_cache`). Options and their defaul
 :mod:`snca_cli.contract.tiling`; value scaling: :mod:`snca_cli.contract.scaling`.
 
 * **No-data**: a pixel is valid when every selected band is valid in the raster's mask (no-data
-  value, alpha band or mask band). Tiles with a valid fraction below ``min_valid`` are skipped;
-  in the tiles kept, invalid pixels are filled with the tile's mean valid value per band, so they
-  never reach the model as real values.
+  value, alpha band or mask band) and, for a float raster, finite (NaN and infinities are
+  no-data whether the raster declares a no-data value or not). Tiles with a valid fraction
+  below ``min_valid`` are skipped; in the tiles kept, invalid pixels are filled with the tile's
+  mean valid value per band, so they never reach the model as real values.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from snca_cli.contract.scaling import (
     percentile_scaling,
 )
 from snca_cli.contract.tiling import TilingOptions
-from snca_cli.errors import SncaError, first_line
+from snca_cli.errors import SncaError, check_utf8_path, first_line
 from snca_cli.runtime.block_cache import block_cache_bytes, bounded_block_cache
 from snca_cli.runtime.georef import resampled_view, target_resolution_m
 from snca_cli.runtime.grid import Tile, TileGrid
+from snca_cli.runtime.paths import gdal_path, is_remote
 
 #: How pixel validity is found: every pixel valid (no no-data value, mask or alpha band), a
 #: plain integer no-data value compared with the pixels read, or the raster's mask bands.
@@ -117,18 +119,21 @@ class RasterTiling:
         """
         options = (options or TilingOptions()).for_model(metadata)
         options.check()
+        name = gdal_path(path)  # what GDAL opens: a local file, /vsi... or a URL as typed
         path = Path(path)
-        if not path.exists():
-            raise SncaError(f"raster {path} does not exist")
-        if path.is_dir():
-            raise SncaError(f"raster {path} is a folder, not a raster file")
+        check_utf8_path(path, "raster")
+        if not is_remote(name):
+            if not path.exists():
+                raise SncaError(f"raster {path} does not exist")
+            if path.is_dir():
+                raise SncaError(f"raster {path} is a folder, not a raster file")
         resources = contextlib.ExitStack()
         try:
             try:
-                source = resources.enter_context(rasterio.open(path))
+                source = resources.enter_context(rasterio.open(name))
             except RasterioError as exc:
                 raise SncaError(
-                    f"{path} is not a raster GDAL can read: {first_line(exc)}"
+                    f"{name} is not a raster GDAL can read: {first_line(exc)}"
                 ) from None
             bands = _check_source(path, source, metadata, options)
             dataset = resampled_view(source, target_resolution_m(metadata, options))
@@ -220,13 +225,14 @@ class RasterTiling:
             if not (keep_all or self._keeps(fraction)):
                 return fraction, False
             raw = self._guarded(self._dataset.read, self._band_list, window=window)
+            valid = _and_finite(raw, valid)
         else:
             raw = self._guarded(self._dataset.read, self._band_list, window=window)
-            valid = self._valid_in(window, raw)
-            count = raw.shape[1] * raw.shape[2] if valid is None else np.count_nonzero(valid)
-            fraction = count / area
-            if not (keep_all or self._keeps(fraction)):
-                return fraction, False
+            valid = _and_finite(raw, self._valid_in(window, raw))
+        count = raw.shape[1] * raw.shape[2] if valid is None else np.count_nonzero(valid)
+        fraction = count / area
+        if not (keep_all or self._keeps(fraction)):
+            return fraction, False
         whole = raw.shape[1:] == (self.tile_size, self.tile_size)
         self.scaling.apply(raw, out if whole else out[:, target[0], target[1]])
         if fraction < 1.0:
@@ -291,13 +297,24 @@ class RasterTiling:
                 continue
             window = clipped[0]
             raw = self._guarded(self._dataset.read, self._band_list, window=window)
-            valid = self._valid_in(window, raw)
+            valid = _and_finite(raw, self._valid_in(window, raw))
             values = raw.reshape(len(self.bands), -1) if valid is None else raw[:, valid]
             if values.size:
                 samples.append(values.astype(np.float64))
         if not samples:
             raise SncaError(f"raster {self.path.name} has no valid pixels to stretch")
         return np.concatenate(samples, axis=1)
+
+
+def _and_finite(raw: np.ndarray, valid: np.ndarray | None) -> np.ndarray | None:
+    """``valid`` (None: every pixel) narrowed to the pixels finite in every band: NaN and
+    infinite values of a float raster count as no-data, declared or not."""
+    if raw.dtype.kind not in "fc":
+        return valid
+    finite = np.isfinite(raw).all(axis=0)
+    if finite.all():
+        return valid
+    return finite if valid is None else valid & finite
 
 
 def _fill_invalid(pixels: np.ndarray, valid: np.ndarray) -> None:

@@ -37,6 +37,23 @@ PREFETCH_BATCHES = 2
 #: Seconds between checks of the cancel hook while waiting on the reader.
 POLL_SECONDS = 0.1
 
+#: Most bytes of pixels one batch may hold (PREFETCH_BATCHES + 2 batches exist at once).
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+
+
+def check_batch_size(batch_size: int, model: OnnxModel) -> None:
+    """Refuse a batch size below 1 or one whose pixels exceed MAX_BATCH_BYTES for ``model``."""
+    meta = model.metadata
+    tile_bytes = meta.input_bands * meta.tile_size * meta.tile_size * 4
+    limit = max(1, MAX_BATCH_BYTES // tile_bytes)
+    if not 1 <= batch_size <= limit:
+        raise SncaError(
+            f"batch size must be 1 to {limit:,} for this model's {meta.tile_size} px, "
+            f"{meta.input_bands}-band tiles ({MAX_BATCH_BYTES >> 20} MiB of pixels per batch); "
+            f"got {batch_size}"
+        )
+
+
 @dataclass(frozen=True)
 class TileBatch:
     """Model outputs for a batch of tiles (only tiles with enough valid pixels)."""
@@ -97,8 +114,7 @@ class RasterEmbedding(Iterator[TileBatch]):
         progress: ProgressHook | None,
         cancelled: CancelHook | None,
     ) -> None:
-        if batch_size < 1:
-            raise SncaError(f"batch size must be at least 1 (got {batch_size})")
+        check_batch_size(batch_size, model)
         self.model = model
         self.tiling = RasterTiling.open(raster_path, model.metadata, options)
         self.stats = TilingStats(total=self.tiling.tile_count)

@@ -11,13 +11,13 @@ Outputs of :func:`classify_raster`:
   and band 2 the confidence in percent, each pixel taking the tile whose centre is nearest
   (overlapping tiles never double-count); skipped tiles are no-data (the data type's maximum).
 
-Everything is written to temporary siblings first and renamed at the very end, so a failed,
-cancelled or interrupted run leaves no output behind and never half of one.
+The outputs are one transaction (:func:`snca_cli.runtime.atomic.atomic_outputs`): written into
+staging folders beside them and published together at the very end, so a failed, cancelled,
+interrupted or killed run leaves the old outputs (or none) and never half of a set.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import time
@@ -32,7 +32,7 @@ from rasterio.windows import Window
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
-from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.block_cache import bounded_block_cache
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
@@ -216,26 +216,25 @@ def classify_raster(
     if top_k < 1:
         raise SncaError(f"top-k must be at least 1 (got {top_k})")
     top_k = min(top_k, len(class_names))
-    for path in (output, geojson, class_map):
-        if path is not None:
-            check_writable(path, force)
+    targets = [output, geojson] + ([class_map] if class_map is not None else [])
+    check_output_paths(targets, force)
 
     with embed_raster(raster_path, model, options, batch_size, progress, cancelled) as run:
         tiling = run.tiling
         results = _TileResults.collect(run)
-        with contextlib.ExitStack() as outputs:
-            gpkg_tmp = outputs.enter_context(atomic_output(output, force))
-            geojson_tmp = outputs.enter_context(atomic_output(geojson, force))
+        with atomic_outputs(targets, force) as outputs:
             rings = box_rings(results.bounds)
             attributes = results.attributes(class_names, top_k)
             layer = Path(raster_path).stem
-            write_polygons(gpkg_tmp, rings, attributes, tiling.crs, layer=layer)
-            write_geojson_wgs84(geojson_tmp, rings, attributes, tiling.crs, layer=layer)
+            write_polygons(outputs.path(output), rings, attributes, tiling.crs, layer=layer)
+            write_geojson_wgs84(
+                outputs.path(geojson), rings, attributes, tiling.crs, layer=layer
+            )
             if class_map is not None:
-                map_tmp = outputs.enter_context(atomic_output(class_map, force))
-                write_class_map(map_tmp, tiling, results.class_grid(tiling), class_names)
+                grid = results.class_grid(tiling)
+                write_class_map(outputs.path(class_map), tiling, grid, class_names)
             if cancelled is not None and cancelled():
-                raise Cancelled()  # before anything is renamed into place
+                raise Cancelled()  # before anything is published
         return _summary(
             Path(raster_path),
             output,

@@ -17,9 +17,10 @@ from rasterio.enums import Resampling
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
 from snca_cli.hooks import ProgressFactory, ProgressHook
-from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.tile_stream import check_batch_size
 from snca_cli.tasks.classify import ClassifySummary, classify_raster
 from snca_cli.tasks.index.build import IndexSummary, build_index
 from snca_cli.tasks.index.results import SearchResult
@@ -195,9 +196,15 @@ def draw_quicklook(
 
 
 def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> DemoReport:
-    """Run the main job end to end and write everything into ``config.output``."""
+    """Run the main job end to end and write everything into ``config.output``.
+
+    Every option is checked before any work, so a bad one leaves nothing behind.
+    """
+    if config.k < 1:
+        raise SncaError(f"-k must be at least 1 (got {config.k})")
     model_path = resolve_model(config.model)
     model = OnnxModel(model_path)
+    check_batch_size(config.batch_size, model)
     out = Path(config.output)
     if out.exists() and not out.is_dir():
         raise SncaError(f"{out} exists and is not a folder")
@@ -210,8 +217,11 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
         "search": out / "similar.gpkg",
         "quicklook": out / "quicklook.png",
     }
-    for path in (*targets.values(), geojson_beside(targets["search"])):
-        check_writable(path, config.force)
+    check_output_paths(
+        [*targets.values(), geojson_beside(targets["search"])],
+        config.force,
+        folders=[targets["index"]],
+    )
     folder = sentinel2_folder()
     raster = stack_rgb([folder / name for name in SENTINEL2_RGB], targets["raster"], config.force)
 

@@ -41,3 +41,26 @@ def read_layer(path: Path, layer: str) -> tuple[dict[str, np.ndarray], np.ndarra
         coords = np.frombuffer(wkb[13:], dtype="<f8").reshape(-1, 2)
         bounds.append([*coords.min(0), *coords.max(0)])
     return dict(zip(meta["fields"], fields, strict=True)), np.array(bounds)
+
+
+def resign_index(directory: Path, edit=None) -> None:
+    """Rewrite an index's manifest (after ``edit(payload)``) with checksums that match its
+    files again: how a test makes files that disagree yet pass the checksums."""
+    import hashlib
+    import json
+
+    from snca_cli.tasks.index.store import DATA_FILES, MANIFEST_NAME, manifest_checksum
+
+    payload = json.loads((directory / MANIFEST_NAME).read_text())
+    if edit is not None:
+        edit(payload)
+    payload["files"] = {
+        name: {
+            "bytes": (directory / name).stat().st_size,
+            "sha256": hashlib.sha256((directory / name).read_bytes()).hexdigest(),
+        }
+        for name in DATA_FILES
+        if (directory / name).is_file()
+    }
+    payload["checksum"] = manifest_checksum(payload)
+    (directory / MANIFEST_NAME).write_text(json.dumps(payload))

@@ -10,7 +10,7 @@ from snca_cli.cli import options
 from snca_cli.cli.support import console, exit_on_error, tile_progress
 from snca_cli.cli.tables import summary_table
 from snca_cli.contract.tiling import TilingOptions, tiling_options
-from snca_cli.runtime.atomic import check_writable
+from snca_cli.runtime.atomic import check_output_paths
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
@@ -69,9 +69,8 @@ def register(app: typer.Typer) -> None:
         expanded = expand_rasters(rasters)
         folder_input = any(r.is_dir() for r in rasters)
         targets = plan_targets(expanded, output, geojson, class_map, folder=folder_input or None)
-        for target in targets:  # refuse existing outputs before any work
-            for path in target.paths():
-                check_writable(path, force)
+        # refuse clashing or existing outputs before any work
+        check_output_paths([path for target in targets for path in target.paths()], force)
         model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
         meta = model.metadata
         tiling = tiling.for_model(meta)

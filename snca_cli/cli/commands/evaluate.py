@@ -8,7 +8,7 @@ import typer
 
 from snca_cli.cli.support import console, exit_on_error, is_interactive, progress_bars
 from snca_cli.cli.tables import metrics_table
-from snca_cli.runtime.atomic import check_writable
+from snca_cli.runtime.atomic import check_output_paths
 from snca_cli.tasks.evaluate import (
     CONFUSION_FILE,
     DEFAULT_BATCH_SIZE,
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         mAP@20/50/100, P@1/10, NMI and clustering accuracy; writes metrics.json and
         confusion.png."""
         output_dir = output if output is not None else default_output_dir(model)
-        check_writable(output_dir, force)
+        check_output_paths([output_dir], force, folders=[output_dir])
         embedder = open_embedder(model, provider=provider)
         chosen = resolve_split(embedder, data_dir, split)
         with progress_bars(is_interactive()) as progress:

@@ -37,6 +37,11 @@ interrupted add leaves the old index as it was.
 index_app = typer.Typer(name="index", help=HELP, no_args_is_help=True)
 
 
+def _say(message: str) -> None:
+    """Tell the user why the command waits (another writer holds the index)."""
+    error_console.print(message, highlight=False, soft_wrap=True)
+
+
 def _report(summary: IndexSummary, verb: str) -> None:
     search = "hnswlib" if summary.ann == "hnswlib" else "exact search (hnswlib not installed)"
     console.print(
@@ -81,7 +86,8 @@ def build(
         error_console.print("hnswlib is not installed: the index will be searched exactly")
     with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
         summary = build_index(
-            paths, model, output, tiling, params, force, batch_size, progress=progress
+            paths, model, output, tiling, params, force, batch_size, progress=progress,
+            waiting=_say,
         )
     _report(summary, "indexed")
 
@@ -101,7 +107,9 @@ def add(
     paths = expand_rasters(rasters)
     model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
     with tile_progress(f"adding {len(paths)} raster(s)", transient=False) as progress:
-        summary = add_to_index(index_dir, paths, model, batch_size=batch_size, progress=progress)
+        summary = add_to_index(
+            index_dir, paths, model, batch_size=batch_size, progress=progress, waiting=_say
+        )
     _report(summary, "added")
 
 

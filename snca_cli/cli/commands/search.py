@@ -11,6 +11,7 @@ from snca_cli.cli.tables import results_table
 from snca_cli.errors import SncaError
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.index.results import result_paths
 from snca_cli.tasks.index.search import TileIndex
 
 HELP = """Find the k tiles of an index most similar to a query, ranked by cosine similarity.
@@ -65,6 +66,8 @@ def register(app: typer.Typer) -> None:
             raise SncaError("--model goes with --image")
         if k < 1:
             raise SncaError(f"-k must be at least 1 (got {k})")
+        if output is not None:
+            result_paths(output, force)  # refuse a bad or existing output before any work
         model_file = None if image is None else resolve_model(model_path)  # before a big index
         index = TileIndex.open(index_dir, exact=exact)
         if xy is not None:

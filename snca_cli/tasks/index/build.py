@@ -1,8 +1,9 @@
 """Build an index from rasters, or extend one: embed every tile and write the index files.
 
-An index folder is written atomically (built in a temporary sibling, then renamed; an ``add``
-writes new versions of every file in a temporary sibling and swaps the folders), so an
-interrupted build or add never leaves a broken index. The files: :mod:`.store`.
+An index folder is written atomically (built in a staging folder beside it, then published;
+an ``add`` writes new versions of every file and swaps the folders: :mod:`snca_cli.runtime.atomic`),
+so an interrupted build or add never leaves a broken index, and under the index's writer lock
+(:func:`.store.index_lock`), so two writers never lose each other's tiles. The files: :mod:`.store`.
 
 Tile ids are 0..count-1 in the order the rasters were given, tiles in grid order within a
 raster; ``add`` continues them. Only tiles with enough valid pixels are indexed.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.ann import IndexParams, build_hnsw, hnswlib_available, normalize
-from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.tile_stream import TileBatch, embed_raster
 from snca_cli.tasks.index.store import (
@@ -34,6 +36,7 @@ from snca_cli.tasks.index.store import (
     IndexedRaster,
     Manifest,
     check_model,
+    index_lock,
     read_index,
     write_index_files,
 )
@@ -70,19 +73,22 @@ def _raster_paths(rasters: Sequence[Path | str], known: Sequence[str] = ()) -> l
     """Absolute raster paths; refuse none, duplicates and rasters already indexed."""
     if not rasters:
         raise SncaError("give at least one raster to index")
-    paths = [Path(r).resolve() for r in rasters]
-    seen: set[Path] = set()
-    for path in paths:
-        if path in seen:
-            raise SncaError(f"raster {path} is given twice")
-        if str(path) in known:
-            raise SncaError(f"raster {path} is already in the index")
-        seen.add(path)
-    return paths
+    names = [absolute_source(r) for r in rasters]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SncaError(f"raster {name} is given twice")
+        if name in known:
+            raise SncaError(f"raster {name} is already in the index")
+        seen.add(name)
+    return [Path(name) for name in names]
 
 
 def _relative_path(path: Path, index_dir: Path) -> str:
-    """``path`` relative to the index folder (absolute when on another drive)."""
+    """``path`` relative to the index folder (absolute when on another drive; a remote
+    source as it is)."""
+    if is_remote(path):
+        return gdal_path(path)
     try:
         return os.path.relpath(path, index_dir.resolve())
     except ValueError:
@@ -165,7 +171,7 @@ def _embed_rasters(
             skipped = run.stats.skipped
         rasters.append(
             IndexedRaster(
-                path=str(path),
+                path=absolute_source(path),
                 relative_path=_relative_path(path, index_dir),
                 crs_wkt=tiling.crs.to_wkt(),
                 epsg=tiling.crs.to_epsg(),
@@ -201,6 +207,7 @@ def build_index(
     batch_size: int = 32,
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
+    waiting: Callable[[str], None] | None = None,
 ) -> IndexSummary:
     """Embed every tile of ``rasters`` with ``model`` and write a new index to ``index_dir``.
 
@@ -216,6 +223,8 @@ def build_index(
         progress: ``progress(done, total)`` over the tiles of all rasters.
         cancelled: polled; returning True stops the build (:class:`snca_cli.errors.Cancelled`), and
             nothing is left behind.
+        waiting: ``waiting(message)`` is called when another writer holds the index's lock (this
+            build then waits for it).
 
     Without hnswlib the index is written without graph and searched exactly.
     """
@@ -224,41 +233,41 @@ def build_index(
     params = params or IndexParams()
     options.check()
     index_dir = Path(index_dir)
-    if index_dir.is_dir() and not any(index_dir.iterdir()):
-        index_dir.rmdir()  # an empty folder (made by a file dialog) is not an index to keep
-    check_writable(index_dir, force)
-    if index_dir.exists() and not (index_dir / MANIFEST_NAME).is_file():
-        raise SncaError(f"{index_dir} exists and is not an snca index; refusing to replace it")
+    _check_index_target(index_dir, force)
     paths = _raster_paths(rasters)
     ann = "hnswlib" if hnswlib_available() else "exact"
-    with atomic_output(index_dir, force=force, directory=True) as tmp:
-        new = _embed_rasters(
-            paths, model, options, index_dir, 0, 0, {}, batch_size, progress, cancelled
-        )
-        if len(new.tiles) == 0:
-            raise SncaError(
-                f"no tile of the {len(paths)} raster(s) has enough valid pixels "
-                f"(min valid {options.min_valid}); nothing to index"
+    with index_lock(index_dir, cancelled, waiting):
+        if index_dir.is_dir() and not any(index_dir.iterdir()):
+            index_dir.rmdir()  # an empty folder (made by a file dialog) is not an index to keep
+        _check_index_target(index_dir, force)  # again: another writer may have made one
+        with atomic_output(index_dir, force=force, directory=True) as tmp:
+            new = _embed_rasters(
+                paths, model, options, index_dir, 0, 0, {}, batch_size, progress, cancelled
             )
-        if ann == "hnswlib":
-            build_hnsw(new.embeddings, params).save(tmp / GRAPH_NAME)
-        metadata = model.metadata
-        manifest = Manifest(
-            model_sha256=model.sha256,
-            model_name=model.path.name,
-            embedding_dim=metadata.embedding_dim,
-            class_names=list(metadata.class_names),
-            tile_size=metadata.tile_size,
-            model_resolution_m=metadata.resolution_m,
-            input_bands=metadata.input_bands,
-            tiling=options,
-            params=params,
-            ann=ann,
-            count=len(new.tiles),
-            graph_bytes=0,
-            rasters=new.rasters,
-        )
-        write_index_files(tmp, manifest, new.tiles, new.embeddings)
+            if len(new.tiles) == 0:
+                raise SncaError(
+                    f"no tile of the {len(paths)} raster(s) has enough valid pixels "
+                    f"(min valid {options.min_valid}); nothing to index"
+                )
+            if ann == "hnswlib":
+                build_hnsw(new.embeddings, params).save(tmp / GRAPH_NAME)
+            metadata = model.metadata
+            manifest = Manifest(
+                model_sha256=model.sha256,
+                model_name=model.path.name,
+                embedding_dim=metadata.embedding_dim,
+                class_names=list(metadata.class_names),
+                tile_size=metadata.tile_size,
+                model_resolution_m=metadata.resolution_m,
+                input_bands=metadata.input_bands,
+                tiling=options,
+                params=params,
+                ann=ann,
+                count=len(new.tiles),
+                graph_bytes=0,
+                rasters=new.rasters,
+            )
+            write_index_files(tmp, manifest, new.tiles, new.embeddings)
     return IndexSummary(
         index_dir=index_dir,
         count=len(new.tiles),
@@ -271,6 +280,16 @@ def build_index(
     )
 
 
+def _check_index_target(index_dir: Path, force: bool) -> None:
+    """Refuse to build over anything but an snca index replaced with ``force`` (an empty
+    folder, as a file dialog makes, counts as absent)."""
+    if index_dir.is_dir() and not any(index_dir.iterdir()):
+        return
+    check_output_paths([index_dir], force, folders=[index_dir])
+    if index_dir.exists() and not (index_dir / MANIFEST_NAME).is_file():
+        raise SncaError(f"{index_dir} exists and is not an snca index; refusing to replace it")
+
+
 def add_to_index(
     index_dir: Path | str,
     rasters: Sequence[Path | str],
@@ -279,16 +298,31 @@ def add_to_index(
     batch_size: int = 32,
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
+    waiting: Callable[[str], None] | None = None,
 ) -> IndexSummary:
     """Append the tiles of new ``rasters`` to an index without rebuilding it.
 
     The model must be the index's (same sha256); the tiling options are the index's
     (``options``, when given, must equal them). Tile ids continue after the last one. New
     versions of every file are written into a temporary folder that replaces the index only
-    when complete: on any error or cancel the old index is left as it was.
+    when complete: on any error or cancel the old index is left as it was. The whole add holds
+    the index's writer lock (a second writer waits; ``waiting(message)`` says so).
     """
-    start = time.perf_counter()
     index_dir = Path(index_dir)
+    with index_lock(index_dir, cancelled, waiting):
+        return _add_locked(index_dir, rasters, model, options, batch_size, progress, cancelled)
+
+
+def _add_locked(
+    index_dir: Path,
+    rasters: Sequence[Path | str],
+    model: OnnxModel,
+    options: TilingOptions | None,
+    batch_size: int,
+    progress: ProgressHook | None,
+    cancelled: CancelHook | None,
+) -> IndexSummary:
+    start = time.perf_counter()
     files = read_index(index_dir, mmap=False)
     manifest = files.manifest
     check_model(manifest, model, index_dir)

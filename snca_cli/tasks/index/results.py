@@ -13,7 +13,7 @@ import numpy as np
 from rasterio.crs import CRS
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.vector import box_rings, reproject_rings, write_geojson_wgs84, write_polygons
 from snca_cli.tasks.output_names import geojson_beside
 
@@ -71,12 +71,8 @@ class SearchResult:
         """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix not in (".gpkg", ".geojson"):
-            raise SncaError(f"cannot write results to {path.name}: use .gpkg or .geojson")
+        outputs = result_paths(path, force)
         geojson = geojson_beside(path)
-        outputs = [path, geojson] if suffix == ".gpkg" else [geojson]
-        for output in outputs:
-            check_writable(output, force)
         first = self.query or (self.hits[0].tile if self.hits else None)
         crs = first.crs if first is not None else CRS.from_user_input(WGS84)
         rings = _rings_in(crs, [hit.tile for hit in self.hits])
@@ -93,8 +89,12 @@ class SearchResult:
             },
             "query": np.array([self.query_label] * len(self.hits), dtype=object),
         }
-        if suffix == ".gpkg":
-            with atomic_output(path, force) as tmp:
+        with atomic_outputs(outputs, force) as staged:
+            write_geojson_wgs84(
+                staged.path(geojson), rings, attributes, crs, layer="similar_tiles"
+            )
+            if suffix == ".gpkg":
+                tmp = staged.path(path)
                 write_polygons(tmp, rings, attributes, crs, layer="similar_tiles")
                 if self.query is not None:
                     query_attributes = {
@@ -105,9 +105,18 @@ class SearchResult:
                     }
                     query_rings = _rings_in(crs, [self.query])
                     write_polygons(tmp, query_rings, query_attributes, crs, layer="query")
-        with atomic_output(geojson, force) as tmp:
-            write_geojson_wgs84(tmp, rings, attributes, crs, layer="similar_tiles")
         return outputs
+
+
+def result_paths(path: Path | str, force: bool = False) -> list[Path]:
+    """The files :meth:`SearchResult.write` makes for ``path``, checked (before any work): a
+    ``.gpkg`` and the ``.geojson`` beside it, or a ``.geojson`` alone."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gpkg", ".geojson"):
+        raise SncaError(f"cannot write results to {path.name}: use .gpkg or .geojson")
+    geojson = geojson_beside(path)
+    return check_output_paths([path, geojson] if suffix == ".gpkg" else [geojson], force)
 
 
 def _rings_in(crs: CRS, tiles: list[IndexedTile]) -> np.ndarray:

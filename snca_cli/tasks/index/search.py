@@ -77,6 +77,7 @@ class TileIndex:
         """Open and check an index; ``exact=True`` (or no hnswlib) searches exactly."""
         files = read_index(index_dir)
         if exact or files.manifest.ann == "exact" or not hnswlib_available():
+            files.close()
             search: NeighbourSearch = ExactSearch(files.embeddings)
         else:
             search = files.load_graph()
@@ -153,7 +154,10 @@ class TileIndex:
         ):
             px, py = x, y
             if point_crs is not None and point_crs != grid_crs:
-                xs, ys = transform_coords(point_crs, grid_crs, [x], [y])
+                try:
+                    xs, ys = transform_coords(point_crs, grid_crs, [x], [y])
+                except Exception:  # noqa: BLE001 - PROJ's errors (private classes): not in it
+                    continue
                 px, py = xs[0], ys[0]
                 if not (math.isfinite(px) and math.isfinite(py)):
                     continue
@@ -201,6 +205,10 @@ class TileIndex:
         self, lon: float, lat: float, k: int = 10, class_filter: str | None = None
     ) -> SearchResult:
         """The k tiles most similar to the tile under a WGS84 longitude/latitude."""
+        if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+            raise SncaError(f"longitude must be -180 to 180 (got {lon})")
+        if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+            raise SncaError(f"latitude must be -90 to 90 (got {lat})")
         return self.search_point(lon, lat, WGS84, k, class_filter)
 
     def search_image(

@@ -1,10 +1,14 @@
 """The index format: the files of an index folder, how they are read, checked and written.
 
-An index is a folder, written atomically (built in a temporary sibling, then renamed; an
-``add`` writes new versions of every file in a temporary sibling and swaps the folders), so an
-interrupted build or add never leaves a broken index:
+An index is a folder, written atomically (built in a staging folder beside it and published
+by :mod:`snca_cli.runtime.atomic`: an ``add`` writes new versions of every file and swaps the
+folders), so an interrupted build or add never leaves a broken index. One writer at a time:
+:func:`index_lock` (an advisory lock on ``.<name>.lock`` beside the folder). Readers open every
+file of one version of the folder and check each file's sha256 against the manifest before
+using it (:func:`read_index`), so a damaged file is refused, never handed to hnswlib:
 
-* ``manifest.json``: format, the model (sha256, embedding size, classes, tile size, resolution),
+* ``manifest.json``: format, the sha256 and size of every other file, its own checksum (over
+  the rest of it), the model (sha256, embedding size, classes, tile size, resolution),
   the hnswlib parameters (space, M, ef_construction, ef), the tiling options, the tile count and,
   for each raster, its path (absolute and relative to the index), CRS (WKT and EPSG), tiling
   grid (transform, width, height) and its range of tile ids;
@@ -23,28 +27,41 @@ raster; ``add`` continues them. Only tiles with enough valid pixels are indexed.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from rasterio.crs import CRS
 
 from snca_cli import __version__
 from snca_cli.contract.tiling import TilingOptions
-from snca_cli.errors import SncaError
+from snca_cli.errors import Cancelled, SncaError
+from snca_cli.hooks import CancelHook
 from snca_cli.runtime.ann import HnswSearch, IndexParams
+from snca_cli.runtime.atomic import recover_outputs
+from snca_cli.runtime.file_lock import FileLock
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.vector import box_rings, write_polygons
 
 FORMAT = "snca-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPACE = "cosine"
 MANIFEST_NAME = "manifest.json"
 GRAPH_NAME = "index.hnsw"
 EMBEDDINGS_NAME = "embeddings.npy"
 TILES_NAME = "tiles.npy"
 TABLE_NAME = "tiles.gpkg"
+#: Every file of an index but the manifest, each checksummed in it.
+DATA_FILES = (GRAPH_NAME, EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME)
+#: Seconds between two tries of a held index lock.
+LOCK_POLL_S = 0.1
 
 #: One row per indexed tile, row number = tile id.
 TILE_DTYPE = np.dtype(
@@ -90,7 +107,8 @@ class IndexedRaster:
         return CRS.from_wkt(self.crs_wkt)
 
     def resolve(self, index_dir: Path) -> Path:
-        """The raster file: its absolute path, or the relative one when the files moved."""
+        """The raster file: its absolute path, or the relative one when the files moved (a
+        remote source as recorded; give GDAL ``gdal_path`` of it)."""
         absolute = Path(self.path)
         if absolute.exists():
             return absolute
@@ -116,9 +134,17 @@ class Manifest:
     graph_bytes: int  # size of index.hnsw, 0 without graph
     rasters: list[IndexedRaster] = field(default_factory=list)
     snca_version: str = __version__
+    #: name -> {"bytes": size, "sha256": hex digest} of every other file of the index
+    files: dict[str, dict[str, int | str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        payload = {
+        """The manifest's text, its checksum included (see :func:`manifest_checksum`)."""
+        payload = self._payload()
+        payload["checksum"] = manifest_checksum(payload)
+        return json.dumps(payload, indent=1)
+
+    def _payload(self) -> dict:
+        return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "snca_version": self.snca_version,
@@ -142,8 +168,8 @@ class Manifest:
             },
             "tiling": asdict(self.tiling),
             "rasters": [asdict(r) for r in self.rasters],
+            "files": self.files,
         }
-        return json.dumps(payload, indent=1)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> Manifest:
@@ -156,6 +182,12 @@ class Manifest:
                 raise SncaError(
                     f"{source} has index format version {payload.get('format_version')}; "
                     f"this snca reads version {FORMAT_VERSION} (rebuild the index)"
+                )
+            checksum = payload.pop("checksum", None)
+            if checksum != manifest_checksum(payload):
+                raise SncaError(
+                    f"{source} is corrupt: its checksum does not match its contents "
+                    "(rebuild the index with `snca index build`)"
                 )
             model, index, tiling = payload["model"], payload["index"], payload["tiling"]
             if index["space"] != SPACE or index["library"] not in ("hnswlib", "exact"):
@@ -183,63 +215,229 @@ class Manifest:
                 graph_bytes=int(index["graph_bytes"]),
                 rasters=[IndexedRaster(**r) for r in payload["rasters"]],
                 snca_version=str(payload.get("snca_version", "")),
+                files={str(k): dict(v) for k, v in payload["files"].items()},
             )
         except SncaError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise SncaError(f"{source} is corrupt: {type(exc).__name__}: {exc}") from None
 
+
+def manifest_checksum(payload: dict) -> str:
+    """sha256 of a manifest's contents but its checksum, in one canonical JSON form."""
+    body = {k: v for k, v in payload.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def file_digest(handle: BinaryIO) -> str:
+    """Hex sha256 of an open file from its start, read in 4 MiB blocks (about 1.9 GB/s with
+    SHA instructions: ``benchmarks/index_checksums.py``)."""
+    handle.seek(0)
+    digest = hashlib.sha256()
+    buffer = bytearray(1 << 22)
+    view = memoryview(buffer)
+    while True:
+        size = handle.readinto(buffer)
+        if not size:
+            break
+        digest.update(view[:size])
+    handle.seek(0)
+    return digest.hexdigest()
 
 
 @dataclass
 class IndexFiles:
-    """A checked index folder: manifest, tile table and embeddings (memory-mapped)."""
+    """A checked index folder: manifest, tile table and embeddings (memory-mapped), and the
+    graph file of the same version, checksum verified, kept open until :meth:`load_graph`."""
 
     directory: Path
     manifest: Manifest
     tiles: np.ndarray  # TILE_DTYPE, row = tile id
     embeddings: np.ndarray  # count x D float32 unit vectors
+    graph_file: BinaryIO | None = None
 
     @property
     def graph_path(self) -> Path:
         return self.directory / GRAPH_NAME
 
     def load_graph(self) -> HnswSearch:
-        """The hnswlib graph (needs hnswlib and an index built with it)."""
-        return HnswSearch.load(
-            self.graph_path,
-            self.manifest.embedding_dim,
-            self.manifest.params,
-            self.manifest.count,
-        )
+        """The hnswlib graph (needs hnswlib and an index built with it), from the very file
+        that was verified (through ``/proc/self/fd`` on Linux; elsewhere by its path, checked
+        to be the same file)."""
+        if self.graph_file is None:
+            raise SncaError(f"index {self.directory} has no hnswlib graph")
+        handle = self.graph_file
+        by_fd = Path(f"/proc/self/fd/{handle.fileno()}")
+        path = by_fd if by_fd.exists() else self.graph_path
+        if path == self.graph_path and not _same_file(handle, path):
+            raise SncaError(f"index {self.directory} changed while it was opened; open it again")
+        try:
+            return HnswSearch.load(
+                path, self.manifest.embedding_dim, self.manifest.params, self.manifest.count
+            )
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the graph file (the embeddings stay mapped); idempotent."""
+        if self.graph_file is not None:
+            self.graph_file.close()
+            self.graph_file = None
+
+
+def _same_file(handle: BinaryIO, path: Path) -> bool:
+    try:
+        here, there = os.fstat(handle.fileno()), path.stat()
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _corrupt(directory: Path, what: str) -> SncaError:
     return SncaError(f"index {directory} is corrupt: {what} (rebuild it with `snca index build`)")
 
 
+def lock_path(index_dir: Path) -> Path:
+    """The lock file of an index folder: ``.<name>.lock`` beside it."""
+    index_dir = Path(index_dir)
+    return index_dir.with_name(f".{index_dir.name}.lock")
+
+
+@contextlib.contextmanager
+def index_lock(
+    index_dir: Path | str,
+    cancelled: CancelHook | None = None,
+    waiting: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold the writer lock of an index folder: a second writer waits here until the first one
+    is done (``waiting(message)`` is called once when it has to; ``cancelled`` is polled).
+
+    The lock is advisory (``flock``/``msvcrt``) on ``.<name>.lock`` beside the folder, removed
+    when the writer is done; the operating system drops it when its holder dies, so a killed
+    writer never blocks anyone (its lock file stays until the next writer is done).
+    """
+    index_dir = Path(index_dir)
+    lock = FileLock(lock_path(index_dir))
+    try:
+        told = False
+        while not lock.acquire(blocking=False):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            if not told and waiting is not None:
+                waiting(
+                    f"index {index_dir} is being written by another process (pid "
+                    f"{lock.holder()}); waiting for it to finish"
+                )
+                told = True
+            time.sleep(LOCK_POLL_S)
+    except OSError as exc:
+        raise SncaError(
+            f"cannot lock index {index_dir}: {exc.strerror or exc} (is its folder writable?)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release(remove=True)
+
+
+#: How many times :func:`read_index` tries again when a writer swapped the folder meanwhile.
+OPEN_ATTEMPTS = 5
+
+
 def read_index(index_dir: Path | str, mmap: bool = True) -> IndexFiles:
-    """Open an index folder and check that its files agree; raise SncaError otherwise."""
+    """Open an index folder, check that its files agree and their checksums; raise SncaError
+    naming the damaged file otherwise.
+
+    Every file is opened from one version of the folder (a writer swapping in a new version
+    meanwhile makes it open again), then verified against the manifest's sha256 before any is
+    parsed; nothing unverified reaches numpy or hnswlib.
+    """
     directory = Path(index_dir)
+    if not directory.exists():
+        recover_outputs(directory.parent)  # a writer killed in the middle of a swap
     if not directory.is_dir():
         raise SncaError(f"index {directory} does not exist")
-    manifest_path = directory / MANIFEST_NAME
-    if not manifest_path.is_file():
+    if not (directory / MANIFEST_NAME).is_file():
         raise SncaError(f"{directory} is not an snca index (no {MANIFEST_NAME})")
+    for _ in range(OPEN_ATTEMPTS):
+        version = _version(directory)
+        opened = _open_files(directory)
+        if version is not None and version == _version(directory):
+            break
+        for handle in opened[1].values():
+            handle.close()
+    else:
+        raise SncaError(f"index {directory} keeps changing while it is opened; try again")
+    manifest, handles = opened
     try:
-        text = manifest_path.read_text()
+        files = _check_files(directory, manifest, handles, mmap)
+    except BaseException:
+        for handle in handles.values():
+            handle.close()
+        raise
+    return files
+
+
+def _version(directory: Path) -> tuple[int, int] | None:
+    """What tells two versions of an index folder apart: the folder's device and inode."""
+    try:
+        info = directory.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _open_files(directory: Path) -> tuple[Manifest, dict[str, BinaryIO]]:
+    """The manifest and open handles on the files it lists."""
+    manifest_path = directory / MANIFEST_NAME
+    try:
+        text = manifest_path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SncaError(f"{directory} is not an snca index (no {MANIFEST_NAME})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _corrupt(directory, f"cannot read {MANIFEST_NAME}: {exc}") from None
     manifest = Manifest.from_json(text, source=f"{manifest_path}")
+    handles: dict[str, BinaryIO] = {}
     try:
-        tiles = np.load(directory / TILES_NAME, allow_pickle=False)
-        embeddings = np.load(
-            directory / EMBEDDINGS_NAME, mmap_mode="r" if mmap else None, allow_pickle=False
-        )
+        for name in manifest.files:
+            if name not in DATA_FILES:
+                raise _corrupt(directory, f"{MANIFEST_NAME} lists an unknown file {name!r}")
+            handles[name] = open(directory / name, "rb")  # noqa: SIM115 - kept open
     except FileNotFoundError as exc:
+        for handle in handles.values():
+            handle.close()
         raise _corrupt(directory, f"{Path(exc.filename).name} is missing") from None
+    except OSError as exc:
+        for handle in handles.values():
+            handle.close()
+        raise _corrupt(directory, f"cannot read {exc.filename}: {exc.strerror}") from None
+    return manifest, handles
+
+
+def _check_files(
+    directory: Path, manifest: Manifest, handles: dict[str, BinaryIO], mmap: bool
+) -> IndexFiles:
+    required = [EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME]
+    if manifest.ann == "hnswlib":
+        required.append(GRAPH_NAME)
+    for name in required:
+        if name not in handles:
+            raise _corrupt(directory, f"{MANIFEST_NAME} lists no {name}")
+    for name, handle in handles.items():
+        expected = manifest.files[name]
+        size = os.fstat(handle.fileno()).st_size
+        if size != expected.get("bytes"):
+            raise _corrupt(
+                directory, f"{name} has {size} bytes, the manifest says {expected.get('bytes')}"
+            )
+        if file_digest(handle) != expected.get("sha256"):
+            raise _corrupt(directory, f"{name} does not match its checksum (damaged file)")
+    try:
+        tiles = np.load(handles.pop(TILES_NAME), allow_pickle=False)
+        embeddings = _load_array(handles.pop(EMBEDDINGS_NAME), mmap)
     except (OSError, ValueError, EOFError) as exc:
         raise _corrupt(directory, f"unreadable array file ({exc})") from None
+    handles.pop(TABLE_NAME).close()
     count = manifest.count
     if tiles.dtype != TILE_DTYPE:
         raise _corrupt(directory, f"{TILES_NAME} is not a tile table")
@@ -256,17 +454,33 @@ def read_index(index_dir: Path | str, mmap: bool = True) -> IndexFiles:
             f"counts disagree: manifest {count}, rasters {raster_counts}, {TILES_NAME} "
             f"{len(tiles)}, {EMBEDDINGS_NAME} {len(embeddings)}",
         )
-    if manifest.ann == "hnswlib":
-        graph = directory / GRAPH_NAME
-        if not graph.is_file():
-            raise _corrupt(directory, f"{GRAPH_NAME} is missing")
-        if graph.stat().st_size != manifest.graph_bytes:
-            raise _corrupt(
-                directory,
-                f"{GRAPH_NAME} has {graph.stat().st_size} bytes, the manifest says "
-                f"{manifest.graph_bytes}",
-            )
-    return IndexFiles(directory, manifest, tiles, embeddings)
+    graph = handles.pop(GRAPH_NAME, None)
+    if manifest.ann != "hnswlib" and graph is not None:
+        graph.close()
+        graph = None
+    return IndexFiles(directory, manifest, tiles, embeddings, graph)
+
+
+def _load_array(handle: BinaryIO, mmap: bool) -> np.ndarray:
+    """A ``.npy`` array from an open file, memory-mapped from that file with ``mmap``."""
+    with handle:
+        if not mmap:
+            return np.load(handle, allow_pickle=False)
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f".npy format version {version} is not one snca writes")
+        if dtype.hasobject:
+            raise ValueError("object arrays are not index files")
+        if not shape or 0 in shape:
+            return np.zeros(shape, dtype)
+        return np.memmap(
+            handle, dtype=dtype, mode="r", shape=shape, offset=handle.tell(),
+            order="F" if fortran else "C",
+        )
 
 
 def check_model(manifest: Manifest, model: OnnxModel, directory: Path) -> None:
@@ -323,4 +537,10 @@ def write_index_files(
     manifest.graph_bytes = (
         (directory / GRAPH_NAME).stat().st_size if manifest.ann == "hnswlib" else 0
     )
+    manifest.files = {}
+    for name in DATA_FILES:
+        if (directory / name).is_file():
+            with open(directory / name, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                manifest.files[name] = {"bytes": size, "sha256": file_digest(handle)}
     (directory / MANIFEST_NAME).write_text(manifest.to_json())

@@ -63,3 +63,22 @@ def test_cli_classifies_a_folder_into_a_folder(tmp_path: Path) -> None:
     assert read_layer(out / "a.gpkg")[2]["class_name"].tolist() == ["red", "red"]
     assert read_layer(out / "b.gpkg")[2]["class_name"].tolist() == ["blue", "green"]
     assert pyogrio.list_layers(out / "b.gpkg").tolist() == [["b", "Polygon"]]
+
+
+def test_cli_reads_a_gdal_virtual_file_as_named(tmp_path: Path) -> None:
+    from rasterio.io import MemoryFile
+
+    model = make_band_mean_model(tmp_path / "m.onnx", tile_size=16, class_names=NAMES)
+    raster = write_raster(tmp_path / "scene.tif", painted(COLOURS, 16))
+    with MemoryFile(raster.read_bytes(), filename="scene.tif") as memory:
+        out = tmp_path / "v.gpkg"
+        result = CliRunner().invoke(
+            app, ["classify", memory.name, "-m", str(model), "-o", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "12 tiles: 12 classified" in result.stdout
+        idx = tmp_path / "idx"
+        args = ["index", "build", memory.name, "-m", str(model), "-o", str(idx)]
+        assert CliRunner().invoke(app, args).exit_code == 0
+    manifest = (idx / "manifest.json").read_text()
+    assert f'"path": "{memory.name}"' in manifest  # as named, not resolved against the cwd

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,7 +76,18 @@ def bad_input(case: str, tmp_path: Path, model: Path) -> tuple[list[str], str]:
     if case == "bad overlap":
         return [str(good), "-m", str(model), *out, "--overlap", "ten"], "overlap must be pixels"
     if case == "overlap of a whole tile":
-        return [str(good), "-m", str(model), *out, "--overlap", "16"], "leaves no stride"
+        return [str(good), "-m", str(model), *out, "--overlap", "16"], "reads every pixel 256 times"
+    if case == "overlap nan":
+        return [str(good), "-m", str(model), *out, "--overlap", "nan"], "overlap must be pixels"
+    if case == "too many threads":
+        return [str(good), "-m", str(model), *out, "--threads", "5000"], "threads must be 0 .* to"
+    if case == "negative threads":
+        return [str(good), "-m", str(model), *out, "--threads", "-1"], "got -1"
+    if case == "huge batch":
+        args = [str(good), "-m", str(model), *out, "--batch-size", "10000000"]
+        return args, "batch size must be 1 to 87,381 for this model's 16 px, 3-band tiles"
+    if case == "model is a folder":
+        return [str(good), "-m", str(tmp_path), *out], "is a folder, not an ONNX file"
     if case == "bad bands":
         return [str(good), "-m", str(model), *out, "--bands", "r,g,b"], "bands must be"
     if case == "bad resolution":
@@ -94,6 +106,11 @@ CASES = [
     "existing output",
     "bad overlap",
     "overlap of a whole tile",
+    "overlap nan",
+    "too many threads",
+    "negative threads",
+    "huge batch",
+    "model is a folder",
     "bad bands",
     "bad resolution",
 ]
@@ -170,7 +187,13 @@ def test_bad_input_through_a_real_process(case: str, tmp_path: Path, model: Path
     assert outputs_left(tmp_path) == []
 
 
-def test_ctrl_c_stops_cleanly_with_no_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_ctrl_c_and_sigterm_stop_cleanly_with_no_output(
+    tmp_path: Path, sig: signal.Signals, code: int, said: str
+) -> None:
     model = make_band_mean_model(tmp_path / "model.onnx", tile_size=8)
     colours = np.tile(np.array(RED), (256, 256, 1))
     raster = write_raster(tmp_path / "big.tif", painted(colours, 8))  # 65536 tiles
@@ -189,9 +212,74 @@ def test_ctrl_c_stops_cleanly_with_no_output(tmp_path: Path) -> None:
     first = process.stdout.readline()  # printed once the model is loaded, before the tiles
     assert first.startswith("model model.onnx"), first
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "interrupted: stopped cleanly, no partial output was kept" in stderr
-    assert "Traceback" not in stderr
+    assert process.returncode == code, stderr
+    assert stderr.strip().splitlines() == [f"{said}: stopped cleanly, no partial output was kept"]
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "{idx}", "--lonlat", "200", "100"], "error: longitude must be -180 to 180"),
+        (["search", "{idx}", "--lonlat", "10", "-91"], "error: latitude must be -90 to 90"),
+        (
+            ["classify", "{bad_name}", "-o", "{out}/a.gpkg"],
+            r"error: raster .*\\xff\.tif has a name",
+        ),
+        (
+            ["classify", "{raster}", "-o", "{out}/\udcfe.gpkg"],
+            r"error: output .*\\xfe\.gpkg has a name",
+        ),
+        (["index", "add", "{idx}", "{raster}", "--threads", "100000"], "error: threads must be"),
+    ],
+)
+def test_more_bad_input_is_exactly_one_line_on_a_real_stderr(
+    tmp_path: Path, model: Path, args: list[str], message: str
+) -> None:
+    """Issue case 8, in a real process whose stderr is no TTY: one line, no warnings, no bar."""
+    from snca_cli.runtime.onnx_model import OnnxModel
+    from snca_cli.tasks.index.build import build_index
+
+    raster = write_raster(tmp_path / "good.tif", painted([[RED, RED]], 16))
+    bad_name = Path(os.fsdecode(bytes(tmp_path) + b"/\xff.tif"))
+    bad_name.write_bytes(raster.read_bytes())
+    build_index([raster], OnnxModel(model), tmp_path / "idx")
+    paths = {"idx": tmp_path / "idx", "raster": raster, "bad_name": bad_name, "out": tmp_path}
+    argv = [part.format(**paths) for part in args]
+    if argv[0] != "search":
+        argv += ["-m", str(model)]
+    done = snca(*argv)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.match(message, lines[0]), done.stderr
+
+
+def test_a_read_only_folder_is_one_line(tmp_path: Path, model: Path) -> None:
+    """Issue case 8: writing into a read-only file system (a read-only tmpfs: needs root)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and shutil.which("mount") is not None
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("needs root and mount(8) for a read-only tmpfs")
+    try:
+        raster = write_raster(tmp_path / "good.tif", painted([[RED, RED]], 16))
+        args = ["classify", str(raster), "-m", str(model), "-o", str(folder / "a.gpkg")]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2
+        assert result.stderr.strip() == (
+            f"error: cannot write in {folder}: Read-only file system; nothing was changed"
+        )
+        args = ["index", "build", str(raster), "-m", str(model), "-o", str(folder / "idx")]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "Read-only file system" in result.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -37,3 +37,16 @@ def test_cli_search_errors_are_one_line(
 def test_cli_search_of_a_missing_index(tmp_path: Path) -> None:
     result = runner.invoke(app, ["search", str(tmp_path / "none"), "--tile-id", "1"])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_cli_search_refuses_a_bad_output_before_opening_the_index(tmp_path: Path) -> None:
+    # the index does not even exist: the output is checked first
+    out = tmp_path / "hits.txt"
+    result = runner.invoke(
+        app, ["search", str(tmp_path / "none"), "--tile-id", "1", "-o", str(out)]
+    )
+    assert result.exit_code == 2 and "use .gpkg or .geojson" in result.output
+    (tmp_path / "hits.geojson").write_text("{}")
+    args = ["search", str(tmp_path / "none"), "--tile-id", "1", "-o", str(tmp_path / "hits.gpkg")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "hits.geojson exists; use --force" in result.output

@@ -69,3 +69,24 @@ def test_malformed_value_is_one_line() -> None:
     props["tile_size"] = "not json"
     with pytest.raises(SncaError, match="malformed"):
         ModelMetadata.from_props(props)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("tile_size", "0", "tile_size 0 .must be at least 1 px."),
+        ("embedding_dim", "-3", "embedding_dim -3"),
+        ("input_bands", "0", "input_bands 0"),
+        ("resolution", "0", "resolution 0.0 .must be positive"),
+        ("resolution", "NaN", "resolution nan"),
+        ("input_scale", '{"uint8": 0}', r"input_scale .* \(divisors must be positive"),
+        ("tiles_overlap", "Infinity", "tiles_overlap inf"),
+    ],
+)
+def test_metadata_values_outside_their_range_are_one_line(
+    key: str, value: str, message: str
+) -> None:
+    props = make_metadata().to_props()
+    props[key] = value
+    with pytest.raises(SncaError, match=f"model has an invalid snca metadata value: {message}"):
+        ModelMetadata.from_props(props)

@@ -128,3 +128,17 @@ def test_index_params_are_checked() -> None:
         IndexParams(M=1)
     with pytest.raises(SncaError, match="--ef"):
         IndexParams(ef=0)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"M": 1}, "--M must be 2 to 256"),
+        ({"M": 100_000}, "--M must be 2 to 256"),
+        ({"ef": 0}, "--ef must be 1 to 100,000"),
+        ({"ef_construction": 10**9}, "--ef-construction must be 1 to 100,000"),
+    ],
+)
+def test_index_parameters_outside_their_range_are_refused(params: dict, message: str) -> None:
+    with pytest.raises(SncaError, match=message):
+        IndexParams(**params)

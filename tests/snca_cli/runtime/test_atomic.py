@@ -60,3 +60,62 @@ def test_directory_gets_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(mask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+def test_outputs_are_checked_together_before_any_work(tmp_path: Path) -> None:
+    from snca_cli.runtime.atomic import check_output_paths
+
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(SncaError, match="two outputs are the same file"):
+        check_output_paths([tmp_path / "a.gpkg", tmp_path / "x" / ".." / "a.gpkg"], False)
+    with pytest.raises(SncaError, match="is an existing folder; name a file"):
+        check_output_paths([tmp_path / "dir"], force=True)
+    check_output_paths([tmp_path / "dir"], force=True, folders=[tmp_path / "dir"])
+    with pytest.raises(SncaError, match="outputs must be local files"):
+        check_output_paths([Path("/vsimem/a.gpkg")], False)
+    assert (tmp_path / "dir").is_dir()
+
+
+def test_a_set_is_published_together_across_folders(tmp_path: Path) -> None:
+    from snca_cli.runtime.atomic import atomic_outputs
+
+    targets = [tmp_path / "a" / "one.txt", tmp_path / "b" / "two.txt"]
+    with atomic_outputs(targets) as outputs:
+        for target in targets:
+            outputs.path(target).write_text(target.name)
+        assert not any(t.exists() for t in targets)
+    assert [t.read_text() for t in targets] == ["one.txt", "two.txt"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "one.txt", "two.txt"]
+
+
+def test_recovery_leaves_a_live_writer_alone_and_cleans_a_dead_one(tmp_path: Path) -> None:
+    from snca_cli.runtime.atomic import STAGING_PREFIX, OutputSet, recover_outputs
+
+    live = OutputSet([tmp_path / "a.txt"], force=False)
+    live.path(tmp_path / "a.txt").write_text("new")
+    recover_outputs(tmp_path)  # its owner lock is held: untouched
+    assert live.path(tmp_path / "a.txt").read_text() == "new"
+    live.commit()
+    assert (tmp_path / "a.txt").read_text() == "new"
+    dead = OutputSet([tmp_path / "a.txt"], force=True)
+    dead.path(tmp_path / "a.txt").write_text("half")
+    for staging in dead._staging.values():  # as if killed before its commit point
+        staging.lock.release()
+    recover_outputs(tmp_path)
+    assert (tmp_path / "a.txt").read_text() == "new"
+    assert not list(tmp_path.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_folders_are_exchanged_atomically_where_the_system_can(tmp_path: Path) -> None:
+    import sys
+
+    from snca_cli.runtime.atomic import exchange
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_text("a")
+    (tmp_path / "b").mkdir()
+    swapped = exchange(tmp_path / "a", tmp_path / "b")
+    if sys.platform.startswith("linux"):
+        assert swapped  # renameat2(RENAME_EXCHANGE): ext4, tmpfs, xfs, btrfs
+    if swapped:
+        assert (tmp_path / "b" / "x").read_text() == "a" and not any((tmp_path / "a").iterdir())

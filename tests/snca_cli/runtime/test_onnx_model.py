@@ -56,3 +56,10 @@ def test_unknown_provider() -> None:
     with pytest.raises(SncaError, match="not available"):
         choose_providers("NoSuchThing")
     assert choose_providers("auto")[-1] == "CPUExecutionProvider"
+
+
+def test_non_finite_model_outputs_are_refused(tmp_path: Path) -> None:
+    # an infinite logit scale makes softmax(inf - inf) = NaN for every tile
+    model = OnnxModel(make_band_mean_model(tmp_path / "m.onnx", logit_scale=float("inf")))
+    with pytest.raises(SncaError, match="non-finite probabilities .* for 2 of 2 inputs"):
+        model.run(np.full((2, 3, 32, 32), 0.5, np.float32))

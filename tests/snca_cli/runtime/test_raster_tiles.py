@@ -217,3 +217,55 @@ def test_bad_rasters_are_refused_with_one_line(tmp_path: Path) -> None:
         with pytest.raises(SncaError, match=message) as caught:
             RasterTiling.open(path, metadata(32), options)
         assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("nodata", [None, -9999.0])
+def test_non_finite_pixels_count_as_nodata_in_a_float_raster(
+    tmp_path: Path, bad: float, nodata: float | None
+) -> None:
+    data = np.full((3, 32, 64), 0.5, dtype=np.float32)
+    data[:, :8, :32] = 0.25
+    data[1, 8:, :32] = bad  # 3/4 of tile 0 non-finite in one band: invalid
+    data[:, :, 32:] = bad  # tile 1 entirely non-finite
+    path = write_raster(tmp_path / "f.tif", data, nodata=nodata)
+    with RasterTiling.open(path, metadata(32), TilingOptions(min_valid=0.2)) as tiling:
+        batch, fractions = tiling.read([tiling.tile(0, 0), tiling.tile(0, 1)])
+        assert fractions.tolist() == [0.25, 0.0]
+        assert np.isfinite(batch).all()
+        assert np.allclose(batch[0], 0.25)  # the invalid pixels take the valid mean
+        assert tiling.read_tile(tiling.tile(0, 1)) == (None, 0.0)
+        pixels, fraction = tiling.read_tile(tiling.tile(0, 0))
+        assert fraction == 0.25 and np.allclose(pixels, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("given", "gdal"),
+    [
+        ("/vsicurl/https://host/a.tif", "/vsicurl/https://host/a.tif"),
+        (Path("/vsicurl/https://host/a.tif"), "/vsicurl/https://host/a.tif"),
+        (Path("https://host/dir/a.tif"), "https://host/dir/a.tif"),
+        (
+            Path("/vsizip//vsicurl/https://host/a.zip/a.tif"),
+            "/vsizip//vsicurl/https://host/a.zip/a.tif",
+        ),
+        (Path("/vsis3/bucket/key.tif"), "/vsis3/bucket/key.tif"),
+        (Path("/data/https:/x.tif"), "/data/https:/x.tif"),
+        (Path("rel/a.tif"), "rel/a.tif"),
+    ],
+)
+def test_remote_names_reach_gdal_as_typed(given: object, gdal: str) -> None:
+    from snca_cli.runtime.paths import gdal_path
+
+    assert gdal_path(given) == gdal
+
+
+def test_a_gdal_virtual_file_is_tiled_without_a_local_check(tmp_path: Path) -> None:
+    from rasterio.io import MemoryFile
+
+    path = write_raster(tmp_path / "r.tif", painted([[RED, GREEN]], 32))
+    with MemoryFile(path.read_bytes(), filename="r.tif") as memory:
+        assert memory.name.startswith("/vsimem/")
+        with RasterTiling.open(Path(memory.name), metadata(32)) as tiling:
+            pixels, fraction = tiling.read_tile(tiling.tile(0, 1))
+    assert fraction == 1.0 and np.allclose(pixels[:, 0, 0], np.array(GREEN) / 255)

@@ -45,3 +45,17 @@ def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(h.tile.tile_id != report.search.query.tile_id for h in hits)
     assert np.all(np.diff([h.similarity for h in hits]) <= 0)
+
+
+@pytest.mark.parametrize(
+    ("k", "batch", "message"), [(0, 32, "-k must be at least 1"), (5, 0, "batch size must be 1 to")]
+)
+def test_bad_demo_options_are_refused_before_any_work(
+    tmp_path: Path, k: int, batch: int, message: str
+) -> None:
+    from snca_cli.errors import SncaError
+
+    model = make_band_mean_model(tmp_path / "m.onnx")
+    with pytest.raises(SncaError, match=message):
+        run_demo(DemoConfig(output=tmp_path / "demo", model=model, k=k, batch_size=batch))
+    assert not (tmp_path / "demo").exists()  # issue case 7: no half-built folder

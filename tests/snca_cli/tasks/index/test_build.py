@@ -96,7 +96,7 @@ def test_build_writes_every_tile_with_its_exact_embedding_class_and_geometry(
     assert list(fields["class"]) == [f"class_{c}" for c in classes]
     np.testing.assert_array_equal(bounds[:, 0], minx)
     np.testing.assert_array_equal(bounds[:, 3], maxy)
-    assert not list(tmp_path.glob(".idx*")), "no temporary folder is left"
+    assert not list(tmp_path.glob(".*")), "no staging folder or lock file is left"
 
 
 def test_tiles_without_enough_valid_pixels_are_not_indexed(

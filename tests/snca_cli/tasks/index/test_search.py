@@ -252,3 +252,29 @@ def _half_copy(path: Path, folder: Path) -> Path:
     with rasterio.open(folder / "half.tif", "w", **profile) as dst:
         dst.write(data)
     return folder / "half.tif"
+
+
+def test_nan_pixels_of_a_float_raster_without_nodata_never_reach_the_index(
+    tmp_path: Path, model: OnnxModel, colours: np.ndarray
+) -> None:
+    data = painted(colours, TILE).astype(np.float32)
+    data[:, :TILE, :TILE] = np.nan  # tile 0 all NaN: skipped
+    data[0, TILE : TILE + 2, :] = np.nan  # two rows of tiles 4..7 NaN in band 1: filled
+    raster = write_raster(tmp_path / "f.tif", data)  # no no-data value declared
+    build_index([raster], model, tmp_path / "idx", TilingOptions(min_valid=0.5))
+    files = read_index(tmp_path / "idx")
+    assert files.manifest.count == 11 and files.manifest.rasters[0].skipped == 1
+    assert np.isfinite(files.embeddings).all() and np.isfinite(files.tiles["score"]).all()
+    with TileIndex.open(tmp_path / "idx") as index, TileIndex.open(tmp_path / "idx", True) as exact:
+        for tile_id in range(11):
+            ann = index.search_tile_id(tile_id, k=10)
+            truth = exact.search_tile_id(tile_id, k=10)
+            sims = [h.similarity for h in ann.hits]
+            assert np.isfinite(sims).all()
+            np.testing.assert_allclose(sims, [h.similarity for h in truth.hits], atol=1e-5)
+
+
+def test_an_all_nan_query_image_is_refused(tmp_path: Path, model: OnnxModel, index_dir: Path):
+    image = write_raster(tmp_path / "q.tif", np.full((3, TILE, TILE), np.nan, np.float32))
+    with TileIndex.open(index_dir) as index, pytest.raises(SncaError, match="no valid pixels"):
+        index.search_image(image, model)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from snca_cli.tasks.index.store import (
 from tests.helpers.index_data import (
     TILE,
     colour_grid,
+    resign_index,
 )
 from tests.helpers.rasters import painted_raster
 
@@ -36,8 +36,19 @@ from tests.helpers.rasters import painted_raster
             lambda d: (d / GRAPH_NAME).write_bytes((d / GRAPH_NAME).read_bytes()[:-100]),
             "index.hnsw has .* bytes, the manifest says",
         ),
-        (lambda d: np.save(d / TILES_NAME, np.load(d / TILES_NAME)[:-1]), "counts disagree"),
-        (lambda d: (d / EMBEDDINGS_NAME).write_bytes(b"junk"), "unreadable array file"),
+        (lambda d: np.save(d / TILES_NAME, np.load(d / TILES_NAME)[:-1]), "tiles.npy has"),
+        (lambda d: (d / EMBEDDINGS_NAME).write_bytes(b"junk"), "embeddings.npy has 4 bytes"),
+        (
+            lambda d: (
+                np.save(d / TILES_NAME, np.load(d / TILES_NAME)[:-1]),
+                resign_index(d),
+            ),
+            "counts disagree",
+        ),
+        (
+            lambda d: ((d / EMBEDDINGS_NAME).write_bytes(b"junk"), resign_index(d)),
+            "unreadable array file",
+        ),
         (lambda d: (d / EMBEDDINGS_NAME).unlink(), "embeddings.npy is missing"),
     ],
 )
@@ -59,9 +70,8 @@ def test_a_graph_that_disagrees_with_the_manifest_is_refused(
     small = painted_raster(tmp_path / "small.tif", colour_grid(1, 2, seed=2), TILE)
     build_index([small], model, tmp_path / "small")
     shutil.copy(tmp_path / "small" / GRAPH_NAME, tmp_path / "idx" / GRAPH_NAME)
-    manifest = json.loads((tmp_path / "idx" / MANIFEST_NAME).read_text())
-    manifest["index"]["graph_bytes"] = (tmp_path / "idx" / GRAPH_NAME).stat().st_size
-    (tmp_path / "idx" / MANIFEST_NAME).write_text(json.dumps(manifest))
+    size = (tmp_path / "idx" / GRAPH_NAME).stat().st_size
+    resign_index(tmp_path / "idx", lambda m: m["index"].update(graph_bytes=size))
     with pytest.raises(SncaError, match="holds 2 vectors, the manifest says 12"):
         TileIndex.open(tmp_path / "idx")
     assert TileIndex.open(tmp_path / "idx", exact=True).count == 12
