@@ -13,6 +13,7 @@ import numpy as np
 
 from snca_cli.contract.scaling import input_scaling, percentile_scaling
 from snca_cli.errors import SncaError, check_utf8_path
+from snca_cli.runtime.paths import is_remote
 from snca_cli.runtime.scene_images import read_image, resize_image
 
 
@@ -38,10 +39,10 @@ def image_as_model_input(
     """
     path = Path(path)
     check_utf8_path(path, "image")
-    if not path.is_file():
+    if not is_remote(path) and not path.is_file():
         raise SncaError(f"image {path} does not exist")
     image = read_image(path)
-    if bands is not None and path.suffix.lower() in (".tif", ".tiff"):
+    if bands is not None and (is_remote(path) or path.suffix.lower() in (".tif", ".tiff")):
         if max(bands) > image.shape[2]:
             raise SncaError(
                 f"image {path.name} has {image.shape[2]} band(s); the index reads bands "

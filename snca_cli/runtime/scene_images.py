@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from snca_cli.errors import SncaError
+from snca_cli.runtime.paths import gdal_path, is_remote
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 #: The file a training run writes its split to, read by ``snca evaluate`` and ``snca export``.
@@ -110,13 +111,14 @@ def load_split(path: Path) -> dict:
 
 def read_image(path: Path) -> np.ndarray:
     """Read an image as an H x W x bands array in its own data type (jpg/png via PIL, tif via
-    rasterio so that multi-band and 16-bit files keep every band)."""
+    rasterio so that multi-band and 16-bit files keep every band; a GDAL virtual file or URL,
+    whatever its format, via rasterio)."""
     path = Path(path)
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
+        if is_remote(path) or path.suffix.lower() in (".tif", ".tiff"):
             import rasterio
 
-            with rasterio.open(path) as src:
+            with rasterio.open(gdal_path(path)) as src:
                 return np.moveaxis(src.read(), 0, -1)
         with Image.open(path) as image:
             if image.mode not in ("RGB", "L", "I;16", "I", "F"):

@@ -14,6 +14,7 @@ from rasterio.crs import CRS
 
 from snca_cli.errors import SncaError
 from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
+from snca_cli.runtime.paths import gdal_path
 from snca_cli.runtime.vector import box_rings, reproject_rings, write_geojson_wgs84, write_polygons
 from snca_cli.tasks.output_names import geojson_beside
 
@@ -82,7 +83,7 @@ class SearchResult:
             "similarity": np.array([h.similarity for h in self.hits], dtype=np.float64),
             "class": np.array([h.tile.class_name for h in self.hits], dtype=object),
             "score": np.array([h.tile.score for h in self.hits], dtype=np.float64),
-            "raster": np.array([str(h.tile.raster) for h in self.hits], dtype=object),
+            "raster": np.array([gdal_path(h.tile.raster) for h in self.hits], dtype=object),
             **{
                 name: np.array([h.tile.window[i] for h in self.hits], dtype=np.int64)
                 for i, name in enumerate(("col_off", "row_off", "width", "height"))
@@ -101,7 +102,7 @@ class SearchResult:
                         "tile_id": np.array([self.query.tile_id], dtype=np.int64),
                         "class": np.array([self.query.class_name], dtype=object),
                         "score": np.array([self.query.score], dtype=np.float64),
-                        "raster": np.array([str(self.query.raster)], dtype=object),
+                        "raster": np.array([gdal_path(self.query.raster)], dtype=object),
                     }
                     query_rings = _rings_in(crs, [self.query])
                     write_polygons(tmp, query_rings, query_attributes, crs, layer="query")

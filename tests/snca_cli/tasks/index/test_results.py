@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,16 @@ def test_hits_from_another_crs_are_reprojected_into_the_query_crs(
     xs, ys = transform_coords("EPSG:32632", "EPSG:32633", corners_x, corners_y)
     assert bounds[0, 0] == pytest.approx(min(xs), abs=1e-6)
     assert bounds[0, 3] == pytest.approx(max(ys), abs=1e-6)
+
+
+def test_hits_of_remote_rasters_keep_their_gdal_names(tmp_path: Path, index_dir: Path) -> None:
+    """A raster named by URL keeps its ``//`` in the written results (pathlib collapses it)."""
+    result = TileIndex.open(index_dir).search_tile_id(5, k=2)
+    url = "/vsicurl/https://example.org/scenes/a.tif"
+    hits = [replace(h, tile=replace(h.tile, raster=Path(url))) for h in result.hits]
+    remote = replace(result, hits=hits, query=replace(result.query, raster=Path(url)))
+    written = remote.write(tmp_path / "similar.gpkg")
+    properties = json.loads(written[1].read_text())["features"][0]["properties"]
+    assert properties["raster"] == url
+    fields, _ = read_layer(written[0], "query")
+    assert fields["raster"].tolist() == [url]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from PIL import Image
 from rasterio.warp import transform as transform_coords
 
@@ -278,3 +279,23 @@ def test_an_all_nan_query_image_is_refused(tmp_path: Path, model: OnnxModel, ind
     image = write_raster(tmp_path / "q.tif", np.full((3, TILE, TILE), np.nan, np.float32))
     with TileIndex.open(index_dir) as index, pytest.raises(SncaError, match="no valid pixels"):
         index.search_image(image, model)
+
+
+def test_image_query_from_a_gdal_virtual_file(
+    tmp_path: Path, model: OnnxModel, colours: np.ndarray, index_dir: Path
+) -> None:
+    """A /vsi... image reaches GDAL as named (no local existence check), like a local one."""
+    local = write_raster(tmp_path / "chip.tif", painted(colours[1:2, 2:3], 16))
+    virtual = "/vsimem/snca-test/chip.tif"
+    with rasterio.open(local) as src:
+        rasterio.shutil.copy(src, virtual, driver="GTiff")
+    try:
+        index = TileIndex.open(index_dir)
+        remote = index.search_image(Path(virtual), model, k=3)
+        expected = index.search_image(local, model, k=3)
+    finally:
+        rasterio.shutil.delete(virtual)
+    assert [h.tile.tile_id for h in remote.hits] == [h.tile.tile_id for h in expected.hits]
+    assert remote.hits[0].similarity == pytest.approx(expected.hits[0].similarity, abs=1e-7)
+    with pytest.raises(SncaError, match="cannot read image"):
+        index.search_image(Path("/vsimem/snca-test/missing.tif"), model)
