@@ -33,7 +33,7 @@ CLASSES = (
 )  # fmt: skip
 
 
-def test_scenes(classes: tuple[str, ...] = CLASSES) -> list[str]:
+def held_out_scenes(classes: tuple[str, ...] = CLASSES) -> list[str]:
     """The first test-split scene of each class (paths relative to the AID folder)."""
     card = Path(snca_cli.__file__).parent / "models" / "snca-aid150-lite0.card.json"
     test = json.loads(card.read_text())["split"]["test"]
@@ -42,7 +42,7 @@ def test_scenes(classes: tuple[str, ...] = CLASSES) -> list[str]:
 
 def write_aid_mosaic(aid_dir: Path, path: Path) -> list[str]:
     """Write the mosaic GeoTIFF to ``path``; return the class of each cell, row by row."""
-    scenes = test_scenes()
+    scenes = held_out_scenes()
     pixels = np.zeros((3, GRID * CELL, GRID * CELL), np.uint8)
     for i, scene in enumerate(scenes):
         row, col = divmod(i, GRID)
@@ -90,3 +90,15 @@ def cell_labels(mask: np.ndarray, names: list[str]) -> tuple[list[str], float]:
         labels.append(names[int(values[counts.argmax()])])
         shares.append(counts.max() / cell.size)
     return labels, float(min(shares))
+
+
+def mosaic_tiles(mosaic: Path) -> np.ndarray:
+    """The mosaic's cells as the model's input (N x 3 x 150 x 150 in [0, 1]), row by row."""
+    with rasterio.open(mosaic) as src:
+        pixels = src.read().astype(np.float32) / 255.0
+    return np.stack(
+        [
+            pixels[:, r * CELL : (r + 1) * CELL, c * CELL : (c + 1) * CELL]
+            for r, c in (divmod(i, GRID) for i in range(GRID * GRID))
+        ]
+    )
