@@ -19,8 +19,6 @@ from affine import Affine
 from PIL import Image
 
 import snca_cli
-from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.tasks.classify import classify_raster
 
 CELL = 150
 GRID = 4
@@ -70,6 +68,10 @@ def write_aid_mosaic(aid_dir: Path, path: Path) -> list[str]:
 
 def snca_labels(mosaic: Path, model_path: Path, output: Path) -> list[str]:
     """The class ``snca classify`` gives each cell of the mosaic, row by row."""
+    # imported here: the QGIS tests must not import onnxruntime before QgsApplication exists
+    from snca_cli.runtime.onnx_model import OnnxModel
+    from snca_cli.tasks.classify import classify_raster
+
     model = OnnxModel(model_path)
     classify_raster(mosaic, model, output)
     _, _, _, fields = pyogrio.raw.read(output)

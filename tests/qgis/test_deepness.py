@@ -20,22 +20,43 @@ import pytest
 
 pytest.importorskip("qgis.core")
 
-import onnxruntime as ort  # noqa: E402
 from PIL import Image  # noqa: E402
 from qgis.core import QgsProject, QgsRasterLayer  # noqa: E402
+from qgis.PyQt import sip  # noqa: E402
 
-from snca_cli.runtime.default_model import default_model_path  # noqa: E402
-from snca_cli.tasks.convert import UNCLASSIFIED, ConvertOptions, convert_model  # noqa: E402
 from tests.helpers.aid_mosaic import (  # noqa: E402
     CELL,
     GRID,
     PIXEL_M,
     cell_labels,
     held_out_scenes,
-    mosaic_tiles,
-    snca_labels,
     write_aid_mosaic,
 )
+
+# onnxruntime and onnx (snca_cli.runtime, snca_cli.tasks.convert) are imported inside the tests
+# only: imported while pytest collects, before the session's QgsApplication exists, they can make
+# QGIS 3.22 crash when the interpreter exits, after every test has passed.
+
+
+def convert(target: str, output: Path):
+    """`snca convert` of the shipped model."""
+    from snca_cli.tasks.convert import ConvertOptions, convert_model
+
+    return convert_model(default_model_path(), ConvertOptions(target, output))
+
+
+def default_model_path() -> Path:
+    from snca_cli.runtime.default_model import default_model_path
+
+    return default_model_path()
+
+
+def our_outputs(name: str, images: np.ndarray) -> np.ndarray:
+    """The shipped model's ``name`` output for ``images``, run by snca's onnxruntime."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(default_model_path())).run([name], {"image": images})[0]
+
 
 pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, pytest.mark.slow]
 
@@ -61,6 +82,8 @@ def mosaic(aid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     folder = tmp_path_factory.mktemp("mosaic")
     path = folder / "mosaic.tif"
     classes = write_aid_mosaic(aid_dir, path)
+    from tests.helpers.aid_mosaic import snca_labels
+
     labels = snca_labels(path, default_model_path(), folder / "tiles.gpkg")
     assert labels == classes
     return path, labels
@@ -117,40 +140,50 @@ def load_model(path: Path):
     return model_type, model, definition
 
 
-def raster_layer(path: Path) -> QgsRasterLayer:
+def raster_layer(project: QgsProject, path: Path) -> QgsRasterLayer:
     layer = QgsRasterLayer(str(path), "mosaic")
     assert layer.isValid()
-    QgsProject.instance().addMapLayer(layer)
+    project.addMapLayer(layer)
     return layer
 
 
+def run_processor(definition, layer: QgsRasterLayer, params):
+    """Run Deepness's map processor (a QgsTask) in this thread; return its result image."""
+    processor = definition.map_processor_class(
+        rlayer=layer, vlayer_mask=None, map_canvas=MagicMock(), params=params
+    )
+    try:
+        assert processor.run()
+        return np.array(processor.get_result_img())
+    finally:
+        # a QgsTask left to Python's garbage collector outlives QgsApplication and crashes the
+        # interpreter at exit
+        sip.delete(processor)
+
+
 def test_deepness_recognition_finds_the_query_tile(
-    deepness, mosaic, aid_dir: Path, tmp_path: Path
+    deepness, mosaic, project, aid_dir: Path, tmp_path: Path
 ) -> None:
     path, _ = mosaic
-    converted = convert_model(default_model_path(), ConvertOptions("deepness", tmp_path / "d.onnx"))
+    converted = convert("deepness", tmp_path / "d.onnx")
     model_type, model, definition = load_model(converted.path)
     assert model_type == "Recognition"
     assert model.get_number_of_output_channels() == [128]
     query_cell = 6
     query = tmp_path / "query.png"
     Image.open(aid_dir / held_out_scenes()[query_cell]).convert("RGB").save(query)
-    layer = raster_layer(path)
+    layer = raster_layer(project, path)
     params = processing_parameters(
         model, definition.parameters_class, layer, query_image_path=str(query)
     )
-    processor = definition.map_processor_class(
-        rlayer=layer, vlayer_mask=None, map_canvas=MagicMock(), params=params
-    )
-    processor.run()
-    result = processor.get_result_img()
+    result = run_processor(definition, layer, params)
     assert result.shape == (GRID * CELL, GRID * CELL)
     # ours: cosine similarity of each cell's embedding to the query image's
-    session = ort.InferenceSession(str(default_model_path()))
-    tiles = mosaic_tiles(path)
+    from tests.helpers.aid_mosaic import mosaic_tiles
+
     image = np.asarray(Image.open(query).convert("RGB").resize((CELL, CELL)), np.float32) / 255
-    embeddings = session.run(["embedding"], {"image": tiles})[0]
-    query_embedding = session.run(["embedding"], {"image": image.transpose(2, 0, 1)[None]})[0][0]
+    embeddings = our_outputs("embedding", mosaic_tiles(path))
+    query_embedding = our_outputs("embedding", image.transpose(2, 0, 1)[None])[0]
     ours = embeddings @ query_embedding / np.linalg.norm(embeddings, axis=1)
     ours /= np.linalg.norm(query_embedding)
     cells = [divmod(i, GRID) for i in range(GRID * GRID)]
@@ -161,18 +194,16 @@ def test_deepness_recognition_finds_the_query_tile(
 
 @pytest.mark.parametrize("threshold", [None, 0.95])
 def test_deepness_segmentor_labels_every_tile_as_snca_classify(
-    deepness, mosaic, tmp_path: Path, threshold: float | None
+    deepness, mosaic, project, tmp_path: Path, threshold: float | None
 ) -> None:
     path, expected = mosaic
-    converted = convert_model(
-        default_model_path(), ConvertOptions("segmentor", tmp_path / "s.onnx")
-    )
+    converted = convert("segmentor", tmp_path / "s.onnx")
     model_type, model, definition = load_model(converted.path)
     assert model_type == "Segmentor"
     assert model.get_number_of_output_channels() == [31]
     default_threshold = model.get_metadata_segmentation_threshold()
     assert default_threshold == 0.0
-    layer = raster_layer(path)
+    layer = raster_layer(project, path)
     params = processing_parameters(
         model,
         definition.parameters_class,
@@ -182,11 +213,7 @@ def test_deepness_segmentor_labels_every_tile_as_snca_classify(
             default_threshold if threshold is None else threshold
         ),
     )
-    processor = definition.map_processor_class(
-        rlayer=layer, vlayer_mask=None, map_canvas=MagicMock(), params=params
-    )
-    processor.run()
-    result = processor.get_result_img()
+    result = run_processor(definition, layer, params)
     assert result.shape == (1, GRID * CELL, GRID * CELL)
     names = [model.get_channel_name(0, c) for c in range(31)]
     # Deepness writes channel + 1 (0: outside the processed area)
@@ -195,11 +222,11 @@ def test_deepness_segmentor_labels_every_tile_as_snca_classify(
     if threshold is None:
         assert labels == expected
     else:
-        scores = (
-            ort.InferenceSession(str(default_model_path()))
-            .run(["probabilities"], {"image": mosaic_tiles(path)})[0]
-            .max(axis=1)
-        )
+        from tests.helpers.aid_mosaic import mosaic_tiles
+
+        scores = our_outputs("probabilities", mosaic_tiles(path)).max(axis=1)
         below = scores < threshold
         assert 0 < below.sum() < len(below)
-        assert labels == [UNCLASSIFIED if b else e for b, e in zip(below, expected, strict=True)]
+        unclassified = converted.class_names[0]
+        assert unclassified == "unclassified"
+        assert labels == [unclassified if b else e for b, e in zip(below, expected, strict=True)]
