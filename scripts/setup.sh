@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up snca for development on a Debian/Ubuntu machine (idempotent; quick when already done).
 #   .venv       runtime + training extra + test tools (torch, onnx, onnxruntime, rasterio, hnswlib, ...)
-#   .venv-qgis  QGIS's own Python (/usr/bin/python3, --system-site-packages, numpy<2) for the plugin
+#   .venv-qgis  QGIS's own Python (/usr/bin/python3, --system-site-packages) set up the way users
+#               do it: the plugin's own install command (docs/qgis.md), with this checkout for
+#               `snca`, then the test tools on top without changing anything it installed
 # Usage: bash scripts/setup.sh [--no-train] [--no-qgis]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,20 +28,31 @@ extras="test"
 .venv/bin/python -m pip install -q -e ".[$extras]"
 
 if [ "$with_qgis" = 1 ]; then
-  if ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then
+  # qgis (the full package) brings qgis_process, which the Processing tests run too
+  if ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 || ! command -v qgis_process.bin >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq
-      apt-get install -y -qq python3-qgis qgis-providers python3-venv python3-pip python3-dev build-essential >/dev/null
-    else
-      echo "QGIS's Python is missing: sudo apt-get install python3-qgis qgis-providers python3-venv" >&2
+      apt-get install -y -qq qgis python3-qgis qgis-providers python3-venv python3-pip python3-dev build-essential >/dev/null
+    elif ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then
+      echo "QGIS's Python is missing: sudo apt-get install qgis python3-qgis qgis-providers python3-venv" >&2
       echo "(skipping the QGIS plugin environment)" >&2
       exit 0
+    else
+      echo "qgis_process is missing (sudo apt-get install qgis): its tests will be skipped" >&2
     fi
   fi
   if [ ! -x .venv-qgis/bin/python ]; then
     /usr/bin/python3 -m venv --system-site-packages .venv-qgis
   fi
-  .venv-qgis/bin/python -m pip install -q -r qgis_plugin/requirements-qgis.txt
-  .venv-qgis/bin/python -m pip install -q --no-deps -e .
+  # the command the plugin prints (`python -m pip install snca 'numpy<2'` for QGIS 3.22's numpy 1),
+  # run as printed except that `snca` is this checkout: no extra pins
+  command=$(PYTHONPATH=qgis_plugin .venv-qgis/bin/python -m snca_qgis.dependencies)
+  command=$(printf '%s\n' "$command" | sed -E 's/ snca( |$)/ .\1/')
+  echo "QGIS environment: $command"
+  eval "$command -q"
+  # test tools, constrained to what is installed so they cannot change the plugin's runtime
+  .venv-qgis/bin/python -m pip freeze --exclude-editable | grep -v ' @ ' > .venv-qgis/constraints.txt
+  .venv-qgis/bin/python -m pip install -q -c .venv-qgis/constraints.txt \
+      pytest "opencv-python-headless>=4.5.5.64,<=4.9.0.80"  # Deepness's own range (its tests)
 fi

@@ -30,8 +30,11 @@ class Requirement:
     required: bool = True
 
 
+#: The pip name of the snca package: it declares everything else the plugin needs.
+SNCA_PACKAGE = "snca"
+
 REQUIREMENTS = (
-    Requirement("snca_cli", "snca"),
+    Requirement("snca_cli", SNCA_PACKAGE),
     Requirement("numpy", "numpy"),
     Requirement("onnxruntime", "onnxruntime"),
     Requirement("rasterio", "rasterio"),
@@ -61,20 +64,16 @@ class DependencyReport:
     def install_command(self, include_optional: bool = True) -> str:
         """The pip command for QGIS's Python that installs what is missing, or "" if nothing is.
 
-        QGIS's compiled modules are built against numpy 1.x: when QGIS runs numpy 1 the command
-        pins ``numpy<2`` so that pip does not upgrade it underneath QGIS. A distribution's
-        Python marked externally managed (PEP 668, e.g. Debian 12) gets a ``--user`` install,
-        which pip only allows there with ``--break-system-packages``; it leaves the system's
-        own packages untouched.
+        When ``snca`` itself is missing the command is :func:`full_install_command` (``snca``
+        declares everything else the plugin needs); otherwise it names the missing packages.
         """
         wanted = list(self.missing) + (list(self.missing_optional) if include_optional else [])
         if not wanted:
             return ""
         names = list(dict.fromkeys(req.pip_name for req in wanted))
-        if self.numpy_major is not None and self.numpy_major < 2 and "numpy" not in names:
-            names.append("numpy<2")
-        flags = ["--user", "--break-system-packages"] if self.externally_managed else []
-        return " ".join([quote(self.python), "-m", "pip", "install", *flags, *map(quote, names)])
+        if SNCA_PACKAGE in names:
+            names = [SNCA_PACKAGE]
+        return pip_command(self.python, names, self.numpy_major, self.externally_managed)
 
     def message(self) -> str:
         """One clear message for the message bar and the dock, or "" when all is there."""
@@ -96,6 +95,47 @@ class DependencyReport:
                 f"Install it with: {self.install_command()}"
             )
         return ""
+
+
+def pip_command(
+    python: str, names: list[str], numpy_major: int | None, externally_managed: bool
+) -> str:
+    """``python -m pip install [flags] NAMES...``, quoted for the user's shell.
+
+    QGIS's compiled modules are built against the numpy QGIS runs: when that is numpy 1 the
+    command pins ``numpy<2`` so that pip does not upgrade it underneath QGIS (with numpy 2, as
+    in current QGIS builds, nothing is pinned). A distribution's Python marked externally
+    managed (PEP 668, e.g. Debian 12) gets a ``--user`` install, which pip only allows there with
+    ``--break-system-packages``; it leaves the system's own packages untouched.
+    """
+    names = list(names)
+    if numpy_major is not None and numpy_major < 2 and "numpy" not in names:
+        names.append("numpy<2")
+    flags = ["--user", "--break-system-packages"] if externally_managed else []
+    return " ".join([quote(python), "-m", "pip", "install", *flags, *map(quote, names)])
+
+
+def full_install_command() -> str:
+    """The command that installs everything the plugin needs into the Python running this code
+    (QGIS's), whatever is installed already: the command docs/qgis.md gives."""
+    return pip_command(
+        qgis_python_executable(qgis_prefix=_qgis_prefix()),
+        [SNCA_PACKAGE],
+        _numpy_major(),
+        is_externally_managed(),
+    )
+
+
+def _numpy_major() -> int | None:
+    """The major version of the numpy this Python imports, or None without one."""
+    try:
+        import numpy
+    except Exception:  # a broken numpy is reported as missing by check_dependencies
+        return None
+    try:
+        return int(str(numpy.__version__).split(".")[0])
+    except (AttributeError, ValueError):
+        return None
 
 
 def quote(argument: str, platform: str = sys.platform) -> str:
@@ -181,10 +221,9 @@ def check_dependencies() -> DependencyReport:
             continue
         report.errors[requirement.module] = error
         (report.missing if requirement.required else report.missing_optional).append(requirement)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        try:
-            report.numpy_major = int(str(numpy.__version__).split(".")[0])
-        except (AttributeError, ValueError):
-            report.numpy_major = None
+    report.numpy_major = _numpy_major()
     return report
+
+
+if __name__ == "__main__":  # python -m snca_qgis.dependencies: the full install command
+    print(full_install_command())

@@ -1,11 +1,22 @@
-"""The ``snca`` command line: train, evaluate, export, info, classify, index, search, demo."""
+"""The ``snca`` command line: train, evaluate, export, convert, info, classify, index, search,
+demo."""
 
 from __future__ import annotations
 
 import typer
 
 from snca_cli import __version__
-from snca_cli.cli.commands import classify, demo, evaluate, export, index, info, search, train
+from snca_cli.cli.commands import (
+    classify,
+    convert,
+    demo,
+    evaluate,
+    export,
+    index,
+    info,
+    search,
+    train,
+)
 
 app = typer.Typer(
     name="snca",
@@ -33,7 +44,7 @@ def _root(
     """snca command line."""
 
 
-for module in (train, evaluate, export, info, classify, index, search, demo):
+for module in (train, evaluate, export, convert, info, classify, index, search, demo):
     module.register(app)
 
 

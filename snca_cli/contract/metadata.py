@@ -5,10 +5,14 @@ An snca model is one ONNX file with
 * input ``image``: float32, N x bands x H x W, values in [0, 1] (normalisation is inside the graph);
 * outputs ``embedding`` (N x D, unit length) first, then ``probabilities`` (N x C, softmax);
 * JSON-encoded ``metadata_props``. The keys Deepness and GeoDeep read (``model_type``,
-  ``class_names``, ``resolution`` in cm/px, ``tile_size``/``tiles_size``, ``tiles_overlap`` in
-  percent, ``standardization_mean``/``standardization_std``) so those tools can load our models,
-  and ours (``embedding_dim``, ``input_bands``, ``input_scale``, ``backbone``, ``training``,
-  ``snca_version``).
+  ``class_names`` as a dict with consecutive integer keys, ``resolution`` in cm/px (left out when
+  unknown), ``tile_size``/``tiles_size``, ``tiles_overlap`` in percent,
+  ``standardization_mean``/``standardization_std``) so those tools can load our models, and ours
+  (``embedding_dim``, ``input_bands``, ``input_scale``, ``backbone``, ``training``,
+  ``snca_version``, ``orientations``).
+
+Those tools run a model with one output only: ``snca convert`` (:mod:`snca_cli.tasks.convert`)
+writes the copies they run.
 """
 
 from __future__ import annotations
@@ -74,7 +78,6 @@ class ModelMetadata:
         values: dict[str, Any] = {
             "model_type": self.model_type,
             "class_names": {str(i): name for i, name in enumerate(self.class_names)},
-            "resolution": self.resolution_cm,
             "tile_size": self.tile_size,
             "tiles_size": self.tile_size,
             "tiles_overlap": self.tiles_overlap,
@@ -89,6 +92,10 @@ class ModelMetadata:
             "snca_version": self.snca_version,
             "orientations": self.orientations,
         }
+        if self.resolution_cm is not None:
+            # Deepness and GeoDeep read it with float(): an unknown resolution is left out, never
+            # written as null (they then use their own default or the raster's)
+            values["resolution"] = self.resolution_cm
         return {key: json.dumps(value) for key, value in values.items()}
 
     @classmethod

@@ -38,6 +38,22 @@ def box_rings(bounds: np.ndarray) -> np.ndarray:
     return np.stack([xs, ys], axis=2)
 
 
+#: Points per edge of a reprojected footprint: a straight edge in the raster's CRS is a curve in
+#: another, so the edges are sampled before they are transformed.
+DENSIFY_SEGMENTS = 16
+
+
+def densify_rings(rings: np.ndarray, segments: int = DENSIFY_SEGMENTS) -> np.ndarray:
+    """Closed rings (N x V x 2) with each edge split into ``segments`` equal parts:
+    N x ((V - 1) * segments + 1) x 2, the original vertices kept exactly."""
+    rings = np.asarray(rings, dtype=np.float64)
+    start, end = rings[:, :-1], rings[:, 1:]
+    steps = np.arange(segments, dtype=np.float64)[:, None] / segments
+    points = start[:, :, None, :] + (end - start)[:, :, None, :] * steps  # N x E x S x 2
+    dense = points.reshape(rings.shape[0], -1, 2)
+    return np.concatenate([dense, rings[:, :1]], axis=1)
+
+
 def reproject_rings(
     rings: np.ndarray, src_crs: CRS | str, dst_crs: CRS | str = WGS84
 ) -> np.ndarray:
@@ -137,10 +153,11 @@ def write_geojson_wgs84(
     crs: CRS | str,
     layer: str | None = None,
 ) -> None:
-    """Write an RFC 7946 GeoJSON copy: rings reprojected from ``crs`` to EPSG:4326 (lon, lat)."""
+    """Write an RFC 7946 GeoJSON copy: rings densified (:func:`densify_rings`) and reprojected
+    from ``crs`` to EPSG:4326 (lon, lat)."""
     write_polygons(
         path,
-        reproject_rings(rings, crs, WGS84),
+        reproject_rings(densify_rings(rings), crs, WGS84),
         attributes,
         WGS84,
         layer=layer,

@@ -7,6 +7,7 @@ display is needed.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -40,6 +41,11 @@ def qgis_app() -> Iterator[QgsApplication]:
     Processing.initialize()
     yield app
     QgsProject.instance().removeAllMapLayers()
+    # free what the tests left (QGIS objects, onnxruntime sessions) while QGIS still runs, then
+    # shut QGIS down before the interpreter does: left to the exit, their destructors run in
+    # no set order and can crash the process after every test has passed
+    gc.collect()
+    app.exitQgis()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,10 @@ from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer  # noqa: 
 from tests.qgis.events import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.qgis
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What docs/qgis.md and the plugin tell a Debian 12 user (QGIS 3.22 from apt) to run.
+DEBIAN_COMMAND = "/usr/bin/python3 -m pip install --user --break-system-packages snca 'numpy<2'"
 
 
 def test_the_python_of_qgis_is_found_on_each_platform() -> None:
@@ -58,23 +63,41 @@ def test_install_command_names_what_is_missing_and_keeps_numpy_1() -> None:
         numpy_major=1,
     )
     assert not report.ok
+    # snca declares onnxruntime, hnswlib, ...: the command names snca only
     assert report.install_command() == (
-        "'/opt/qgis python/bin/python3' -m pip install snca onnxruntime hnswlib 'numpy<2'"
+        "'/opt/qgis python/bin/python3' -m pip install snca 'numpy<2'"
     )
     assert report.message() == (
         "SNCA cannot run: snca_cli, onnxruntime missing from QGIS's Python. Install with: "
-        "'/opt/qgis python/bin/python3' -m pip install snca onnxruntime hnswlib 'numpy<2'"
+        "'/opt/qgis python/bin/python3' -m pip install snca 'numpy<2'"
         "  (then restart QGIS)"
     )
+    broken_runtime = DependencyReport(
+        python="python3", missing=[by_module["onnxruntime"]], numpy_major=2
+    )
+    assert broken_runtime.install_command() == "python3 -m pip install onnxruntime"
     optional_only = DependencyReport(python="python3", missing_optional=[by_module["hnswlib"]])
     assert optional_only.ok
     assert optional_only.install_command() == "python3 -m pip install hnswlib"
     debian = DependencyReport(
-        python="/usr/bin/python3", missing=[by_module["snca_cli"]], externally_managed=True
+        python="/usr/bin/python3",
+        missing=[by_module["snca_cli"]],
+        numpy_major=1,
+        externally_managed=True,
     )
-    assert debian.install_command() == (
-        "/usr/bin/python3 -m pip install --user --break-system-packages snca"
-    )
+    assert debian.install_command() == DEBIAN_COMMAND
+    assert DEBIAN_COMMAND in (ROOT / "docs" / "qgis.md").read_text()
+
+
+def test_the_full_command_is_the_one_this_environment_was_built_with() -> None:
+    """scripts/setup.sh builds .venv-qgis with `python -m snca_qgis.dependencies` (the checkout
+    for snca): for QGIS 3.22's numpy 1 that is `pip install snca 'numpy<2'`."""
+    import numpy
+
+    from snca_qgis.dependencies import full_install_command
+
+    pin = " 'numpy<2'" if numpy.__version__.startswith("1.") else ""
+    assert full_install_command() == f"{sys.executable} -m pip install snca{pin}"
 
 
 def test_windows_arguments_are_quoted_for_cmd() -> None:

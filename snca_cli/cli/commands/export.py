@@ -35,7 +35,11 @@ def register(app: typer.Typer) -> None:
             None, "--split", help="split.json to use (default: the one beside the checkpoint)."
         ),
         resolution_cm: float | None = typer.Option(
-            None, "--resolution-cm", help="Ground resolution of the training scenes, cm/px."
+            None,
+            "--resolution",
+            "--resolution-cm",
+            help="Ground resolution of the training scenes, cm/px (written as the model's "
+            "`resolution`; left out when not given).",
         ),
         overlap_percent: float = typer.Option(
             0.0, "--overlap-percent", help="Default tile overlap for the runtime, percent."

@@ -1,4 +1,5 @@
-"""`snca index build|add`: embed every tile of some rasters into a similar-tile index."""
+"""`snca index build|add|export`: embed every tile of some rasters into a similar-tile index;
+write an index out as GeoParquet."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.classify import expand_rasters
 from snca_cli.tasks.index.build import IndexSummary, add_to_index, build_index
+from snca_cli.tasks.index.geoparquet import export_geoparquet
 
 HELP = """Build or extend an index of tile embeddings for `snca search`."""
 
@@ -113,6 +115,31 @@ def add(
     _report(summary, "added")
 
 
+EXPORT_HELP = """Write an index's tiles and embeddings as one GeoParquet 1.1 file.
+
+One row per tile: tile_id, raster, window (row, col, col_off, row_off, width, height),
+class_id, class_name, score, valid_fraction, embedding (fixed-size float32 list), bbox and the
+footprint polygon (the index's CRS; EPSG:4326 for an index over several CRSs). The file metadata
+names the model and its SHA-256. Opens in geopandas, DuckDB, QGIS (GDAL 3.8+).
+"""
+
+
+@index_app.command("export", help=EXPORT_HELP)
+@exit_on_error
+def export(
+    index_dir: Path = typer.Argument(..., help="The index folder."),
+    output: Path = typer.Option(..., "--output", "-o", help="The .parquet file to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+) -> None:
+    summary = export_geoparquet(index_dir, output, force=force)
+    console.print(
+        f"wrote {summary.count:,} tiles ({summary.embedding_dim}-d embeddings, {summary.crs}) "
+        f"to [bold]{summary.path}[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``snca index build|add`` to the snca app."""
+    """Add ``snca index build|add|export`` to the snca app."""
     app.add_typer(index_app, name="index")

@@ -24,6 +24,7 @@ from tests.helpers.export_run import (  # noqa: E402
     write_checkpoint,
     write_scenes,
 )
+from tests.helpers.model_readers import deepness_reads, geodeep_reads  # noqa: E402
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()
@@ -67,6 +68,8 @@ def test_export_without_data_uses_an_earlier_evaluation(exported: Exported, tmp_
     meta = OnnxModel(target).metadata
     assert meta.training["test_metrics"] == {"knn@10": 0.75}
     assert meta.resolution_cm is None and meta.tiles_overlap == 0.0
+    # an unknown resolution is left out, never written as null (Deepness and GeoDeep float() it)
+    assert "resolution" not in OnnxModel(target).session.get_modelmeta().custom_metadata_map
     card = json.loads((tmp_path / "plain.card.json").read_text())
     # the split.json beside the checkpoint is recorded even without --data
     assert card["split"]["test"] == load_split(exported.run / "split.json")["test"]
@@ -156,3 +159,12 @@ def test_a_tta_export_averages_the_8_orientations_in_the_graph(
     assert card["test_metrics"] == pytest.approx(evaluated, abs=1e-3)
     assert card["model"]["orientations_averaged"] == 8
     assert "means over the 8 flips and quarter turns" in model.with_name("tta.card.md").read_text()
+
+
+def test_export_resolution_is_written_in_cm_per_px(exported: Exported, tmp_path: Path) -> None:
+    target = tmp_path / "res.onnx"
+    args = ["export", str(exported.checkpoint), "-o", str(target), "--resolution", "50"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    props = OnnxModel(target).session.get_modelmeta().custom_metadata_map
+    assert deepness_reads(props)["resolution"] == geodeep_reads(props)["resolution"] == 50.0

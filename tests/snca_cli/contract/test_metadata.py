@@ -1,11 +1,15 @@
 """The ONNX metadata contract: JSON-encoded props, Deepness keys, missing keys named."""
 
 import json
+from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 
+import snca_cli
 from snca_cli.contract.metadata import REQUIRED_KEYS, ModelMetadata
 from snca_cli.errors import SncaError
+from tests.helpers.model_readers import deepness_reads, geodeep_reads
 
 
 def make_metadata() -> ModelMetadata:
@@ -28,6 +32,7 @@ def test_props_are_json_and_carry_deepness_keys() -> None:
     assert values["class_names"] == {"0": "Airport", "1": "Beach", "2": "Forest"}
     assert values["tile_size"] == values["tiles_size"] == 150
     assert values["resolution"] == 200.0
+    assert values["orientations"] == 1
     assert values["standardization_mean"] == [0.0, 0.0, 0.0]
     assert values["standardization_std"] == [1.0, 1.0, 1.0]
     assert values["input_scale"]["uint8"] == 255.0
@@ -90,3 +95,35 @@ def test_metadata_values_outside_their_range_are_one_line(
     props[key] = value
     with pytest.raises(SncaError, match=f"model has an invalid snca metadata value: {message}"):
         ModelMetadata.from_props(props)
+
+
+@pytest.mark.parametrize("resolution_cm", [200.0, None])
+def test_deepness_and_geodeep_parse_every_key(resolution_cm: float | None) -> None:
+    metadata = make_metadata()
+    metadata.resolution_cm = resolution_cm
+    metadata.tiles_overlap = 12.5
+    props = metadata.to_props()
+    deepness, geodeep = deepness_reads(props), geodeep_reads(props)
+    assert deepness["model_type"] == geodeep["model_type"] == "Recognition"
+    assert deepness["class_names"] == [["Airport", "Beach", "Forest"]]
+    assert geodeep["class_names"] == {"0": "Airport", "1": "Beach", "2": "Forest"}
+    assert deepness["tile_size"] == 150
+    # overlap in percent: Deepness truncates to whole percent, GeoDeep keeps the fraction
+    assert (deepness["tiles_overlap"], geodeep["tiles_overlap"]) == (12, 12.5)
+    assert deepness["standardization"] == ([0.0] * 3, [1.0] * 3)
+    if resolution_cm is None:
+        # an unknown resolution is absent: Deepness uses the raster's, GeoDeep its 10 cm/px
+        assert "resolution" not in props
+        assert (deepness["resolution"], geodeep["resolution"]) == (None, 10.0)
+    else:
+        assert deepness["resolution"] == geodeep["resolution"] == 200.0
+    assert all(value != "null" for value in props.values())
+
+
+def test_the_shipped_models_parse_in_deepness_and_geodeep() -> None:
+    for path in sorted((Path(snca_cli.__file__).parent / "models").glob("*.onnx")):
+        props = ort.InferenceSession(str(path)).get_modelmeta().custom_metadata_map
+        assert "null" not in props.values(), path.name
+        assert json.loads(props["orientations"]) == 1, path.name
+        assert len(deepness_reads(props)["class_names"][0]) == 30
+        assert len(geodeep_reads(props)["class_names"]) == 30

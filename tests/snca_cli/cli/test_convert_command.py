@@ -1,0 +1,36 @@
+"""`snca convert` through the CLI: what it prints and writes, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+from typer.testing import CliRunner
+
+from snca_cli.cli import app
+from tests.helpers.onnx_models import make_band_mean_model
+
+runner = CliRunner()
+
+
+def test_convert_writes_the_segmentor_copy(tmp_path: Path) -> None:
+    model = make_band_mean_model(tmp_path / "bm.onnx", tile_size=8)
+    out = tmp_path / "seg.onnx"
+    args = ["convert", str(model), "--to", "segmentor", "-o", str(out), "--resolution", "25"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "model_type Segmentor, output class_map (N x 4 x 8 x 8), 4 class names" in text
+    props = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
+    assert props["resolution"] == "25.0"
+
+
+def test_convert_errors_are_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "x.onnx"
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "no.onnx"), "--to", "deepness", "-o", str(out)]
+    )
+    assert result.exit_code != 0
+    assert result.output.strip().startswith("error: ") and "does not exist" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
