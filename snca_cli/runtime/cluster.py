@@ -65,6 +65,7 @@ class ModelSpec:
 
 
 _MODELS: dict[ModelSpec, OnnxModel] = {}
+_LOADS: dict[str, int] = {}
 
 
 def worker_model(spec: ModelSpec) -> OnnxModel:
@@ -72,12 +73,14 @@ def worker_model(spec: ModelSpec) -> OnnxModel:
     model = _MODELS.get(spec)
     if model is None:
         model = _MODELS[spec] = OnnxModel(spec.path, provider=spec.provider, threads=spec.threads)
+        _LOADS[spec.path] = _LOADS.get(spec.path, 0) + 1
     return model
 
 
-def loaded_models() -> int:
-    """How many sessions this process holds (the tests check one per model per worker)."""
-    return len(_MODELS)
+def model_loads() -> dict[str, int]:
+    """How many times this process loaded each model file (once per worker, however many
+    units it runs)."""
+    return dict(_LOADS)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import rasterio
 
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled
-from snca_cli.runtime.cluster import ClusterSpec
+from snca_cli.runtime.cluster import ClusterSpec, model_loads
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.classify import classify_on_cluster, classify_raster, plan_targets
@@ -72,6 +72,11 @@ def test_index_on_two_workers_equals_the_single_process_index(
     assert (one[1] == two[1]).all()
     np.testing.assert_array_equal(one[2], two[2])
     assert not work_folder(tmp_path / "two").exists()  # removed once published
+    with distributed.Client(cluster) as client:
+        loads = client.run(model_loads)
+    path = str(model.path.resolve())
+    assert sum(w.get(path, 0) for w in loads.values()) <= len(loads) < summary.units
+    assert all(w.get(path, 0) <= 1 for w in loads.values())  # one session per worker
 
 
 def test_classify_on_two_workers_equals_the_single_process_outputs(
