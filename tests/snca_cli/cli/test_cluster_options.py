@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +16,11 @@ from typer.testing import CliRunner
 from snca_cli.cli import app
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.index.store import read_index
+from snca_cli.tasks.shards import SHARD_MANIFEST, work_folder
 from tests.helpers.classify_data import read_layer
 from tests.helpers.index_data import TILE, colour_grid
-from tests.helpers.rasters import painted_raster
+from tests.helpers.onnx_models import make_band_mean_model
+from tests.helpers.rasters import painted, painted_raster, write_raster
 
 runner = CliRunner()
 
@@ -115,3 +121,33 @@ def test_bad_cluster_options_are_one_line(
     assert done.exit_code == 2
     assert done.output.startswith("error: ") and message in done.output
     assert len(done.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_the_same_command_reuses_the_finished_shards(tmp_path: Path) -> None:
+    """A real SIGINT to `snca index build --workers 2` once a unit has finished: exit 130, no
+    index; the rerun computes only the units that had not finished."""
+    model = make_band_mean_model(tmp_path / "model.onnx", tile_size=8)
+    colours = np.random.default_rng(4).integers(1, 255, (512, 256, 3))
+    raster = write_raster(tmp_path / "big.tif", painted(colours, 8))  # 131,072 tiles: 7 units
+    idx = tmp_path / "idx"
+    command = [sys.executable, "-m", "snca_cli.cli", "index", "build", str(raster), "-m",
+               str(model), "-o", str(idx), "--workers", "2"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    work = work_folder(idx)
+    deadline = time.monotonic() + 120
+    while not list(work.glob(f"unit-*/{SHARD_MANIFEST}")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted: stopped cleanly" in stderr and not idx.exists()
+    finished = len(list(work.glob(f"unit-*/{SHARD_MANIFEST}")))
+    assert 1 <= finished < 7
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"7 work units, {finished} reused from an earlier run" in _words(rerun.stdout)
+    assert "holds 131,072 tiles" in _words(rerun.stdout) and not work.exists()
