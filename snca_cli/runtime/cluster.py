@@ -27,12 +27,14 @@ class ClusterSpec:
     """Where work runs: ``workers`` local processes, or the scheduler at ``address``
     (``tcp://HOST:PORT``); neither means this process (the default path).
 
-    ``threads_per_worker`` onnxruntime threads per worker process (0: onnxruntime's default).
+    ``threads_per_worker`` onnxruntime threads per worker process (0: onnxruntime's default);
+    ``connect_timeout_s`` how long to try reaching the scheduler at ``address``.
     """
 
     workers: int = 0
     address: str | None = None
     threads_per_worker: int = 1
+    connect_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
         if self.workers and self.address:
@@ -93,7 +95,7 @@ def open_cluster(spec: ClusterSpec) -> Iterator[object]:
         raise SncaError(f"--workers/--cluster need Dask distributed: {INSTALL_HINT}") from None
     if spec.address:
         try:
-            client = distributed.Client(spec.address, timeout="20s")
+            client = distributed.Client(spec.address, timeout=f"{spec.connect_timeout_s}s")
         except OSError as exc:
             raise SncaError(f"cannot reach the Dask scheduler at {spec.address}: {exc}") from None
         with client:
