@@ -12,6 +12,7 @@ import distributed
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled
@@ -37,14 +38,20 @@ def cluster():
 
 
 def _rasters(root: Path) -> list[Path]:
-    """Generated rasters: two painted ones (one with a no-data hole) and one of noise."""
+    """Generated rasters: two painted ones (one with a no-data hole), one of noise and a VRT
+    (a GDAL virtual raster) of another painted one."""
     root.mkdir(parents=True, exist_ok=True)
     painted = painted_raster(root / "painted.tif", colour_grid(5, 3, seed=3), TILE)
     holed = colour_grid(4, 6, seed=5)
     holed[1, 2] = 0
     hole = painted_raster(root / "hole.tif", holed, TILE, nodata=0)
     noise = np.random.default_rng(11).integers(1, 255, (3, 7 * TILE + 5, 2 * TILE + 3))
-    return [painted, hole, write_raster(root / "noise.tif", noise.astype(np.uint8))]
+    behind = painted_raster(root / "behind.tif", colour_grid(2, 5, seed=6), TILE)
+    rasterio.shutil.copy(behind, root / "virtual.vrt", driver="VRT")
+    return [
+        painted, hole, write_raster(root / "noise.tif", noise.astype(np.uint8)),
+        root / "virtual.vrt",
+    ]
 
 
 def _index_state(index_dir: Path) -> tuple[dict, np.ndarray, np.ndarray]:
