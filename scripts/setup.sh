@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up snca for development on a Debian/Ubuntu machine (idempotent; quick when already done).
-#   .venv       runtime + training extra + test tools (torch, onnx, onnxruntime, rasterio, hnswlib, ...)
+#   .venv       runtime + training and cluster extras + test tools (torch, dask, onnx, onnxruntime,
+#               rasterio, hnswlib, ...)
 #   .venv-qgis  QGIS's own Python (/usr/bin/python3, --system-site-packages) set up the way users
 #               do it: the plugin's own install command (docs/qgis.md), with this checkout for
 #               `snca`, then the test tools on top without changing anything it installed
@@ -23,8 +24,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-extras="test"
-[ "$with_train" = 1 ] && extras="train,test"
+extras="test,cluster"
+[ "$with_train" = 1 ] && extras="train,test,cluster"
 .venv/bin/python -m pip install -q -e ".[$extras]"
 
 if [ "$with_qgis" = 1 ]; then

@@ -37,3 +37,15 @@ EDGE = typer.Option("shift", help="shift: edge tiles moved inward; pad: padded w
 BATCH_SIZE = typer.Option(32, "--batch-size", help="Tiles per model run.")
 PROVIDER = typer.Option("auto", help="onnxruntime provider: auto (best available), CPU, CUDA, ...")
 THREADS = typer.Option(0, help="onnxruntime intra-op threads (0: its default).")
+WORKERS = typer.Option(
+    0,
+    "--workers",
+    help="Run on a Dask LocalCluster of N processes (needs `pip install \"snca[cluster]\"`); "
+    "0: in this process.",
+)
+CLUSTER = typer.Option(
+    None,
+    "--cluster",
+    help="Run on the Dask scheduler at tcp://HOST:PORT (outputs must be on a path the workers "
+    "share).",
+)

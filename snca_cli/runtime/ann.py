@@ -242,3 +242,45 @@ def build_hnsw(
     if len(embeddings):
         search.add(embeddings, ids)
     return search
+
+
+class ShardedSearch:
+    """Several hnswlib graphs searched together: every shard answers the ``k`` best of its
+    own tiles (labels are global tile ids), and the answers are merged into the overall top-k,
+    ties broken by the smaller id as in one graph. Recall equals that of the shards' graphs: a
+    true neighbour is missed only when its own shard misses it."""
+
+    name = "hnswlib"
+
+    def __init__(self, shards: list[HnswSearch]) -> None:
+        if not shards:
+            raise SncaError("a sharded index needs at least one shard")
+        self.shards = shards
+
+    @property
+    def dim(self) -> int:
+        return self.shards[0].dim
+
+    def __len__(self) -> int:
+        return sum(len(shard) for shard in self.shards)
+
+    def query(self, vectors: np.ndarray, k: int) -> Neighbours:
+        """The k approximate nearest neighbours of each query over every shard."""
+        queries = _check_queries(vectors, self.dim)
+        k = min(int(k), len(self))
+        if k < 1:
+            empty = np.empty((len(queries), 0))
+            return Neighbours(empty.astype(np.int64), empty.astype(np.float32))
+        answers = [shard.query(queries, k) for shard in self.shards if len(shard)]
+        ids = np.concatenate([a.ids for a in answers], axis=1)
+        sims = np.concatenate([a.similarities for a in answers], axis=1)
+        ids, sims = _top_k_rows(sims, ids, k)
+        return Neighbours(ids=ids, similarities=sims)
+
+
+def shard_ranges(count: int, shard_size: int) -> list[tuple[int, int]]:
+    """The tile id ranges ``[start, stop)`` of the shards of ``count`` tiles: consecutive ids,
+    ``shard_size`` per shard (0: one shard holding everything)."""
+    if shard_size <= 0 or count <= shard_size:
+        return [(0, count)]
+    return [(start, min(start + shard_size, count)) for start in range(0, count, shard_size)]

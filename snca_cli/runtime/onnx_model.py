@@ -90,7 +90,8 @@ class OnnxModel:
         import onnxruntime as ort
 
         self.path = Path(path)
-        check_threads(threads)
+        self.requested_provider = provider
+        self.threads = check_threads(threads)
         check_utf8_path(self.path, "model")
         if self.path.is_dir():
             raise SncaError(f"model {self.path} is a folder, not an ONNX file")

@@ -113,11 +113,15 @@ class RasterEmbedding(Iterator[TileBatch]):
         batch_size: int,
         progress: ProgressHook | None,
         cancelled: CancelHook | None,
+        rows: tuple[int, int] | None = None,
     ) -> None:
         check_batch_size(batch_size, model)
         self.model = model
         self.tiling = RasterTiling.open(raster_path, model.metadata, options)
-        self.stats = TilingStats(total=self.tiling.tile_count)
+        n_rows = self.tiling.grid.n_rows
+        self.rows = (0, n_rows) if rows is None else (max(0, rows[0]), min(n_rows, rows[1]))
+        band_rows = max(0, self.rows[1] - self.rows[0])
+        self.stats = TilingStats(total=band_rows * self.tiling.grid.n_cols)
         self._batch_size = batch_size
         self._progress = progress
         self._cancelled = cancelled
@@ -207,7 +211,7 @@ class RasterEmbedding(Iterator[TileBatch]):
             if self._buffers_made < PREFETCH_BATCHES + 2:
                 self._buffers_made += 1
                 tiling = self.tiling
-                slots = min(self._batch_size, tiling.tile_count)
+                slots = min(self._batch_size, max(1, self.stats.total))
                 shape = (slots, len(tiling.bands), tiling.tile_size, tiling.tile_size)
                 return np.empty(shape, np.float32)
             try:
@@ -222,7 +226,9 @@ class RasterEmbedding(Iterator[TileBatch]):
             tiles: list[Tile] = []
             buffer: np.ndarray | None = None
             skipped = 0
-            for tile in self.tiling.tiles():
+            grid = self.tiling.grid
+            band = (grid.tile(r, c) for r in range(*self.rows) for c in range(grid.n_cols))
+            for tile in band:
                 if self._stop.is_set():
                     return
                 if buffer is None:
@@ -266,6 +272,7 @@ def embed_raster(
     batch_size: int = 32,
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> RasterEmbedding:
     """Embed and classify every tile of a raster with enough valid pixels.
 
@@ -282,7 +289,9 @@ def embed_raster(
             (done counts skipped tiles too).
         cancelled: polled in the caller's thread; when it returns True the run stops and
             :class:`Cancelled` is raised.
+        rows: only the tiles of grid rows ``[start, stop)`` (a band of a raster too large for
+            one work unit); default every row.
     """
     return RasterEmbedding(
-        raster_path, model, options or TilingOptions(), batch_size, progress, cancelled
+        raster_path, model, options or TilingOptions(), batch_size, progress, cancelled, rows
     )

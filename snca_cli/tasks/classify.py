@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,21 @@ from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.block_cache import bounded_block_cache
+from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.paths import absolute_source, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.tile_stream import RasterEmbedding, TilingStats, embed_raster
 from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
 from snca_cli.tasks.output_names import class_map_name, geojson_beside
+from snca_cli.tasks.shards import (
+    UNIT_TILES,
+    Shard,
+    plan_units,
+    remove_work_folder,
+    run_units,
+    work_folder,
+)
 
 #: Raster suffixes picked up when a folder is given.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
@@ -110,11 +121,37 @@ class ClassifyTarget:
         return [p for p in (self.output, self.geojson, self.class_map) if p is not None]
 
 
+#: Suffix of a text file listing rasters, one path a line.
+LIST_SUFFIX = ".txt"
+
+
+def read_raster_list(path: Path) -> list[Path]:
+    """The rasters a text file lists: one path a line (blank lines and ``#`` comments
+    skipped); relative paths are relative to the file's folder, GDAL paths (``/vsis3/``,
+    ``/vsicurl/``, URLs) stay as written."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SncaError(f"cannot read the raster list {path}: {exc}") from None
+    rasters = []
+    for line in lines:
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        rasters.append(Path(name) if is_remote(name) else path.parent / name)
+    if not rasters:
+        raise SncaError(f"the raster list {path} names no raster")
+    return rasters
+
+
 def expand_rasters(paths: list[Path]) -> list[Path]:
-    """The rasters named: files as given, folders replaced by the rasters in them (sorted)."""
+    """The rasters named: files as given, folders replaced by the rasters in them (sorted),
+    ``.txt`` files by the rasters they list (:func:`read_raster_list`)."""
     rasters: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        if path.suffix.lower() == LIST_SUFFIX and path.is_file():
+            rasters.extend(read_raster_list(path))
+        elif path.is_dir():
             found = sorted(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
             )
@@ -222,19 +259,8 @@ def classify_raster(
     with embed_raster(raster_path, model, options, batch_size, progress, cancelled) as run:
         tiling = run.tiling
         results = _TileResults.collect(run)
-        with atomic_outputs(targets, force) as outputs:
-            rings = box_rings(results.bounds)
-            attributes = results.attributes(class_names, top_k)
-            layer = Path(raster_path).stem
-            write_polygons(outputs.path(output), rings, attributes, tiling.crs, layer=layer)
-            write_geojson_wgs84(
-                outputs.path(geojson), rings, attributes, tiling.crs, layer=layer
-            )
-            if class_map is not None:
-                grid = results.class_grid(tiling)
-                write_class_map(outputs.path(class_map), tiling, grid, class_names)
-            if cancelled is not None and cancelled():
-                raise Cancelled()  # before anything is published
+        target = ClassifyTarget(Path(raster_path), output, geojson, class_map)
+        _write_outputs(target, tiling, results, class_names, top_k, force, cancelled)
         return _summary(
             Path(raster_path),
             output,
@@ -247,6 +273,88 @@ def classify_raster(
             top_k,
             time.perf_counter() - started,
         )
+
+
+def _write_outputs(
+    target: ClassifyTarget,
+    tiling: RasterTiling,
+    results: _TileResults,
+    class_names: list[str],
+    top_k: int,
+    force: bool,
+    cancelled: CancelHook | None,
+) -> None:
+    """Write one raster's GeoPackage, GeoJSON and class map as one transaction."""
+    with atomic_outputs(target.paths(), force) as outputs:
+        rings = box_rings(results.bounds)
+        attributes = results.attributes(class_names, top_k)
+        layer = Path(target.raster).stem
+        write_polygons(outputs.path(target.output), rings, attributes, tiling.crs, layer=layer)
+        write_geojson_wgs84(
+            outputs.path(target.geojson), rings, attributes, tiling.crs, layer=layer
+        )
+        if target.class_map is not None:
+            grid = results.class_grid(tiling)
+            write_class_map(outputs.path(target.class_map), tiling, grid, class_names)
+        if cancelled is not None and cancelled():
+            raise Cancelled()  # before anything is published
+
+
+def classify_on_cluster(
+    targets: list[ClassifyTarget],
+    model: OnnxModel,
+    options: TilingOptions,
+    cluster: ClusterSpec,
+    batch_size: int = 32,
+    top_k: int = 3,
+    force: bool = False,
+    progress: ProgressHook | None = None,
+    cancelled: CancelHook | None = None,
+    say: Callable[[str], None] | None = None,
+    unit_tiles: int = UNIT_TILES,
+) -> list[ClassifySummary]:
+    """Classify every target's raster on a Dask cluster, then write each one's outputs as
+    :func:`classify_raster` does (the same files, equal values).
+
+    The rasters are cut into work units (:mod:`snca_cli.tasks.shards`) whose shards go to a
+    work folder beside the first output; ``progress(done, total)`` counts the tiles of the
+    whole run. A cancelled, failed or killed run keeps its finished shards: the same command
+    run again reuses them, and the work folder is deleted once every output is written.
+    """
+    started = time.perf_counter()
+    if not targets:
+        raise SncaError("no raster to classify")
+    class_names = model.metadata.class_names
+    if top_k < 1:
+        raise SncaError(f"top-k must be at least 1 (got {top_k})")
+    top_k = min(top_k, len(class_names))
+    options = options.for_model(model.metadata)
+    check_output_paths([p for t in targets for p in t.paths()], force)
+    names = [absolute_source(t.raster) for t in targets]
+    units = plan_units(names, model, options, unit_tiles)
+    work_dir = work_folder(targets[0].output)
+    done = run_units(
+        units, model, options, batch_size, work_dir, cluster, progress, cancelled, say
+    )
+    summaries = []
+    for target, name in zip(targets, names, strict=True):
+        shards = [s for s in done.shards if s.unit.raster == name]
+        results = _TileResults.from_shards(shards, model.metadata.num_classes)
+        stats = TilingStats(
+            total=sum(s.unit.tiles for s in shards),
+            embedded=len(results.tile_id),
+            skipped=sum(s.skipped for s in shards),
+        )
+        with RasterTiling.open(name, model.metadata, options) as tiling:
+            _write_outputs(target, tiling, results, class_names, top_k, force, cancelled)
+            summaries.append(
+                _summary(
+                    Path(target.raster), target.output, target.geojson, target.class_map,
+                    tiling, results, stats, model, top_k, time.perf_counter() - started,
+                )
+            )
+    remove_work_folder(work_dir)
+    return summaries
 
 
 @dataclass
@@ -283,6 +391,23 @@ class _TileResults:
                 if probabilities
                 else np.zeros((0, classes))
             ),
+        )
+
+    @classmethod
+    def from_shards(cls, shards: list[Shard], classes: int) -> _TileResults:
+        """The results of a raster's shards, in unit (grid) order."""
+        tiles = np.concatenate([s.tiles for s in shards])
+        return cls(
+            tile_id=tiles["grid_id"].astype(np.int64),
+            row=tiles["row"].astype(np.int64),
+            col=tiles["col"].astype(np.int64),
+            bounds=np.stack(
+                [tiles["minx"], tiles["miny"], tiles["maxx"], tiles["maxy"]], axis=1
+            ).astype(np.float64),
+            valid_fraction=np.concatenate([s.valid_fraction for s in shards]),
+            probabilities=np.concatenate(
+                [s.probabilities for s in shards] + [np.zeros((0, classes), np.float32)]
+            ).astype(np.float64),
         )
 
     @property

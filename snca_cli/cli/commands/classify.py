@@ -7,16 +7,19 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import console, exit_on_error, tile_progress
+from snca_cli.cli.support import console, error_console, exit_on_error, tile_progress
 from snca_cli.cli.tables import summary_table
 from snca_cli.contract.tiling import TilingOptions, tiling_options
 from snca_cli.runtime.atomic import check_output_paths
+from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.tasks.classify import (
+    LIST_SUFFIX,
     ClassifySummary,
     ClassifyTarget,
+    classify_on_cluster,
     classify_raster,
     expand_rasters,
     plan_targets,
@@ -64,10 +67,13 @@ def register(app: typer.Typer) -> None:
         provider: str = options.PROVIDER,
         threads: int = options.THREADS,
         force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+        workers: int = options.WORKERS,
+        cluster: str | None = options.CLUSTER,
     ) -> None:
+        spec = ClusterSpec(workers=workers, address=cluster)
         tiling = tiling_options(overlap, resolution, bands, min_valid, stretch, edge)
         expanded = expand_rasters(rasters)
-        folder_input = any(r.is_dir() for r in rasters)
+        folder_input = any(r.is_dir() or r.suffix.lower() == LIST_SUFFIX for r in rasters)
         targets = plan_targets(expanded, output, geojson, class_map, folder=folder_input or None)
         # refuse clashing or existing outputs before any work
         check_output_paths([path for target in targets for path in target.paths()], force)
@@ -81,8 +87,18 @@ def register(app: typer.Typer) -> None:
         )
         for target in targets:  # refuse any bad raster before writing anything
             RasterTiling.open(target.raster, meta, tiling).close()
-        for target in targets:
-            summary = _classify_one(target, model, tiling, batch_size, top_k, force)
+        if spec.distributed:
+            with tile_progress(f"{len(targets)} raster(s) on the cluster") as progress:
+                summaries = classify_on_cluster(
+                    targets, model, tiling, spec, batch_size, top_k, force, progress,
+                    say=lambda line: error_console.print(line, highlight=False),
+                )
+        else:
+            summaries = (
+                _classify_one(target, model, tiling, batch_size, top_k, force)
+                for target in targets
+            )
+        for summary in summaries:
             console.print(summary_table(summary))
             written = [summary.output, summary.geojson] + (
                 [summary.class_map] if summary.class_map else []

@@ -11,10 +11,17 @@ from snca_cli.cli import options
 from snca_cli.cli.support import console, error_console, exit_on_error, tile_progress
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.runtime.ann import IndexParams, hnswlib_available
+from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.classify import expand_rasters
-from snca_cli.tasks.index.build import IndexSummary, add_to_index, build_index
+from snca_cli.tasks.index.build import (
+    IndexSummary,
+    add_to_index,
+    build_index,
+    merge_indexes,
+    parse_count,
+)
 from snca_cli.tasks.index.geoparquet import export_geoparquet
 
 HELP = """Build or extend an index of tile embeddings for `snca search`."""
@@ -36,6 +43,20 @@ options are used. Tile ids continue after the last one. The index is replaced at
 interrupted add leaves the old index as it was.
 """
 
+MERGE_HELP = """Join indexes built separately with the same model and tiling into one.
+
+Tile ids follow the order of the indexes given; the hnswlib graphs are rebuilt (--shard-size
+tiles per graph). The result equals building one index from all their rasters.
+"""
+
+EXPORT_HELP = """Write an index's tiles and embeddings as one GeoParquet 1.1 file.
+
+One row per tile: tile_id, raster, window (row, col, col_off, row_off, width, height),
+class_id, class_name, score, valid_fraction, embedding (fixed-size float32 list), bbox and the
+footprint polygon (the index's CRS; EPSG:4326 for an index over several CRSs). The file metadata
+names the model and its SHA-256. Opens in geopandas, DuckDB, QGIS (GDAL 3.8+).
+"""
+
 index_app = typer.Typer(name="index", help=HELP, no_args_is_help=True)
 
 
@@ -50,7 +71,13 @@ def _report(summary: IndexSummary, verb: str) -> None:
         f"{verb} {summary.added:,} tiles of {summary.rasters} raster(s) "
         f"({summary.skipped:,} skipped for too few valid pixels) in {summary.seconds:.1f} s; "
         f"index [bold]{summary.index_dir}[/] holds {summary.count:,} tiles, "
-        f"{summary.embedding_dim}-d, {search}",
+        f"{summary.embedding_dim}-d, {search}"
+        + (f" in {summary.shards} shards" if summary.shards > 1 else "")
+        + (
+            f"; {summary.units} work units, {summary.reused} reused from an earlier run"
+            if summary.units
+            else ""
+        ),
         highlight=False,
         soft_wrap=True,
     )
@@ -79,9 +106,15 @@ def build(
     provider: str = options.PROVIDER,
     threads: int = options.THREADS,
     force: bool = typer.Option(False, "--force", help="Replace an existing index."),
+    shard_size: str = typer.Option(
+        "0", "--shard-size", help="Tiles per hnswlib graph, e.g. 5M (0: one graph)."
+    ),
+    workers: int = options.WORKERS,
+    cluster: str | None = options.CLUSTER,
 ) -> None:
     tiling = tiling_options(overlap, resolution, bands, min_valid, stretch, edge)
     params = IndexParams(M=m, ef_construction=ef_construction, ef=ef)
+    spec = ClusterSpec(workers=workers, address=cluster)
     paths = expand_rasters(rasters)
     model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
     if not hnswlib_available():
@@ -89,7 +122,8 @@ def build(
     with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
         summary = build_index(
             paths, model, output, tiling, params, force, batch_size, progress=progress,
-            waiting=_say,
+            waiting=_say, shard_size=parse_count(shard_size, "--shard-size"), cluster=spec,
+            say=_say,
         )
     _report(summary, "indexed")
 
@@ -105,23 +139,33 @@ def add(
     batch_size: int = options.BATCH_SIZE,
     provider: str = options.PROVIDER,
     threads: int = options.THREADS,
+    workers: int = options.WORKERS,
+    cluster: str | None = options.CLUSTER,
 ) -> None:
+    spec = ClusterSpec(workers=workers, address=cluster)
     paths = expand_rasters(rasters)
     model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
     with tile_progress(f"adding {len(paths)} raster(s)", transient=False) as progress:
         summary = add_to_index(
-            index_dir, paths, model, batch_size=batch_size, progress=progress, waiting=_say
+            index_dir, paths, model, batch_size=batch_size, progress=progress, waiting=_say,
+            cluster=spec, say=_say,
         )
     _report(summary, "added")
 
 
-EXPORT_HELP = """Write an index's tiles and embeddings as one GeoParquet 1.1 file.
-
-One row per tile: tile_id, raster, window (row, col, col_off, row_off, width, height),
-class_id, class_name, score, valid_fraction, embedding (fixed-size float32 list), bbox and the
-footprint polygon (the index's CRS; EPSG:4326 for an index over several CRSs). The file metadata
-names the model and its SHA-256. Opens in geopandas, DuckDB, QGIS (GDAL 3.8+).
-"""
+@index_app.command("merge", help=MERGE_HELP)
+@exit_on_error
+def merge(
+    indexes: list[Path] = typer.Argument(..., help="The indexes to join, in tile id order."),
+    output: Path = typer.Option(..., "--output", "-o", help="The index folder to create."),
+    shard_size: str | None = typer.Option(
+        None, "--shard-size", help="Tiles per hnswlib graph, e.g. 5M [default: the first's]."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing index."),
+) -> None:
+    size = None if shard_size is None else parse_count(shard_size, "--shard-size")
+    summary = merge_indexes(indexes, output, force, size, waiting=_say)
+    _report(summary, "merged")
 
 
 @index_app.command("export", help=EXPORT_HELP)
@@ -141,5 +185,5 @@ def export(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``snca index build|add|export`` to the snca app."""
+    """Add ``snca index build|add|merge|export`` to the snca app."""
     app.add_typer(index_app, name="index")

@@ -23,22 +23,39 @@ from rasterio.crs import CRS
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
-from snca_cli.runtime.ann import IndexParams, build_hnsw, hnswlib_available, normalize
+from snca_cli.runtime.ann import (
+    HnswSearch,
+    IndexParams,
+    build_hnsw,
+    hnswlib_available,
+    normalize,
+    shard_ranges,
+)
 from snca_cli.runtime.atomic import atomic_output, check_output_paths
+from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
-from snca_cli.runtime.tile_stream import TileBatch, embed_raster
+from snca_cli.runtime.tile_stream import embed_raster
 from snca_cli.tasks.index.store import (
-    GRAPH_NAME,
     MANIFEST_NAME,
     TILE_DTYPE,
     IndexedRaster,
     Manifest,
     check_model,
+    graph_names,
     index_lock,
     read_index,
     write_index_files,
+)
+from snca_cli.tasks.shards import (
+    UNIT_TILES,
+    Shard,
+    plan_units,
+    remove_work_folder,
+    run_units,
+    tile_rows,
+    work_folder,
 )
 
 
@@ -54,6 +71,9 @@ class IndexSummary:
     embedding_dim: int
     ann: str  # "hnswlib" or "exact"
     seconds: float
+    shards: int = 1  # hnswlib graphs of the index
+    units: int = 0  # work units run on a cluster (0: in this process)
+    reused: int = 0  # of them, finished shards of an earlier run reused
 
 
 @dataclass
@@ -63,6 +83,8 @@ class _NewTiles:
     rasters: list[IndexedRaster]
     tiles: np.ndarray
     embeddings: np.ndarray
+    units: int = 0
+    reused: int = 0
 
     @property
     def skipped(self) -> int:
@@ -102,24 +124,6 @@ def _tile_totals(paths: list[Path], model: OnnxModel, options: TilingOptions) ->
         with RasterTiling.open(path, model.metadata, options) as tiling:
             totals.append(tiling.tile_count)
     return totals
-
-
-def _batch_rows(batch: TileBatch, raster: int) -> np.ndarray:
-    rows = np.zeros(len(batch.tiles), dtype=TILE_DTYPE)
-    rows["raster"] = raster
-    rows["grid_id"] = [t.tile_id for t in batch.tiles]
-    rows["row"] = [t.row for t in batch.tiles]
-    rows["col"] = [t.col for t in batch.tiles]
-    windows = np.array([t.window for t in batch.tiles], dtype=np.int64).reshape(-1, 4)
-    bounds = np.array([t.bounds for t in batch.tiles], dtype=np.float64).reshape(-1, 4)
-    for i, name in enumerate(("col_off", "row_off", "width", "height")):
-        rows[name] = windows[:, i]
-    for i, name in enumerate(("minx", "miny", "maxx", "maxy")):
-        rows[name] = bounds[:, i]
-    rows["valid_fraction"] = [t.valid_fraction for t in batch.tiles]
-    rows["class_index"] = batch.probabilities.argmax(axis=1)
-    rows["score"] = batch.probabilities.max(axis=1)
-    return rows
 
 
 def _layer_name(crs: CRS, known: dict[str, str]) -> str:
@@ -165,7 +169,7 @@ def _embed_rasters(
                         f"model {model.path.name} produced {batch.embedding.shape[1]}-d "
                         f"embeddings; its metadata says {model.metadata.embedding_dim}"
                     )
-                tile_parts.append(_batch_rows(batch, first_raster + number))
+                tile_parts.append(tile_rows(batch, first_raster + number))
                 embedding_parts.append(normalize(batch.embedding))
                 count += len(batch.tiles)
             skipped = run.stats.skipped
@@ -197,6 +201,118 @@ def _embed_rasters(
     )
 
 
+def _embed(
+    paths: list[Path],
+    model: OnnxModel,
+    options: TilingOptions,
+    index_dir: Path,
+    first_tile_id: int,
+    first_raster: int,
+    layers: dict[str, str],
+    batch_size: int,
+    run: RunOptions,
+) -> _NewTiles:
+    """Embed ``paths`` in this process or, with ``run.cluster``, on a Dask cluster."""
+    if run.cluster is None or not run.cluster.distributed:
+        return _embed_rasters(
+            paths, model, options, index_dir, first_tile_id, first_raster, layers,
+            batch_size, run.progress, run.cancelled,
+        )
+    names = [absolute_source(p) for p in paths]
+    units = plan_units(names, model, options, run.unit_tiles)
+    done = run_units(
+        units, model, options, batch_size, work_folder(index_dir), run.cluster,
+        run.progress, run.cancelled, run.say,
+    )
+    by_raster: dict[str, list[Shard]] = {}
+    for shard in done.shards:
+        by_raster.setdefault(shard.unit.raster, []).append(shard)
+    rasters, tile_parts, embedding_parts = [], [], []
+    next_id = first_tile_id
+    for number, (path, name) in enumerate(zip(paths, names, strict=True)):
+        shards = by_raster[name]
+        first = shards[0]
+        tiles = np.concatenate([s.tiles for s in shards])
+        tiles["raster"] = first_raster + number
+        tile_parts.append(tiles)
+        embedding_parts.append(np.concatenate([s.embeddings for s in shards]))
+        crs = CRS.from_wkt(first.crs_wkt)
+        rasters.append(
+            IndexedRaster(
+                path=name,
+                relative_path=_relative_path(path, index_dir),
+                crs_wkt=crs.to_wkt(),
+                epsg=crs.to_epsg(),
+                transform=first.transform,
+                width=first.width,
+                height=first.height,
+                resampled=first.resampled,
+                first_tile_id=next_id,
+                tile_count=len(tiles),
+                skipped=sum(s.skipped for s in shards),
+                layer=_layer_name(crs, layers),
+            )
+        )
+        next_id += len(tiles)
+    return _NewTiles(
+        rasters=rasters,
+        tiles=np.concatenate(tile_parts),
+        embeddings=np.concatenate(embedding_parts),
+        units=len(units),
+        reused=done.reused,
+    )
+
+
+def save_graphs(
+    directory: Path,
+    embeddings: np.ndarray,
+    params: IndexParams,
+    shard_size: int,
+    existing: list[HnswSearch] | None = None,
+) -> int:
+    """Write the hnswlib graph of every shard of ``embeddings`` (rows = tile ids) into
+    ``directory``; ``existing`` graphs (of an index being extended) get their shard's new
+    vectors added instead of being built again. Returns the number of shards."""
+    existing = existing or []
+    ranges = shard_ranges(len(embeddings), shard_size)
+    for number, (name, (start, stop)) in enumerate(
+        zip(graph_names(len(embeddings), shard_size), ranges, strict=True)
+    ):
+        if number < len(existing):
+            graph = existing[number]
+            first_new = start + len(graph)
+            if first_new < stop:
+                graph.add(embeddings[first_new:stop], np.arange(first_new, stop, dtype=np.int64))
+        else:
+            ids = np.arange(start, stop, dtype=np.int64)
+            graph = build_hnsw(np.ascontiguousarray(embeddings[start:stop]), params, ids)
+        graph.save(directory / name)
+    return len(ranges)
+
+
+@dataclass
+class RunOptions:
+    """How a build or an add runs: its hooks and, optionally, the Dask cluster it uses.
+
+    Attributes:
+        progress: ``progress(done, total)`` over the tiles of all rasters.
+        cancelled: polled; returning True stops the run (:class:`snca_cli.errors.Cancelled`);
+            nothing is left behind but the finished shards of a cluster run, reused by the
+            rerun.
+        waiting: called with a message when another writer holds the index's lock.
+        cluster: where the tiles are embedded (None: in this process).
+        say: called with the Dask dashboard address.
+        unit_tiles: tiles per work unit on a cluster (larger rasters are cut into row bands).
+    """
+
+    progress: ProgressHook | None = None
+    cancelled: CancelHook | None = None
+    waiting: Callable[[str], None] | None = None
+    cluster: ClusterSpec | None = None
+    say: Callable[[str], None] | None = None
+    unit_tiles: int = UNIT_TILES
+
+
 def build_index(
     rasters: Sequence[Path | str],
     model: OnnxModel,
@@ -208,6 +324,10 @@ def build_index(
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
     waiting: Callable[[str], None] | None = None,
+    shard_size: int = 0,
+    cluster: ClusterSpec | None = None,
+    say: Callable[[str], None] | None = None,
+    unit_tiles: int = UNIT_TILES,
 ) -> IndexSummary:
     """Embed every tile of ``rasters`` with ``model`` and write a new index to ``index_dir``.
 
@@ -225,6 +345,9 @@ def build_index(
             nothing is left behind.
         waiting: ``waiting(message)`` is called when another writer holds the index's lock (this
             build then waits for it).
+        shard_size: tiles per hnswlib graph (0: one graph); a sharded index is searched by
+            fan-out over its shards.
+        cluster, say, unit_tiles: embed on a Dask cluster (see :class:`RunOptions`).
 
     Without hnswlib the index is written without graph and searched exactly.
     """
@@ -236,21 +359,21 @@ def build_index(
     _check_index_target(index_dir, force)
     paths = _raster_paths(rasters)
     ann = "hnswlib" if hnswlib_available() else "exact"
+    if shard_size < 0:
+        raise SncaError(f"--shard-size must be 0 (one graph) or more tiles; got {shard_size}")
+    run = RunOptions(progress, cancelled, waiting, cluster, say, unit_tiles)
     with index_lock(index_dir, cancelled, waiting):
         if index_dir.is_dir() and not any(index_dir.iterdir()):
             index_dir.rmdir()  # an empty folder (made by a file dialog) is not an index to keep
         _check_index_target(index_dir, force)  # again: another writer may have made one
         with atomic_output(index_dir, force=force, directory=True) as tmp:
-            new = _embed_rasters(
-                paths, model, options, index_dir, 0, 0, {}, batch_size, progress, cancelled
-            )
+            new = _embed(paths, model, options, index_dir, 0, 0, {}, batch_size, run)
             if len(new.tiles) == 0:
                 raise SncaError(
                     f"no tile of the {len(paths)} raster(s) has enough valid pixels "
                     f"(min valid {options.min_valid}); nothing to index"
                 )
-            if ann == "hnswlib":
-                build_hnsw(new.embeddings, params).save(tmp / GRAPH_NAME)
+            shards = save_graphs(tmp, new.embeddings, params, shard_size) if ann == "hnswlib" else 0
             metadata = model.metadata
             manifest = Manifest(
                 model_sha256=model.sha256,
@@ -266,8 +389,11 @@ def build_index(
                 count=len(new.tiles),
                 graph_bytes=0,
                 rasters=new.rasters,
+                shard_size=shard_size,
             )
             write_index_files(tmp, manifest, new.tiles, new.embeddings)
+        if run.cluster is not None and run.cluster.distributed:
+            remove_work_folder(work_folder(index_dir))
     return IndexSummary(
         index_dir=index_dir,
         count=len(new.tiles),
@@ -277,6 +403,9 @@ def build_index(
         embedding_dim=metadata.embedding_dim,
         ann=ann,
         seconds=time.perf_counter() - start,
+        shards=shards,
+        units=new.units,
+        reused=new.reused,
     )
 
 
@@ -299,6 +428,9 @@ def add_to_index(
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
     waiting: Callable[[str], None] | None = None,
+    cluster: ClusterSpec | None = None,
+    say: Callable[[str], None] | None = None,
+    unit_tiles: int = UNIT_TILES,
 ) -> IndexSummary:
     """Append the tiles of new ``rasters`` to an index without rebuilding it.
 
@@ -306,11 +438,17 @@ def add_to_index(
     (``options``, when given, must equal them). Tile ids continue after the last one. New
     versions of every file are written into a temporary folder that replaces the index only
     when complete: on any error or cancel the old index is left as it was. The whole add holds
-    the index's writer lock (a second writer waits; ``waiting(message)`` says so).
+    the index's writer lock (a second writer waits; ``waiting(message)`` says so). New tiles
+    fill the last hnswlib shard of a sharded index, then new shards. ``cluster``, ``say``,
+    ``unit_tiles``: embed on a Dask cluster (see :class:`RunOptions`).
     """
     index_dir = Path(index_dir)
+    run = RunOptions(progress, cancelled, waiting, cluster, say, unit_tiles)
     with index_lock(index_dir, cancelled, waiting):
-        return _add_locked(index_dir, rasters, model, options, batch_size, progress, cancelled)
+        summary = _add_locked(index_dir, rasters, model, options, batch_size, run)
+    if cluster is not None and cluster.distributed:
+        remove_work_folder(work_folder(index_dir))
+    return summary
 
 
 def _add_locked(
@@ -319,8 +457,7 @@ def _add_locked(
     model: OnnxModel,
     options: TilingOptions | None,
     batch_size: int,
-    progress: ProgressHook | None,
-    cancelled: CancelHook | None,
+    run: RunOptions,
 ) -> IndexSummary:
     start = time.perf_counter()
     files = read_index(index_dir, mmap=False)
@@ -336,7 +473,7 @@ def _add_locked(
     paths = _raster_paths(rasters, known=[r.path for r in manifest.rasters])
     layers = {r.crs_wkt: r.layer for r in manifest.rasters}
     with atomic_output(index_dir, force=True, directory=True) as tmp:
-        new = _embed_rasters(
+        new = _embed(
             paths,
             model,
             manifest.tiling,
@@ -345,19 +482,17 @@ def _add_locked(
             len(manifest.rasters),
             layers,
             batch_size,
-            progress,
-            cancelled,
+            run,
         )
-        if manifest.ann == "hnswlib":
-            graph = files.load_graph()
-            ids = np.arange(manifest.count, manifest.count + len(new.tiles), dtype=np.int64)
-            if len(ids):
-                graph.add(new.embeddings, ids)
-            graph.save(tmp / GRAPH_NAME)
-        manifest.rasters.extend(new.rasters)
-        manifest.count += len(new.tiles)
         tiles = np.concatenate([files.tiles, new.tiles])
         embeddings = np.concatenate([files.embeddings, new.embeddings])
+        shards = 0
+        if manifest.ann == "hnswlib":
+            shards = save_graphs(
+                tmp, embeddings, manifest.params, manifest.shard_size, files.load_shards()
+            )
+        manifest.rasters.extend(new.rasters)
+        manifest.count += len(new.tiles)
         write_index_files(tmp, manifest, tiles, embeddings)
     return IndexSummary(
         index_dir=index_dir,
@@ -368,6 +503,9 @@ def _add_locked(
         embedding_dim=manifest.embedding_dim,
         ann=manifest.ann,
         seconds=time.perf_counter() - start,
+        shards=shards,
+        units=new.units,
+        reused=new.reused,
     )
 
 
@@ -436,3 +574,110 @@ def update_index(
         progress=progress,
         cancelled=cancelled,
     )
+
+
+def merge_indexes(
+    sources: Sequence[Path | str],
+    output: Path | str,
+    force: bool = False,
+    shard_size: int | None = None,
+    waiting: Callable[[str], None] | None = None,
+) -> IndexSummary:
+    """Join indexes built separately (same model, tiling options and hnswlib parameters) into
+    one at ``output``: tile ids follow the order of ``sources``, as if their rasters had been
+    built in one run, and the graphs are rebuilt with ``shard_size`` tiles per shard (default:
+    the first index's). Written under the output's writer lock, published atomically."""
+    start = time.perf_counter()
+    output = Path(output)
+    if len(sources) < 2:
+        raise SncaError("give at least two indexes to merge")
+    opened = [read_index(source, mmap=True) for source in sources]
+    first = opened[0].manifest
+    for files in opened[1:]:
+        other = files.manifest
+        for what, mine, theirs in (
+            ("model (sha256)", first.model_sha256, other.model_sha256),
+            ("tiling options", first.tiling, other.tiling),
+            ("hnswlib parameters", first.params, other.params),
+            ("search library", first.ann, other.ann),
+        ):
+            if mine != theirs:
+                raise SncaError(
+                    f"index {files.directory} was built with another {what} than "
+                    f"{opened[0].directory}; indexes of one model and tiling merge"
+                )
+    shard_size = first.shard_size if shard_size is None else shard_size
+    if shard_size < 0:
+        raise SncaError(f"--shard-size must be 0 (one graph) or more tiles; got {shard_size}")
+    rasters: list[IndexedRaster] = []
+    seen: set[str] = set()
+    layers: dict[str, str] = {}
+    tile_parts = []
+    for files in opened:
+        files.close()
+        offset = len(rasters)
+        for raster in files.manifest.rasters:
+            if raster.path in seen:
+                raise SncaError(f"raster {raster.path} is in two of the indexes")
+            seen.add(raster.path)
+            first_id = sum(r.tile_count for r in rasters)
+            rasters.append(
+                IndexedRaster(
+                    **{
+                        **asdict(raster),
+                        "relative_path": _relative_path(Path(raster.path), output),
+                        "first_tile_id": first_id,
+                        "layer": _layer_name(raster.crs, layers),
+                    }
+                )
+            )
+        tiles = np.array(files.tiles)
+        tiles["raster"] += offset
+        tile_parts.append(tiles)
+    tiles = np.concatenate(tile_parts)
+    embeddings = np.concatenate([np.asarray(f.embeddings) for f in opened])
+    manifest = Manifest(
+        **{
+            **{k: getattr(first, k) for k in (
+                "model_sha256", "model_name", "embedding_dim", "class_names", "tile_size",
+                "model_resolution_m", "input_bands", "tiling", "params", "ann",
+            )},
+            "count": len(tiles),
+            "graph_bytes": 0,
+            "rasters": rasters,
+            "shard_size": shard_size,
+        }
+    )
+    with index_lock(output, None, waiting):
+        _check_index_target(output, force)
+        with atomic_output(output, force=force, directory=True) as tmp:
+            shards = (
+                save_graphs(tmp, embeddings, manifest.params, shard_size)
+                if manifest.ann == "hnswlib" else 0
+            )
+            write_index_files(tmp, manifest, tiles, embeddings)
+    return IndexSummary(
+        index_dir=output,
+        count=len(tiles),
+        added=len(tiles),
+        skipped=sum(r.skipped for r in rasters),
+        rasters=len(rasters),
+        embedding_dim=manifest.embedding_dim,
+        ann=manifest.ann,
+        seconds=time.perf_counter() - start,
+        shards=shards,
+    )
+
+
+def parse_count(text: str, option: str) -> int:
+    """A tile count as typed: ``5000000``, ``5M``, ``250k`` (0 allowed)."""
+    value = text.strip().lower().replace("_", "").replace(",", "")
+    factor = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(value[-1:], 1)
+    number = value[:-1] if factor > 1 else value
+    try:
+        count = float(number) * factor
+    except ValueError:
+        raise SncaError(f"{option} takes a tile count such as 5M or 250k; got {text!r}") from None
+    if not (count >= 0 and count == int(count)):
+        raise SncaError(f"{option} must be a whole number of tiles, 0 or more; got {text!r}")
+    return int(count)

@@ -13,7 +13,10 @@ using it (:func:`read_index`), so a damaged file is refused, never handed to hns
   for each raster, its path (absolute and relative to the index), CRS (WKT and EPSG), tiling
   grid (transform, width, height) and its range of tile ids;
 * ``index.hnsw``: the hnswlib graph (cosine space; labels are the tile ids), absent when the
-  index was built without hnswlib (searches are then exact);
+  index was built without hnswlib (searches are then exact); a sharded index (``shard_size``
+  in the manifest, ``--shard-size``) holds ``index-000.hnsw``, ``index-001.hnsw``, ... instead,
+  shard ``i`` holding tile ids ``[i * shard_size, (i + 1) * shard_size)``, searched by fan-out
+  (:class:`snca_cli.runtime.ann.ShardedSearch`);
 * ``embeddings.npy``: the unit embeddings, float32, row = tile id (the exact search and
   ``index add`` use them);
 * ``tiles.npy``: the tile table, row = tile id (:data:`TILE_DTYPE`), read by the search;
@@ -31,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -44,7 +48,13 @@ from snca_cli import __version__
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook
-from snca_cli.runtime.ann import HnswSearch, IndexParams
+from snca_cli.runtime.ann import (
+    HnswSearch,
+    IndexParams,
+    NeighbourSearch,
+    ShardedSearch,
+    shard_ranges,
+)
 from snca_cli.runtime.atomic import recover_outputs
 from snca_cli.runtime.file_lock import FileLock
 from snca_cli.runtime.onnx_model import OnnxModel
@@ -58,8 +68,12 @@ GRAPH_NAME = "index.hnsw"
 EMBEDDINGS_NAME = "embeddings.npy"
 TILES_NAME = "tiles.npy"
 TABLE_NAME = "tiles.gpkg"
-#: Every file of an index but the manifest, each checksummed in it.
+#: Every file of an index but the manifest and the graphs of a sharded index, each checksummed
+#: in it.
 DATA_FILES = (GRAPH_NAME, EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME)
+#: The graph file of shard ``i`` of a sharded index.
+SHARD_GRAPH_NAME = "index-{:03d}.hnsw"
+_SHARD_GRAPH_PATTERN = re.compile(r"index-\d{3,}\.hnsw")
 #: Seconds between two tries of a held index lock.
 LOCK_POLL_S = 0.1
 
@@ -131,11 +145,18 @@ class Manifest:
     params: IndexParams
     ann: str  # "hnswlib" (index.hnsw holds the graph) or "exact" (no graph)
     count: int
-    graph_bytes: int  # size of index.hnsw, 0 without graph
+    graph_bytes: int  # size of the graph files, 0 without graph
     rasters: list[IndexedRaster] = field(default_factory=list)
     snca_version: str = __version__
     #: name -> {"bytes": size, "sha256": hex digest} of every other file of the index
     files: dict[str, dict[str, int | str]] = field(default_factory=dict)
+    #: tiles per hnswlib shard; 0: one graph (``index.hnsw``) whatever the count
+    shard_size: int = 0
+
+    @property
+    def graph_names(self) -> list[str]:
+        """The graph files, one per shard, in tile id order (none without hnswlib)."""
+        return graph_names(self.count, self.shard_size) if self.ann == "hnswlib" else []
 
     def to_json(self) -> str:
         """The manifest's text, its checksum included (see :func:`manifest_checksum`)."""
@@ -165,6 +186,7 @@ class Manifest:
                 "ef": self.params.ef,
                 "count": self.count,
                 "graph_bytes": self.graph_bytes,
+                "shard_size": self.shard_size,
             },
             "tiling": asdict(self.tiling),
             "rasters": [asdict(r) for r in self.rasters],
@@ -216,11 +238,25 @@ class Manifest:
                 rasters=[IndexedRaster(**r) for r in payload["rasters"]],
                 snca_version=str(payload.get("snca_version", "")),
                 files={str(k): dict(v) for k, v in payload["files"].items()},
+                shard_size=int(index.get("shard_size", 0)),
             )
         except SncaError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise SncaError(f"{source} is corrupt: {type(exc).__name__}: {exc}") from None
+
+
+def graph_names(count: int, shard_size: int) -> list[str]:
+    """The graph files of an index of ``count`` tiles: ``index.hnsw`` for one graph, else
+    ``index-000.hnsw``... one per ``shard_size`` tiles."""
+    if shard_size <= 0:
+        return [GRAPH_NAME]
+    return [SHARD_GRAPH_NAME.format(i) for i in range(len(shard_ranges(count, shard_size)))]
+
+
+def is_index_file(name: str) -> bool:
+    """Whether ``name`` is a data file an index may hold (besides the manifest)."""
+    return name in DATA_FILES or _SHARD_GRAPH_PATTERN.fullmatch(name) is not None
 
 
 def manifest_checksum(payload: dict) -> str:
@@ -248,41 +284,51 @@ def file_digest(handle: BinaryIO) -> str:
 @dataclass
 class IndexFiles:
     """A checked index folder: manifest, tile table and embeddings (memory-mapped), and the
-    graph file of the same version, checksum verified, kept open until :meth:`load_graph`."""
+    graph files (one per shard) of the same version, checksum verified, kept open until
+    :meth:`load_shards`."""
 
     directory: Path
     manifest: Manifest
     tiles: np.ndarray  # TILE_DTYPE, row = tile id
     embeddings: np.ndarray  # count x D float32 unit vectors
-    graph_file: BinaryIO | None = None
+    graph_files: list[BinaryIO] = field(default_factory=list)
 
-    @property
-    def graph_path(self) -> Path:
-        return self.directory / GRAPH_NAME
-
-    def load_graph(self) -> HnswSearch:
-        """The hnswlib graph (needs hnswlib and an index built with it), from the very file
-        that was verified (through ``/proc/self/fd`` on Linux; elsewhere by its path, checked
-        to be the same file)."""
-        if self.graph_file is None:
+    def load_shards(self) -> list[HnswSearch]:
+        """The hnswlib graph of every shard in tile id order (needs hnswlib and an index built
+        with it), each from the very file that was verified (through ``/proc/self/fd`` on
+        Linux; elsewhere by its path, checked to be the same file)."""
+        if not self.graph_files:
             raise SncaError(f"index {self.directory} has no hnswlib graph")
-        handle = self.graph_file
-        by_fd = Path(f"/proc/self/fd/{handle.fileno()}")
-        path = by_fd if by_fd.exists() else self.graph_path
-        if path == self.graph_path and not _same_file(handle, path):
-            raise SncaError(f"index {self.directory} changed while it was opened; open it again")
+        manifest = self.manifest
+        ranges = shard_ranges(manifest.count, manifest.shard_size)
         try:
-            return HnswSearch.load(
-                path, self.manifest.embedding_dim, self.manifest.params, self.manifest.count
-            )
+            shards = []
+            for name, handle, (start, stop) in zip(
+                manifest.graph_names, self.graph_files, ranges, strict=True
+            ):
+                by_fd = Path(f"/proc/self/fd/{handle.fileno()}")
+                path = by_fd if by_fd.exists() else self.directory / name
+                if path == self.directory / name and not _same_file(handle, path):
+                    raise SncaError(
+                        f"index {self.directory} changed while it was opened; open it again"
+                    )
+                shards.append(
+                    HnswSearch.load(path, manifest.embedding_dim, manifest.params, stop - start)
+                )
+            return shards
         finally:
             self.close()
 
+    def load_graph(self) -> NeighbourSearch:
+        """The index's graph: one hnswlib graph, or its shards searched by fan-out."""
+        shards = self.load_shards()
+        return shards[0] if len(shards) == 1 else ShardedSearch(shards)
+
     def close(self) -> None:
-        """Close the graph file (the embeddings stay mapped); idempotent."""
-        if self.graph_file is not None:
-            self.graph_file.close()
-            self.graph_file = None
+        """Close the graph files (the embeddings stay mapped); idempotent."""
+        for handle in self.graph_files:
+            handle.close()
+        self.graph_files = []
 
 
 def _same_file(handle: BinaryIO, path: Path) -> bool:
@@ -400,7 +446,7 @@ def _open_files(directory: Path) -> tuple[Manifest, dict[str, BinaryIO]]:
     handles: dict[str, BinaryIO] = {}
     try:
         for name in manifest.files:
-            if name not in DATA_FILES:
+            if not is_index_file(name):
                 raise _corrupt(directory, f"{MANIFEST_NAME} lists an unknown file {name!r}")
             handles[name] = open(directory / name, "rb")  # noqa: SIM115 - kept open
     except FileNotFoundError as exc:
@@ -417,9 +463,7 @@ def _open_files(directory: Path) -> tuple[Manifest, dict[str, BinaryIO]]:
 def _check_files(
     directory: Path, manifest: Manifest, handles: dict[str, BinaryIO], mmap: bool
 ) -> IndexFiles:
-    required = [EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME]
-    if manifest.ann == "hnswlib":
-        required.append(GRAPH_NAME)
+    required = [EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME, *manifest.graph_names]
     for name in required:
         if name not in handles:
             raise _corrupt(directory, f"{MANIFEST_NAME} lists no {name}")
@@ -454,11 +498,10 @@ def _check_files(
             f"counts disagree: manifest {count}, rasters {raster_counts}, {TILES_NAME} "
             f"{len(tiles)}, {EMBEDDINGS_NAME} {len(embeddings)}",
         )
-    graph = handles.pop(GRAPH_NAME, None)
-    if manifest.ann != "hnswlib" and graph is not None:
-        graph.close()
-        graph = None
-    return IndexFiles(directory, manifest, tiles, embeddings, graph)
+    graphs = [handles.pop(name) for name in manifest.graph_names]
+    for handle in handles.values():  # listed but not used (a graph of an exact index)
+        handle.close()
+    return IndexFiles(directory, manifest, tiles, embeddings, graphs)
 
 
 def _load_array(handle: BinaryIO, mmap: bool) -> np.ndarray:
@@ -530,15 +573,15 @@ def write_tile_table(path: Path, manifest: Manifest, tiles: np.ndarray) -> None:
 def write_index_files(
     directory: Path, manifest: Manifest, tiles: np.ndarray, embeddings: np.ndarray
 ) -> None:
-    """Write the array files, the GPKG and, last, the manifest into ``directory``."""
+    """Write the array files, the GPKG and, last, the manifest into ``directory`` (the graph
+    files, :attr:`Manifest.graph_names`, are already there)."""
     np.save(directory / EMBEDDINGS_NAME, embeddings, allow_pickle=False)
     np.save(directory / TILES_NAME, tiles, allow_pickle=False)
     write_tile_table(directory / TABLE_NAME, manifest, tiles)
-    manifest.graph_bytes = (
-        (directory / GRAPH_NAME).stat().st_size if manifest.ann == "hnswlib" else 0
-    )
+    graphs = manifest.graph_names
+    manifest.graph_bytes = sum((directory / name).stat().st_size for name in graphs)
     manifest.files = {}
-    for name in DATA_FILES:
+    for name in [EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME, *graphs]:
         if (directory / name).is_file():
             with open(directory / name, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size

@@ -163,3 +163,19 @@ def test_bad_batch_size_is_refused(tmp_path: Path, model) -> None:
     path = write_raster(tmp_path / "p.tif", painted(COLOURS, 16))
     with pytest.raises(SncaError, match="batch size"):
         embed_raster(path, model, batch_size=0)
+
+
+def test_a_band_of_rows_yields_exactly_its_tiles(tmp_path: Path, model) -> None:
+    """A work unit's rows [1, 3) of the 3 x 4 grid: tiles 4..11 with their classes, counted
+    against the band's 8 tiles (rows past the grid are clipped)."""
+    path = write_raster(tmp_path / "p.tif", painted(COLOURS, 16))
+    with embed_raster(path, model, batch_size=3, rows=(1, 3)) as run:
+        batches = list(run)
+    tiles = [t for b in batches for t in b.tiles]
+    assert [t.tile_id for t in tiles] == list(range(4, 12))
+    classes = np.concatenate([b.probabilities for b in batches]).argmax(axis=1)
+    assert classes.tolist() == CLASSES[1] + CLASSES[2]
+    assert run.stats == TilingStats(total=8, embedded=8, skipped=0)
+    with embed_raster(path, model, rows=(2, 9)) as run:
+        assert [t.tile_id for b in run for t in b.tiles] == [8, 9, 10, 11]
+    assert run.stats.total == 4

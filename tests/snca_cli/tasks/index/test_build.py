@@ -60,6 +60,7 @@ def test_build_writes_every_tile_with_its_exact_embedding_class_and_geometry(
         "ef": 20,
         "count": 12,
         "graph_bytes": (tmp_path / "idx" / GRAPH_NAME).stat().st_size,
+        "shard_size": 0,
     }
     assert manifest["tiling"]["overlap"] == 0.0 and manifest["tiling"]["edge"] == "shift"
     (entry,) = manifest["rasters"]

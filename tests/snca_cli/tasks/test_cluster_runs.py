@@ -1,0 +1,201 @@
+"""Classify and index on a Dask LocalCluster (snca_cli.tasks.shards): the same results as the
+single-process path, a killed worker, a cancelled run resumed from its finished shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import distributed
+import numpy as np
+import pytest
+import rasterio
+import rasterio.shutil
+
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import Cancelled
+from snca_cli.runtime.cluster import ClusterSpec, model_loads
+from snca_cli.runtime.default_model import resolve_model
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.classify import classify_on_cluster, classify_raster, plan_targets
+from snca_cli.tasks.index.build import build_index
+from snca_cli.tasks.index.store import read_index
+from snca_cli.tasks.shards import SHARD_MANIFEST, plan_units, read_shard, work_folder
+from tests.helpers.classify_data import read_layer
+from tests.helpers.index_data import TILE, colour_grid
+from tests.helpers.rasters import painted_raster, write_raster
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of 2 single-threaded worker processes, shared by the module's tests."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as local:
+        yield local
+
+
+def _rasters(root: Path) -> list[Path]:
+    """Generated rasters: two painted ones (one with a no-data hole), one of noise and a VRT
+    (a GDAL virtual raster) of another painted one."""
+    root.mkdir(parents=True, exist_ok=True)
+    painted = painted_raster(root / "painted.tif", colour_grid(5, 3, seed=3), TILE)
+    holed = colour_grid(4, 6, seed=5)
+    holed[1, 2] = 0
+    hole = painted_raster(root / "hole.tif", holed, TILE, nodata=0)
+    noise = np.random.default_rng(11).integers(1, 255, (3, 7 * TILE + 5, 2 * TILE + 3))
+    behind = painted_raster(root / "behind.tif", colour_grid(2, 5, seed=6), TILE)
+    rasterio.shutil.copy(behind, root / "virtual.vrt", driver="VRT")
+    return [
+        painted, hole, write_raster(root / "noise.tif", noise.astype(np.uint8)),
+        root / "virtual.vrt",
+    ]
+
+
+def _index_state(index_dir: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(manifest without the graph's and GPKG's file entries, tiles, embeddings) of an index."""
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest.pop("checksum")
+    for name in ("index.hnsw", "tiles.gpkg"):  # hnswlib inserts with threads; GPKG has a date
+        manifest["files"].pop(name)
+    files = read_index(index_dir)
+    files.close()
+    return manifest, np.array(files.tiles), np.array(files.embeddings)
+
+
+def test_index_on_two_workers_equals_the_single_process_index(
+    tmp_path: Path, model: OnnxModel, cluster
+) -> None:
+    rasters = _rasters(tmp_path / "in")
+    options = TilingOptions(overlap=0.25)
+    build_index(rasters, model, tmp_path / "one", options)
+    spec = ClusterSpec(address=cluster.scheduler_address)
+    summary = build_index(rasters, model, tmp_path / "two", options, cluster=spec, unit_tiles=8)
+    assert summary.units == len(plan_units([str(r) for r in rasters], model, options, 8)) > 3
+    one, two = _index_state(tmp_path / "one"), _index_state(tmp_path / "two")
+    assert one[0] == two[0]  # manifest: counts, rasters, tile ids, sha256 of the arrays
+    assert (one[1] == two[1]).all()
+    np.testing.assert_array_equal(one[2], two[2])
+    assert not work_folder(tmp_path / "two").exists()  # removed once published
+    with distributed.Client(cluster) as client:
+        loads = client.run(model_loads)
+    path = str(model.path.resolve())
+    assert sum(w.get(path, 0) for w in loads.values()) <= len(loads) < summary.units
+    assert all(w.get(path, 0) <= 1 for w in loads.values())  # one session per worker
+
+
+def test_classify_on_two_workers_equals_the_single_process_outputs(
+    tmp_path: Path, model: OnnxModel, cluster
+) -> None:
+    rasters = _rasters(tmp_path / "in")
+    options = TilingOptions(overlap=0.25).for_model(model.metadata)
+    single = plan_targets(rasters, tmp_path / "one", class_map=tmp_path / "one")
+    for target in single:
+        classify_raster(
+            target.raster, model, target.output, options, geojson=target.geojson,
+            class_map=target.class_map,
+        )
+    targets = plan_targets(rasters, tmp_path / "two", class_map=tmp_path / "two")
+    spec = ClusterSpec(address=cluster.scheduler_address)
+    summaries = classify_on_cluster(targets, model, options, spec, unit_tiles=8)
+    for a, b, summary in zip(single, targets, summaries, strict=True):
+        _, rings_a, fields_a = read_layer(a.output)
+        _, rings_b, fields_b = read_layer(b.output)
+        np.testing.assert_array_equal(rings_a, rings_b)
+        assert fields_a.keys() == fields_b.keys()
+        for name in fields_a:
+            np.testing.assert_array_equal(fields_a[name], fields_b[name], err_msg=name)
+        with rasterio.open(a.class_map) as x, rasterio.open(b.class_map) as y:
+            np.testing.assert_array_equal(x.read(), y.read())
+        assert summary.tiles_classified == len(fields_a["tile_id"]) > 0
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_does_not_change_the_index(tmp_path: Path) -> None:
+    """SIGKILL of a worker that is embedding a unit: Dask runs the unit again elsewhere."""
+    model = OnnxModel(resolve_model(None))  # the shipped model: about 0.1 s per tile here
+    noise = np.random.default_rng(2).integers(1, 255, (3, 150 * 6, 150 * 4)).astype(np.uint8)
+    raster = write_raster(tmp_path / "scene.tif", noise)
+    build_index([raster], model, tmp_path / "one")
+    killed: list[int] = []
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        pids = client.run(os.getpid)
+
+        def kill_a_busy_worker(done: int, total: int) -> None:
+            if killed or done == total:
+                return
+            busy = [w for w, keys in client.processing().items() if keys]
+            if busy:
+                killed.append(pids[busy[0]])
+                os.kill(pids[busy[0]], signal.SIGKILL)
+
+        spec = ClusterSpec(address=local.scheduler_address)
+        build_index(
+            [raster], model, tmp_path / "two", cluster=spec, unit_tiles=4,
+            progress=kill_a_busy_worker,
+        )
+    assert killed  # a worker with a unit in flight was killed
+    one, two = _index_state(tmp_path / "one"), _index_state(tmp_path / "two")
+    assert one[0] == two[0] and (one[1] == two[1]).all()
+    np.testing.assert_allclose(one[2], two[2], atol=1e-6, rtol=0)
+
+
+def test_a_cancelled_run_is_resumed_from_its_finished_shards(
+    tmp_path: Path, model: OnnxModel
+) -> None:
+    rasters = _rasters(tmp_path / "in")
+    calls: list[int] = []
+
+    def stop_after_two_units(done: int, total: int) -> None:
+        calls.append(done)
+
+    spec = ClusterSpec(workers=2)
+    with pytest.raises(Cancelled):
+        build_index(
+            rasters, model, tmp_path / "idx", cluster=spec, unit_tiles=4,
+            progress=stop_after_two_units, cancelled=lambda: len(calls) >= 2,
+        )
+    assert not (tmp_path / "idx").exists()
+    work = work_folder(tmp_path / "idx")
+    options = TilingOptions().for_model(model.metadata)
+    units = plan_units([str(r) for r in rasters], model, options, 4)
+    finished = [
+        u for u in units if read_shard(u.folder(work, model.sha256, options), u) is not None
+    ]
+    assert 2 <= len(finished) < len(units)
+    assert all((u.folder(work, model.sha256, options) / SHARD_MANIFEST).is_file() for u in finished)
+    summary = build_index(rasters, model, tmp_path / "idx", cluster=spec, unit_tiles=4)
+    assert summary.units == len(units) and summary.reused == len(finished)
+    build_index(rasters, model, tmp_path / "ref")
+    ref, resumed = _index_state(tmp_path / "ref"), _index_state(tmp_path / "idx")
+    assert ref[0] == resumed[0] and (ref[1] == resumed[1]).all()
+    np.testing.assert_array_equal(ref[2], resumed[2])
+
+
+@pytest.mark.shared_data
+def test_the_landsat_scene_on_two_workers_equals_the_single_process_run(
+    tmp_path: Path, landsat_rgb: Path, cluster
+) -> None:
+    """The real scene with the shipped model: index and classify, cut into row bands."""
+    model = OnnxModel(resolve_model(None))
+    spec = ClusterSpec(address=cluster.scheduler_address)
+    build_index([landsat_rgb], model, tmp_path / "one")
+    build_index([landsat_rgb], model, tmp_path / "two", cluster=spec, unit_tiles=6)
+    one, two = _index_state(tmp_path / "one"), _index_state(tmp_path / "two")
+    assert one[0] == two[0] and (one[1] == two[1]).all() and len(one[1]) == 19
+    np.testing.assert_allclose(one[2], two[2], atol=1e-6, rtol=0)
+    options = TilingOptions().for_model(model.metadata)
+    classify_raster(landsat_rgb, model, tmp_path / "one.gpkg", options)
+    (target,) = plan_targets([landsat_rgb], tmp_path / "two.gpkg")
+    classify_on_cluster([target], model, options, spec, unit_tiles=6)
+    fields_a, fields_b = read_layer(tmp_path / "one.gpkg")[2], read_layer(tmp_path / "two.gpkg")[2]
+    assert (fields_a["class_name"] == fields_b["class_name"]).all()
+    for name in ("score", "top1_prob", "top2_prob", "valid_fraction"):
+        np.testing.assert_allclose(fields_a[name], fields_b[name], atol=1e-6, rtol=0)
