@@ -26,7 +26,13 @@ from rasterio.errors import CRSError
 from rasterio.warp import transform as transform_coords
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.ann import ExactSearch, NeighbourSearch, hnswlib_available, normalize
+from snca_cli.runtime.ann import (
+    ExactSearch,
+    HnswSearch,
+    NeighbourSearch,
+    hnswlib_available,
+    normalize,
+)
 from snca_cli.runtime.grid import TileGrid
 from snca_cli.runtime.image_input import image_as_model_input
 from snca_cli.runtime.onnx_model import OnnxModel
@@ -57,12 +63,14 @@ class TileIndex:
     Not thread-safe: use one ``TileIndex`` per thread.
     """
 
-    def __init__(self, files: IndexFiles, search: NeighbourSearch) -> None:
+    def __init__(self, files: IndexFiles, exact: bool) -> None:
         self.directory = files.directory
         self.manifest: Manifest = files.manifest
+        self._files = files
+        self._exact = exact
         self._tiles = files.tiles
         self._embeddings: np.ndarray | None = files.embeddings
-        self._search: NeighbourSearch | None = search
+        self._search: NeighbourSearch | None = None  # loaded by the first search
         self._members: dict[int, np.ndarray] = {}
         tiling = self.manifest.tiling
         self._grids = [
@@ -74,19 +82,23 @@ class TileIndex:
 
     @classmethod
     def open(cls, index_dir: Path | str, exact: bool = False) -> TileIndex:
-        """Open and check an index; ``exact=True`` (or no hnswlib) searches exactly."""
+        """Open and check an index; ``exact=True`` (or no hnswlib) searches exactly.
+
+        The hnswlib graphs (every shard's) are loaded by the first similarity search, from the
+        files verified on opening: looking tiles up (:meth:`tile`, :meth:`tile_at`) needs only
+        the tile table.
+        """
         files = read_index(index_dir)
-        if exact or files.manifest.ann == "exact" or not hnswlib_available():
+        exact = exact or files.manifest.ann == "exact" or not hnswlib_available()
+        if exact:
             files.close()
-            search: NeighbourSearch = ExactSearch(files.embeddings)
-        else:
-            search = files.load_graph()
-        return cls(files, search)
+        return cls(files, exact)
 
     def close(self) -> None:
         """Drop the embeddings map and the graph; searching afterwards raises SncaError."""
         self._embeddings = None
         self._search = None
+        self._files.close()
         self._members.clear()
 
     def __enter__(self) -> TileIndex:
@@ -97,11 +109,19 @@ class TileIndex:
 
     @property
     def backend(self) -> str:
-        return self._open_search().name
+        """``"exact"`` or ``"hnswlib"``: how similarity searches are answered."""
+        self._open_embeddings()
+        return ExactSearch.name if self._exact else HnswSearch.name
+
+    @property
+    def graph_loaded(self) -> bool:
+        """Whether a search has loaded the neighbour search (the graphs) yet."""
+        return self._search is not None
 
     def _open_search(self) -> NeighbourSearch:
+        embeddings = self._open_embeddings()
         if self._search is None:
-            raise SncaError(f"index {self.directory} was closed")
+            self._search = ExactSearch(embeddings) if self._exact else self._files.load_graph()
         return self._search
 
     def _open_embeddings(self) -> np.ndarray:

@@ -58,7 +58,13 @@ def test_a_sharded_index_answers_as_one_graph(
         list(range(a, min(a + 10, 36))) for a in range(0, 36, 10)
     ]
     with TileIndex.open(tmp_path / "four") as index:
-        assert isinstance(index._search, ShardedSearch)
+        # looking tiles up needs the tile table only; the first search loads every shard
+        x = (index.tile(5).bounds[0] + index.tile(5).bounds[2]) / 2
+        y = (index.tile(5).bounds[1] + index.tile(5).bounds[3]) / 2
+        assert index.tile_at(x, y).tile_id == 5 and index.backend == "hnswlib"
+        assert not index.graph_loaded
+        index.search_point(x, y, k=3)
+        assert index.graph_loaded and isinstance(index._search, ShardedSearch)
     # 36 tiles: every graph is exact, so the fan-out equals one graph and exact search
     assert _answers(tmp_path / "four") == _answers(tmp_path / "one") == _answers(
         tmp_path / "one", exact=True
