@@ -58,6 +58,12 @@ class Neighbours:
     ids: np.ndarray
     similarities: np.ndarray
 
+    @classmethod
+    def none(cls, queries: int) -> Neighbours:
+        """No neighbour for each of ``queries`` queries (an empty index, or k = 0)."""
+        empty = np.empty((queries, 0))
+        return cls(empty.astype(np.int64), empty.astype(np.float32))
+
 
 class NeighbourSearch(Protocol):
     """What both backends offer."""
@@ -140,8 +146,7 @@ class ExactSearch:
         queries = normalize(_check_queries(vectors, self.dim))
         k = min(int(k), len(self))
         if k < 1:
-            empty = np.empty((len(queries), 0))
-            return Neighbours(empty.astype(np.int64), empty.astype(np.float32))
+            return Neighbours.none(len(queries))
         best_ids = np.empty((len(queries), 0), dtype=np.int64)
         best_sims = np.empty((len(queries), 0), dtype=np.float32)
         rows = max(4 * k, EXACT_BLOCK_ELEMENTS // len(queries))
@@ -224,8 +229,7 @@ class HnswSearch:
         queries = _check_queries(vectors, self.dim)
         k = min(int(k), len(self))
         if k < 1:
-            empty = np.empty((len(queries), 0))
-            return Neighbours(empty.astype(np.int64), empty.astype(np.float32))
+            return Neighbours.none(len(queries))
         self.index.set_ef(max(self.params.ef, k))
         labels, distances = self.index.knn_query(queries, k=k)
         similarities = (1.0 - distances).astype(np.float32)
@@ -269,8 +273,7 @@ class ShardedSearch:
         queries = _check_queries(vectors, self.dim)
         k = min(int(k), len(self))
         if k < 1:
-            empty = np.empty((len(queries), 0))
-            return Neighbours(empty.astype(np.int64), empty.astype(np.float32))
+            return Neighbours.none(len(queries))
         answers = [shard.query(queries, k) for shard in self.shards if len(shard)]
         ids = np.concatenate([a.ids for a in answers], axis=1)
         sims = np.concatenate([a.similarities for a in answers], axis=1)
