@@ -90,6 +90,23 @@ class _NewTiles:
     def skipped(self) -> int:
         return sum(r.skipped for r in self.rasters)
 
+    @classmethod
+    def join(
+        cls,
+        rasters: list[IndexedRaster],
+        tile_parts: list[np.ndarray],
+        embedding_parts: list[np.ndarray],
+        dim: int,
+        units: int = 0,
+        reused: int = 0,
+    ) -> _NewTiles:
+        """The rasters' tiles and embeddings joined in order (none: empty arrays)."""
+        tiles = np.concatenate(tile_parts) if tile_parts else np.zeros(0, TILE_DTYPE)
+        embeddings = (
+            np.concatenate(embedding_parts) if embedding_parts else np.zeros((0, dim), np.float32)
+        )
+        return cls(rasters, tiles, embeddings, units, reused)
+
 
 def _raster_paths(rasters: Sequence[Path | str], known: Sequence[str] = ()) -> list[Path]:
     """Absolute raster paths; refuse none, duplicates and rasters already indexed."""
@@ -191,14 +208,7 @@ def _embed_rasters(
         )
         next_id += count
         done_before += totals[number]
-    dim = model.metadata.embedding_dim
-    return _NewTiles(
-        rasters=rasters,
-        tiles=np.concatenate(tile_parts) if tile_parts else np.zeros(0, TILE_DTYPE),
-        embeddings=(
-            np.concatenate(embedding_parts) if embedding_parts else np.zeros((0, dim), np.float32)
-        ),
-    )
+    return _NewTiles.join(rasters, tile_parts, embedding_parts, model.metadata.embedding_dim)
 
 
 def _embed(
@@ -254,10 +264,11 @@ def _embed(
             )
         )
         next_id += len(tiles)
-    return _NewTiles(
-        rasters=rasters,
-        tiles=np.concatenate(tile_parts),
-        embeddings=np.concatenate(embedding_parts),
+    return _NewTiles.join(
+        rasters,
+        tile_parts,
+        embedding_parts,
+        model.metadata.embedding_dim,
         units=len(units),
         reused=done.reused,
     )
