@@ -23,12 +23,13 @@ from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.tile_stream import check_batch_size
 from snca_cli.tasks.classify import ClassifySummary, classify_raster
 from snca_cli.tasks.index.build import IndexSummary, build_index
-from snca_cli.tasks.index.results import SearchResult
+from snca_cli.tasks.index.results import IndexedTile, SearchResult
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.output_names import geojson_beside
 
 #: Sentinel-2 band files stacked as red, green, blue.
 SENTINEL2_RGB = ("s2_B04.jp2", "s2_B03.jp2", "s2_B02.jp2")
+
 
 @dataclass
 class DemoConfig:
@@ -100,12 +101,12 @@ def stack_rgb(bands: list[Path], output: Path, force: bool = False) -> Path:
     return output
 
 
-def choose_query_tile(index: TileIndex) -> int:
+def choose_query_tile(index: TileIndex) -> IndexedTile:
     """The most confidently classified tile of the most frequent class: a typical scene."""
-    tiles = [index.tile(i) for i in range(index.count)]
+    tiles = [index.tile_at_row(i) for i in range(index.count)]
     names = [t.class_name for t in tiles]
     common = max(set(names), key=lambda name: (names.count(name), name))
-    return max((t for t in tiles if t.class_name == common), key=lambda t: t.score).tile_id
+    return max((t for t in tiles if t.class_name == common), key=lambda t: t.score)
 
 
 def stretched_preview(raster: Path, max_size: int = 1000) -> tuple[np.ndarray, tuple]:
@@ -249,7 +250,7 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
         progress=hook("index"),
     )
     index = TileIndex.open(targets["index"])
-    result = index.search_tile_id(choose_query_tile(index), k=config.k)
+    result = index.search_tile(choose_query_tile(index), k=config.k)
     files = result.write(targets["search"], force=config.force)
     quicklook = draw_quicklook(raster, index, result, targets["quicklook"], config.force)
     return DemoReport(

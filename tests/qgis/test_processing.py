@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,7 +132,11 @@ def test_build_index_and_search_similar_algorithms(
     )
     hits = sorted(results["OUTPUT"].getFeatures(), key=lambda f: f["rank"])
     # the same tile of the copy is identical (similarity 1), then the nearest blue tile
-    assert [f["tile_id"] for f in hits] == [12 + 5, 2]
+    # named as snca classify names them: tile 5 of the copy, tile 2 of the original
+    assert [(f["tile_id"], Path(f["raster"]).name) for f in hits] == [
+        (5, second.name),
+        (2, colour_raster.name),
+    ]
     assert hits[0]["similarity"] == pytest.approx(1.0, abs=1e-6)
     assert {f["class"] for f in hits} == {"blue"}
 

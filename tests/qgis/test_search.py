@@ -224,5 +224,6 @@ def test_build_index_extends_the_index_with_another_layer_and_reuses_it(
     minx, miny, maxx, maxy = tile_bounds(2, 3, TILE_SIZE, origin=east)
     click(plugin, other_layer, (minx + maxx) / 2, (miny + maxy) / 2)  # it is the original (0, 0)
     (hit,) = plugin.controller.similar_layer().getFeatures()
-    assert plugin.controller.last_result.query.tile_id == 12 + 11
+    query = plugin.controller.last_result.query
+    assert (query.tile_id, query.index_row, query.raster.name) == (11, 12 + 11, other.name)
     assert hit["tile_id"] == 0 and hit["similarity"] == pytest.approx(1.0, abs=1e-6)

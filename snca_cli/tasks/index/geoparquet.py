@@ -1,6 +1,7 @@
 """``snca index export``: an index's tiles and embeddings as one GeoParquet 1.1 file.
 
-One row per tile, row order = tile id: ``tile_id``, ``raster`` (its file name) and
+One row per tile, in index order: ``tile_id`` (the tile's id in its raster's grid, as
+``snca classify`` numbers tiles), ``index_row``, ``raster`` (its file name) and
 ``raster_path`` (as indexed), the window (``row``, ``col``, ``col_off``, ``row_off``, ``width``,
 ``height``, pixels of the tiling grid), ``class_id``, ``class_name``, ``score``,
 ``valid_fraction``, ``embedding`` (a fixed-size list of float32, the unit embedding), the
@@ -86,7 +87,8 @@ def export_geoparquet(
     bbox = [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())] if count else []
     embeddings = np.ascontiguousarray(index.embeddings, dtype=np.float32).reshape(-1)
     columns = {
-        "tile_id": pa.array(np.arange(count, dtype=np.int64)),
+        "tile_id": pa.array(tiles["grid_id"].astype(np.int64)),
+        "index_row": pa.array(np.arange(count, dtype=np.int64)),
         "raster": pa.array([rasters[i] for i in tiles["raster"]], pa.string()),
         "raster_path": pa.array([paths[i] for i in tiles["raster"]], pa.string()),
         **{key: pa.array(tiles[key]) for key in ("row", "col", "col_off", "row_off")},

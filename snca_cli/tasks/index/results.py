@@ -1,7 +1,12 @@
-"""What a search returns: the query tile, the hits ranked by similarity, and how they are written.
+"""What a search returns: the query tiles, the hits ranked by similarity, and how they are written.
 
-``SearchResult.write("similar.gpkg")`` writes layer ``similar_tiles`` (and ``query``) plus a sibling
-``similar.geojson`` in EPSG:4326; hits from rasters in other CRSs are reprojected.
+A tile is named as ``snca classify`` names it: its ``tile_id`` in its raster's tiling grid
+(``row * n_cols + col``) together with the raster; the same id is in the classify GeoPackage, the
+index's tile table, the search results and the plugin's layers.
+
+``SearchResult.write("similar.gpkg")`` writes layer ``similar_tiles`` (and ``query``: the
+example tiles, ``example`` = ``positive`` or ``negative``) plus a sibling ``similar.geojson`` in
+EPSG:4326; hits from rasters in other CRSs are reprojected.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ class IndexedTile:
     """A tile of the index.
 
     Attributes:
-        tile_id: its id in the index.
+        tile_id: its id in its raster's tiling grid, ``row * n_cols + col`` (as in the
+            classify outputs); with ``raster`` it names the tile.
+        row, col: its position in that grid.
+        index_row: its row in the index's tile table and embeddings (0 .. count - 1).
         raster: the raster file it was cut from.
         crs: the raster's CRS (``bounds`` are in it).
         window: ``(col_off, row_off, width, height)`` in pixels of the raster's tiling grid.
@@ -35,6 +43,9 @@ class IndexedTile:
     """
 
     tile_id: int
+    row: int
+    col: int
+    index_row: int
     raster: Path
     crs: CRS
     window: tuple[int, int, int, int]
@@ -54,14 +65,26 @@ class Hit:
 
 @dataclass
 class SearchResult:
-    """The query (``None`` for an image) and its hits, most similar first."""
+    """The query's example tiles and the hits, most similar first.
 
-    query: IndexedTile | None
+    ``positives`` are the tiles searched like (one for a tile or point query, none for an
+    image), ``negatives`` the tiles searched unlike; ``similarity`` of a hit is the ranking
+    score of :meth:`~snca_cli.tasks.index.search.TileIndex.search_examples` (the cosine when
+    there is one positive and no negative).
+    """
+
+    positives: list[IndexedTile]
+    negatives: list[IndexedTile]
     query_label: str
     hits: list[Hit]
     class_filter: str | None
     backend: str  # "hnswlib" or "exact"
     seconds: float
+
+    @property
+    def query(self) -> IndexedTile | None:
+        """The first positive example tile (the query tile of a one-tile search)."""
+        return self.positives[0] if self.positives else None
 
     def write(self, path: Path | str, force: bool = False) -> list[Path]:
         """Write the hits as polygons; return the files written.
@@ -74,16 +97,14 @@ class SearchResult:
         suffix = path.suffix.lower()
         outputs = result_paths(path, force)
         geojson = geojson_beside(path)
-        first = self.query or (self.hits[0].tile if self.hits else None)
+        examples = self.positives + self.negatives
+        first = examples[0] if examples else (self.hits[0].tile if self.hits else None)
         crs = first.crs if first is not None else CRS.from_user_input(WGS84)
         rings = _rings_in(crs, [hit.tile for hit in self.hits])
         attributes = {
             "rank": np.array([h.rank for h in self.hits], dtype=np.int32),
-            "tile_id": np.array([h.tile.tile_id for h in self.hits], dtype=np.int64),
+            **tile_attributes([hit.tile for hit in self.hits]),
             "similarity": np.array([h.similarity for h in self.hits], dtype=np.float64),
-            "class": np.array([h.tile.class_name for h in self.hits], dtype=object),
-            "score": np.array([h.tile.score for h in self.hits], dtype=np.float64),
-            "raster": np.array([gdal_path(h.tile.raster) for h in self.hits], dtype=object),
             **{
                 name: np.array([h.tile.window[i] for h in self.hits], dtype=np.int64)
                 for i, name in enumerate(("col_off", "row_off", "width", "height"))
@@ -91,20 +112,17 @@ class SearchResult:
             "query": np.array([self.query_label] * len(self.hits), dtype=object),
         }
         with atomic_outputs(outputs, force) as staged:
-            write_geojson_wgs84(
-                staged.path(geojson), rings, attributes, crs, layer="similar_tiles"
-            )
+            write_geojson_wgs84(staged.path(geojson), rings, attributes, crs, layer="similar_tiles")
             if suffix == ".gpkg":
                 tmp = staged.path(path)
                 write_polygons(tmp, rings, attributes, crs, layer="similar_tiles")
-                if self.query is not None:
+                if examples:
+                    kinds = ["positive"] * len(self.positives) + ["negative"] * len(self.negatives)
                     query_attributes = {
-                        "tile_id": np.array([self.query.tile_id], dtype=np.int64),
-                        "class": np.array([self.query.class_name], dtype=object),
-                        "score": np.array([self.query.score], dtype=np.float64),
-                        "raster": np.array([gdal_path(self.query.raster)], dtype=object),
+                        "example": np.array(kinds, dtype=object),
+                        **tile_attributes(examples),
                     }
-                    query_rings = _rings_in(crs, [self.query])
+                    query_rings = _rings_in(crs, examples)
                     write_polygons(tmp, query_rings, query_attributes, crs, layer="query")
         return outputs
 
@@ -118,6 +136,19 @@ def result_paths(path: Path | str, force: bool = False) -> list[Path]:
         raise SncaError(f"cannot write results to {path.name}: use .gpkg or .geojson")
     geojson = geojson_beside(path)
     return check_output_paths([path, geojson] if suffix == ".gpkg" else [geojson], force)
+
+
+def tile_attributes(tiles: list[IndexedTile]) -> dict[str, np.ndarray]:
+    """The columns that name and describe tiles in every output: ``tile_id``, ``row``,
+    ``col`` (the classify grid's), ``raster``, ``class`` and ``score``."""
+    return {
+        "tile_id": np.array([t.tile_id for t in tiles], dtype=np.int64),
+        "row": np.array([t.row for t in tiles], dtype=np.int64),
+        "col": np.array([t.col for t in tiles], dtype=np.int64),
+        "raster": np.array([gdal_path(t.raster) for t in tiles], dtype=object),
+        "class": np.array([t.class_name for t in tiles], dtype=object),
+        "score": np.array([t.score for t in tiles], dtype=np.float64),
+    }
 
 
 def _rings_in(crs: CRS, tiles: list[IndexedTile]) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,30 @@ from snca_cli.tasks.index.store import IndexFiles, Manifest, check_model, read_i
 CLASS_OVERSAMPLING = 2.0
 #: Largest oversampled approximate query; beyond it the class's tiles are searched exactly.
 MAX_OVERSAMPLED_QUERY = 4096
+
+
+def check_lonlat(lon: float, lat: float) -> None:
+    """Raise SncaError unless (lon, lat) is a WGS84 longitude/latitude."""
+    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        raise SncaError(f"longitude must be -180 to 180 (got {lon})")
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        raise SncaError(f"latitude must be -90 to 90 (got {lat})")
+
+
+def _without(
+    ids: np.ndarray, sims: np.ndarray, exclude: set[int], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` neighbours that are not in ``exclude``."""
+    keep = ~np.isin(ids, list(exclude)) if exclude else np.ones(len(ids), bool)
+    return ids[keep][:k], sims[keep][:k]
+
+
+def _unique(tiles: Sequence[IndexedTile]) -> list[IndexedTile]:
+    """``tiles`` without repeats (the same tile given twice counts once), in order."""
+    first: dict[int, IndexedTile] = {}
+    for tile in tiles:
+        first.setdefault(tile.index_row, tile)
+    return list(first.values())
 
 
 def _parse_crs(crs: str) -> CRS:
@@ -139,14 +164,17 @@ class TileIndex:
 
     # -- tiles ---------------------------------------------------------------------------
 
-    def tile(self, tile_id: int) -> IndexedTile:
-        """The indexed tile with this id."""
-        if not 0 <= tile_id < self.count:
-            raise SncaError(f"tile id {tile_id} is not in the index (ids 0..{self.count - 1})")
-        row = self._tiles[tile_id]
+    def tile_at_row(self, index_row: int) -> IndexedTile:
+        """The tile in row ``index_row`` of the index's tile table (0 .. count - 1)."""
+        if not 0 <= index_row < self.count:
+            raise SncaError(f"row {index_row} is not in the index (rows 0..{self.count - 1})")
+        row = self._tiles[index_row]
         raster = int(row["raster"])
         return IndexedTile(
-            tile_id=int(tile_id),
+            tile_id=int(row["grid_id"]),
+            row=int(row["row"]),
+            col=int(row["col"]),
+            index_row=int(index_row),
             raster=self._raster_paths[raster],
             crs=self._crss[raster],
             window=(
@@ -160,6 +188,63 @@ class TileIndex:
             score=float(row["score"]),
         )
 
+    def tile(self, tile_id: int, raster: str | None = None) -> IndexedTile:
+        """The indexed tile with this grid id (``row * n_cols + col``, as ``snca classify``
+        numbers tiles) in ``raster`` (its file name or path as indexed; None: the one raster
+        of the index that has such a tile).
+
+        Raise SncaError when no raster (or several, without ``raster``) has that tile, or the
+        tile was not indexed for lack of valid pixels.
+        """
+        numbers = self._raster_numbers(raster)
+        found: list[int] = []
+        for number in numbers:
+            index_row = self._row_of(number, tile_id)
+            if index_row is not None:
+                found.append(index_row)
+        if len(found) == 1:
+            return self.tile_at_row(found[0])
+        if len(found) > 1:
+            names = ", ".join(self._raster_paths[n].name for n in numbers)
+            raise SncaError(
+                f"tile id {tile_id} is in several rasters of the index ({names}): name the raster"
+            )
+        where = "the index" if raster is None else self._raster_paths[numbers[0]].name
+        grids = [self._grids[n] for n in numbers]
+        if any(0 <= tile_id < g.n_rows * g.n_cols for g in grids):
+            raise SncaError(
+                f"tile {tile_id} of {where} was not indexed: too few valid pixels (min valid "
+                f"{self.manifest.tiling.min_valid})"
+            )
+        largest = max(g.n_rows * g.n_cols for g in grids) - 1
+        raise SncaError(f"tile id {tile_id} is not in {where} (tile ids 0..{largest})")
+
+    def _raster_numbers(self, raster: str | None) -> list[int]:
+        """Positions in the manifest of the rasters named ``raster`` (all when None)."""
+        if raster is None:
+            return list(range(len(self.manifest.rasters)))
+        numbers = [
+            n
+            for n, (r, path) in enumerate(
+                zip(self.manifest.rasters, self._raster_paths, strict=True)
+            )
+            if raster in (r.path, r.relative_path, path.name, str(path))
+        ]
+        if not numbers:
+            names = ", ".join(p.name for p in self._raster_paths)
+            raise SncaError(f"raster {raster!r} is not in the index (rasters: {names})")
+        return numbers
+
+    def _row_of(self, raster_number: int, grid_id: int) -> int | None:
+        """The index row of tile ``grid_id`` of a raster, or None when it was not indexed."""
+        raster = self.manifest.rasters[raster_number]
+        first = raster.first_tile_id
+        ids = self._tiles["grid_id"][first : first + raster.tile_count]
+        position = int(np.searchsorted(ids, grid_id))
+        if position < len(ids) and ids[position] == grid_id:
+            return first + position
+        return None
+
     def tile_at(self, x: float, y: float, crs: str | None = None) -> IndexedTile:
         """The indexed tile under a point; ``crs`` None means each raster's own CRS.
 
@@ -169,9 +254,7 @@ class TileIndex:
         point_crs = None if crs is None else _parse_crs(crs)
         label = f"point ({x}, {y})" + ("" if crs is None else f" in {crs}")
         inside = False
-        for raster, grid, grid_crs in zip(
-            self.manifest.rasters, self._grids, self._crss, strict=True
-        ):
+        for number, (grid, grid_crs) in enumerate(zip(self._grids, self._crss, strict=True)):
             px, py = x, y
             if point_crs is not None and point_crs != grid_crs:
                 try:
@@ -185,12 +268,9 @@ class TileIndex:
             if tile is None:
                 continue
             inside = True
-            grid_id = tile.tile_id
-            first = raster.first_tile_id
-            ids = self._tiles["grid_id"][first : first + raster.tile_count]
-            position = int(np.searchsorted(ids, grid_id))
-            if position < len(ids) and ids[position] == grid_id:
-                return self.tile(first + position)
+            index_row = self._row_of(number, tile.tile_id)
+            if index_row is not None:
+                return self.tile_at_row(index_row)
         if inside:
             raise SncaError(
                 f"the tile under {label} was not indexed: too few valid pixels (min valid "
@@ -200,13 +280,21 @@ class TileIndex:
 
     # -- searches ------------------------------------------------------------------------
 
-    def search_tile_id(
-        self, tile_id: int, k: int = 10, class_filter: str | None = None
+    def search_tile(
+        self, query: IndexedTile, k: int = 10, class_filter: str | None = None
     ) -> SearchResult:
         """The k tiles most similar to an indexed tile (the tile itself excluded)."""
-        query = self.tile(tile_id)
-        vector = np.asarray(self._open_embeddings()[tile_id], dtype=np.float32)
-        return self._run(vector, k, class_filter, query, f"tile {tile_id}")
+        return self.search_examples([query], [], k, class_filter)
+
+    def search_tile_id(
+        self,
+        tile_id: int,
+        k: int = 10,
+        class_filter: str | None = None,
+        raster: str | None = None,
+    ) -> SearchResult:
+        """The k tiles most similar to tile ``tile_id`` of ``raster`` (see :meth:`tile`)."""
+        return self.search_tile(self.tile(tile_id, raster), k, class_filter)
 
     def search_point(
         self,
@@ -218,18 +306,63 @@ class TileIndex:
     ) -> SearchResult:
         """The k tiles most similar to the tile under ``(x, y)``; ``crs`` like ``EPSG:32618``
         (None: each raster's own CRS)."""
-        query = self.tile_at(x, y, crs)
-        return self.search_tile_id(query.tile_id, k, class_filter)
+        return self.search_tile(self.tile_at(x, y, crs), k, class_filter)
 
     def search_lonlat(
         self, lon: float, lat: float, k: int = 10, class_filter: str | None = None
     ) -> SearchResult:
         """The k tiles most similar to the tile under a WGS84 longitude/latitude."""
-        if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
-            raise SncaError(f"longitude must be -180 to 180 (got {lon})")
-        if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
-            raise SncaError(f"latitude must be -90 to 90 (got {lat})")
+        check_lonlat(lon, lat)
         return self.search_point(lon, lat, WGS84, k, class_filter)
+
+    def search_examples(
+        self,
+        positives: Sequence[IndexedTile],
+        negatives: Sequence[IndexedTile] = (),
+        k: int = 10,
+        class_filter: str | None = None,
+    ) -> SearchResult:
+        """The k tiles most like the ``positives`` and unlike the ``negatives``.
+
+        Each tile x is scored by its mean cosine similarity to the positive examples minus
+        its mean cosine similarity to the negative ones (Rocchio's rule with equal weights):
+        ``score(x) = x · (mean(p) - mean(n))`` for unit embeddings, so the ranking is one
+        nearest-neighbour query with that vector, exact with ``--exact`` and as good as the
+        graph otherwise. With one positive and no negative the score is the cosine. The
+        example tiles themselves are never hits.
+        """
+        if not positives:
+            raise SncaError("give at least one positive example tile")
+        positives, negatives = _unique(positives), _unique(negatives)
+        embeddings = self._open_embeddings()
+        positive_rows = [t.index_row for t in positives]
+        negative_rows = [t.index_row for t in negatives]
+        overlap = set(positive_rows) & set(negative_rows)
+        if overlap:
+            tile = self.tile_at_row(min(overlap))
+            raise SncaError(
+                f"tile {tile.tile_id} of {tile.raster.name} is both a positive and a negative "
+                "example"
+            )
+        direction = np.asarray(embeddings[positive_rows], np.float64).mean(axis=0)
+        if negative_rows:
+            direction -= np.asarray(embeddings[negative_rows], np.float64).mean(axis=0)
+        norm = float(np.linalg.norm(direction))
+        if norm == 0.0:
+            raise SncaError("the positive and negative examples cancel out: nothing to rank by")
+        vector = (direction / norm).astype(np.float32)
+        label = ", ".join(f"tile {t.tile_id}" for t in positives)
+        if negatives:
+            label += " not " + ", ".join(f"tile {t.tile_id}" for t in negatives)
+        return self._run(
+            vector,
+            k,
+            class_filter,
+            positives=positives,
+            negatives=negatives,
+            label=label,
+            scale=norm,
+        )
 
     def search_image(
         self, path: Path | str, model: OnnxModel, k: int = 10, class_filter: str | None = None
@@ -250,30 +383,34 @@ class TileIndex:
             stretch=tiling.stretch,
         )
         vector = normalize(model.run(pixels[None]).embedding)[0]
-        return self._run(vector, k, class_filter, None, f"image {Path(path).name}")
+        return self._run(vector, k, class_filter, [], [], f"image {Path(path).name}")
 
     def _run(
         self,
         vector: np.ndarray,
         k: int,
         class_filter: str | None,
-        query: IndexedTile | None,
+        positives: list[IndexedTile],
+        negatives: list[IndexedTile],
         label: str,
+        scale: float = 1.0,
     ) -> SearchResult:
+        """Search with a unit ``vector``; hits' similarity = ``scale`` x cosine (the score of
+        :meth:`search_examples`), example tiles excluded."""
         if k < 1:
             raise SncaError(f"k must be at least 1 (got {k})")
         start = time.perf_counter()
-        exclude = None if query is None else query.tile_id
+        exclude = {t.index_row for t in positives + negatives}
         if class_filter is None:
             ids, sims = self._nearest(vector, k, exclude)
         else:
             ids, sims = self._nearest_of_class(vector, k, self._class_index(class_filter), exclude)
         seconds = time.perf_counter() - start
         hits = [
-            Hit(rank=rank, similarity=float(sim), tile=self.tile(int(tile_id)))
-            for rank, (tile_id, sim) in enumerate(zip(ids, sims, strict=True), start=1)
+            Hit(rank=rank, similarity=float(sim) * scale, tile=self.tile_at_row(int(row)))
+            for rank, (row, sim) in enumerate(zip(ids, sims, strict=True), start=1)
         ]
-        return SearchResult(query, label, hits, class_filter, self.backend, seconds)
+        return SearchResult(positives, negatives, label, hits, class_filter, self.backend, seconds)
 
     def _class_index(self, name: str) -> int:
         if name not in self.class_names:
@@ -283,35 +420,30 @@ class TileIndex:
         return self.class_names.index(name)
 
     def _nearest(
-        self, vector: np.ndarray, k: int, exclude: int | None
+        self, vector: np.ndarray, k: int, exclude: set[int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        found = self._open_search().query(vector, k + (exclude is not None))
-        ids, sims = found.ids[0], found.similarities[0]
-        keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
-        return ids[keep][:k], sims[keep][:k]
+        found = self._open_search().query(vector, k + len(exclude))
+        return _without(found.ids[0], found.similarities[0], exclude, k)
 
     def _nearest_of_class(
-        self, vector: np.ndarray, k: int, class_index: int, exclude: int | None
+        self, vector: np.ndarray, k: int, class_index: int, exclude: set[int]
     ) -> tuple[np.ndarray, np.ndarray]:
         members = self._class_members(class_index)
-        wanted = k + (exclude is not None)
+        wanted = k + len(exclude)
         search = self._open_search()
         if not isinstance(search, ExactSearch) and len(members):
             query_size = math.ceil(wanted * CLASS_OVERSAMPLING * self.count / len(members))
             while query_size <= min(self.count, MAX_OVERSAMPLED_QUERY):
                 found = search.query(vector, query_size)
                 ids, sims = found.ids[0], found.similarities[0]
-                keep = self._tiles["class_index"][ids] == class_index
-                if exclude is not None:
-                    keep &= ids != exclude
-                if keep.sum() >= k or query_size == self.count:
-                    return ids[keep][:k], sims[keep][:k]
+                of_class = self._tiles["class_index"][ids] == class_index
+                ids, sims = _without(ids[of_class], sims[of_class], exclude, k)
+                if len(ids) >= k or query_size == self.count:
+                    return ids, sims
                 query_size = min(self.count, query_size * 4)
         exact = ExactSearch(np.asarray(self._open_embeddings()[members]), ids=members)
         found = exact.query(vector, wanted)
-        ids, sims = found.ids[0], found.similarities[0]
-        keep = ids != exclude if exclude is not None else np.ones(len(ids), bool)
-        return ids[keep][:k], sims[keep][:k]
+        return _without(found.ids[0], found.similarities[0], exclude, k)
 
     def _class_members(self, class_index: int) -> np.ndarray:
         if class_index not in self._members:

@@ -12,20 +12,22 @@ using it (:func:`read_index`), so a damaged file is refused, never handed to hns
   the hnswlib parameters (space, M, ef_construction, ef), the tiling options, the tile count and,
   for each raster, its path (absolute and relative to the index), CRS (WKT and EPSG), tiling
   grid (transform, width, height) and its range of tile ids;
-* ``index.hnsw``: the hnswlib graph (cosine space; labels are the tile ids), absent when the
+* ``index.hnsw``: the hnswlib graph (cosine space; labels are the index rows), absent when the
   index was built without hnswlib (searches are then exact); a sharded index (``shard_size``
   in the manifest, ``--shard-size``) holds ``index-000.hnsw``, ``index-001.hnsw``, ... instead,
-  shard ``i`` holding tile ids ``[i * shard_size, (i + 1) * shard_size)``, searched by fan-out
+  shard ``i`` holding index rows ``[i * shard_size, (i + 1) * shard_size)``, searched by fan-out
   (:class:`snca_cli.runtime.ann.ShardedSearch`);
-* ``embeddings.npy``: the unit embeddings, float32, row = tile id (the exact search and
+* ``embeddings.npy``: the unit embeddings, float32, one row per indexed tile (the exact search and
   ``index add`` use them);
-* ``tiles.npy``: the tile table, row = tile id (:data:`TILE_DTYPE`), read by the search;
+* ``tiles.npy``: the tile table, same rows (:data:`TILE_DTYPE`), read by the search;
 * ``tiles.gpkg``: the same table as polygons for a GIS, one layer per CRS
   (``tiles_epsg_<code>``, or ``tiles_crs_<n>`` for a CRS without EPSG code); windows are in
   pixels of the raster's tiling grid (the raster's own grid unless it was resampled).
 
-Tile ids are 0..count-1 in the order the rasters were given, tiles in grid order within a
-raster; ``add`` continues them. Only tiles with enough valid pixels are indexed.
+Index rows are 0..count-1 in the order the rasters were given, tiles in grid order within a
+raster; ``add`` continues them. Only tiles with enough valid pixels are indexed. A tile is named
+by its raster and its ``tile_id`` in that raster's tiling grid (``grid_id``: ``row * n_cols +
+col``, the id ``snca classify`` gives it), never by its index row.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ _SHARD_GRAPH_PATTERN = re.compile(r"index-\d{3,}\.hnsw")
 #: Seconds between two tries of a held index lock.
 LOCK_POLL_S = 0.1
 
-#: One row per indexed tile, row number = tile id.
+#: One row per indexed tile (its index row).
 TILE_DTYPE = np.dtype(
     [
         ("raster", "<i4"),  # position of the raster in the manifest
@@ -521,7 +523,11 @@ def _load_array(handle: BinaryIO, mmap: bool) -> np.ndarray:
         if not shape or 0 in shape:
             return np.zeros(shape, dtype)
         return np.memmap(
-            handle, dtype=dtype, mode="r", shape=shape, offset=handle.tell(),
+            handle,
+            dtype=dtype,
+            mode="r",
+            shape=shape,
+            offset=handle.tell(),
             order="F" if fortran else "C",
         )
 
@@ -553,11 +559,12 @@ def write_tile_table(path: Path, manifest: Manifest, tiles: np.ndarray) -> None:
         bounds = np.stack([rows["minx"], rows["miny"], rows["maxx"], rows["maxy"]], axis=1)
         names = np.array(manifest.class_names, dtype=object)
         attributes = {
-            "tile_id": ids.astype(np.int64),
+            "tile_id": rows["grid_id"].astype(np.int64),
+            "row": rows["row"],
+            "col": rows["col"],
             "raster": np.array([manifest.rasters[r].path for r in rows["raster"]], dtype=object),
             "raster_index": rows["raster"].astype(np.int32),
-            "grid_row": rows["row"],
-            "grid_col": rows["col"],
+            "index_row": ids.astype(np.int64),
             "col_off": rows["col_off"],
             "row_off": rows["row_off"],
             "width": rows["width"],

@@ -51,11 +51,31 @@ def test_cli_build_add_and_search(tmp_path: Path, model: OnnxModel, colours: np.
     ):
         searched = runner.invoke(app, ["search", idx, *query, "-k", "3", "-o", str(out), "--force"])
         assert searched.exit_code == 0, searched.output
-        assert "query: tile 6 of first.tif" in searched.output
+        assert "query: tile 6 (row 1, col 2) of first.tif" in searched.output
         assert "3 most similar to tile 6" in searched.output
         fields, _ = read_layer(out, "similar_tiles")
         assert fields["rank"].tolist() == [1, 2, 3] and 6 not in fields["tile_id"].tolist()
     assert (tmp_path / "hits.geojson").is_file()
+
+    # tile 1 exists in both rasters (grid ids, as snca classify numbers tiles): name one
+    ambiguous = runner.invoke(app, ["search", idx, "--tile-id", "1"])
+    assert ambiguous.exit_code == 2 and "name the raster" in ambiguous.output
+    named = runner.invoke(app, ["search", idx, "--tile-id", "1", "--raster", "second.tif"])
+    assert named.exit_code == 0 and "query: tile 1 (row 0, col 1) of second.tif" in named.output
+
+    # several examples: positives by id and by point, a negative; all written to layer query
+    examples = ["--tile-id", "6", "--point", f"{x},{y}", "--tile-id", "2", "--not-tile-id", "3"]
+    searched = runner.invoke(
+        app,
+        ["search", idx, *examples, "--raster", "first.tif", "-k", "4", "-o", str(out), "--force"],
+    )
+    assert searched.exit_code == 0, searched.output
+    assert "unlike: tile 3 (row 0, col 3) of first.tif" in searched.output
+    query_fields, _ = read_layer(out, "query")
+    assert query_fields["example"].tolist() == ["positive"] * 2 + ["negative"]
+    assert query_fields["tile_id"].tolist() == [6, 2, 3]  # tile 6 given twice counts once
+    fields, _ = read_layer(out, "similar_tiles")
+    assert len(fields["rank"]) == 4 and not {2, 3, 6} & set(fields["tile_id"].tolist())
 
 
 def test_cli_uses_the_shipped_model_without_model(

@@ -15,8 +15,14 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ([], "give exactly one query"),
-        (["--tile-id", "1", "--lonlat", "1", "2"], "give exactly one query"),
+        ([], "give a query: --xy, --lonlat, --tile-id, --point or --image"),
+        (["--tile-id", "1", "--lonlat", "1", "2"], "--lonlat and --image each make a query"),
+        (["--not-tile-id", "1"], "need a positive example as well"),
+        (["--tile-id", "1", "--not-tile-id", "1"], "is both a positive and a negative"),
+        (["--tile-id", "1", "--point", "3"], "--point takes X,Y"),
+        (["--tile-id", "1", "--not-point", "a,b"], "--not-point takes X,Y"),
+        (["--xy", "1", "2", "--raster", "a.tif"], "--raster goes with --tile-id"),
+        (["--tile-id", "1", "--raster", "a.tif"], "raster 'a.tif' is not in the index"),
         (["--tile-id", "1", "--crs", "EPSG:4326"], "--crs goes with --xy"),
         (["--tile-id", "1", "--model", "m.onnx"], "--model goes with --image"),
         (["--tile-id", "99"], "tile id 99 is not in the index"),

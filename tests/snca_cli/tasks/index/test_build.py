@@ -132,7 +132,10 @@ def test_rasters_in_two_crs_get_one_layer_each_and_consecutive_ids(
         (12, 4, "tiles_epsg_32632"),
     ]
     fields, bounds = read_layer(tmp_path / "idx" / TABLE_NAME, "tiles_epsg_32632")
-    np.testing.assert_array_equal(fields["tile_id"], [12, 13, 14, 15])
+    np.testing.assert_array_equal(fields["index_row"], [12, 13, 14, 15])
+    np.testing.assert_array_equal(fields["tile_id"], [0, 1, 2, 3])  # the raster's grid ids
+    np.testing.assert_array_equal(fields["row"], [0, 0, 1, 1])
+    np.testing.assert_array_equal(fields["col"], [0, 1, 0, 1])
     assert gpkg_version(tmp_path / "idx" / TABLE_NAME) == (GPKG_APPLICATION_ID, 10200)
     assert bounds[0].tolist() == [
         400000.0,
@@ -175,11 +178,16 @@ def test_add_continues_ids_and_equals_a_full_build(
     assert grown.manifest.rasters[1].first_tile_id == 12
     assert sorted(grown.load_graph().index.get_ids_list()) == list(range(18))
     fields, _ = read_layer(tmp_path / "grown" / TABLE_NAME, "tiles_epsg_32633")
-    np.testing.assert_array_equal(fields["tile_id"], np.arange(18))
-    for tile_id in (0, 13):
-        a = TileIndex.open(tmp_path / "full").search_tile_id(tile_id, k=17)
-        b = TileIndex.open(tmp_path / "grown").search_tile_id(tile_id, k=17)
-        assert [h.tile.tile_id for h in a.hits] == [h.tile.tile_id for h in b.hits]
+    np.testing.assert_array_equal(fields["index_row"], np.arange(18))
+    np.testing.assert_array_equal(fields["tile_id"], [*range(12), *range(6)])
+    for row in (0, 13):
+        full_index, grown_index = (
+            TileIndex.open(tmp_path / "full"),
+            TileIndex.open(tmp_path / "grown"),
+        )
+        a = full_index.search_tile(full_index.tile_at_row(row), k=17)
+        b = grown_index.search_tile(grown_index.tile_at_row(row), k=17)
+        assert [h.tile.index_row for h in a.hits] == [h.tile.index_row for h in b.hits]
 
 
 def test_add_refuses_a_raster_already_indexed_and_build_one_given_twice(

@@ -66,8 +66,9 @@ def test_hits_from_another_crs_are_reprojected_into_the_query_crs(
         transform=utm_transform(origin=(700000.0, 5000000.0)),
     )
     build_index([a, b], model, tmp_path / "idx")
-    result = TileIndex.open(tmp_path / "idx").search_tile_id(0, k=1)
-    assert result.hits[0].tile.tile_id == 12  # same colour in the other raster
+    result = TileIndex.open(tmp_path / "idx").search_tile_id(0, k=1, raster="a.tif")
+    hit = result.hits[0].tile
+    assert (hit.raster.name, hit.tile_id, hit.index_row) == ("b.tif", 0, 12)  # same colour
     assert result.hits[0].similarity == pytest.approx(1.0, abs=1e-6)
     result.write(tmp_path / "similar.gpkg")
     _, bounds = read_layer(tmp_path / "similar.gpkg", "similar_tiles")
@@ -83,7 +84,7 @@ def test_hits_of_remote_rasters_keep_their_gdal_names(tmp_path: Path, index_dir:
     result = TileIndex.open(index_dir).search_tile_id(5, k=2)
     url = "/vsicurl/https://example.org/scenes/a.tif"
     hits = [replace(h, tile=replace(h.tile, raster=Path(url))) for h in result.hits]
-    remote = replace(result, hits=hits, query=replace(result.query, raster=Path(url)))
+    remote = replace(result, hits=hits, positives=[replace(result.positives[0], raster=Path(url))])
     written = remote.write(tmp_path / "similar.gpkg")
     properties = json.loads(written[1].read_text())["features"][0]["properties"]
     assert properties["raster"] == url

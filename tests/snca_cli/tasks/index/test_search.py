@@ -53,12 +53,6 @@ def class_colours(classes: np.ndarray, seed: int) -> np.ndarray:
     return colours.astype(np.uint8)
 
 
-
-
-
-
-
-
 @pytest.mark.parametrize("exact", [False, True])
 def test_hits_are_ranked_by_exact_cosine_without_the_query(
     index_dir: Path, colours: np.ndarray, exact: bool
@@ -76,6 +70,49 @@ def test_hits_are_ranked_by_exact_cosine_without_the_query(
             [h.similarity for h in result.hits], embeddings[expected] @ embeddings[query], atol=1e-6
         )
         assert result.query is not None and result.query.tile_id == query
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_several_examples_rank_by_mean_similarity_to_positives_minus_negatives(
+    index_dir: Path, colours: np.ndarray, exact: bool
+) -> None:
+    embeddings = expected_embeddings(colours)
+    with TileIndex.open(index_dir, exact=exact) as index:
+        positives, negatives = [index.tile(2), index.tile(7)], [index.tile(4)]
+        result = index.search_examples(positives, negatives, k=6)
+    # the rule by hand: mean cosine to tiles 2 and 7 minus the cosine to tile 4
+    scores = (
+        embeddings @ embeddings[2] + embeddings @ embeddings[7]
+    ) / 2 - embeddings @ embeddings[4]
+    others = np.array([i for i in range(12) if i not in (2, 7, 4)])
+    expected = others[np.lexsort((others, -scores[others]))][:6]
+    assert [h.tile.tile_id for h in result.hits] == expected.tolist()
+    np.testing.assert_allclose([h.similarity for h in result.hits], scores[expected], atol=1e-5)
+    assert [t.tile_id for t in result.positives] == [2, 7]
+    assert [t.tile_id for t in result.negatives] == [4]
+    assert result.query_label == "tile 2, tile 7 not tile 4"
+
+
+def test_one_example_is_the_plain_tile_search(index_dir: Path) -> None:
+    with TileIndex.open(index_dir) as index:
+        one = index.search_examples([index.tile(5)], k=4)
+        plain = index.search_tile_id(5, k=4)
+    assert [(h.tile.tile_id, round(h.similarity, 6)) for h in one.hits] == [
+        (h.tile.tile_id, round(h.similarity, 6)) for h in plain.hits
+    ]
+
+
+def test_contradictory_or_missing_examples_are_refused(index_dir: Path) -> None:
+    with TileIndex.open(index_dir) as index:
+        with pytest.raises(SncaError, match="at least one positive"):
+            index.search_examples([], [index.tile(1)])
+        with pytest.raises(
+            SncaError, match="tile 3 of painted.tif is both a positive and a negative"
+        ):
+            index.search_examples([index.tile(3)], [index.tile(3)])
+        with pytest.raises(SncaError, match="raster 'x.tif' is not in the index"):
+            index.tile(1, raster="x.tif")
+        assert index.tile(1, raster="painted.tif").tile_id == 1
 
 
 def test_k_beyond_the_index_returns_every_other_tile(index_dir: Path) -> None:
@@ -149,7 +186,19 @@ def test_a_point_over_a_skipped_tile_says_so(
     index = TileIndex.open(tmp_path / "idx")
     with pytest.raises(SncaError, match="was not indexed: too few valid pixels"):
         index.search_point(ORIGIN[0] + 5, ORIGIN[1] - 5)
-    assert index.search_point(ORIGIN[0] + TILE * PIXEL + 5, ORIGIN[1] - 5).query.tile_id == 0
+    query = index.search_point(ORIGIN[0] + TILE * PIXEL + 5, ORIGIN[1] - 5).query
+    assert query is not None and (query.tile_id, query.row, query.col, query.index_row) == (
+        1,
+        0,
+        1,
+        0,
+    )
+    # the tile is named by its grid id, as snca classify names it, not by its index row
+    assert index.tile(1).index_row == 0
+    with pytest.raises(SncaError, match="tile 0 of the index was not indexed: too few valid"):
+        index.tile(0)
+    with pytest.raises(SncaError, match=r"tile id 12 is not in the index \(tile ids 0..11\)"):
+        index.tile(12)
 
 
 def test_point_lookup_agrees_with_the_tiling_under_overlap(
@@ -231,7 +280,7 @@ def test_landsat_index_round_trip(tmp_path: Path, landsat_rgb: Path) -> None:
     # invalid pixels are filled with the valid mean, so the band means are those of valid pixels
     filled = np.where(tile_valid, tile, tile[:, tile_valid].mean(axis=1)[:, None, None])
     embedding, _ = band_mean_reference(filled[None], classes=3, embedding_dim=3)
-    stored = read_index(tmp_path / "idx").embeddings[query.tile_id]
+    stored = read_index(tmp_path / "idx").embeddings[query.index_row]
     np.testing.assert_allclose(stored, embedding[0], atol=1e-5)
     sims = [h.similarity for h in result.hits]
     assert sims == sorted(sims, reverse=True) and query.tile_id not in [
@@ -267,7 +316,7 @@ def test_nan_pixels_of_a_float_raster_without_nodata_never_reach_the_index(
     assert files.manifest.count == 11 and files.manifest.rasters[0].skipped == 1
     assert np.isfinite(files.embeddings).all() and np.isfinite(files.tiles["score"]).all()
     with TileIndex.open(tmp_path / "idx") as index, TileIndex.open(tmp_path / "idx", True) as exact:
-        for tile_id in range(11):
+        for tile_id in range(1, 12):  # tile 0 was skipped
             ann = index.search_tile_id(tile_id, k=10)
             truth = exact.search_tile_id(tile_id, k=10)
             sims = [h.similarity for h in ann.hits]

@@ -34,8 +34,8 @@ def _answers(index_dir: Path, exact: bool = False) -> list[list[int]]:
         embeddings = np.array(index._embeddings)
         answers = []
         for tile in range(index.count):
-            hits = index.search_tile_id(tile, k=8).hits
-            ids = [h.tile.tile_id for h in hits]
+            hits = index.search_tile(index.tile_at_row(tile), k=8).hits
+            ids = [h.tile.index_row for h in hits]
             cosines = embeddings[ids] @ embeddings[tile]
             np.testing.assert_allclose([h.similarity for h in hits], cosines, atol=1e-5)
             answers.append(ids)
@@ -59,15 +59,18 @@ def test_a_sharded_index_answers_as_one_graph(
     ]
     with TileIndex.open(tmp_path / "four") as index:
         # looking tiles up needs the tile table only; the first search loads every shard
-        x = (index.tile(5).bounds[0] + index.tile(5).bounds[2]) / 2
-        y = (index.tile(5).bounds[1] + index.tile(5).bounds[3]) / 2
-        assert index.tile_at(x, y).tile_id == 5 and index.backend == "hnswlib"
+        tile = index.tile_at_row(5)
+        x = (tile.bounds[0] + tile.bounds[2]) / 2
+        y = (tile.bounds[1] + tile.bounds[3]) / 2
+        assert index.tile_at(x, y).index_row == 5 and index.backend == "hnswlib"
         assert not index.graph_loaded
         index.search_point(x, y, k=3)
         assert index.graph_loaded and isinstance(index._search, ShardedSearch)
     # 36 tiles: every graph is exact, so the fan-out equals one graph and exact search
-    assert _answers(tmp_path / "four") == _answers(tmp_path / "one") == _answers(
-        tmp_path / "one", exact=True
+    assert (
+        _answers(tmp_path / "four")
+        == _answers(tmp_path / "one")
+        == _answers(tmp_path / "one", exact=True)
     )
 
 
