@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from snca_cli.contract.open_set import OpenSetRule
 from snca_cli.errors import SncaError
 
 INPUT_NAME = "image"
@@ -63,6 +64,13 @@ class ModelMetadata:
     #: Outputs averaged inside the graph over this many orientations of each tile: 1, or 8 (the
     #: flips and quarter turns; ``snca export --tta``).
     orientations: int = 1
+    #: The open-set rule of an adapted model (``snca adapt``): tiles unlike every class are
+    #: ``unknown``; None for models without one.
+    open_set: OpenSetRule | None = None
+    #: The SHA-256 of the model file whose embedding this one computes (an adapted model keeps
+    #: its base model's graph and ``embedding`` output): indexes follow the embedding, so one
+    #: built with the base model is searched with the adapted one. None: this file's own.
+    embedding_sha256: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -92,6 +100,10 @@ class ModelMetadata:
             "snca_version": self.snca_version,
             "orientations": self.orientations,
         }
+        if self.open_set is not None:
+            values["open_set"] = self.open_set.to_json()
+        if self.embedding_sha256 is not None:
+            values["embedding_sha256"] = self.embedding_sha256
         if self.resolution_cm is not None:
             # Deepness and GeoDeep read it with float(): an unknown resolution is left out, never
             # written as null (they then use their own default or the raster's)
@@ -128,7 +140,12 @@ class ModelMetadata:
                 snca_version=str(values.get("snca_version", "")),
                 model_type=str(values["model_type"]),
                 orientations=int(values.get("orientations", 1)),
+                embedding_sha256=values.get("embedding_sha256"),
             )
+            if "open_set" in values:
+                metadata.open_set = OpenSetRule.from_json(
+                    values["open_set"], len(class_names), metadata.embedding_dim
+                )
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise SncaError(f"{source} has malformed snca metadata: {exc}") from None
         metadata.check(source)

@@ -144,6 +144,13 @@ class OnnxModel:
             self._sha256 = file_sha256(self.path)
         return self._sha256
 
+    @property
+    def embedding_sha256(self) -> str:
+        """What indexes record to refuse a model with another embedding: the SHA-256 of the
+        model file whose embedding this model computes (its base model's for an adapted model,
+        which shares the graph and ``embedding`` output), else this file's own."""
+        return self.metadata.embedding_sha256 or self.sha256
+
     def run(self, images: np.ndarray) -> ModelOutputs:
         """Run a batch (N x bands x H x W float32 in [0, 1])."""
         if images.ndim != 4 or images.shape[1] != self.metadata.input_bands:

@@ -26,14 +26,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from snca_cli.contract.metadata import (
-    EMBEDDING_OUTPUT,
-    INPUT_NAME,
-    PROBABILITIES_OUTPUT,
-    ModelMetadata,
-)
+from snca_cli.contract.metadata import EMBEDDING_OUTPUT, INPUT_NAME, PROBABILITIES_OUTPUT
 from snca_cli.errors import SncaError, first_line
 from snca_cli.runtime.atomic import atomic_output, check_writable
+from snca_cli.runtime.onnx_graph import load_snca_onnx, prune_graph
 
 #: What ``snca convert --to`` writes, and the model type each copy carries.
 TARGETS = {"deepness": "Recognition", "segmentor": "Segmentor"}
@@ -62,46 +58,6 @@ class ConvertResult:
     output_name: str
     output_shape: list[int | str]
     class_names: list[str]
-
-
-def _load(path: Path) -> tuple[onnx.ModelProto, ModelMetadata]:
-    if not path.is_file():
-        raise SncaError(f"model {path} does not exist")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, OSError, ... for a file that is not ONNX
-        raise SncaError(f"{path} is not an ONNX model: {first_line(exc)}") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    metadata = ModelMetadata.from_props(props, source=f"model {path}")
-    outputs = [o.name for o in model.graph.output]
-    if outputs[:2] != [EMBEDDING_OUTPUT, PROBABILITIES_OUTPUT]:
-        raise SncaError(
-            f"model {path} has outputs {outputs}; an snca model has "
-            f"{EMBEDDING_OUTPUT} and {PROBABILITIES_OUTPUT}"
-        )
-    return model, metadata
-
-
-def _prune(graph: onnx.GraphProto) -> None:
-    """Remove the nodes, initializers and value infos no graph output depends on."""
-    needed = {o.name for o in graph.output}
-    kept = []
-    for node in reversed(graph.node):
-        if any(name in needed for name in node.output):
-            kept.append(node)
-            needed.update(name for name in node.input if name)
-            for attribute in node.attribute:  # subgraphs (If, Loop) read outer names too
-                for sub in [attribute.g, *attribute.graphs]:
-                    needed.update(i for n in sub.node for i in n.input)
-    kept.reverse()
-    del graph.node[:]
-    graph.node.extend(kept)
-    initializers = [i for i in graph.initializer if i.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-    infos = [v for v in graph.value_info if v.name in needed]
-    del graph.value_info[:]
-    graph.value_info.extend(infos)
 
 
 def _add_class_map(graph: onnx.GraphProto, tile_size: int, classes: int) -> None:
@@ -152,7 +108,7 @@ def convert_model(model_path: Path, options: ConvertOptions) -> ConvertResult:
     if options.resolution_cm is not None and not options.resolution_cm > 0:
         raise SncaError(f"--resolution must be positive (cm/px), not {options.resolution_cm}")
     check_writable(options.output, options.force)
-    model, metadata = _load(Path(model_path))
+    model, metadata = load_snca_onnx(Path(model_path))
     if [i.name for i in model.graph.input] != [INPUT_NAME]:
         raise SncaError(f"model {model_path} must have the one input {INPUT_NAME}")
     if options.resolution_cm is not None:
@@ -171,7 +127,7 @@ def convert_model(model_path: Path, options: ConvertOptions) -> ConvertResult:
         props["class_names"] = json.dumps({str(i): name for i, name in enumerate(class_names)})
         props["seg_thresh"] = json.dumps(0.0)
         props["seg_small_segment"] = json.dumps(0)
-    _prune(graph)
+    prune_graph(graph)
     del model.metadata_props[:]
     helper.set_model_props(model, props)
     try:

@@ -387,7 +387,7 @@ def build_index(
             shards = save_graphs(tmp, new.embeddings, params, shard_size) if ann == "hnswlib" else 0
             metadata = model.metadata
             manifest = Manifest(
-                model_sha256=model.sha256,
+                model_sha256=model.embedding_sha256,
                 model_name=model.path.name,
                 embedding_dim=metadata.embedding_dim,
                 class_names=list(metadata.class_names),
@@ -473,7 +473,7 @@ def _add_locked(
     start = time.perf_counter()
     files = read_index(index_dir, mmap=False)
     manifest = files.manifest
-    check_model(manifest, model, index_dir)
+    check_model(manifest, model, index_dir, same_classes=True)
     if options is not None and options.for_model(model.metadata) != manifest.tiling:
         raise SncaError(
             f"index {index_dir} was built with tiling options {asdict(manifest.tiling)}; "

@@ -136,7 +136,7 @@ class IndexedRaster:
 class Manifest:
     """The contents of ``manifest.json``."""
 
-    model_sha256: str
+    model_sha256: str  # the embedding's model: the file, or an adapted model's base model
     model_name: str
     embedding_dim: int
     class_names: list[str]
@@ -532,19 +532,28 @@ def _load_array(handle: BinaryIO, mmap: bool) -> np.ndarray:
         )
 
 
-def check_model(manifest: Manifest, model: OnnxModel, directory: Path) -> None:
-    """Refuse a model other than the one the index was built with."""
+def check_model(
+    manifest: Manifest, model: OnnxModel, directory: Path, same_classes: bool = False
+) -> None:
+    """Refuse a model whose embedding differs from the one the index holds (an adapted model
+    shares its base model's embedding and passes); with ``same_classes`` (adding tiles, whose
+    predicted classes join the index's) also one with other classes."""
     dim = model.metadata.embedding_dim
     if dim != manifest.embedding_dim:
         raise SncaError(
             f"model {model.path.name} makes {dim}-d embeddings but index {directory} holds "
             f"{manifest.embedding_dim}-d ones; use the model the index was built with"
         )
-    if model.sha256 != manifest.model_sha256:
+    if model.embedding_sha256 != manifest.model_sha256:
         raise SncaError(
-            f"model {model.path.name} (sha256 {model.sha256[:12]}) is not the model index "
-            f"{directory} was built with ({manifest.model_name}, sha256 "
+            f"model {model.path.name} (embedding sha256 {model.embedding_sha256[:12]}) is not "
+            f"the model index {directory} was built with ({manifest.model_name}, sha256 "
             f"{manifest.model_sha256[:12]}); use that model or rebuild the index"
+        )
+    if same_classes and list(model.metadata.class_names) != list(manifest.class_names):
+        raise SncaError(
+            f"model {model.path.name} predicts other classes than index {directory} holds "
+            f"({manifest.model_name}: {len(manifest.class_names)} classes); add with that model"
         )
 
 

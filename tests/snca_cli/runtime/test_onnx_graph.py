@@ -1,0 +1,78 @@
+"""Replacing the head of an snca ONNX model (snca_cli.runtime.onnx_graph): the embedding output
+is bit-for-bit the base model's, the new probabilities are softmax(embedding @ W.T + b)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from snca_cli.contract.metadata import PROBABILITIES_OUTPUT
+from snca_cli.contract.open_set import OpenSetRule, class_prototypes
+from snca_cli.errors import SncaError
+from snca_cli.runtime.onnx_graph import HEAD_PREFIX, load_snca_onnx, replace_head, set_metadata
+from snca_cli.runtime.onnx_model import OnnxModel
+from tests.helpers.onnx_models import make_band_mean_model
+
+
+def test_a_new_head_keeps_the_embedding_and_computes_its_softmax(tmp_path: Path) -> None:
+    base_path = make_band_mean_model(tmp_path / "base.onnx", tile_size=8)
+    base = OnnxModel(base_path)
+    model, metadata = load_snca_onnx(base_path)
+    weights = np.array([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]], np.float32)
+    bias = np.array([0.25, -0.5], np.float32)
+    replace_head(model, weights, bias)
+    metadata.class_names = ["water", "land"]
+    metadata.embedding_sha256 = base.embedding_sha256
+    set_metadata(model, metadata, {})
+    onnx.save(model, str(tmp_path / "adapted.onnx"))
+    adapted = OnnxModel(tmp_path / "adapted.onnx")
+
+    images = np.random.default_rng(0).random((5, 3, 8, 8), dtype=np.float32)
+    before, after = base.run(images), adapted.run(images)
+    np.testing.assert_array_equal(after.embedding, before.embedding)
+    logits = before.embedding.astype(np.float64) @ weights.T + bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(after.probabilities, expected, atol=1e-6)
+    assert adapted.metadata.class_names == ["water", "land"]
+    assert adapted.embedding_sha256 == base.sha256 != adapted.sha256
+    # the old head is gone: only the new head's weights feed the probabilities
+    names = {i.name for i in onnx.load(str(tmp_path / "adapted.onnx")).graph.initializer}
+    assert {HEAD_PREFIX + "weight", HEAD_PREFIX + "bias"} <= names
+    outputs = [o.name for o in onnx.load(str(tmp_path / "adapted.onnx")).graph.output]
+    assert outputs == ["embedding", PROBABILITIES_OUTPUT]
+
+
+def test_a_head_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
+    model, _ = load_snca_onnx(make_band_mean_model(tmp_path / "base.onnx", tile_size=8))
+    with pytest.raises(SncaError, match="takes 4-d embeddings; the model makes 3-d"):
+        replace_head(model, np.zeros((2, 4)), np.zeros(2))
+    with pytest.raises(SncaError, match="C x D weights and C biases"):
+        replace_head(model, np.zeros((2, 3)), np.zeros(3))
+
+
+def test_the_open_set_rule_round_trips_through_the_metadata(tmp_path: Path) -> None:
+    base_path = make_band_mean_model(tmp_path / "base.onnx", tile_size=8)
+    model, metadata = load_snca_onnx(base_path)
+    embeddings = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.8, 0.2]], np.float32)
+    prototypes = class_prototypes(embeddings, np.array([0, 0, 1, 1]), 2)
+    np.testing.assert_allclose(np.linalg.norm(prototypes, axis=1), 1.0, atol=1e-6)
+    rule = OpenSetRule(prototypes=prototypes, threshold=0.9)
+    replace_head(model, np.eye(2, 3, dtype=np.float32), np.zeros(2, np.float32))
+    metadata.class_names, metadata.open_set = ["a", "b"], rule
+    set_metadata(model, metadata, {})
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    loaded = OnnxModel(tmp_path / "m.onnx").metadata.open_set
+    assert loaded is not None and loaded.threshold == 0.9
+    np.testing.assert_allclose(loaded.prototypes, prototypes, atol=1e-6)
+    # (0, 0, 1): cosine 0 to a's prototype; to b's, the mean of (0, 1, 0) and unit (0, .8, .2)
+    second = np.array([0.0, 0.8, 0.2]) / np.hypot(0.8, 0.2)
+    mean_b = (np.array([0.0, 1.0, 0.0]) + second) / 2
+    tiles = np.array([[1, 0, 0], [0, 0, 1]], np.float32)
+    expected = mean_b[2] / np.linalg.norm(mean_b)  # 0.122
+    np.testing.assert_allclose(loaded.best_similarity(tiles)[1], expected, atol=1e-6)
+    assert loaded.is_unknown(tiles).tolist() == [False, True]
+    assert loaded.is_unknown(tiles, threshold=0.1).tolist() == [False, False]
