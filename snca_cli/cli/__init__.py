@@ -1,5 +1,5 @@
-"""The ``snca`` command line: train, evaluate, export, convert, info, classify, index, search,
-demo."""
+"""The ``snca`` command line: train, evaluate, export, convert, adapt, info, classify, index,
+search, demo."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 
 from snca_cli import __version__
 from snca_cli.cli.commands import (
+    adapt,
     classify,
     convert,
     demo,
@@ -44,7 +45,7 @@ def _root(
     """snca command line."""
 
 
-for module in (train, evaluate, export, convert, info, classify, index, search, demo):
+for module in (train, evaluate, export, convert, adapt, info, classify, index, search, demo):
     module.register(app)
 
 

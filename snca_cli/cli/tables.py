@@ -10,6 +10,7 @@ import onnxruntime as ort
 from rich.table import Table
 
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.adapt import AdaptReport
 from snca_cli.tasks.classify import ClassifySummary
 from snca_cli.tasks.evaluate import METRIC_LABELS
 from snca_cli.tasks.index.results import SearchResult
@@ -137,4 +138,22 @@ def metrics_table(report: dict[str, Any], title: str) -> Table:
     for key, label in METRIC_LABELS.items():
         if key in report["metrics"]:
             table.add_row(label, f"{100 * report['metrics'][key]:.2f}")
+    return table
+
+
+def adapt_table(report: AdaptReport) -> Table:
+    """Labelled tiles, precision and recall per class."""
+    table = Table(title="classes", title_justify="left")
+    for name, justify in (("class", "left"), ("tiles", "right"), ("precision", "right")):
+        table.add_column(name, justify=justify)
+    table.add_column("recall", justify="right")
+    head = report.head
+    for name, count in report.counts.items():
+        precision, recall = head.precision.get(name), head.recall.get(name)
+        table.add_row(
+            name,
+            str(count),
+            "-" if precision is None else f"{precision:.2f}",
+            "-" if recall is None else f"{recall:.2f}",
+        )
     return table

@@ -5,7 +5,10 @@ Outputs of :func:`classify_raster`:
 * a GeoPackage layer (named after the raster) of tile polygons in the raster's CRS with fields
   ``tile_id``, ``row``, ``col``, ``class_id``, ``class_name``, ``score``, ``valid_fraction`` and
   ``top1_name``, ``top1_prob``, ... ``topK_name``, ``topK_prob``; only tiles with enough valid
-  pixels are written;
+  pixels are written. A model with an open-set rule (``snca adapt``,
+  :mod:`snca_cli.contract.open_set`) adds the class ``unknown`` (the last class id) for tiles
+  unlike every labelled class, and the field ``similarity`` (the tile's best cosine similarity
+  to a class prototype); ``score`` stays the head's best probability;
 * the same layer as RFC 7946 GeoJSON in EPSG:4326;
 * optionally a class map: a Cloud-Optimised GeoTIFF on the tiling grid with band 1 the class id
   and band 2 the confidence in percent, each pixel taking the tile whose centre is nearest
@@ -30,6 +33,8 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
+from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.open_set import UNKNOWN_CLASS, OpenSetRule, check_threshold
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
@@ -214,6 +219,34 @@ def plan_targets(
     return targets
 
 
+@dataclass(frozen=True)
+class OpenSet:
+    """The open-set rule a run applies and its threshold."""
+
+    rule: OpenSetRule
+    threshold: float
+
+
+def open_set_of(metadata: ModelMetadata, threshold: float | None = None) -> OpenSet | None:
+    """The open-set rule of a run: the model's with its threshold, or ``threshold`` instead
+    (-1 keeps every tile's class); None for a model without a rule."""
+    if metadata.open_set is None:
+        if threshold is not None:
+            raise SncaError(
+                "the model has no unknown rule (models made by snca adapt have one); "
+                "drop --unknown-threshold"
+            )
+        return None
+    limit = metadata.open_set.threshold if threshold is None else check_threshold(threshold)
+    return OpenSet(metadata.open_set, limit)
+
+
+def output_class_names(metadata: ModelMetadata, open_set: OpenSet | None) -> list[str]:
+    """The classes a run writes: the model's, then ``unknown`` with an open-set rule."""
+    names = list(metadata.class_names)
+    return names + [UNKNOWN_CLASS] if open_set is not None else names
+
+
 def classify_raster(
     raster_path: Path | str,
     model: OnnxModel,
@@ -226,6 +259,7 @@ def classify_raster(
     force: bool = False,
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
+    unknown_threshold: float | None = None,
 ) -> ClassifySummary:
     """Classify every tile of a raster and write the GeoPackage, GeoJSON and class map.
 
@@ -240,6 +274,8 @@ def classify_raster(
         top_k: how many best classes each tile records (at most the number of classes).
         force: overwrite existing outputs.
         progress, cancelled: hooks, as for :func:`snca_cli.runtime.tile_stream.embed_raster`.
+        unknown_threshold: the open-set threshold instead of the model's (see
+            :func:`open_set_of`).
 
     Raises:
         SncaError: bad input or an existing output without ``force`` (checked before any work).
@@ -249,16 +285,17 @@ def classify_raster(
     output = Path(output)
     geojson = Path(geojson) if geojson is not None else geojson_beside(output)
     class_map = Path(class_map) if class_map is not None else None
-    class_names = model.metadata.class_names
+    open_set = open_set_of(model.metadata, unknown_threshold)
+    class_names = output_class_names(model.metadata, open_set)
     if top_k < 1:
         raise SncaError(f"top-k must be at least 1 (got {top_k})")
-    top_k = min(top_k, len(class_names))
+    top_k = min(top_k, model.metadata.num_classes)
     targets = [output, geojson] + ([class_map] if class_map is not None else [])
     check_output_paths(targets, force)
 
     with embed_raster(raster_path, model, options, batch_size, progress, cancelled) as run:
         tiling = run.tiling
-        results = _TileResults.collect(run)
+        results = _TileResults.collect(run, open_set)
         target = ClassifyTarget(Path(raster_path), output, geojson, class_map)
         _write_outputs(target, tiling, results, class_names, top_k, force, cancelled)
         return _summary(
@@ -269,6 +306,7 @@ def classify_raster(
             tiling,
             results,
             run.stats,
+            class_names,
             model,
             top_k,
             time.perf_counter() - started,
@@ -312,6 +350,7 @@ def classify_on_cluster(
     cancelled: CancelHook | None = None,
     say: Callable[[str], None] | None = None,
     unit_tiles: int = UNIT_TILES,
+    unknown_threshold: float | None = None,
 ) -> list[ClassifySummary]:
     """Classify every target's raster on a Dask cluster, then write each one's outputs as
     :func:`classify_raster` does (the same files, equal values).
@@ -324,10 +363,11 @@ def classify_on_cluster(
     started = time.perf_counter()
     if not targets:
         raise SncaError("no raster to classify")
-    class_names = model.metadata.class_names
+    open_set = open_set_of(model.metadata, unknown_threshold)
+    class_names = output_class_names(model.metadata, open_set)
     if top_k < 1:
         raise SncaError(f"top-k must be at least 1 (got {top_k})")
-    top_k = min(top_k, len(class_names))
+    top_k = min(top_k, model.metadata.num_classes)
     options = options.for_model(model.metadata)
     check_output_paths([p for t in targets for p in t.paths()], force)
     names = [absolute_source(t.raster) for t in targets]
@@ -339,7 +379,7 @@ def classify_on_cluster(
     summaries = []
     for target, name in zip(targets, names, strict=True):
         shards = [s for s in done.shards if s.unit.raster == name]
-        results = _TileResults.from_shards(shards, model.metadata.num_classes)
+        results = _TileResults.from_shards(shards, model.metadata.num_classes, open_set)
         stats = TilingStats(
             total=sum(s.unit.tiles for s in shards),
             embedded=len(results.tile_id),
@@ -350,7 +390,8 @@ def classify_on_cluster(
             summaries.append(
                 _summary(
                     Path(target.raster), target.output, target.geojson, target.class_map,
-                    tiling, results, stats, model, top_k, time.perf_counter() - started,
+                    tiling, results, stats, class_names, model, top_k,
+                    time.perf_counter() - started,
                 )
             )
     remove_work_folder(work_dir)
@@ -367,11 +408,15 @@ class _TileResults:
     bounds: np.ndarray  # N x 4
     valid_fraction: np.ndarray
     probabilities: np.ndarray  # N x C
+    #: With an open-set rule: each tile's best similarity to a prototype, and whether it is
+    #: unknown (below the threshold); None without one.
+    similarity: np.ndarray | None = None
+    unknown: np.ndarray | None = None
 
     @classmethod
-    def collect(cls, run: RasterEmbedding) -> _TileResults:
+    def collect(cls, run: RasterEmbedding, open_set: OpenSet | None = None) -> _TileResults:
         """Run ``run`` to the end, keeping each classified tile's numbers."""
-        ids, rows, cols, bounds, fractions, probabilities = [], [], [], [], [], []
+        ids, rows, cols, bounds, fractions, probabilities, sims = [], [], [], [], [], [], []
         for batch in run:
             ids.extend(t.tile_id for t in batch.tiles)
             rows.extend(t.row for t in batch.tiles)
@@ -379,8 +424,10 @@ class _TileResults:
             bounds.extend(t.bounds for t in batch.tiles)
             fractions.extend(t.valid_fraction for t in batch.tiles)
             probabilities.append(batch.probabilities)
+            if open_set is not None:
+                sims.append(open_set.rule.best_similarity(batch.embedding))
         classes = run.model.metadata.num_classes
-        return cls(
+        results = cls(
             tile_id=np.array(ids, dtype=np.int64),
             row=np.array(rows, dtype=np.int64),
             col=np.array(cols, dtype=np.int64),
@@ -392,12 +439,22 @@ class _TileResults:
                 else np.zeros((0, classes))
             ),
         )
+        if open_set is not None:
+            results.mark_unknown(np.concatenate([*sims, np.zeros(0, np.float32)]), open_set)
+        return results
+
+    def mark_unknown(self, similarity: np.ndarray, open_set: OpenSet) -> None:
+        """Record the tiles' best prototype similarity and which are unknown."""
+        self.similarity = similarity.astype(np.float64)
+        self.unknown = self.similarity < open_set.threshold
 
     @classmethod
-    def from_shards(cls, shards: list[Shard], classes: int) -> _TileResults:
+    def from_shards(
+        cls, shards: list[Shard], classes: int, open_set: OpenSet | None = None
+    ) -> _TileResults:
         """The results of a raster's shards, in unit (grid) order."""
         tiles = np.concatenate([s.tiles for s in shards])
-        return cls(
+        results = cls(
             tile_id=tiles["grid_id"].astype(np.int64),
             row=tiles["row"].astype(np.int64),
             col=tiles["col"].astype(np.int64),
@@ -409,10 +466,25 @@ class _TileResults:
                 [s.probabilities for s in shards] + [np.zeros((0, classes), np.float32)]
             ).astype(np.float64),
         )
+        if open_set is not None:
+            embeddings = np.concatenate([s.embeddings for s in shards])
+            results.mark_unknown(open_set.rule.best_similarity(embeddings), open_set)
+        return results
 
     @property
     def class_id(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1) if len(self.tile_id) else np.zeros(0, np.int64)
+        """Each tile's class: the head's best, or ``C`` (unknown) where the rule rejects it."""
+        if not len(self.tile_id):
+            return np.zeros(0, np.int64)
+        best = self.probabilities.argmax(axis=1)
+        if self.unknown is not None:
+            best = np.where(self.unknown, self.probabilities.shape[1], best)
+        return best
+
+    @property
+    def score(self) -> np.ndarray:
+        """The head's best probability of each tile."""
+        return self.probabilities.max(axis=1) if len(self.tile_id) else np.zeros(0)
 
     def attributes(self, class_names: list[str], top_k: int) -> dict[str, np.ndarray]:
         """The GeoPackage columns, in order."""
@@ -425,7 +497,8 @@ class _TileResults:
             "col": self.col,
             "class_id": best.astype(np.int64),
             "class_name": names[best],
-            "score": self.probabilities[np.arange(len(best)), best],
+            "score": self.score,
+            **({} if self.similarity is None else {"similarity": self.similarity}),
             "valid_fraction": self.valid_fraction,
         }
         for k in range(top_k):
@@ -441,7 +514,7 @@ class _TileResults:
         scores = np.full((tiling.n_rows, tiling.n_cols), np.nan)
         best = self.class_id
         classes[self.row, self.col] = best
-        scores[self.row, self.col] = self.probabilities[np.arange(len(best)), best]
+        scores[self.row, self.col] = self.score
         return classes, scores
 
 
@@ -516,11 +589,11 @@ def _summary(
     tiling: RasterTiling,
     results: _TileResults,
     stats: TilingStats,
+    names: list[str],
     model: OnnxModel,
     top_k: int,
     elapsed: float,
 ) -> ClassifySummary:
-    names = model.metadata.class_names
     owned = tiling.grid.owned_pixels()[results.row, results.col] * tiling.grid.pixel_area
     best = results.class_id
     tiles = np.bincount(best, minlength=len(names))

@@ -63,6 +63,12 @@ def register(app: typer.Typer) -> None:
         stretch: str | None = options.STRETCH,
         edge: str = options.EDGE,
         top_k: int = typer.Option(3, "--top-k", help="Best classes recorded per tile."),
+        unknown_threshold: float | None = typer.Option(
+            None,
+            "--unknown-threshold",
+            help="Adapted models: a tile whose best cosine similarity to the class prototypes "
+            "is below this is `unknown` [default: the model's calibrated value; -1: never].",
+        ),
         batch_size: int = options.BATCH_SIZE,
         provider: str = options.PROVIDER,
         threads: int = options.THREADS,
@@ -92,10 +98,11 @@ def register(app: typer.Typer) -> None:
                 summaries = classify_on_cluster(
                     targets, model, tiling, spec, batch_size, top_k, force, progress,
                     say=lambda line: error_console.print(line, highlight=False),
+                    unknown_threshold=unknown_threshold,
                 )
         else:
             summaries = (
-                _classify_one(target, model, tiling, batch_size, top_k, force)
+                _classify_one(target, model, tiling, batch_size, top_k, force, unknown_threshold)
                 for target in targets
             )
         for summary in summaries:
@@ -119,6 +126,7 @@ def _classify_one(
     batch_size: int,
     top_k: int,
     force: bool,
+    unknown_threshold: float | None,
 ) -> ClassifySummary:
     """Classify one raster with a progress bar on stderr."""
     with tile_progress(target.raster.name) as progress:
@@ -133,4 +141,5 @@ def _classify_one(
             top_k=top_k,
             force=force,
             progress=progress,
+            unknown_threshold=unknown_threshold,
         )

@@ -1,0 +1,84 @@
+"""`snca adapt`: a model for the user's own classes, from labels on the map or an image folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from snca_cli.cli import options
+from snca_cli.cli.support import console, error_console, exit_on_error, progress_bars
+from snca_cli.cli.tables import adapt_table
+from snca_cli.contract.tiling import tiling_options
+from snca_cli.tasks.adapt import AdaptConfig, adapt_model
+
+HELP = """Adapt a model to your classes from labelled examples, in seconds, without torch.
+
+Labels on the map: points or polygons (GeoPackage, GeoJSON, Shapefile; any CRS) with a class
+field (--labels FILE --field NAME) over the RASTERS. A point labels the tile under it, a polygon
+every tile at least half inside it; tiles are cut as `snca classify` cuts them. Or an image
+folder (--images DATA, laid out DATA/CLASS/IMAGE).
+
+The labelled tiles are embedded with the model (default: the shipped one), a class-balanced
+logistic-regression head is fitted on the embeddings and cross-validated, and a new ONNX model
+is written: the same graph and `embedding` output (indexes built with the base model stay
+valid), the new head and class names, and a calibrated rule that makes `snca classify` write
+`unknown` for tiles unlike every labelled class. Beside it: OUT.card.md / .card.json (the
+labels used, per-class precision and recall), OUT.adapt.json and OUT.confusion.png.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the snca app."""
+
+    @app.command("adapt", help=HELP)
+    @exit_on_error
+    def adapt(
+        rasters: list[Path] | None = typer.Argument(None, help="Rasters the labels lie on."),
+        labels: Path | None = typer.Option(
+            None, "--labels", help="Points or polygons with a class field."
+        ),
+        field: str | None = typer.Option(None, "--field", help="The class field of --labels."),
+        images: Path | None = typer.Option(
+            None, "--images", help="An image folder DATA/CLASS/IMAGE instead of labels."
+        ),
+        model_path: Path | None = options.MODEL,
+        output: Path = typer.Option(..., "--output", "-o", help="The adapted model (.onnx)."),
+        folds: int = typer.Option(5, "--folds", help="Cross-validation folds (at most)."),
+        overlap: str | None = options.OVERLAP,
+        resolution: str = options.RESOLUTION,
+        bands: str | None = options.BANDS,
+        min_valid: float = options.MIN_VALID,
+        stretch: str | None = options.STRETCH,
+        edge: str = options.EDGE,
+        force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    ) -> None:
+        config = AdaptConfig(
+            output=output,
+            model=model_path,
+            rasters=list(rasters or []),
+            labels=labels,
+            field=field,
+            images=images,
+            tiling=tiling_options(overlap, resolution, bands, min_valid, stretch, edge),
+            folds=folds,
+            force=force,
+        )
+        with progress_bars() as progress:
+            report = adapt_model(config, progress)
+        for warning in report.warnings:
+            error_console.print(f"warning: {warning}", highlight=False)
+        console.print(adapt_table(report))
+        head = report.head
+        accuracy = "-" if head.cv_accuracy is None else f"{head.cv_accuracy:.1%}"
+        console.print(
+            f"{sum(report.counts.values())} labelled tiles, {len(report.counts)} classes: "
+            f"cross-validated accuracy {accuracy} ({head.folds} folds); unknown below "
+            f"similarity {head.rule.threshold:.3f}; {report.seconds:.1f} s",
+            highlight=False,
+        )
+        written = [report.model, report.card, report.card_json, report.report_json]
+        console.print(
+            f"wrote {', '.join(str(p) for p in [*written, report.confusion_png])}",
+            highlight=False,
+        )

@@ -1,0 +1,472 @@
+"""Adapt a model to the user's classes from labelled examples, in seconds and without torch.
+
+``snca adapt`` embeds labelled tiles (labels drawn on the map over rasters,
+:mod:`snca_cli.tasks.labels`, or a ``DATA/CLASS/IMAGE`` folder) with a model, fits a
+class-balanced logistic-regression head on the unit embeddings, scores it by stratified
+cross-validation, calibrates the open-set rule (:mod:`snca_cli.contract.open_set`) on the
+held-out folds, and writes a new ONNX model: the base model's graph and ``embedding`` output
+unchanged, the new head as ``probabilities`` (:func:`snca_cli.runtime.onnx_graph.replace_head`),
+the new ``class_names``, the rule, and ``embedding_sha256`` naming the base model, so indexes
+built with the base model stay valid. Beside it: a model card (``.card.md`` / ``.card.json``)
+recording the labels used, and a confusion-matrix PNG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from snca_cli.contract.open_set import (
+    KNOWN_KEPT_QUANTILE,
+    UNKNOWN_CLASS,
+    OpenSetRule,
+    class_prototypes,
+    unit_rows,
+)
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import Cancelled, SncaError
+from snca_cli.hooks import CancelHook, ProgressFactory
+from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
+from snca_cli.runtime.default_model import resolve_model
+from snca_cli.runtime.onnx_graph import load_snca_onnx, replace_head, set_metadata
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.scene_images import scan_scene_folder
+from snca_cli.tasks.evaluate import embed_items, open_onnx
+from snca_cli.tasks.labels import (
+    LabelledTile,
+    check_classes,
+    class_counts,
+    label_tiles,
+    labelled_array,
+    read_labels,
+)
+
+#: Inverse regularisation strength of the logistic-regression head (scikit-learn's ``C``).
+HEAD_C = 10.0
+#: Tiles embedded per model run.
+BATCH_SIZE = 32
+
+
+@dataclass
+class AdaptedHead:
+    """A fitted head and how well it did under cross-validation.
+
+    ``weights`` (C x D) and ``bias`` (C) give ``softmax(embedding @ weights.T + bias)``, the
+    written model's ``probabilities``. ``cv_accuracy``, ``cv_predictions``, ``precision``,
+    ``recall`` and ``confusion`` (rows: true class, columns: predicted) come from stratified
+    cross-validation; None/empty when some class has a single example.
+    """
+
+    class_names: list[str]
+    weights: np.ndarray
+    bias: np.ndarray
+    rule: OpenSetRule
+    folds: int
+    cv_accuracy: float | None
+    cv_predictions: np.ndarray
+    precision: dict[str, float] = dataclasses.field(default_factory=dict)
+    recall: dict[str, float] = dataclasses.field(default_factory=dict)
+    confusion: np.ndarray | None = None
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        """N x C class probabilities of unit embeddings, as the written model computes them."""
+        logits = np.asarray(embeddings, np.float64) @ self.weights.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _logistic_head(
+    embeddings: np.ndarray, labels: np.ndarray, classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C x D weights, C biases) of a class-balanced logistic regression, as a softmax head."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=HEAD_C, class_weight="balanced", max_iter=2000)
+    fitted.fit(embeddings, labels)
+    coef, intercept = fitted.coef_.astype(np.float64), fitted.intercept_.astype(np.float64)
+    if classes == 2:  # one logit z for class 1: softmax([-z/2, z/2]) = sigmoid(z)
+        coef = np.concatenate([-coef / 2, coef / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    return coef.astype(np.float32), intercept.astype(np.float32)
+
+
+def fit_head(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    folds: int = 5,
+    seed: int = 0,
+) -> AdaptedHead:
+    """Fit the head on every example; score it and calibrate the open-set threshold by
+    stratified ``folds``-fold cross-validation (fewer folds when a class has fewer examples).
+
+    The threshold is the :data:`KNOWN_KEPT_QUANTILE` quantile of each held-out example's best
+    similarity to prototypes built without its fold. With a one-example class there is no
+    cross-validation: the threshold then comes from the examples themselves (optimistic).
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    from sklearn.model_selection import StratifiedKFold
+
+    embeddings = unit_rows(embeddings).astype(np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    classes = len(class_names)
+    present = np.bincount(labels, minlength=classes)
+    if (present == 0).any():
+        missing = [class_names[i] for i in np.flatnonzero(present == 0)]
+        raise SncaError(f"no labelled example of {', '.join(missing)}")
+    weights, bias = _logistic_head(embeddings, labels, classes)
+    prototypes = class_prototypes(embeddings, labels, classes)
+    n_folds = int(min(folds, present.min()))
+    predictions = np.full(len(labels), -1, dtype=np.int64)
+    if n_folds < 2:
+        best = (embeddings @ prototypes.T).max(axis=1)
+        rule = OpenSetRule(prototypes, float(np.quantile(best, KNOWN_KEPT_QUANTILE)))
+        return AdaptedHead(class_names, weights, bias, rule, 1, None, predictions)
+    held_out_best = np.zeros(len(labels), dtype=np.float64)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for train, test in splitter.split(embeddings, labels):
+        fold_weights, fold_bias = _logistic_head(embeddings[train], labels[train], classes)
+        logits = embeddings[test] @ fold_weights.T + fold_bias
+        predictions[test] = logits.argmax(axis=1)
+        fold_prototypes = class_prototypes(embeddings[train], labels[train], classes)
+        held_out_best[test] = (embeddings[test] @ fold_prototypes.T).max(axis=1)
+    rule = OpenSetRule(prototypes, float(np.quantile(held_out_best, KNOWN_KEPT_QUANTILE)))
+    precision, recall, _, _ = precision_recall_fscore_support(
+        labels, predictions, labels=list(range(classes)), zero_division=0
+    )
+    return AdaptedHead(
+        class_names=class_names,
+        weights=weights,
+        bias=bias,
+        rule=rule,
+        folds=n_folds,
+        cv_accuracy=float((predictions == labels).mean()),
+        cv_predictions=predictions,
+        precision={n: float(p) for n, p in zip(class_names, precision, strict=True)},
+        recall={n: float(r) for n, r in zip(class_names, recall, strict=True)},
+        confusion=confusion_matrix(labels, predictions, labels=list(range(classes))),
+    )
+
+
+def embed_labelled_tiles(
+    model: OnnxModel,
+    tiles: list[LabelledTile],
+    options: TilingOptions,
+    progress=None,
+    cancelled: CancelHook | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """N x D unit embeddings of labelled tiles, read as ``snca classify`` reads them, and the
+    tiles' valid fractions (N)."""
+    out = np.zeros((len(tiles), model.metadata.embedding_dim), np.float32)
+    fractions = np.zeros(len(tiles), np.float64)
+    by_raster: dict[Path, list[int]] = {}
+    for i, tile in enumerate(tiles):
+        by_raster.setdefault(tile.raster, []).append(i)
+    done = 0
+    for raster, rows in by_raster.items():
+        with RasterTiling.open(raster, model.metadata, options) as tiling:
+            for start in range(0, len(rows), BATCH_SIZE):
+                if cancelled is not None and cancelled():
+                    raise Cancelled("adapting cancelled")
+                chunk = rows[start : start + BATCH_SIZE]
+                batch, fractions[chunk] = tiling.read([tiles[i].tile for i in chunk])
+                out[chunk] = model.run(batch).embedding
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, len(tiles))
+    return unit_rows(out).astype(np.float32), fractions
+
+
+@dataclass
+class AdaptConfig:
+    """What ``snca adapt`` was asked: labels over rasters, or an image folder."""
+
+    output: Path
+    model: Path | None = None  # None: the shipped model
+    rasters: list[Path] = dataclasses.field(default_factory=list)
+    labels: Path | None = None
+    field: str | None = None
+    images: Path | None = None
+    tiling: TilingOptions = dataclasses.field(default_factory=TilingOptions)
+    folds: int = 5
+    force: bool = False
+
+
+@dataclass
+class AdaptReport:
+    """What :func:`adapt_model` wrote and measured."""
+
+    model: Path
+    card: Path
+    card_json: Path
+    report_json: Path
+    confusion_png: Path
+    head: AdaptedHead
+    counts: dict[str, int]
+    warnings: list[str]
+    seconds: float
+
+
+def adapt_outputs(output: Path) -> dict[str, Path]:
+    """The files an adapted model ``output`` (``*.onnx``) comes with."""
+    stem = output.with_suffix("")
+    return {
+        "model": output,
+        "card": Path(f"{stem}.card.md"),
+        "card_json": Path(f"{stem}.card.json"),
+        "report_json": Path(f"{stem}.adapt.json"),
+        "confusion_png": Path(f"{stem}.confusion.png"),
+    }
+
+
+def _check_config(config: AdaptConfig) -> None:
+    if config.output.suffix.lower() != ".onnx":
+        raise SncaError(f"the adapted model must be an .onnx file, not {config.output.name}")
+    if config.images is not None and (config.rasters or config.labels is not None):
+        raise SncaError("give labels over rasters (--labels, --field) or --images, not both")
+    if config.images is None:
+        if not config.rasters:
+            raise SncaError("give the rasters the labels lie on (or --images DIR)")
+        if config.labels is None or not config.field:
+            raise SncaError("--labels FILE and --field NAME are needed with rasters")
+    if config.folds < 2:
+        raise SncaError(f"--folds must be at least 2, not {config.folds}")
+
+
+def collect_examples(
+    config: AdaptConfig,
+    model: OnnxModel,
+    progress: ProgressFactory | None = None,
+    cancelled: CancelHook | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any], list[str]]:
+    """(embeddings, labels, class names, labels record, warnings) of the configured examples."""
+    hook = progress("embedding labelled examples") if progress is not None else None
+    if config.images is not None:
+        folder = scan_scene_folder(config.images)
+        embedder = open_onnx(model.path)
+        outputs = embed_items(embedder, folder.root, folder.items, progress=hook)
+        counts = {n: int((folder.labels == i).sum()) for i, n in enumerate(folder.class_names)}
+        warnings = check_classes(counts, str(folder.root))
+        record = {"images": folder.root.name, "counts": counts}
+        return unit_rows(outputs.embedding), folder.labels, folder.class_names, record, warnings
+    assert config.labels is not None and config.field is not None
+    labels = read_labels(config.labels, config.field)
+    tiles: list[LabelledTile] = []
+    warnings: list[str] = []
+    outside = conflicts = 0
+    for raster in config.rasters:
+        with RasterTiling.open(raster, model.metadata, config.tiling) as tiling:
+            found = label_tiles(labels, tiling)
+        tiles.extend(found.tiles)
+        outside += found.outside
+        conflicts += found.conflicts
+    if not tiles:
+        raise SncaError(
+            f"no label of {labels.path.name} falls on a tile of the {len(config.rasters)} "
+            "raster(s): check that labels and rasters cover the same place"
+        )
+    if outside:
+        warnings.append(f"{outside} label(s) fall outside every raster (ignored)")
+    if conflicts:
+        warnings.append(f"{conflicts} tile(s) labelled with two classes (dropped)")
+    embeddings, fractions = embed_labelled_tiles(model, tiles, config.tiling, hook, cancelled)
+    min_valid = config.tiling.for_model(model.metadata).min_valid
+    kept = fractions >= max(min_valid, 1e-9)
+    if not kept.all():
+        warnings.append(
+            f"{int((~kept).sum())} labelled tile(s) have too few valid pixels "
+            f"(< {min_valid:.0%}; snca classify skips them): ignored"
+        )
+    tiles = [t for t, keep in zip(tiles, kept, strict=True) if keep]
+    embeddings = embeddings[kept]
+    counts = class_counts(tiles)
+    for name in labels.class_names:
+        if name not in counts:
+            warnings.append(f"class {name!r} has no usable labelled tile")
+    warnings += check_classes(counts, labels.path.name)
+    class_names = sorted(counts)
+    record = {
+        "file": labels.path.name,
+        "field": labels.field,
+        "rasters": [Path(r).name for r in config.rasters],
+        "counts": counts,
+        "points_or_polygons": len(labels.geometries),
+    }
+    return embeddings, labelled_array(tiles, class_names), class_names, record, warnings
+
+
+def adapt_model(
+    config: AdaptConfig,
+    progress: ProgressFactory | None = None,
+    cancelled: CancelHook | None = None,
+) -> AdaptReport:
+    """Adapt ``config.model`` (default: the shipped one) to the configured labels; write the
+    new model, its card, the report and the confusion matrix together (all or nothing)."""
+    start = time.perf_counter()
+    config.output = Path(config.output)
+    _check_config(config)
+    paths = adapt_outputs(config.output)
+    check_output_paths(list(paths.values()), config.force)
+    base_path = resolve_model(config.model)
+    model = OnnxModel(base_path)
+    if UNKNOWN_CLASS in model.metadata.class_names:
+        raise SncaError(f"{base_path.name} has a class named {UNKNOWN_CLASS!r}; rename it")
+    embeddings, labels, class_names, record, warnings = collect_examples(
+        config, model, progress, cancelled
+    )
+    if UNKNOWN_CLASS in class_names:
+        raise SncaError(f"{UNKNOWN_CLASS!r} is the name snca gives rejected tiles: rename it")
+    head = fit_head(embeddings, labels, class_names, config.folds)
+    if cancelled is not None and cancelled():
+        raise Cancelled("adapting cancelled")
+    report = _report(base_path, model, head, record, warnings)
+    onnx_model, metadata = load_snca_onnx(base_path)
+    replace_head(onnx_model, head.weights, head.bias)
+    metadata.class_names = list(class_names)
+    metadata.open_set = head.rule
+    metadata.embedding_sha256 = model.embedding_sha256
+    metadata.training = {
+        "adapted_from": report["base_model"],
+        "labels": record,
+        "head": report["head"],
+    }
+    set_metadata(onnx_model, metadata, {})
+    with atomic_outputs(list(paths.values()), config.force) as staged:
+        onnx.save(onnx_model, str(staged.path(paths["model"])))
+        staged.path(paths["report_json"]).write_text(json.dumps(report, indent=2) + "\n")
+        staged.path(paths["card_json"]).write_text(json.dumps(report, indent=2) + "\n")
+        staged.path(paths["card"]).write_text(card_markdown(config.output.name, report))
+        plot_confusion(staged.path(paths["confusion_png"]), head)
+    return AdaptReport(
+        model=paths["model"],
+        card=paths["card"],
+        card_json=paths["card_json"],
+        report_json=paths["report_json"],
+        confusion_png=paths["confusion_png"],
+        head=head,
+        counts=record["counts"],
+        warnings=warnings,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _report(
+    base_path: Path,
+    model: OnnxModel,
+    head: AdaptedHead,
+    record: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any]:
+    return {
+        "base_model": {"name": base_path.name, "embedding_sha256": model.embedding_sha256},
+        "labels": record,
+        "class_names": head.class_names,
+        "head": {
+            "kind": "logistic regression on unit embeddings, class-balanced",
+            "C": HEAD_C,
+            "cross_validation_folds": head.folds,
+            "cv_accuracy": head.cv_accuracy,
+            "precision": head.precision,
+            "recall": head.recall,
+            "confusion": None if head.confusion is None else head.confusion.tolist(),
+        },
+        "unknown": {
+            "rule": "max cosine to class prototypes below the threshold",
+            "threshold": head.rule.threshold,
+            "calibration": f"{KNOWN_KEPT_QUANTILE:.0%} quantile of held-out labelled tiles",
+        },
+        "warnings": warnings,
+    }
+
+
+def card_markdown(name: str, report: dict[str, Any]) -> str:
+    """The model card of an adapted model."""
+    head, labels = report["head"], report["labels"]
+    accuracy = head["cv_accuracy"]
+    lines = [
+        f"# {name}",
+        "",
+        f"Adapted from **{report['base_model']['name']}** by `snca adapt`: the base model's "
+        "embedding (graph and `embedding` output unchanged; indexes built with the base model "
+        "stay valid) with a new classification head.",
+        "",
+        "## Labels used",
+        "",
+        *(
+            [
+                f"- file `{labels['file']}`, field `{labels['field']}`, rasters "
+                f"{', '.join(labels['rasters'])}"
+            ]
+            if "file" in labels
+            else [f"- image folder `{labels['images']}`"]
+        ),
+        "",
+        "| class | labelled tiles | precision | recall |",
+        "|---|---:|---:|---:|",
+    ]
+    for cls, count in labels["counts"].items():
+        precision = _cell(head["precision"].get(cls))
+        lines.append(f"| {cls} | {count} | {precision} | {_cell(head['recall'].get(cls))} |")
+    lines += [
+        "",
+        "## Head and checks",
+        "",
+        f"- {head['kind']} (C = {head['C']})",
+        "- cross-validated accuracy: "
+        + ("-" if accuracy is None else f"{accuracy:.1%} ({head['cross_validation_folds']} folds)"),
+        f"- `unknown` when a tile's best cosine similarity to the class prototypes is below "
+        f"{report['unknown']['threshold']:.3f} ({report['unknown']['calibration']}); "
+        "`snca classify --unknown-threshold` overrides it",
+        "",
+        "## Intended use",
+        "",
+        "Tiles like the labelled ones, on imagery like the labelled rasters. Scene kinds absent "
+        "from the labels come out `unknown` when they look like none of them, and as the "
+        "nearest class otherwise.",
+        "",
+    ]
+    for warning in report["warnings"]:
+        lines.insert(-1, f"- warning: {warning}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def plot_confusion(path: Path, head: AdaptedHead) -> None:
+    """The cross-validated confusion matrix as a PNG (an empty note without one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = len(head.class_names)
+    size = max(4.0, 0.45 * classes + 2.5)
+    figure, axes = plt.subplots(figsize=(size, size))
+    if head.confusion is None:
+        axes.text(0.5, 0.5, "too few examples per class\nfor cross-validation", ha="center")
+        axes.set_axis_off()
+    else:
+        axes.imshow(head.confusion, cmap="Blues")
+        for (row, col), value in np.ndenumerate(head.confusion):
+            axes.text(col, row, str(value), ha="center", va="center", fontsize=8)
+        axes.set_xticks(range(classes), head.class_names, rotation=90)
+        axes.set_yticks(range(classes), head.class_names)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("labelled")
+        title = f"cross-validated accuracy {head.cv_accuracy:.1%}"
+        axes.set_title(title if math.isfinite(head.cv_accuracy or math.nan) else "")
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=110)
+    plt.close(figure)

@@ -1,0 +1,272 @@
+"""Adapting a model to labelled examples (snca_cli.tasks.adapt): the written ONNX model's head is
+the fitted one, its embedding the base model's, tiles unlike every label come out ``unknown``,
+indexes of the base model stay searchable; and the real Landsat scene, labelled on the map.
+
+Painted rasters and the band-mean model: a tile's embedding is its normalised colour.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+from typer.testing import CliRunner
+
+from snca_cli.cli import app
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import SncaError
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.scene_images import make_split, save_split, scan_scene_folder
+from snca_cli.tasks.adapt import AdaptConfig, adapt_model, fit_head
+from snca_cli.tasks.classify import classify_raster
+from snca_cli.tasks.index.build import add_to_index, build_index
+from snca_cli.tasks.index.search import TileIndex
+from snca_cli.tasks.labels import label_tiles, read_labels
+from tests.helpers.index_data import TILE
+from tests.helpers.rasters import ORIGIN, PIXEL, painted_raster
+
+RED, GREEN, BLUE = (200, 30, 30), (30, 200, 40), (30, 40, 210)
+#: 3 x 4 tiles; the labels name the reds and greens of rows 0-1; row 2 is unlabelled.
+PAINT = np.array(
+    [
+        [RED, (190, 40, 20), (210, 20, 40), GREEN],
+        [(40, 190, 30), (20, 210, 40), (30, 180, 20), (200, 40, 30)],
+        [BLUE, (195, 35, 25), (35, 205, 35), (30, 30, 200)],
+    ],
+    dtype=np.uint8,
+)
+LABELS = {"red": [(0, 0), (0, 1), (0, 2), (1, 3)], "green": [(0, 3), (1, 0), (1, 1), (1, 2)]}
+runner = CliRunner()
+
+
+def labels_file(path: Path, labels: dict[str, list[tuple[int, int]]]) -> Path:
+    """Points at the centres of the (row, col) tiles, in the painted raster's UTM CRS."""
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"cover": name},
+            "geometry": {
+                "type": "Point",
+                "coordinates": [
+                    ORIGIN[0] + (col + 0.5) * TILE * PIXEL,
+                    ORIGIN[1] - (row + 0.5) * TILE * PIXEL,
+                ],
+            },
+        }
+        for name, cells in labels.items()
+        for row, col in cells
+    ]
+    crs = {"type": "name", "properties": {"name": "EPSG:32633"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    return path
+
+
+@pytest.fixture
+def painted(tmp_path: Path) -> Path:
+    return painted_raster(tmp_path / "painted.tif", PAINT, TILE)
+
+
+def test_fit_head_is_the_softmax_the_written_model_computes(
+    tmp_path: Path, model: OnnxModel, painted: Path
+) -> None:
+    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    report = adapt_model(
+        AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
+    )
+    adapted = OnnxModel(report.model)
+    assert adapted.metadata.class_names == ["green", "red"]
+    assert report.counts == {"green": 4, "red": 4}
+    assert report.head.cv_accuracy == 1.0 and report.head.folds == 4
+    with RasterTiling.open(painted, model.metadata) as tiling:
+        batch, _ = tiling.read(list(tiling.tiles()))
+    base_out, out = model.run(batch), adapted.run(batch)
+    np.testing.assert_array_equal(out.embedding, base_out.embedding)
+    np.testing.assert_allclose(
+        out.probabilities, report.head.probabilities(base_out.embedding), atol=1e-5
+    )
+    # the threshold is the 5 % quantile of held-out similarities: every labelled tile passes
+    rule = adapted.metadata.open_set
+    assert rule is not None and 0.9 < rule.threshold < 1.0
+    card = report.card.read_text()
+    assert "file `labels.geojson`, field `cover`" in card and "| red | 4 |" in card
+    assert json.loads(report.report_json.read_text())["labels"]["counts"] == report.counts
+    assert report.confusion_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_classify_with_the_adapted_model_writes_unknown_for_unlike_tiles(
+    tmp_path: Path, model: OnnxModel, painted: Path
+) -> None:
+    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    adapted = adapt_model(
+        AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
+    ).model
+    summary = classify_raster(painted, OnnxModel(adapted), tmp_path / "classes.gpkg")
+    table = pyogrio.read_dataframe(tmp_path / "classes.gpkg")
+    by_cell = dict(
+        zip(zip(table["row"], table["col"], strict=True), table["class_name"], strict=True)
+    )
+    for name, cells in LABELS.items():
+        assert all(by_cell[cell] == name for cell in cells)
+    # row 2: blue tiles look like no label; the red and green ones keep their classes
+    assert [by_cell[(2, col)] for col in range(4)] == ["unknown", "red", "green", "unknown"]
+    assert summary.class_tiles == {"green": 5, "red": 5, "unknown": 2}
+    assert set(table["class_id"][table["class_name"] == "unknown"]) == {2}
+    assert (table["similarity"][table["class_name"] == "unknown"] < 0.9).all()
+    # the threshold given on the command line wins: -1 keeps every tile's class
+    kept = classify_raster(
+        painted, OnnxModel(adapted), tmp_path / "all.gpkg", unknown_threshold=-1.0
+    )
+    assert kept.class_tiles["unknown"] == 0
+    with pytest.raises(SncaError, match="the model has no unknown rule"):
+        classify_raster(painted, model, tmp_path / "x.gpkg", unknown_threshold=0.5)
+
+
+def test_an_index_of_the_base_model_is_searched_with_the_adapted_one(
+    tmp_path: Path, model: OnnxModel, painted: Path
+) -> None:
+    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    adapted = OnnxModel(
+        adapt_model(
+            AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
+        ).model
+    )
+    build_index([painted], model, tmp_path / "idx")
+    from PIL import Image
+
+    Image.fromarray(np.tile(np.array(BLUE, np.uint8), (TILE, TILE, 1))).save(tmp_path / "q.png")
+    with TileIndex.open(tmp_path / "idx") as index:
+        result = index.search_image(tmp_path / "q.png", adapted, k=2)
+    assert {(h.tile.row, h.tile.col) for h in result.hits} == {(2, 0), (2, 3)}
+    # adding tiles needs the index's own classes: the adapted model's would not fit
+    with pytest.raises(SncaError, match="predicts other classes than index"):
+        add_to_index(tmp_path / "idx", [painted_raster(tmp_path / "b.tif", PAINT, TILE)], adapted)
+
+
+def test_adapting_from_an_image_folder_then_evaluating(
+    tmp_path: Path, model: OnnxModel, scenes: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        ["adapt", "--images", str(scenes), "-m", str(model.path), "-o", str(tmp_path / "m.onnx")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "cross-validated accuracy" in result.output
+    adapted = OnnxModel(tmp_path / "m.onnx")
+    assert adapted.metadata.class_names == sorted(p.name for p in scenes.iterdir())
+    folder = scan_scene_folder(scenes)
+    save_split(tmp_path / "split.json", folder, make_split(folder, seed=0), seed=0)
+    evaluated = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "m.onnx"),
+            str(scenes),
+            "--split",
+            str(tmp_path / "split.json"),
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads((tmp_path / "m-eval" / "metrics.json").read_text())
+    assert metrics["metrics"]["classifier"] > 0.5  # the adapted head's accuracy
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--labels", "L", "--field", "cover"], "give the rasters the labels lie on"),
+        (["R", "--field", "cover"], "--labels FILE and --field NAME are needed"),
+        (["R", "--labels", "L", "--field", "nope"], "has no field 'nope' (fields: cover)"),
+        (["R", "--labels", "L", "--field", "cover", "--folds", "1"], "--folds must be at least 2"),
+    ],
+)
+def test_cli_adapt_errors_are_one_line(
+    tmp_path: Path, model: OnnxModel, painted: Path, arguments: list[str], message: str
+) -> None:
+    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    args = [str(painted) if a == "R" else str(labels) if a == "L" else a for a in arguments]
+    result = runner.invoke(
+        app, ["adapt", *args, "-m", str(model.path), "-o", str(tmp_path / "m.onnx")]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_one_class_is_refused_and_a_single_example_warned(
+    tmp_path: Path, model: OnnxModel, painted: Path
+) -> None:
+    one = labels_file(tmp_path / "one.geojson", {"red": LABELS["red"]})
+    with pytest.raises(SncaError, match="at least two classes"):
+        adapt_model(AdaptConfig(tmp_path / "m.onnx", model.path, [painted], one, "cover"))
+    few = labels_file(tmp_path / "few.geojson", {"red": LABELS["red"], "green": [(0, 3)]})
+    report = adapt_model(AdaptConfig(tmp_path / "m.onnx", model.path, [painted], few, "cover"))
+    assert report.warnings == [
+        "class 'green' has a single labelled tile: add more for a reliable head"
+    ]
+    assert report.head.cv_accuracy is None
+
+
+def test_fit_head_cross_validates_by_hand_checkable_folds() -> None:
+    embeddings = np.array([[1, 0], [0.9, 0.1], [0.95, 0.05], [0, 1], [0.1, 0.9], [0.05, 0.95]])
+    head = fit_head(embeddings, np.array([0, 0, 0, 1, 1, 1]), ["a", "b"], folds=3)
+    assert head.folds == 3 and head.cv_accuracy == 1.0
+    assert head.confusion.tolist() == [[3, 0], [0, 3]]
+    assert head.probabilities(np.array([[1.0, 0.0]]))[0, 0] > 0.5
+
+
+@pytest.mark.shared_data
+def test_labels_on_the_landsat_scene_make_a_model_that_knows_clouds_it_never_saw(
+    tmp_path: Path, landsat_rgb: Path
+) -> None:
+    """Points on deep water, shallow water and land of the real 300 m Landsat scene, tiled at
+    100 m (15 km tiles); nothing labels the cloud bank in the north (rows 1-4, cols 4-9)."""
+    import rasterio
+    from rasterio.warp import transform as transform_coords
+
+    cells = {  # (col, row) pixels of the 300 m raster
+        "deep water": [(600, 300), (520, 500), (700, 200), (650, 450), (560, 380), (480, 600)],
+        "shallow water": [(120, 400), (60, 300), (150, 600), (40, 500), (100, 250)],
+        "land": [(280, 340), (400, 580), (230, 250), (300, 420), (200, 300)],
+    }
+    features = []
+    with rasterio.open(landsat_rgb) as src:
+        for name, points in cells.items():
+            for col, row in points:
+                x, y = src.xy(row, col)
+                (lon,), (lat,) = transform_coords(src.crs, "EPSG:4326", [x], [y])
+                geometry = {"type": "Point", "coordinates": [lon, lat]}
+                features.append(
+                    {"type": "Feature", "properties": {"kind": name}, "geometry": geometry}
+                )
+    labels = tmp_path / "labels.geojson"
+    labels.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    out = tmp_path / "landsat.onnx"
+    result = runner.invoke(
+        app,
+        ["adapt", str(landsat_rgb), "--labels", str(labels), "--field", "kind", "-o", str(out),
+         "--resolution", "100"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    classified = runner.invoke(
+        app,
+        ["classify", str(landsat_rgb), "-m", str(out), "-o", str(tmp_path / "c.gpkg"),
+         "--resolution", "100"],
+    )  # fmt: skip
+    assert classified.exit_code == 0, classified.output
+    table = pyogrio.read_dataframe(tmp_path / "c.gpkg")
+    classes = dict(
+        zip(zip(table["row"], table["col"], strict=True), table["class_name"], strict=True)
+    )
+    adapted = OnnxModel(out)
+    options = TilingOptions(resolution=100.0)
+    with RasterTiling.open(landsat_rgb, adapted.metadata, options) as tiling:
+        labelled = label_tiles(read_labels(labels, "kind"), tiling).tiles
+    right = [classes.get((t.tile.row, t.tile.col)) == t.class_name for t in labelled]
+    assert sum(right) >= 0.8 * len(right)  # the labelled tiles keep their classes
+    unknown = [cell for cell, name in classes.items() if name == "unknown"]
+    in_clouds = [(r, c) for r, c in unknown if 1 <= r <= 4 and 4 <= c <= 9]
+    assert len(unknown) >= 3 and len(in_clouds) >= 0.6 * len(unknown)
