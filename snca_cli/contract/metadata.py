@@ -9,7 +9,8 @@ An snca model is one ONNX file with
   unknown), ``tile_size``/``tiles_size``, ``tiles_overlap`` in percent,
   ``standardization_mean``/``standardization_std``) so those tools can load our models, and ours
   (``embedding_dim``, ``input_bands``, ``input_scale``, ``backbone``, ``training``,
-  ``snca_version``, ``orientations``).
+  ``snca_version``, ``orientations``, ``training_resolution_m`` = ``[min, max]`` metres per pixel
+  of the training images, read by :mod:`snca_cli.contract.resolution`).
 
 Those tools run a model with one output only: ``snca convert`` (:mod:`snca_cli.tasks.convert`)
 writes the copies they run.
@@ -63,6 +64,8 @@ class ModelMetadata:
     #: Outputs averaged inside the graph over this many orientations of each tile: 1, or 8 (the
     #: flips and quarter turns; ``snca export --tta``).
     orientations: int = 1
+    #: Ground resolution of the training images, metres per pixel ``(min, max)``; None: unknown.
+    training_resolution_m: tuple[float, float] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -96,6 +99,8 @@ class ModelMetadata:
             # Deepness and GeoDeep read it with float(): an unknown resolution is left out, never
             # written as null (they then use their own default or the raster's)
             values["resolution"] = self.resolution_cm
+        if self.training_resolution_m is not None:
+            values["training_resolution_m"] = list(self.training_resolution_m)
         return {key: json.dumps(value) for key, value in values.items()}
 
     @classmethod
@@ -115,6 +120,7 @@ class ModelMetadata:
             else:
                 class_names = [str(n) for n in names]
             resolution = values.get("resolution")
+            trained_at = values.get("training_resolution_m")
             metadata = cls(
                 class_names=class_names,
                 tile_size=int(values["tile_size"]),
@@ -128,6 +134,11 @@ class ModelMetadata:
                 snca_version=str(values.get("snca_version", "")),
                 model_type=str(values["model_type"]),
                 orientations=int(values.get("orientations", 1)),
+                training_resolution_m=(
+                    None
+                    if trained_at is None
+                    else (float(trained_at[0]), float(trained_at[1]))
+                ),
             )
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise SncaError(f"{source} has malformed snca metadata: {exc}") from None
@@ -152,6 +163,15 @@ class ModelMetadata:
             ),
             (math.isfinite(self.tiles_overlap), f"tiles_overlap {self.tiles_overlap}"),
             (self.orientations >= 1, f"orientations {self.orientations} (must be at least 1)"),
+            (
+                self.training_resolution_m is None
+                or (
+                    all(math.isfinite(v) and v > 0 for v in self.training_resolution_m)
+                    and self.training_resolution_m[0] <= self.training_resolution_m[1]
+                ),
+                f"training_resolution_m {self.training_resolution_m} (must be [min, max] "
+                "metres per pixel, 0 < min <= max)",
+            ),
         ]
         for ok, what in problems:
             if not ok:

@@ -47,8 +47,19 @@ def test_the_python_of_qgis_is_found_on_each_platform() -> None:
         )
         == f"{macos}/bin/python3"
     )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert qgis_python_executable("/usr/bin/qgis", "/usr", "linux", exists=lambda _: False) == (
-        "python3"
+        version
+    )
+    # an embedded Python on Linux reports the first python3 on the PATH: a shim is not QGIS's
+    assert (
+        qgis_python_executable(
+            "/root/.pyenv/shims/python3",
+            "/usr",
+            "linux",
+            exists=lambda path: path == f"/usr/bin/{version}",
+        )
+        == f"/usr/bin/{version}"
     )
 
 
