@@ -457,7 +457,7 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         )
         if query_sink is not None:
             query_sink.addFeature(
-                query_feature(result.query, crs, transform_context), QgsFeatureSink.FastInsert
+                query_feature(result.query, "positive", crs, transform_context), QgsFeatureSink.FastInsert
             )
             results[self.QUERY] = query_dest
         return results

@@ -493,6 +493,10 @@ class SncaDock(QDockWidget):
     def set_status(self, text: str) -> None:
         set_label_text(self.status_label, text)
 
+    def status_text(self) -> str:
+        """The status shown, in full (the label elides long paths; its tooltip has them)."""
+        return self.status_label.toolTip() or self.status_label.text()
+
     def set_results(self, rows: list[ResultRow]) -> None:
         """Fill the results table, best first."""
         self._rows = list(rows)
