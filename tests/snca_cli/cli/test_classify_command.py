@@ -105,4 +105,4 @@ def test_cli_warns_on_a_raster_far_outside_the_training_resolutions(tmp_path: Pa
     index = ["index", "build", str(coarse), "-m", str(model), "-o", str(tmp_path / "idx")]
     result = CliRunner().invoke(app, index)
     assert result.exit_code == 0, result.output
-    assert "warning: coarse.tif" in result.stderr
+    assert "warning: coarse.tif: the raster's 40 m/px" in " ".join(result.stderr.split())
