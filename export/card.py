@@ -76,6 +76,11 @@ def build_card(
             "range": [0.0, 1.0],
             "input_scale": metadata.input_scale,
             "resolution_cm_per_px": metadata.resolution_cm,
+            "training_resolution_m": (
+                None
+                if metadata.training_resolution_m is None
+                else list(metadata.training_resolution_m)
+            ),
             "tiles_overlap_percent": metadata.tiles_overlap,
             "normalisation": "inside the graph; feed raw values divided by input_scale",
         },
@@ -134,6 +139,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- raw values are divided by: {json.dumps(contract['input_scale'])}",
         f"- ground resolution: {_resolution(contract['resolution_cm_per_px'])}; "
         f"tile overlap {contract['tiles_overlap_percent']} %",
+        f"- training scenes' ground resolution: {_training_resolution(contract)}",
         f"- outputs: `{EMBEDDING_OUTPUT}` (N x {model['embedding_dim']}, unit length), "
         f"`{PROBABILITIES_OUTPUT}` (N x {len(names)}, softmax)",
         f"- classes: {', '.join(names)}",
@@ -178,3 +184,14 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Limitations", ""]
     lines += [f"- {item}" for item in card["limitations"]]
     return "\n".join(lines) + "\n"
+
+
+def _training_resolution(contract: dict[str, Any]) -> str:
+    """The card's text for ``training_resolution_m`` (absent from older cards)."""
+    trained_at = contract.get("training_resolution_m")
+    if trained_at is None:
+        return "not recorded (no resolution warning)"
+    return (
+        f"{trained_at[0]:g}-{trained_at[1]:g} m/px (classify and index warn on rasters more "
+        "than 4x outside)"
+    )

@@ -56,6 +56,8 @@ class ExportOptions:
     data_dir: Path | None = None
     split_file: Path | None = None
     resolution_cm: float | None = None
+    #: Ground resolution range of the training scenes, metres per pixel (min, max); None: unknown.
+    training_resolution_m: tuple[float, float] | None = None
     overlap_percent: float = 0.0
     int8: bool = False
     calibration_images: int = 200
@@ -92,6 +94,11 @@ def _check_options(options: ExportOptions) -> list[Path]:
         raise SncaError(f"--overlap-percent must be in [0, 100), not {options.overlap_percent}")
     if options.resolution_cm is not None and options.resolution_cm <= 0:
         raise SncaError(f"--resolution-cm must be positive, not {options.resolution_cm}")
+    trained_at = options.training_resolution_m
+    if trained_at is not None and not 0 < trained_at[0] <= trained_at[1]:
+        raise SncaError(
+            f"--training-resolution takes MIN MAX with 0 < MIN <= MAX, not {trained_at}"
+        )
     if options.calibration_images < 1:
         raise SncaError("--calibration-images must be at least 1")
     if options.data_dir is not None:
@@ -148,6 +155,7 @@ def build_metadata(
         training=training_summary(checkpoint, None),
         snca_version=__version__,
         orientations=options.orientations,
+        training_resolution_m=options.training_resolution_m,
     )
 
 

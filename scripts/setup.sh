@@ -34,7 +34,7 @@ if [ "$with_qgis" = 1 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq
-      apt-get install -y -qq qgis python3-qgis qgis-providers python3-venv python3-pip python3-dev build-essential >/dev/null
+      apt-get install -y -qq qgis python3-qgis qgis-providers xvfb xauth python3-venv python3-pip python3-dev build-essential >/dev/null
     elif ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then
       echo "QGIS's Python is missing: sudo apt-get install qgis python3-qgis qgis-providers python3-venv" >&2
       echo "(skipping the QGIS plugin environment)" >&2

@@ -456,8 +456,7 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
             parameters, self.QUERY, context, query_tile_fields(), QgsWkbTypes.Polygon, crs
         )
         if query_sink is not None:
-            query_sink.addFeature(
-                query_feature(result.query, crs, transform_context), QgsFeatureSink.FastInsert
-            )
+            query = query_feature(result.query, "positive", crs, transform_context)
+            query_sink.addFeature(query, QgsFeatureSink.FastInsert)
             results[self.QUERY] = query_dest
         return results

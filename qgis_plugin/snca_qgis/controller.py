@@ -1,6 +1,10 @@
 """What the dock's buttons do: load the model, classify the layer, build the index, find similar
 tiles under a click. Every bit of real work is a call into ``snca_cli``; this module only
 collects the dock's choices, runs the calls as QGIS tasks and puts the results on the map.
+
+The shipped model (``snca_cli``'s default) is chosen when the dock opens. A plain click on the
+map searches from the tile under it; Ctrl+click and Shift+click add positive and negative
+examples to the current search (``TileIndex.search_examples``); "Clear examples" forgets them.
 """
 
 from __future__ import annotations
@@ -13,21 +17,26 @@ from qgis.core import (
     QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsGeometry,
     QgsPointXY,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
-from qgis.gui import QgisInterface
+from qgis.gui import QgisInterface, QgsRubberBand
 from qgis.PyQt.QtCore import QObject
+from qgis.PyQt.QtGui import QColor
 
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
+from snca_cli.runtime.default_model import default_model_path
+from snca_cli.runtime.georef import raster_resolution_warning
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.classify import ClassifySummary, classify_raster
 from snca_cli.tasks.index.build import IndexSummary, plan_index_update, update_index
-from snca_cli.tasks.index.results import SearchResult
+from snca_cli.tasks.index.results import IndexedTile, SearchResult
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import MANIFEST_NAME
 from snca_cli.tasks.output_names import (
@@ -40,18 +49,21 @@ from snca_cli.tasks.output_names import (
 from .dock import ModelSummary, ResultRow, SncaDock
 from .layers import (
     crs_for_snca,
+    expand_legend,
     qgis_crs,
     query_tile_layer,
     similar_tiles_layer,
     style_class_layer,
     style_class_map,
 )
-from .map_tool import SimilarTileMapTool
+from .map_tool import NEGATIVE, NEW, SimilarTileMapTool
 from .raster_source import raster_file
 from .tasks import SncaTask
 
 #: Message-bar title.
 TITLE = "SNCA"
+#: Outline of the tile zoomed to from the results table.
+HIGHLIGHT_COLOUR = "#ffff00"
 
 
 class SncaController(QObject):
@@ -67,6 +79,13 @@ class SncaController(QObject):
         self._indexes: dict[tuple[str, int], TileIndex] = {}
         self._similar_layer_id: str | None = None
         self._query_layer_id: str | None = None
+        self.positives: list[IndexedTile] = []
+        self.negatives: list[IndexedTile] = []
+        self.highlight = QgsRubberBand(iface.mapCanvas(), QgsWkbTypes.PolygonGeometry)
+        self.highlight.setStrokeColor(QColor(HIGHLIGHT_COLOUR))
+        self.highlight.setFillColor(QColor(0, 0, 0, 0))
+        self.highlight.setWidth(4)
+        self._highlighted: ResultRow | None = None
         self.map_tool = SimilarTileMapTool(iface.mapCanvas())
         self.map_tool.point_chosen.connect(self.find_similar_at)
         self.map_tool.deactivated.connect(lambda: dock.find_button.setChecked(False))
@@ -76,7 +95,13 @@ class SncaController(QObject):
         dock.find_similar_toggled.connect(self.set_find_similar)
         dock.cancel_requested.connect(self.cancel)
         dock.result_activated.connect(self.zoom_to)
+        dock.clear_examples_requested.connect(self.clear_examples)
+        dock.layer_combo.layerChanged.connect(lambda _layer: self.update_warning())
+        dock.overlap.valueChanged.connect(lambda _value: self.update_warning())
         dock.set_actions_enabled(True)
+        shipped = default_model_path()
+        if shipped.is_file():
+            dock.model_file.setFilePath(str(shipped))  # loads it (fileChanged)
 
     # --- feedback ---------------------------------------------------------------------------
     def _fail(self, message: str) -> None:
@@ -86,6 +111,20 @@ class SncaController(QObject):
     def _info(self, message: str) -> None:
         self.dock.set_status(message)
         self.iface.messageBar().pushMessage(TITLE, message, level=Qgis.Success, duration=5)
+
+    def update_warning(self) -> str | None:
+        """Show (and return) the resolution warning for the chosen raster and model."""
+        warning = None
+        layer = self.dock.raster_layer()
+        if self.model is not None and layer is not None:
+            try:
+                warning = raster_resolution_warning(
+                    raster_file(layer), self.model.metadata, self.tiling_options()
+                )
+            except SncaError:
+                warning = None
+        self.dock.set_warning(warning)
+        return warning
 
     # --- model ------------------------------------------------------------------------------
     def load_model(self, path: str) -> OnnxModel | None:
@@ -111,9 +150,11 @@ class SncaController(QObject):
                 embedding_dim=metadata.embedding_dim,
                 provider=model.provider_name,
                 tiles_overlap_percent=metadata.tiles_overlap,
+                training_resolution_m=metadata.training_resolution_m,
             )
         )
         self.dock.set_status(f"model {model.path.name} loaded ({model.provider_name})")
+        self.update_warning()
         return model
 
     def _require_model(self) -> OnnxModel:
@@ -208,7 +249,10 @@ class SncaController(QObject):
             )
 
         names = list(model.metadata.class_names)
-        self.dock.set_status(f"classifying {raster.name}...")
+        warning = self.update_warning()
+        self.dock.set_status(
+            f"classifying {raster.name}..." + (f" (warning: {warning})" if warning else "")
+        )
         return self._start(
             SncaTask(
                 f"SNCA: classify {raster.name}", work, lambda task: self._classified(task, names)
@@ -227,6 +271,7 @@ class SncaController(QObject):
             style_class_map(class_map, names)
             QgsProject.instance().addMapLayer(class_map)
         QgsProject.instance().addMapLayer(layer)
+        expand_legend(layer)
         self._info(
             f"classified {summary.tiles_classified} tiles of {summary.raster.name} "
             f"({summary.tiles_skipped} skipped) in {summary.elapsed_s:.1f} s on "
@@ -302,20 +347,33 @@ class SncaController(QObject):
         elif canvas.mapTool() is self.map_tool:
             canvas.unsetMapTool(self.map_tool)
 
+    def clear_examples(self) -> None:
+        """Forget the clicked examples: the next click starts a new search."""
+        self.positives, self.negatives = [], []
+        self.dock.set_status("examples cleared: click a tile on the map")
+
     def find_similar_at(
-        self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem
+        self, point: QgsPointXY, crs: QgsCoordinateReferenceSystem, mode: str = NEW
     ) -> SearchResult | None:
-        """Search the tiles most similar to the tile under ``point`` (in ``crs``)."""
+        """Search the tiles most similar to the tile under ``point`` (in ``crs``): a new search
+        (``NEW``), or with that tile added as a ``POSITIVE`` or ``NEGATIVE`` example."""
         try:
             layer, raster = self._require_raster()
             index = self.open_index(self.index_dir(raster))
             transform = QgsCoordinateTransform(crs, layer.crs(), QgsProject.instance())
             at = transform.transform(point)
+            tile = index.tile_at(at.x(), at.y(), crs=crs_for_snca(layer.crs()))
+            positives, negatives = list(self.positives), list(self.negatives)
+            if mode == NEW or not positives:
+                positives, negatives = [], []
+            if mode == NEGATIVE and positives:
+                negatives.append(tile)
+            else:
+                positives.append(tile)
             started = time.perf_counter()
-            result = index.search_point(
-                at.x(),
-                at.y(),
-                crs=crs_for_snca(layer.crs()),
+            result = index.search_examples(
+                positives,
+                negatives,
                 k=self.dock.k.value(),
                 class_filter=self.dock.selected_class(),
             )
@@ -323,32 +381,43 @@ class SncaController(QObject):
         except SncaError as exc:
             self._fail(str(exc))
             return None
+        self.positives, self.negatives = positives, negatives
         self.show_result(result)
+        query = result.query
+        examples = (
+            f"{len(positives)} example(s)" + (f", {len(negatives)} unlike" if negatives else "")
+            if len(positives) + len(negatives) > 1
+            else f"tile {query.tile_id} (row {query.row}, col {query.col}) of {query.raster.name}"
+        )
         self.dock.set_status(
-            f"{len(result.hits)} tiles like tile {result.query.tile_id} "
-            f"({result.query.class_name}) in {elapsed * 1000:.1f} ms ({result.backend})"
+            f"{len(result.hits)} tiles like {examples}, {query.class_name}, in "
+            f"{elapsed * 1000:.1f} ms ({result.backend}); Ctrl+click adds an example, "
+            "Shift+click one to rank away from"
         )
         return result
 
     def show_result(self, result: SearchResult) -> None:
-        """Put the hits and the query tile on the map and in the results table."""
+        """Put the hits and the example tiles on the map and the hits in the results table."""
         project = QgsProject.instance()
         crs = qgis_crs(result.query.crs)
         context = project.transformContext()
-        old = project.mapLayer(self._similar_layer_id) if self._similar_layer_id else None
-        similar = similar_tiles_layer(result.hits, crs, context, old)
-        if similar is not old:
-            if old is not None:
-                project.removeMapLayer(old.id())
-            project.addMapLayer(similar)
-            self._similar_layer_id = similar.id()
         old = project.mapLayer(self._query_layer_id) if self._query_layer_id else None
-        query = query_tile_layer(result.query, crs, context, old)
+        query = query_tile_layer(result.positives, result.negatives, crs, context, old)
         if query is not old:
             if old is not None:
                 project.removeMapLayer(old.id())
             project.addMapLayer(query)
             self._query_layer_id = query.id()
+        old = project.mapLayer(self._similar_layer_id) if self._similar_layer_id else None
+        similar = similar_tiles_layer(result.hits, crs, context, old)
+        if similar is not old:
+            if old is not None:
+                project.removeMapLayer(old.id())
+            project.addMapLayer(similar)  # above the query layer: its labels on top
+            self._similar_layer_id = similar.id()
+        expand_legend(similar)
+        self.highlight.reset(QgsWkbTypes.PolygonGeometry)
+        self._highlighted = None
         self.last_result = result
         self.dock.set_results(
             [
@@ -357,6 +426,8 @@ class SncaController(QObject):
                     similarity=hit.similarity,
                     class_name=hit.tile.class_name,
                     tile_id=hit.tile.tile_id,
+                    row=hit.tile.row,
+                    col=hit.tile.col,
                     raster=hit.tile.raster.name,
                     bounds=hit.tile.bounds,
                     crs_wkt=hit.tile.crs.to_wkt(),
@@ -384,14 +455,25 @@ class SncaController(QObject):
         transform = QgsCoordinateTransform(
             source, canvas.mapSettings().destinationCrs(), QgsProject.instance()
         )
-        extent = transform.transformBoundingBox(QgsRectangle(*row.bounds))
+        tile = transform.transformBoundingBox(QgsRectangle(*row.bounds))
+        self.highlight.setToGeometry(QgsGeometry.fromRect(tile), None)
+        self._highlighted = row
+        extent = QgsRectangle(tile)
         extent.scale(3.0)
         canvas.setExtent(extent)
         canvas.refresh()
 
+    def highlighted_tile(self) -> dict | None:
+        """The tile outlined after a zoom from the table: rank, tile_id, raster."""
+        row = self._highlighted
+        if row is None:
+            return None
+        return {"rank": row.rank, "tile_id": row.tile_id, "raster": row.raster}
+
     def unload(self) -> None:
         """Stop the map tool and cancel a running task (called when the plugin unloads)."""
         self.set_find_similar(False)
+        self.iface.mapCanvas().scene().removeItem(self.highlight)
         if self.task is not None:
             self.task.detach()
             self.task = None

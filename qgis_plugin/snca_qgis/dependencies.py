@@ -1,8 +1,10 @@
 """Which Python packages the plugin needs in QGIS's own Python, and the exact pip command.
 
 The plugin never installs anything itself: when a package is missing it shows one message with
-the command to run, for the Python interpreter QGIS really uses (on Windows and macOS
-``sys.executable`` is the QGIS program, not Python).
+the command to run, for the Python interpreter QGIS really uses (inside QGIS ``sys.executable``
+is the QGIS program, not Python: ``/usr/bin/qgis`` on Linux). When every package imports, a smoke
+run (:func:`smoke_test`: a tiny in-memory GeoTIFF read with rasterio, the shipped model run on
+one tile) catches a runtime that imports but breaks at the first click.
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ class DependencyReport:
     python_too_old: bool = False
     numpy_major: int | None = None
     externally_managed: bool = False
+    #: Why the smoke run failed (one line), None when it passed or was not run.
+    smoke_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether every required package imports (the optional ones may be missing)."""
-        return not self.missing and not self.python_too_old
+        """Whether every required package imports and the smoke run passed (the optional
+        packages may be missing)."""
+        return not self.missing and not self.python_too_old and self.smoke_error is None
 
     def install_command(self, include_optional: bool = True) -> str:
         """The pip command for QGIS's Python that installs what is missing, or "" if nothing is.
@@ -67,6 +72,11 @@ class DependencyReport:
         When ``snca`` itself is missing the command is :func:`full_install_command` (``snca``
         declares everything else the plugin needs); otherwise it names the missing packages.
         """
+        if self.smoke_error is not None and not self.missing:
+            return pip_command(
+                self.python, [SNCA_PACKAGE], self.numpy_major, self.externally_managed,
+                upgrade=True,
+            )
         wanted = list(self.missing) + (list(self.missing_optional) if include_optional else [])
         if not wanted:
             return ""
@@ -89,6 +99,12 @@ class DependencyReport:
                 f"SNCA cannot run: {names} missing from QGIS's Python. Install with: "
                 f"{self.install_command()}  (then restart QGIS)"
             )
+        if self.smoke_error is not None:
+            return (
+                f"SNCA cannot run: its runtime in QGIS's Python fails a test run "
+                f"({self.smoke_error}). Repair it with: {self.install_command()}  (then restart "
+                "QGIS)"
+            )
         if self.missing_optional:
             return (
                 "hnswlib is not installed: similarity search uses the exact (slower) search. "
@@ -98,7 +114,11 @@ class DependencyReport:
 
 
 def pip_command(
-    python: str, names: list[str], numpy_major: int | None, externally_managed: bool
+    python: str,
+    names: list[str],
+    numpy_major: int | None,
+    externally_managed: bool,
+    upgrade: bool = False,
 ) -> str:
     """``python -m pip install [flags] NAMES...``, quoted for the user's shell.
 
@@ -106,12 +126,14 @@ def pip_command(
     command pins ``numpy<2`` so that pip does not upgrade it underneath QGIS (with numpy 2, as
     in current QGIS builds, nothing is pinned). A distribution's Python marked externally
     managed (PEP 668, e.g. Debian 12) gets a ``--user`` install, which pip only allows there with
-    ``--break-system-packages``; it leaves the system's own packages untouched.
+    ``--break-system-packages``; it leaves the system's own packages untouched. ``upgrade``
+    adds ``--upgrade`` (a broken runtime: brings its dependencies to the versions it declares).
     """
     names = list(names)
     if numpy_major is not None and numpy_major < 2 and "numpy" not in names:
         names.append("numpy<2")
-    flags = ["--user", "--break-system-packages"] if externally_managed else []
+    flags = ["--upgrade"] if upgrade else []
+    flags += ["--user", "--break-system-packages"] if externally_managed else []
     return " ".join([quote(python), "-m", "pip", "install", *flags, *map(quote, names)])
 
 
@@ -151,6 +173,12 @@ def _looks_like_python(path: str, windows: bool) -> bool:
     return name.lower().startswith("python")
 
 
+def _inside(path: str, prefix: str) -> bool:
+    """Whether ``path`` lies in the folder ``prefix`` (POSIX paths)."""
+    prefix = posixpath.normpath(prefix)
+    return posixpath.commonpath([posixpath.normpath(path), prefix]) == prefix
+
+
 def qgis_python_executable(
     executable: str = sys.executable,
     exec_prefix: str = sys.exec_prefix,
@@ -160,12 +188,19 @@ def qgis_python_executable(
 ) -> str:
     """The Python interpreter that QGIS embeds.
 
-    Inside QGIS on Windows ``sys.executable`` is ``qgis-bin.exe`` and on macOS the QGIS app; the
-    interpreter lives in ``sys.exec_prefix`` (OSGeo4W: ``apps/Python3x/python.exe``) or in the
-    QGIS prefix (``QGIS.app/Contents/MacOS/bin/python3``). Falls back to ``python3``/``python``.
+    Inside QGIS ``sys.executable`` is the QGIS program (``/usr/bin/qgis`` on Linux,
+    ``qgis-bin.exe`` on Windows, the QGIS app on macOS); the interpreter is the one of this
+    Python's version in ``sys.exec_prefix`` (Linux: ``/usr/bin/python3.11``; OSGeo4W:
+    ``apps/Python3x/python.exe``) or in the QGIS prefix (``QGIS.app/Contents/MacOS/bin/python3``),
+    never whatever ``python3`` comes first on the PATH: an embedded Python on Linux sets
+    ``sys.executable`` to the first ``python3`` on the PATH (a pyenv shim, say), so outside
+    Windows it is only taken when it lies in ``exec_prefix``. Only when none exists:
+    ``python3.X``.
     """
     windows = platform.startswith("win")
-    if executable and _looks_like_python(executable, windows):
+    if executable and _looks_like_python(executable, windows) and (
+        windows or _inside(executable, exec_prefix)
+    ):
         return executable
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     roots = [exec_prefix] + ([qgis_prefix] if qgis_prefix else [])
@@ -179,7 +214,7 @@ def qgis_python_executable(
             candidate = join(root, *name)
             if exists(candidate):
                 return candidate
-    return "python" if windows else "python3"
+    return "python" if windows else f"python{version}"
 
 
 def is_externally_managed() -> bool:
@@ -208,8 +243,44 @@ def _try_import(module: str) -> str | None:
     return None
 
 
-def check_dependencies() -> DependencyReport:
-    """Import every requirement (never installing anything) and report what is missing."""
+def smoke_test() -> str | None:
+    """Run the runtime once for real: write a tiny GeoTIFF into a rasterio ``MemoryFile``, read
+    one tile of it back (windowed, through its affine transform) and run the shipped model on
+    it. None when that works, else the one-line reason (type and first line of the error)."""
+    try:
+        import numpy as np
+        from rasterio.io import MemoryFile
+        from rasterio.transform import from_origin
+        from rasterio.windows import Window
+
+        from snca_cli.runtime.default_model import default_model_path
+        from snca_cli.runtime.onnx_model import OnnxModel
+
+        model = OnnxModel(default_model_path(), threads=1)
+        size, bands = model.metadata.tile_size, model.metadata.input_bands
+        profile = {
+            "driver": "GTiff", "width": size, "height": size, "count": bands,
+            "dtype": "uint8", "crs": "EPSG:32633",
+            "transform": from_origin(500000.0, 5000000.0, 2.0, 2.0),
+        }  # fmt: skip
+        with MemoryFile() as memory:
+            with memory.open(**profile) as target:
+                target.write(np.full((bands, size, size), 128, dtype=np.uint8))
+            with memory.open() as source:
+                source.xy(size // 2, size // 2)  # affine arithmetic (broken by an old attrs)
+                pixels = source.read(window=Window(0, 0, size, size)).astype(np.float32) / 255.0
+        outputs = model.run(pixels[None])
+        if not np.isfinite(outputs.embedding).all():
+            return "the model returned non-finite values"
+    except Exception as exc:  # any failure means the runtime is broken: say which
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return None
+
+
+def check_dependencies(smoke: bool = True) -> DependencyReport:
+    """Import every requirement (never installing anything) and report what is missing; when
+    all required ones import and ``smoke`` is set, run :func:`smoke_test`."""
     report = DependencyReport(
         python=qgis_python_executable(qgis_prefix=_qgis_prefix()),
         externally_managed=is_externally_managed(),
@@ -222,6 +293,8 @@ def check_dependencies() -> DependencyReport:
         report.errors[requirement.module] = error
         (report.missing if requirement.required else report.missing_optional).append(requirement)
     report.numpy_major = _numpy_major()
+    if smoke and not report.missing and not report.python_too_old:
+        report.smoke_error = smoke_test()
     return report
 
 

@@ -6,32 +6,49 @@ gives it (model metadata, provider, progress, search results) and emits signals 
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer
-from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsRasterBandComboBox
+from qgis.gui import (
+    QgsCollapsibleGroupBox,
+    QgsFileWidget,
+    QgsMapLayerComboBox,
+    QgsRasterBandComboBox,
+)
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDockWidget,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
-    QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QScrollBar,
+    QSizePolicy,
     QSpinBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-#: Columns of the results table.
+#: Columns of the results table ("Tile": grid id, then (row, col), as in the classify outputs).
 RESULT_COLUMNS = ("Rank", "Similarity", "Class", "Tile", "Raster")
+#: Result rows the table shows without scrolling.
+VISIBLE_RESULT_ROWS = 6
+#: Width (px) the dock's fields and labels can shrink to.
+MIN_FIELD_WIDTH = 120
+#: Longest word a label shows whole; longer ones (paths) are elided in the middle.
+ELIDE_CHARS = 36
 #: onnxruntime providers (short names) that run on a GPU or another accelerator.
 GPU_PROVIDERS = ("CUDA", "TensorRT", "ROCM", "MIGraphX", "Dml", "CoreML")
 #: Text of the class filter entry that keeps every class.
@@ -40,6 +57,7 @@ ANY_CLASS = "any class"
 
 #: The overlap box's lowest value: the model's own ``tiles_overlap`` (its special text).
 MODEL_OVERLAP = -1
+
 
 @dataclass(frozen=True)
 class ModelSummary:
@@ -53,6 +71,7 @@ class ModelSummary:
     embedding_dim: int
     provider: str
     tiles_overlap_percent: float = 0.0
+    training_resolution_m: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,8 @@ class ResultRow:
     similarity: float
     class_name: str
     tile_id: int
+    row: int
+    col: int
     raster: str
     bounds: tuple[float, float, float, float]
     crs_wkt: str
@@ -74,12 +95,75 @@ def _resolution_text(resolution_cm: float | None) -> str:
     return f"{resolution_cm / 100:g} m/px"
 
 
+def elide_words(text: str, limit: int = ELIDE_CHARS) -> str:
+    """``text`` with every word longer than ``limit`` characters (a path, a URL) cut in the
+    middle with "…", so that a word-wrapped label can always be as narrow as the dock."""
+    words = []
+    for word in text.split(" "):
+        if len(word) > limit:
+            keep = (limit - 1) // 2
+            word = f"{word[:keep]}\u2026{word[-keep:]}"
+        words.append(word)
+    return " ".join(words)
+
+
+def wrapping_label(text: str = "") -> QLabel:
+    """A label that wraps, can be selected, and never asks for more width than the dock has."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+    label.setMinimumWidth(MIN_FIELD_WIDTH)
+    return label
+
+
+def set_label_text(label: QLabel, text: str) -> None:
+    """Show ``text`` with long words elided; the full text is the tooltip."""
+    label.setText(elide_words(text))
+    label.setToolTip(text if elide_words(text) != text else "")
+
+
+def _narrow(combo: QComboBox) -> QComboBox:
+    """A combo box that shrinks with the dock instead of widening it to its longest entry."""
+    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(6)
+    combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+    return combo
+
+
+def _form(parent: QWidget) -> QFormLayout:
+    """A form whose labels go above their fields when the dock is narrow."""
+    form = QFormLayout(parent)
+    form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    return form
+
+
+def _file_widget(mode: QgsFileWidget.StorageMode, tooltip: str) -> QgsFileWidget:
+    """A file chooser whose tooltip is the full path chosen (the field shows part of it)."""
+    widget = QgsFileWidget()
+    widget.setStorageMode(mode)
+    widget.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+    widget.setMinimumWidth(MIN_FIELD_WIDTH)
+    widget.setToolTip(tooltip)
+    widget.fileChanged.connect(
+        lambda path: widget.lineEdit().setToolTip(path or tooltip)
+    )
+    return widget
+
+
 class SncaDock(QDockWidget):
-    """The dock widget. Signals fire on the buttons; the controller does the work."""
+    """The dock widget. Signals fire on the buttons; the controller does the work.
+
+    Its settings are sections (collapsible group boxes) in a scroll area that only scrolls
+    vertically; :meth:`add_section` appends one. The results are a pane of their own below a
+    splitter, sized to show at least :data:`VISIBLE_RESULT_ROWS` rows.
+    """
 
     classify_requested = pyqtSignal()
     index_requested = pyqtSignal()
     find_similar_toggled = pyqtSignal(bool)
+    clear_examples_requested = pyqtSignal()
     cancel_requested = pyqtSignal()
     model_changed = pyqtSignal(str)
     result_activated = pyqtSignal(object)  # ResultRow
@@ -89,53 +173,91 @@ class SncaDock(QDockWidget):
         self.setObjectName("SncaSceneSearchDock")
         self._model: ModelSummary | None = None
         self._rows: list[ResultRow] = []
+        self._command = ""
+        self._busy = False
         self.band_boxes: list[QgsRasterBandComboBox] = []
 
         body = QWidget()
-        layout = QVBoxLayout(body)
-        self.message_label = QLabel()
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.message_label.setVisible(False)
-        layout.addWidget(self.message_label)
-        layout.addWidget(self._model_group())
-        layout.addWidget(self._raster_group())
-        layout.addWidget(self._outputs_group())
-        layout.addWidget(self._actions_group())
-        layout.addWidget(self._results_group(), stretch=1)
+        self.sections = QVBoxLayout(body)
+        self.sections.addWidget(self._problem_box())
+        for section in (
+            self._model_group(),
+            self._raster_group(),
+            self._outputs_group(),
+            self._actions_group(),
+        ):
+            self.sections.addWidget(section)
+        self.sections.addStretch(1)
 
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(body)
-        self.setWidget(scroll)
+        self.settings_scroll = QScrollArea()
+        self.settings_scroll.setWidgetResizable(True)
+        self.settings_scroll.setWidget(body)
+        self.settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+
+        self.splitter = QSplitter(Qt.Vertical)
+        self.splitter.addWidget(self.settings_scroll)
+        self.splitter.addWidget(self._results_group())
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.setWidget(self.splitter)
         self.set_model(None)
 
     # --- building ------------------------------------------------------------------------
+    def add_section(
+        self, title: str, widget: QWidget, collapsed: bool = False
+    ) -> QgsCollapsibleGroupBox:
+        """Append a collapsible section holding ``widget`` below the others."""
+        group = QgsCollapsibleGroupBox(title)
+        QVBoxLayout(group).addWidget(widget)
+        group.setCollapsed(collapsed)
+        self.sections.insertWidget(self.sections.count() - 1, group)
+        return group
+
+    def _problem_box(self) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.message_label = wrapping_label()
+        self.message_label.setTextFormat(Qt.PlainText)
+        self.message_label.setStyleSheet("color: #a00000; font-weight: bold;")
+        layout.addWidget(self.message_label)
+        self.copy_button = QPushButton("Copy install command")
+        self.copy_button.setToolTip("Copy the command to the clipboard, for a terminal")
+        self.copy_button.clicked.connect(self._copy_command)
+        layout.addWidget(self.copy_button, alignment=Qt.AlignLeft)
+        box.setVisible(False)
+        self.problem_box = box
+        return box
+
     def _model_group(self) -> QGroupBox:
-        group = QGroupBox("Model")
-        form = QFormLayout(group)
-        self.model_file = QgsFileWidget()
+        group = QgsCollapsibleGroupBox("Model")
+        form = _form(group)
+        self.model_file = _file_widget(QgsFileWidget.GetFile, "The snca ONNX model")
         self.model_file.setFilter("ONNX models (*.onnx)")
         self.model_file.setDialogTitle("Choose an snca ONNX model")
         self.model_file.fileChanged.connect(self.model_changed)
         form.addRow("ONNX model", self.model_file)
-        self.model_info = QLabel()
-        self.model_info.setWordWrap(True)
-        self.model_info.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.model_info = wrapping_label()
         form.addRow(self.model_info)
-        self.provider_label = QLabel()
+        self.provider_label = wrapping_label()
         form.addRow("Runs on", self.provider_label)
         return group
 
     def _raster_group(self) -> QGroupBox:
-        group = QGroupBox("Raster")
-        form = QFormLayout(group)
-        self.layer_combo = QgsMapLayerComboBox()
+        group = QgsCollapsibleGroupBox("Raster")
+        form = _form(group)
+        self.layer_combo = _narrow(QgsMapLayerComboBox())
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.layer_combo.layerChanged.connect(self._layer_changed)
         form.addRow("Layer", self.layer_combo)
-        self.bands_form = QFormLayout()
-        form.addRow(self.bands_form)
+        self.warning_label = wrapping_label()
+        self.warning_label.setStyleSheet("color: #a05000;")
+        self.warning_label.setVisible(False)
+        form.addRow(self.warning_label)
+        bands = QWidget()
+        self.bands_form = _form(bands)
+        form.addRow(bands)
         self.overlap = QSpinBox()
         self.overlap.setRange(MODEL_OVERLAP, 90)
         self.overlap.setSuffix(" %")
@@ -154,95 +276,145 @@ class SncaDock(QDockWidget):
         return group
 
     def _outputs_group(self) -> QGroupBox:
-        group = QGroupBox("Outputs")
-        form = QFormLayout(group)
-        self.output_file = QgsFileWidget()
-        self.output_file.setStorageMode(QgsFileWidget.SaveFile)
-        self.output_file.setFilter("GeoPackage (*.gpkg)")
-        self.output_file.setToolTip(
-            "The tile GeoPackage of Classify layer (default: beside the raster)"
+        group = QgsCollapsibleGroupBox("Outputs")
+        form = _form(group)
+        self.output_file = _file_widget(
+            QgsFileWidget.SaveFile,
+            "The tile GeoPackage of Classify layer (default: beside the raster)",
         )
+        self.output_file.setFilter("GeoPackage (*.gpkg)")
         form.addRow("Tiles GeoPackage", self.output_file)
         self.class_map = QCheckBox("Also write the class-map raster")
         form.addRow(self.class_map)
         self.overwrite = QCheckBox("Overwrite existing outputs")
         form.addRow(self.overwrite)
-        self.index_dir = QgsFileWidget()
-        self.index_dir.setStorageMode(QgsFileWidget.GetDirectory)
-        self.index_dir.setToolTip(
-            "Folder of the similarity index; reused (and extended with new rasters) next time"
+        self.index_dir = _file_widget(
+            QgsFileWidget.GetDirectory,
+            "Folder of the similarity index; reused (and extended with new rasters) next time",
         )
         form.addRow("Index folder", self.index_dir)
         return group
 
     def _actions_group(self) -> QGroupBox:
-        group = QGroupBox("Actions")
+        group = QgsCollapsibleGroupBox("Actions")
         layout = QVBoxLayout(group)
-        row = QHBoxLayout()
+        grid = QGridLayout()
         self.classify_button = QPushButton("Classify layer")
         self.classify_button.clicked.connect(self.classify_requested)
         self.index_button = QPushButton("Build index")
         self.index_button.clicked.connect(self.index_requested)
+        self.find_button = QPushButton("Find similar")
+        self.find_button.setCheckable(True)
+        self.find_button.setToolTip(
+            "Click a tile on the map to list the tiles most like it; Ctrl+click adds a tile "
+            "to search for, Shift+click a tile to rank away from"
+        )
+        self.find_button.toggled.connect(self.find_similar_toggled)
+        self.clear_button = QPushButton("Clear examples")
+        self.clear_button.setToolTip("Forget the clicked example tiles")
+        self.clear_button.clicked.connect(self.clear_examples_requested)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_requested)
-        for button in (self.classify_button, self.index_button, self.cancel_button):
-            row.addWidget(button)
-        layout.addLayout(row)
-        search = QHBoxLayout()
-        self.find_button = QPushButton("Find similar")
-        self.find_button.setCheckable(True)
-        self.find_button.setToolTip("Click a tile on the map to list the tiles most like it")
-        self.find_button.toggled.connect(self.find_similar_toggled)
-        search.addWidget(self.find_button)
-        search.addWidget(QLabel("k"))
+        buttons = (
+            self.classify_button,
+            self.index_button,
+            self.find_button,
+            self.clear_button,
+            self.cancel_button,
+        )
+        for number, button in enumerate(buttons):
+            button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+            button.setMinimumWidth(MIN_FIELD_WIDTH // 2)
+            grid.addWidget(button, number // 2, number % 2)
+        layout.addLayout(grid)
+        search = QWidget()
+        form = _form(search)
         self.k = QSpinBox()
         self.k.setRange(1, 1000)
         self.k.setValue(10)
-        search.addWidget(self.k)
-        self.class_filter = QComboBox()
+        form.addRow("Similar tiles (k)", self.k)
+        self.class_filter = _narrow(QComboBox())
         self.class_filter.setToolTip("Only return tiles predicted as this class")
-        search.addWidget(self.class_filter, stretch=1)
-        layout.addLayout(search)
+        form.addRow("Class", self.class_filter)
+        layout.addWidget(search)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         layout.addWidget(self.progress)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status_label = wrapping_label()
         layout.addWidget(self.status_label)
         return group
 
     def _results_group(self) -> QGroupBox:
-        group = QGroupBox("Similar tiles (double-click to zoom)")
+        group = QGroupBox("Similar tiles (double-click a row to zoom)")
         layout = QVBoxLayout(group)
-        self.results_table = QTableWidget(0, len(RESULT_COLUMNS))
-        self.results_table.setHorizontalHeaderLabels(RESULT_COLUMNS)
-        self.results_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.results_table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.results_table.verticalHeader().setVisible(False)
-        self.results_table.horizontalHeader().setStretchLastSection(True)
-        self.results_table.cellDoubleClicked.connect(self._row_activated)
-        layout.addWidget(self.results_table)
+        layout.setContentsMargins(4, 4, 4, 4)
+        table = QTableWidget(0, len(RESULT_COLUMNS))
+        table.setHorizontalHeaderLabels(RESULT_COLUMNS)
+        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.setTextElideMode(Qt.ElideMiddle)
+        table.setWordWrap(False)
+        table.verticalHeader().setVisible(False)
+        header = table.horizontalHeader()
+        for column in range(len(RESULT_COLUMNS)):
+            stretch = RESULT_COLUMNS[column] in ("Class", "Raster")
+            header.setSectionResizeMode(
+                column, QHeaderView.Stretch if stretch else QHeaderView.ResizeToContents
+            )
+        header.setMinimumSectionSize(24)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        rows = table.verticalHeader().defaultSectionSize()
+        table.setMinimumHeight(
+            header.sizeHint().height() + rows * VISIBLE_RESULT_ROWS + 2 * table.frameWidth() + 4
+        )
+        table.cellDoubleClicked.connect(self._row_activated)
+        layout.addWidget(table)
+        self.results_table = table
         return group
 
+    def horizontal_scrollbars(self) -> dict[str, QScrollBar]:
+        """The dock's horizontal scrollbars (settings, results), to check that none shows."""
+        return {
+            "settings": self.settings_scroll.horizontalScrollBar(),
+            "results": self.results_table.horizontalScrollBar(),
+        }
+
     # --- state shown -----------------------------------------------------------------------
-    def show_problem(self, text: str) -> None:
-        """Show a problem (a missing dependency) above everything; "" hides it."""
+    def show_problem(self, text: str, command: str = "") -> None:
+        """Show a problem (a missing dependency) above everything, with a button copying
+        ``command``; "" hides it."""
+        self._command = command
         self.message_label.setText(text)
-        self.message_label.setStyleSheet("color: #a00000; font-weight: bold;")
-        self.message_label.setVisible(bool(text))
+        self.copy_button.setVisible(bool(command))
+        self.problem_box.setVisible(bool(text))
+
+    def _copy_command(self) -> None:
+        QApplication.clipboard().setText(self._command)
+
+    def set_warning(self, text: str | None) -> None:
+        """Show a warning about the chosen raster and model (None hides it)."""
+        set_label_text(self.warning_label, f"\u26a0 {text}" if text else "")
+        self.warning_label.setVisible(bool(text))
+
+    def warning_text(self) -> str:
+        """The warning shown, "" when none."""
+        return self.warning_label.toolTip() or self.warning_label.text()
 
     def set_actions_enabled(self, enabled: bool) -> None:
-        """Enable or disable everything that runs the model (while a task runs, or without snca)."""
+        """Enable or disable everything that runs the model (while a task runs, or without
+        snca); without a model they stay disabled."""
+        self._busy = not enabled
+        usable = enabled and self._model is not None
         for button in (self.classify_button, self.index_button, self.find_button):
-            button.setEnabled(enabled)
+            button.setEnabled(usable)
         self.cancel_button.setEnabled(not enabled)
 
     def set_model(self, model: ModelSummary | None) -> None:
         """Show a model's metadata and rebuild one band chooser per model input band."""
         self._model = model
+        self.set_actions_enabled(not self._busy)
         if model is None:
             self.model_info.setText("Choose an snca model (.onnx) exported by `snca export`.")
             self.provider_label.setText("-")
@@ -251,12 +423,19 @@ class SncaDock(QDockWidget):
             self.class_filter.addItem(ANY_CLASS)
             return
         classes = ", ".join(model.class_names)
-        self.model_info.setText(
-            f"<b>{model.name}</b><br>{len(model.class_names)} classes: {classes}<br>"
-            f"tiles {model.tile_size} x {model.tile_size} px at "
-            f"{_resolution_text(model.resolution_cm)}; {model.input_bands} band(s) in; "
-            f"{model.embedding_dim}-d embedding"
+        trained = (
+            f"; trained on {model.training_resolution_m[0]:g}-"
+            f"{model.training_resolution_m[1]:g} m/px scenes"
+            if model.training_resolution_m
+            else ""
         )
+        self.model_info.setText(
+            f"<b>{html.escape(elide_words(model.name))}</b><br>{len(model.class_names)} "
+            f"classes: {html.escape(classes)}<br>tiles {model.tile_size} x {model.tile_size} px "
+            f"at {_resolution_text(model.resolution_cm)}{trained}; {model.input_bands} band(s) "
+            f"in; {model.embedding_dim}-d embedding"
+        )
+        self.model_info.setToolTip(model.name)
         self.overlap.setSpecialValueText(f"model's ({model.tiles_overlap_percent:g} %)")
         device = "GPU" if model.provider in GPU_PROVIDERS else "CPU"
         self.provider_label.setText(f"{device} (onnxruntime {model.provider}ExecutionProvider)")
@@ -270,7 +449,7 @@ class SncaDock(QDockWidget):
             self.bands_form.removeRow(0)
         self.band_boxes = []
         for index in range(count):
-            box = QgsRasterBandComboBox()
+            box = _narrow(QgsRasterBandComboBox())
             box.setLayer(self.layer_combo.currentLayer())
             self.bands_form.addRow(f"Model band {index + 1} \u2190", box)
             self.band_boxes.append(box)
@@ -312,7 +491,11 @@ class SncaDock(QDockWidget):
         self.progress.setValue(int(round(percent)))
 
     def set_status(self, text: str) -> None:
-        self.status_label.setText(text)
+        set_label_text(self.status_label, text)
+
+    def status_text(self) -> str:
+        """The status shown, in full (the label elides long paths; its tooltip has them)."""
+        return self.status_label.toolTip() or self.status_label.text()
 
     def set_results(self, rows: list[ResultRow]) -> None:
         """Fill the results table, best first."""
@@ -323,15 +506,15 @@ class SncaDock(QDockWidget):
                 str(row.rank),
                 f"{row.similarity:.4f}",
                 row.class_name,
-                str(row.tile_id),
+                f"{row.tile_id} ({row.row}, {row.col})",
                 row.raster,
             )
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if column < 2:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                item.setToolTip(value)
                 self.results_table.setItem(index, column, item)
-        self.results_table.resizeColumnsToContents()
 
     def _row_activated(self, row: int, _column: int) -> None:
         if 0 <= row < len(self._rows):

@@ -1,6 +1,11 @@
 """QGIS layers for snca outputs: the classified tiles (categorised by class, stable colours), the
-class-map raster (paletted, same colours), the similar tiles (graduated by similarity) and the
-query tile (a bold outline).
+class-map raster (paletted, same colours), the similar tiles and the query tiles.
+
+The similar tiles are semi-transparent fills with a strong outline, labelled with their rank and
+drawn best last (rank 1 on top of the tiles it overlaps). Their colour comes from a fixed
+similarity ramp (:data:`SIMILARITY_BREAKS`), the same in every search, so a colour always means
+the same similarity. The query tiles are outlines: cyan for the examples searched for (positive),
+magenta dashed for the ones ranked away from (negative).
 
 Search results come from :mod:`snca_cli.tasks.index.search` (``SearchResult`` with ``hits``, each
 with
@@ -15,22 +20,27 @@ from typing import Any
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
-    QgsClassificationEqualInterval,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCoordinateTransformContext,
     QgsFeature,
+    QgsFeatureRequest,
     QgsField,
     QgsFields,
     QgsFillSymbol,
     QgsGeometry,
-    QgsGradientColorRamp,
     QgsGraduatedSymbolRenderer,
     QgsPalettedRasterRenderer,
+    QgsPalLayerSettings,
+    QgsProject,
     QgsRasterLayer,
     QgsRectangle,
     QgsRendererCategory,
+    QgsRendererRange,
+    QgsTextBufferSettings,
+    QgsTextFormat,
     QgsVectorLayer,
+    QgsVectorLayerSimpleLabeling,
 )
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
@@ -41,12 +51,20 @@ from .palette import class_colour
 CLASS_NAME_FIELD = "class_name"
 #: Opacity of the classified tiles, so the raster shows through.
 CLASS_LAYER_OPACITY = 0.65
-#: Classes of the graduated similarity style (fewer when there are fewer hits).
-SIMILARITY_CLASSES = 5
-#: Low and high colours of the similarity ramp (pale yellow to dark red).
-SIMILARITY_RAMP = ("#ffffb2", "#bd0026")
-#: Outline of the query tile.
+#: The fixed similarity ramp: (lower bound, upper bound, colour), cosine similarity, low to high
+#: (ColorBrewer YlOrRd). Scores of negative-example searches can fall below 0: the first class.
+SIMILARITY_BREAKS = (
+    (-2.0, 0.5, "#ffffb2"),
+    (0.5, 0.7, "#fecc5c"),
+    (0.7, 0.8, "#fd8d3c"),
+    (0.8, 0.9, "#f03b20"),
+    (0.9, 1.0001, "#bd0026"),
+)
+#: Opacity (0-255) of the similar tiles' fills: the imagery stays visible under them.
+FILL_ALPHA = 90
+#: Outline of the query tiles searched for, and of those ranked away from.
 QUERY_COLOUR = "#00e5ff"
+NEGATIVE_COLOUR = "#ff00ff"
 
 SIMILAR_LAYER_NAME = "snca similar tiles"
 QUERY_LAYER_NAME = "snca query tile"
@@ -112,20 +130,37 @@ def similar_tile_fields() -> QgsFields:
     fields = QgsFields()
     fields.append(QgsField("rank", QVariant.Int))
     fields.append(QgsField("similarity", QVariant.Double))
+    _tile_fields(fields)
+    return fields
+
+
+def _tile_fields(fields: QgsFields) -> None:
+    """The fields naming a tile: its grid id, row and column in its raster, class, score."""
     fields.append(QgsField("tile_id", QVariant.LongLong))
+    fields.append(QgsField("row", QVariant.Int))
+    fields.append(QgsField("col", QVariant.Int))
+    fields.append(QgsField("raster", QVariant.String))
     fields.append(QgsField("class", QVariant.String))
     fields.append(QgsField("score", QVariant.Double))
-    fields.append(QgsField("raster", QVariant.String))
-    return fields
+
+
+def _tile_values(tile: Any) -> list[Any]:
+    """The values of :func:`_tile_fields` for an indexed tile."""
+    return [
+        int(tile.tile_id),
+        int(tile.row),
+        int(tile.col),
+        str(tile.raster.name),
+        str(tile.class_name),
+        float(tile.score),
+    ]
 
 
 def query_tile_fields() -> QgsFields:
     """Fields of the query-tile layer."""
     fields = QgsFields()
-    fields.append(QgsField("tile_id", QVariant.LongLong))
-    fields.append(QgsField("class", QVariant.String))
-    fields.append(QgsField("score", QVariant.Double))
-    fields.append(QgsField("raster", QVariant.String))
+    fields.append(QgsField("example", QVariant.String))
+    _tile_fields(fields)
     return fields
 
 
@@ -153,47 +188,85 @@ def hit_features(
     for hit in hits:
         feature = QgsFeature(fields)
         feature.setGeometry(tile_geometry(hit.tile, target, context))
-        feature.setAttributes(
-            [
-                int(hit.rank),
-                float(hit.similarity),
-                int(hit.tile.tile_id),
-                str(hit.tile.class_name),
-                float(hit.tile.score),
-                str(hit.tile.raster),
-            ]
-        )
+        feature.setAttributes([int(hit.rank), float(hit.similarity), *_tile_values(hit.tile)])
         features.append(feature)
     return features
 
 
 def query_feature(
-    tile: Any, target: QgsCoordinateReferenceSystem, context: QgsCoordinateTransformContext
+    tile: Any,
+    example: str,
+    target: QgsCoordinateReferenceSystem,
+    context: QgsCoordinateTransformContext,
 ) -> QgsFeature:
-    """The query tile as a feature (fields of :func:`query_tile_fields`)."""
+    """A query tile as a feature (fields of :func:`query_tile_fields`); ``example`` is
+    ``positive`` or ``negative``."""
     feature = QgsFeature(query_tile_fields())
     feature.setGeometry(tile_geometry(tile, target, context))
-    feature.setAttributes(
-        [int(tile.tile_id), str(tile.class_name), float(tile.score), str(tile.raster)]
-    )
+    feature.setAttributes([example, *_tile_values(tile)])
     return feature
 
 
-def similarity_renderer(layer: QgsVectorLayer) -> QgsGraduatedSymbolRenderer:
-    """A graduated style on ``similarity``: equal intervals over the hits, yellow to red."""
-    renderer = QgsGraduatedSymbolRenderer("similarity")
-    renderer.setSourceSymbol(
-        QgsFillSymbol.createSimple(
-            {"color": SIMILARITY_RAMP[1], "outline_color": "#202020", "outline_width": "0.3"}
-        )
+def _hit_symbol(colour: str) -> QgsFillSymbol:
+    fill = QColor(colour)
+    fill.setAlpha(FILL_ALPHA)
+    return QgsFillSymbol.createSimple(
+        {
+            "color": ",".join(str(v) for v in fill.getRgb()),
+            "outline_color": colour,
+            "outline_width": "0.8",
+            "outline_width_unit": "MM",
+        }
     )
-    renderer.setClassificationMethod(QgsClassificationEqualInterval())
-    classes = max(1, min(SIMILARITY_CLASSES, layer.featureCount()))
-    renderer.updateClasses(layer, classes)
-    renderer.updateColorRamp(
-        QgsGradientColorRamp(QColor(SIMILARITY_RAMP[0]), QColor(SIMILARITY_RAMP[1]))
+
+
+def similarity_renderer() -> QgsGraduatedSymbolRenderer:
+    """The fixed ramp of :data:`SIMILARITY_BREAKS` on ``similarity``, best drawn last."""
+    ranges = [
+        QgsRendererRange(low, high, _hit_symbol(colour), _range_label(low, high))
+        for low, high, colour in SIMILARITY_BREAKS
+    ]
+    renderer = QgsGraduatedSymbolRenderer("similarity", ranges)
+    renderer.setOrderBy(
+        QgsFeatureRequest.OrderBy([QgsFeatureRequest.OrderByClause("rank", ascending=False)])
     )
+    renderer.setOrderByEnabled(True)
     return renderer
+
+
+def _range_label(low: float, high: float) -> str:
+    if low < -1:
+        return f"< {high:.1f}"
+    if high > 1:
+        return f"{low:.1f} - 1.0"
+    return f"{low:.1f} - {high:.1f}"
+
+
+def rank_labels() -> QgsVectorLayerSimpleLabeling:
+    """``#rank`` in bold at the centre of each similar tile, with a white halo."""
+    settings = QgsPalLayerSettings()
+    settings.fieldName = "'#' || \"rank\""
+    settings.isExpression = True
+    settings.placement = QgsPalLayerSettings.OverPoint
+    text = QgsTextFormat()
+    font = text.font()
+    font.setBold(True)
+    text.setFont(font)
+    text.setSize(11)
+    buffer = QgsTextBufferSettings()
+    buffer.setEnabled(True)
+    buffer.setSize(1.2)
+    buffer.setColor(QColor("white"))
+    text.setBuffer(buffer)
+    settings.setFormat(text)
+    return QgsVectorLayerSimpleLabeling(settings)
+
+
+def expand_legend(layer: QgsVectorLayer | QgsRasterLayer) -> None:
+    """Open the layer's legend (its classes) in the Layers panel."""
+    node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
+    if node is not None:
+        node.setExpanded(True)
 
 
 def _memory_layer(
@@ -223,30 +296,50 @@ def similar_tiles_layer(
     """A memory layer (new, or ``layer`` refilled) of the hits, styled by similarity."""
     if layer is None or layer.crs() != crs:
         layer = _memory_layer(SIMILAR_LAYER_NAME, similar_tile_fields(), crs)
+        layer.setRenderer(similarity_renderer())
+        layer.setLabeling(rank_labels())
+        layer.setLabelsEnabled(True)
     replace_features(layer, hit_features(hits, crs, context))
-    layer.setRenderer(similarity_renderer(layer))
     layer.triggerRepaint()
     return layer
 
 
+def _outline(colour: str, style: str) -> QgsFillSymbol:
+    return QgsFillSymbol.createSimple(
+        {
+            "style": "no",
+            "outline_color": colour,
+            "outline_style": style,
+            "outline_width": "0.9",
+            "outline_width_unit": "MM",
+        }
+    )
+
+
+def query_renderer() -> QgsCategorizedSymbolRenderer:
+    """Positive examples as cyan outlines, negative ones as magenta dashed outlines."""
+    return QgsCategorizedSymbolRenderer(
+        "example",
+        [
+            QgsRendererCategory("positive", _outline(QUERY_COLOUR, "solid"), "searched for"),
+            QgsRendererCategory("negative", _outline(NEGATIVE_COLOUR, "dash"), "ranked away"),
+        ],
+    )
+
+
 def query_tile_layer(
-    tile: Any,
+    positives: Sequence[Any],
+    negatives: Sequence[Any],
     crs: QgsCoordinateReferenceSystem,
     context: QgsCoordinateTransformContext,
     layer: QgsVectorLayer | None = None,
 ) -> QgsVectorLayer:
-    """A memory layer (new, or ``layer`` refilled) with the query tile as a bold outline."""
+    """A memory layer (new, or ``layer`` refilled) with the example tiles as outlines."""
     if layer is None or layer.crs() != crs:
         layer = _memory_layer(QUERY_LAYER_NAME, query_tile_fields(), crs)
-        symbol = QgsFillSymbol.createSimple(
-            {
-                "style": "no",
-                "outline_color": QUERY_COLOUR,
-                "outline_width": "0.9",
-                "outline_width_unit": "MM",
-            }
-        )
-        layer.renderer().setSymbol(symbol)
-    replace_features(layer, [query_feature(tile, crs, context)])
+        layer.setRenderer(query_renderer())
+    features = [query_feature(tile, "positive", crs, context) for tile in positives]
+    features += [query_feature(tile, "negative", crs, context) for tile in negatives]
+    replace_features(layer, features)
     layer.triggerRepaint()
     return layer

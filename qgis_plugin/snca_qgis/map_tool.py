@@ -1,4 +1,8 @@
-"""The "Find similar" map tool: a click on the map names the query tile."""
+"""The "Find similar" map tool: a click on the map names the query tile.
+
+A plain click starts a new search from the tile under it; Ctrl+click adds the tile as one more
+example to search for, Shift+click as an example to rank away from (:data:`CLICK_MODES`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,16 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
 from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapToolEmitPoint
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 
+#: What a click does, by keyboard modifier: a new search, one more positive, one negative.
+NEW, POSITIVE, NEGATIVE = "new", "positive", "negative"
+CLICK_MODES = {Qt.NoModifier: NEW, Qt.ControlModifier: POSITIVE, Qt.ShiftModifier: NEGATIVE}
+
 
 class SimilarTileMapTool(QgsMapToolEmitPoint):
-    """Emits ``point_chosen(point, crs)`` on a left click: the point in the canvas CRS."""
+    """Emits ``point_chosen(point, crs, mode)`` on a left click: the point in the canvas CRS and
+    the click's mode (:data:`CLICK_MODES`)."""
 
-    point_chosen = pyqtSignal(QgsPointXY, QgsCoordinateReferenceSystem)
+    point_chosen = pyqtSignal(QgsPointXY, QgsCoordinateReferenceSystem, str)
 
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
@@ -20,9 +29,10 @@ class SimilarTileMapTool(QgsMapToolEmitPoint):
         """A left-button release picks the point (a press and drag does not pan here)."""
         if event.button() != Qt.LeftButton:
             return
-        self.choose(event.mapPoint())
+        modifiers = event.modifiers() & (Qt.ControlModifier | Qt.ShiftModifier)
+        self.choose(event.mapPoint(), CLICK_MODES.get(modifiers, NEW))
 
-    def choose(self, point: QgsPointXY) -> None:
+    def choose(self, point: QgsPointXY, mode: str = NEW) -> None:
         """Pick ``point`` (canvas CRS) as if it had been clicked."""
         crs = self.canvas().mapSettings().destinationCrs()
-        self.point_chosen.emit(QgsPointXY(point), crs)
+        self.point_chosen.emit(QgsPointXY(point), crs, mode)

@@ -7,6 +7,7 @@ actions.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingProvider
@@ -62,8 +63,11 @@ class SncaPlugin:
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToMenu(MENU, self.action)
 
+        # the Log Messages panel and the message bar read rich text: escaped, `'numpy<2'` stays
         for module, error in report.errors.items():
-            QgsMessageLog.logMessage(f"cannot import {module}: {error}", TITLE, Qgis.Warning)
+            QgsMessageLog.logMessage(
+                html.escape(f"cannot import {module}: {error}"), TITLE, Qgis.Warning
+            )
         message = report.message()
         if report.ok:
             from .controller import SncaController
@@ -74,9 +78,11 @@ class SncaPlugin:
             self.dock.set_actions_enabled(False)
             self.dock.cancel_button.setEnabled(False)
         if message:
-            self.dock.show_problem(message)
+            self.dock.show_problem(message, report.install_command())
             level = Qgis.Critical if not report.ok else Qgis.Info
-            self.iface.messageBar().pushMessage(TITLE, message, level=level, duration=0)
+            self.iface.messageBar().pushMessage(
+                TITLE, html.escape(message), level=level, duration=0
+            )
 
     def unload(self) -> None:
         """Remove everything initGui added."""

@@ -11,6 +11,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -28,8 +29,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, first_line
 from snca_cli.hooks import ProgressFactory, ProgressHook
+from snca_cli.runtime.georef import raster_resolution_warning
 
 console = Console()
 error_console = Console(stderr=True)
@@ -181,3 +185,12 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
             return progress
 
         yield factory
+
+
+def warn_resolution(rasters: list[Path], metadata: ModelMetadata, tiling: TilingOptions) -> None:
+    """Print ``warning: NAME: ...`` on stderr for each raster far outside the model's training
+    resolutions (:func:`snca_cli.runtime.georef.raster_resolution_warning`)."""
+    for raster in rasters:
+        warning = raster_resolution_warning(raster, metadata, tiling)
+        if warning is not None:
+            error_console.print(f"warning: {Path(raster).name}: {warning}", highlight=False)

@@ -9,7 +9,8 @@ An snca model is one ONNX file with
   unknown), ``tile_size``/``tiles_size``, ``tiles_overlap`` in percent,
   ``standardization_mean``/``standardization_std``) so those tools can load our models, and ours
   (``embedding_dim``, ``input_bands``, ``input_scale``, ``backbone``, ``training``,
-  ``snca_version``, ``orientations``).
+  ``snca_version``, ``orientations``, ``training_resolution_m`` = ``[min, max]`` metres per pixel
+  of the training images, read by :mod:`snca_cli.contract.resolution`).
 
 Those tools run a model with one output only: ``snca convert`` (:mod:`snca_cli.tasks.convert`)
 writes the copies they run.
@@ -71,6 +72,8 @@ class ModelMetadata:
     #: its base model's graph and ``embedding`` output): indexes follow the embedding, so one
     #: built with the base model is searched with the adapted one. None: this file's own.
     embedding_sha256: str | None = None
+    #: Ground resolution of the training images, metres per pixel ``(min, max)``; None: unknown.
+    training_resolution_m: tuple[float, float] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -108,6 +111,8 @@ class ModelMetadata:
             # Deepness and GeoDeep read it with float(): an unknown resolution is left out, never
             # written as null (they then use their own default or the raster's)
             values["resolution"] = self.resolution_cm
+        if self.training_resolution_m is not None:
+            values["training_resolution_m"] = list(self.training_resolution_m)
         return {key: json.dumps(value) for key, value in values.items()}
 
     @classmethod
@@ -127,6 +132,7 @@ class ModelMetadata:
             else:
                 class_names = [str(n) for n in names]
             resolution = values.get("resolution")
+            trained_at = values.get("training_resolution_m")
             metadata = cls(
                 class_names=class_names,
                 tile_size=int(values["tile_size"]),
@@ -141,6 +147,11 @@ class ModelMetadata:
                 model_type=str(values["model_type"]),
                 orientations=int(values.get("orientations", 1)),
                 embedding_sha256=values.get("embedding_sha256"),
+                training_resolution_m=(
+                    None
+                    if trained_at is None
+                    else (float(trained_at[0]), float(trained_at[1]))
+                ),
             )
             if "open_set" in values:
                 metadata.open_set = OpenSetRule.from_json(
@@ -169,6 +180,15 @@ class ModelMetadata:
             ),
             (math.isfinite(self.tiles_overlap), f"tiles_overlap {self.tiles_overlap}"),
             (self.orientations >= 1, f"orientations {self.orientations} (must be at least 1)"),
+            (
+                self.training_resolution_m is None
+                or (
+                    all(math.isfinite(v) and v > 0 for v in self.training_resolution_m)
+                    and self.training_resolution_m[0] <= self.training_resolution_m[1]
+                ),
+                f"training_resolution_m {self.training_resolution_m} (must be [min, max] "
+                "metres per pixel, 0 < min <= max)",
+            ),
         ]
         for ok, what in problems:
             if not ok:

@@ -9,14 +9,18 @@ latitude on the WGS84 ellipsoid, so tiles are square on the ground at that latit
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import rasterio
+import rasterio.errors
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.resolution import resolution_warning
 from snca_cli.contract.tiling import TilingOptions
+from snca_cli.runtime.paths import gdal_path
 
 #: Relative resolution difference under which a raster is read without resampling.
 RESOLUTION_TOLERANCE = 0.01
@@ -92,3 +96,32 @@ def resampled_view(
         resampling=Resampling.average if coarser else Resampling.bilinear,
         **options,
     )
+
+
+def raster_pixel_size_m(raster: rasterio.io.DatasetReader) -> float:
+    """The mean of a raster's x and y pixel sizes in metres (geographic CRS: at its centre)."""
+    x_size, y_size = abs(raster.transform.a), abs(raster.transform.e)
+    if raster.crs is None:
+        return (x_size + y_size) / 2
+    if raster.crs.is_geographic:
+        bounds = raster.bounds
+        per_lon, per_lat = metres_per_degree((bounds.bottom + bounds.top) / 2)
+        return (x_size * per_lon + y_size * per_lat) / 2
+    _, unit_metres = raster.crs.linear_units_factor
+    return (x_size + y_size) / 2 * unit_metres
+
+
+def raster_resolution_warning(
+    raster: Path | str, metadata: ModelMetadata, options: TilingOptions
+) -> str | None:
+    """The resolution warning (:func:`snca_cli.contract.resolution.resolution_warning`) for the
+    pixels the model sees of ``raster``: the target resolution when it is resampled, else its own.
+    A raster that cannot be opened gets none here (the task reports it)."""
+    target = target_resolution_m(metadata, options)
+    if target is None:
+        try:
+            with rasterio.open(gdal_path(raster)) as source:
+                target = raster_pixel_size_m(source)
+        except (rasterio.errors.RasterioError, OSError):
+            return None
+    return resolution_warning(metadata, target)

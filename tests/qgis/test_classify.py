@@ -102,7 +102,7 @@ def test_an_existing_output_is_refused_unless_overwrite_is_ticked(
     assert plugin.controller.classify() is None
     output = colour_raster.with_name("colours_snca.gpkg")
     message = f"{output} exists; tick 'Overwrite existing outputs' to replace it"
-    assert plugin.dock.status_label.text() == f"error: {message}"
+    assert plugin.dock.status_text() == f"error: {message}"
     plugin.dock.overwrite.setChecked(True)
     task = plugin.controller.classify()
     wait_for(lambda: plugin.controller.task is None)

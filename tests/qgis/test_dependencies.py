@@ -3,6 +3,7 @@ never crashes; without hnswlib the exact search is used."""
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from pathlib import Path
@@ -47,8 +48,19 @@ def test_the_python_of_qgis_is_found_on_each_platform() -> None:
         )
         == f"{macos}/bin/python3"
     )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert qgis_python_executable("/usr/bin/qgis", "/usr", "linux", exists=lambda _: False) == (
-        "python3"
+        version
+    )
+    # an embedded Python on Linux reports the first python3 on the PATH: a shim is not QGIS's
+    assert (
+        qgis_python_executable(
+            "/root/.pyenv/shims/python3",
+            "/usr",
+            "linux",
+            exists=lambda path: path == f"/usr/bin/{version}",
+        )
+        == f"/usr/bin/{version}"
     )
 
 
@@ -127,7 +139,7 @@ def test_plugin_starts_without_a_required_module_and_says_how_to_install_it(
         assert plugin.dock.message_label.isVisibleTo(plugin.dock)
         (item,) = iface.bar.items()
         assert item.level() == Qgis.Critical
-        assert f"{missing} missing from QGIS's Python" in item.text()
+        assert f"{missing} missing from QGIS's Python" in html.unescape(item.text())
         assert plugin.controller is None and plugin.provider is None
         assert QgsApplication.processingRegistry().providerById("snca") is None
         assert not plugin.dock.classify_button.isEnabled()
@@ -180,3 +192,29 @@ def test_a_python_older_than_snca_supports_is_named(monkeypatch) -> None:
         "SNCA needs Python 3.10 or newer; this QGIS runs Python 3.9.18. "
         "Use a QGIS release that ships Python 3.10+."
     )
+
+
+def test_the_smoke_run_passes_on_a_working_runtime() -> None:
+    from snca_qgis.dependencies import check_dependencies, smoke_test
+
+    assert smoke_test() is None
+    report = check_dependencies()
+    assert report.ok and report.smoke_error is None
+
+
+def test_a_runtime_that_imports_but_breaks_is_reported_with_a_repair_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from snca_cli.runtime import default_model
+    from snca_qgis.dependencies import check_dependencies
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    monkeypatch.setattr(default_model, "default_model_path", lambda: broken)
+    report = check_dependencies()
+    assert not report.missing
+    assert report.smoke_error is not None and report.smoke_error.startswith("SncaError: ")
+    assert not report.ok
+    assert "fails a test run (SncaError: " in report.message()
+    command = report.install_command()
+    assert " -m pip install --upgrade " in command and " snca" in command

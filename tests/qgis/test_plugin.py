@@ -83,6 +83,13 @@ def test_a_bad_model_file_is_one_clear_message(plugin, tmp_path, iface) -> None:
 
 
 def test_actions_without_model_or_layer_explain_what_is_missing(plugin) -> None:
+    # the shipped model is chosen when the dock opens: the buttons work, a layer is missing
+    assert plugin.controller.model is not None
+    assert plugin.dock.classify_button.isEnabled()
+    assert plugin.controller.classify() is None
+    assert plugin.dock.status_label.text() == "error: choose a raster layer first"
+    plugin.dock.model_file.setFilePath("")
+    assert not plugin.dock.classify_button.isEnabled()
     assert plugin.controller.classify() is None
     assert plugin.dock.status_label.text() == "error: choose an snca ONNX model first"
     assert QgsProject.instance().mapLayers() == {}

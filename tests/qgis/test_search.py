@@ -74,8 +74,15 @@ def _build_index(plugin) -> None:
     assert task.error is None, task.error
 
 
-def click(plugin, layer: QgsRasterLayer, x: float, y: float) -> None:
-    """Left-click the map at raster coordinates (x, y) through the Find similar map tool."""
+def click(
+    plugin,
+    layer: QgsRasterLayer,
+    x: float,
+    y: float,
+    modifiers: Qt.KeyboardModifiers = Qt.NoModifier,
+) -> None:
+    """Left-click the map at raster coordinates (x, y) through the Find similar map tool, with
+    the keyboard ``modifiers`` held (Ctrl: one more example, Shift: one to rank away from)."""
     canvas = plugin.iface.mapCanvas()
     plugin.dock.find_button.setChecked(True)
     tool = canvas.mapTool()
@@ -90,7 +97,7 @@ def click(plugin, layer: QgsRasterLayer, x: float, y: float) -> None:
         QPoint(round(pixel.x()), round(pixel.y())),
         Qt.LeftButton,
         Qt.LeftButton,
-        Qt.NoModifier,
+        modifiers,
     )
     tool.canvasReleaseEvent(event)
 
@@ -143,8 +150,48 @@ def test_build_index_then_click_finds_the_most_similar_tiles(
 
     table = plugin.dock.results_table
     assert table.rowCount() == K
-    assert [int(table.item(r, 3).text()) for r in range(K)] == ids
+    assert [int(table.item(r, 3).text().split()[0]) for r in range(K)] == ids
     assert table.item(0, 1).text() == f"{similarities[0]:.4f}"
+
+
+def test_ctrl_and_shift_clicks_add_examples_and_the_layers_are_readable(
+    plugin, colour_raster, band_mean_model
+) -> None:
+    from snca_qgis.layers import SIMILARITY_BREAKS
+
+    layer = _prepare(plugin, colour_raster, band_mean_model)
+    _build_index(plugin)
+    plugin.dock.k.setValue(K)
+    click(plugin, layer, *_centre(QUERY_ROW, QUERY_COL))
+    click(plugin, layer, *_centre(0, 0), Qt.ControlModifier)
+    click(plugin, layer, *_centre(2, 3), Qt.ShiftModifier)
+
+    examples = {f["tile_id"]: f["example"] for f in plugin.controller.query_layer().getFeatures()}
+    assert examples == {QUERY_ID: "positive", 0: "positive", 2 * 4 + 3: "negative"}
+    index = plugin.controller.open_index(colour_raster.with_name("colours_snca_index"))
+    expected = index.search_examples(
+        [index.tile(QUERY_ID), index.tile(0)], [index.tile(2 * 4 + 3)], k=K
+    )
+    features = sorted(plugin.controller.similar_layer().getFeatures(), key=lambda f: f["rank"])
+    assert [f["tile_id"] for f in features] == [h.tile.tile_id for h in expected.hits]
+    assert [f["similarity"] for f in features] == pytest.approx(
+        [h.similarity for h in expected.hits], abs=1e-5
+    )
+    assert "2 example(s), 1 unlike" in plugin.dock.status_label.text()
+
+    similar = plugin.controller.similar_layer()
+    renderer = similar.renderer()
+    assert [(r.lowerValue(), r.upperValue()) for r in renderer.ranges()] == [
+        (low, high) for low, high, _ in SIMILARITY_BREAKS
+    ]  # the same ramp in every search
+    assert renderer.orderByEnabled()  # rank 1 drawn last, on top
+    assert similar.labelsEnabled()
+    assert similar.labeling().settings().fieldName == "'#' || \"rank\""
+
+    plugin.dock.clear_button.click()
+    click(plugin, layer, *_centre(0, 0))
+    (query,) = plugin.controller.query_layer().getFeatures()
+    assert (query["tile_id"], query["example"]) == (0, "positive")
 
 
 def test_queries_reuse_the_open_index_and_answer_in_milliseconds(

@@ -7,7 +7,13 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import console, error_console, exit_on_error, tile_progress
+from snca_cli.cli.support import (
+    console,
+    error_console,
+    exit_on_error,
+    tile_progress,
+    warn_resolution,
+)
 from snca_cli.cli.tables import summary_table
 from snca_cli.contract.tiling import TilingOptions, tiling_options
 from snca_cli.runtime.atomic import check_output_paths
@@ -93,6 +99,7 @@ def register(app: typer.Typer) -> None:
         )
         for target in targets:  # refuse any bad raster before writing anything
             RasterTiling.open(target.raster, meta, tiling).close()
+        warn_resolution([target.raster for target in targets], meta, tiling)
         if spec.distributed:
             with tile_progress(f"{len(targets)} raster(s) on the cluster") as progress:
                 summaries = classify_on_cluster(

@@ -41,6 +41,12 @@ def register(app: typer.Typer) -> None:
             help="Ground resolution of the training scenes, cm/px (written as the model's "
             "`resolution`; left out when not given).",
         ),
+        training_resolution: tuple[float, float] | None = typer.Option(
+            None,
+            "--training-resolution",
+            help="Ground resolutions of the training scenes, MIN MAX m/px (AID: 0.5 8): written "
+            "as `training_resolution_m`; classify and index warn on rasters far outside.",
+        ),
         overlap_percent: float = typer.Option(
             0.0, "--overlap-percent", help="Default tile overlap for the runtime, percent."
         ),
@@ -73,6 +79,7 @@ def register(app: typer.Typer) -> None:
                     data_dir=data,
                     split_file=split,
                     resolution_cm=resolution_cm,
+                    training_resolution_m=training_resolution,
                     overlap_percent=overlap_percent,
                     int8=int8,
                     calibration_images=calibration_images,

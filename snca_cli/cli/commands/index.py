@@ -8,7 +8,13 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import console, error_console, exit_on_error, tile_progress
+from snca_cli.cli.support import (
+    console,
+    error_console,
+    exit_on_error,
+    tile_progress,
+    warn_resolution,
+)
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.runtime.ann import IndexParams, hnswlib_available
 from snca_cli.runtime.cluster import ClusterSpec
@@ -119,6 +125,7 @@ def build(
     model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
     if not hnswlib_available():
         error_console.print("hnswlib is not installed: the index will be searched exactly")
+    warn_resolution(paths, model.metadata, tiling)
     with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
         summary = build_index(
             paths, model, output, tiling, params, force, batch_size, progress=progress,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from snca_cli.cli import app
 from tests.helpers.classify_data import COLOURS, NAMES, read_layer
 from tests.helpers.onnx_models import make_band_mean_model
-from tests.helpers.rasters import BLUE, GREEN, RED, painted, write_raster
+from tests.helpers.rasters import BLUE, GREEN, RED, painted, utm_transform, write_raster
 
 
 def test_cli_classifies_with_options_and_prints_the_summary(tmp_path: Path) -> None:
@@ -82,3 +82,27 @@ def test_cli_reads_a_gdal_virtual_file_as_named(tmp_path: Path) -> None:
         assert CliRunner().invoke(app, args).exit_code == 0
     manifest = (idx / "manifest.json").read_text()
     assert f'"path": "{memory.name}"' in manifest  # as named, not resolved against the cwd
+
+
+def test_cli_warns_on_a_raster_far_outside_the_training_resolutions(tmp_path: Path) -> None:
+    model = make_band_mean_model(
+        tmp_path / "m.onnx", tile_size=16, class_names=NAMES, training_resolution_m="[0.5, 8]"
+    )
+    raster = write_raster(tmp_path / "scene.tif", painted(COLOURS, 16))  # 10 m pixels
+    args = ["classify", str(raster), "-m", str(model), "-o", str(tmp_path / "a.gpkg")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr  # 10 m is within 4 x 8 m
+    coarse = write_raster(
+        tmp_path / "coarse.tif", painted(COLOURS, 16), transform=utm_transform(40.0)
+    )
+    args = ["classify", str(coarse), "-m", str(model), "-o", str(tmp_path / "b.gpkg")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning: coarse.tif: the raster's 40 m/px is far coarser than the 0.5-8 m/px" in (
+        " ".join(result.stderr.split())
+    )
+    index = ["index", "build", str(coarse), "-m", str(model), "-o", str(tmp_path / "idx")]
+    result = CliRunner().invoke(app, index)
+    assert result.exit_code == 0, result.output
+    assert "warning: coarse.tif: the raster's 40 m/px" in " ".join(result.stderr.split())

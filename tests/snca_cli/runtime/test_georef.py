@@ -74,3 +74,27 @@ def test_resampling_keeps_nodata_invalid(tmp_path: Path) -> None:
         assert tiling.resampled and (tiling.width, tiling.height) == (64, 32)
         _, fractions = tiling.read(list(tiling.tiles()))
     assert fractions.tolist() == [1.0, 0.0]
+
+
+def test_raster_resolution_warning_uses_the_pixels_the_model_sees(tmp_path: Path) -> None:
+    import rasterio
+
+    from snca_cli.contract.metadata import ModelMetadata
+    from snca_cli.contract.tiling import TilingOptions
+    from snca_cli.runtime.georef import raster_pixel_size_m, raster_resolution_warning
+    from tests.helpers.rasters import utm_transform, write_raster
+
+    data = np.zeros((3, 8, 8), np.uint8)
+    coarse = write_raster(tmp_path / "c.tif", data, transform=utm_transform(300.0))
+    fine = write_raster(tmp_path / "f.tif", data, transform=utm_transform(2.0))
+    meta = ModelMetadata(["a"], 8, 2, training_resolution_m=(0.5, 8.0))
+    native = TilingOptions()
+    assert "300 m/px is far coarser" in raster_resolution_warning(coarse, meta, native)
+    assert raster_resolution_warning(fine, meta, native) is None
+    # resampled to 2 m the model sees 2 m pixels: no warning
+    assert raster_resolution_warning(coarse, meta, TilingOptions(resolution=2.0)) is None
+    degrees = write_raster(
+        tmp_path / "d.tif", data, crs="EPSG:4326", transform=utm_transform(0.01, (10.0, 0.0))
+    )
+    with rasterio.open(degrees) as source:  # 0.01 degree at the equator: about 1.1 km
+        assert raster_pixel_size_m(source) == pytest.approx(1109.0, rel=0.01)

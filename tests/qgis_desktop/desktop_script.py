@@ -1,0 +1,233 @@
+"""Run inside the real QGIS desktop (``qgis --code desktop_script.py``): use the plugin's dock as a
+person does, with real clicks, then write what was seen to a JSON file and quit QGIS.
+
+The configuration comes as a JSON file named by ``$SNCA_DESKTOP_CONFIG``::
+
+    {"raster": ..., "work": ..., "click": [x, y], "result": ..., "screenshots": ...}
+
+``click`` is a point in the raster's CRS. Everything is done from one timer callback once the
+main window is up; the waits process events so that QGIS's tasks run and finish. QGIS is left
+through its own exit action (``QgsApplication.exit()`` crashes QGIS 3.22 on teardown).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtCore import QCoreApplication, QPoint, Qt, QTimer
+from qgis.PyQt.QtTest import QTest
+from qgis.utils import iface, plugins
+
+PLUGIN = "snca_qgis"
+#: Seconds to wait for one task (classify, index) before giving up.
+TASK_TIMEOUT_S = 120.0
+
+
+def wait(seconds: float) -> None:
+    """Process events for ``seconds``."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Process events until ``condition()`` holds; RuntimeError naming ``what`` on a timeout."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise RuntimeError(f"timed out waiting for {what}")
+        QCoreApplication.processEvents()
+        time.sleep(0.02)
+
+
+def click(widget) -> None:
+    """A real left click in the middle of ``widget`` (it must be visible and enabled)."""
+    if not widget.isVisible() or not widget.isEnabled():
+        name = widget.text() if hasattr(widget, "text") else widget
+        raise RuntimeError(f"{name} is not clickable")
+    QTest.mouseClick(widget, Qt.LeftButton)
+    QCoreApplication.processEvents()
+
+
+def layer_named(name: str):
+    layers = QgsProject.instance().mapLayersByName(name)
+    return layers[0] if layers else None
+
+
+def features(layer, fields: list[str]) -> list[dict]:
+    return [{f: feature[f] for f in fields} for feature in layer.getFeatures()]
+
+
+def screenshot(folder: Path, name: str, shots: list[str], widget=None) -> None:
+    """Grab the real main window (or ``widget`` of it): QGIS's own rendering, at full size
+    (without a window manager the X screen can keep a stale, smaller copy of a resized window)."""
+    wait(0.5)
+    image = (widget or iface.mainWindow()).grab()
+    path = folder / f"{name}.png"
+    image.save(str(path))
+    shots.append(str(path))
+
+
+def geometry(dock) -> dict:
+    """What a person sees of the dock: its width, a horizontal scrollbar, the table's rows."""
+    table = dock.results_table
+    viewport = table.viewport().rect()
+    full_rows = 0
+    for row in range(table.rowCount()):
+        rect = table.visualRect(table.model().index(row, 0))
+        if rect.top() >= 0 and rect.bottom() <= viewport.bottom():
+            full_rows += 1
+    return {
+        "dock_width": dock.width(),
+        "window_width": iface.mainWindow().width(),
+        "horizontal_scrollbars": [
+            name
+            for name, bar in dock.horizontal_scrollbars().items()
+            if bar.isVisible() and bar.maximum() > 0
+        ],
+        "table_rows": table.rowCount(),
+        "table_rows_fully_visible": full_rows,
+        "table_visible": table.isVisible() and not table.visibleRegion().isEmpty(),
+    }
+
+
+def run(config: dict) -> dict:
+    out: dict = {"steps": []}
+    shots: list[str] = []
+    out["screenshots"] = shots
+    shot_dir = Path(config["screenshots"])
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(config["work"])
+
+    window = iface.mainWindow()
+    window.showNormal()
+    window.setGeometry(0, 0, 1600, 1000)
+    wait(1.0)
+    wait_until(lambda: PLUGIN in plugins, 30, "the plugin to load")
+    plugin = plugins[PLUGIN]
+    dock = plugin.dock
+    controller = plugin.controller
+    out["dependency_problem"] = dock.message_label.text() if dock.message_label.isVisible() else ""
+    from snca_qgis.dependencies import qgis_python_executable
+
+    out["qgis_python"] = {
+        "named": qgis_python_executable(),
+        "real": f"{sys.exec_prefix}/bin/python{sys.version_info.major}.{sys.version_info.minor}",
+        "sys_executable": sys.executable,
+    }
+    if controller is None:
+        raise RuntimeError(f"the plugin found no runtime: {out['dependency_problem']}")
+    out["model_preselected"] = dock.model_file.filePath()
+    out["model_info"] = dock.model_info.text()
+    out["buttons_enabled_with_model"] = dock.classify_button.isEnabled()
+
+    raster = Path(config["raster"])
+    layer = QgsRasterLayer(str(raster), raster.stem)
+    if not layer.isValid():
+        raise RuntimeError(f"QGIS cannot open {raster}")
+    project = QgsProject.instance()
+    project.addMapLayer(layer)
+    project.setCrs(layer.crs())
+    canvas = iface.mapCanvas()
+    canvas.setExtent(layer.extent())
+    canvas.refresh()
+    wait(1.0)
+    dock.layer_combo.setLayer(layer)
+    dock.output_file.setFilePath(str(work / f"{raster.stem}_snca.gpkg"))
+    dock.index_dir.setFilePath(str(work / f"{raster.stem}_snca_index"))
+    out["resolution_warning"] = dock.warning_text()
+    out["geometry_start"] = geometry(dock)
+
+    started = time.monotonic()
+    click(dock.classify_button)
+    wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "classify")
+    out["steps"].append({"step": "classify", "seconds": time.monotonic() - started,
+                         "status": dock.status_label.text()})
+    classes = layer_named(f"{raster.stem} classes")
+    if classes is None:
+        raise RuntimeError(f"no classes layer after classify: {dock.status_label.text()}")
+    out["classes_layer"] = {
+        "features": classes.featureCount(),
+        "legend_expanded": plugin_legend_expanded(classes),
+    }
+    screenshot(shot_dir, "qgis_classes", shots)
+
+    started = time.monotonic()
+    click(dock.index_button)
+    wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "index")
+    out["steps"].append({"step": "index", "seconds": time.monotonic() - started,
+                         "status": dock.status_label.text()})
+
+    click(dock.find_button)
+    x, y = config["click"]
+    pixel = canvas.getCoordinateTransform().transform(x, y)
+    where = QPoint(int(round(pixel.x())), int(round(pixel.y())))
+    QTest.mouseClick(canvas.viewport(), Qt.LeftButton, Qt.NoModifier, where)
+    wait_until(lambda: controller.last_result is not None, 30, "the search")
+    wait(1.0)
+    out["status_after_search"] = dock.status_label.text()
+    query = controller.query_layer()
+    similar = controller.similar_layer()
+    out["query_layer"] = {
+        "name": query.name(),
+        "features": features(query, ["example", "tile_id", "row", "col", "raster", "class"]),
+    }
+    out["similar_layer"] = {
+        "name": similar.name(),
+        "features": features(similar, ["rank", "tile_id", "row", "col", "raster", "similarity"]),
+        "legend_expanded": plugin_legend_expanded(similar),
+        "labels": similar.labelsEnabled(),
+    }
+    table = dock.results_table
+    out["table"] = {
+        "headers": [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())],
+        "rows": [
+            [table.item(r, c).text() for c in range(table.columnCount())]
+            for r in range(table.rowCount())
+        ],
+    }
+    out["geometry_results"] = geometry(dock)
+    screenshot(shot_dir, "qgis_window", shots)
+    screenshot(shot_dir, "qgis_dock", shots, widget=dock)
+
+    # zoom to rank 1 from the table, as a person does (double click on its row)
+    rect = table.visualRect(table.model().index(0, 0))
+    QTest.mouseClick(table.viewport(), Qt.LeftButton, Qt.NoModifier, rect.center())
+    QTest.mouseDClick(table.viewport(), Qt.LeftButton, Qt.NoModifier, rect.center())
+    wait(1.0)
+    out["highlighted"] = controller.highlighted_tile()
+    screenshot(shot_dir, "qgis_zoomed", shots)
+    return out
+
+
+def plugin_legend_expanded(layer) -> bool:
+    node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
+    return bool(node is not None and node.isExpanded())
+
+
+def main() -> None:
+    config = json.loads(Path(os.environ["SNCA_DESKTOP_CONFIG"]).read_text())
+    result_path = Path(config["result"])
+    try:
+        out = run(config)
+        out["ok"] = True
+    except Exception as exc:  # reported in the JSON, then QGIS quits all the same
+        out = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+               "traceback": traceback.format_exc()}
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1, default=str))
+    tmp.replace(result_path)
+    # the result layers are memory layers: without them QGIS quits without asking to save
+    QgsProject.instance().removeAllMapLayers()
+    QgsProject.instance().setDirty(False)
+    iface.actionExit().trigger()
+
+
+QTimer.singleShot(2000, main)

@@ -1,0 +1,251 @@
+"""The plugin in the real QGIS desktop: Debian's ``qgis`` under Xvfb, a fresh profile with the
+plugin installed from the built zip, QGIS's Python given the runtime of ``.venv-qgis`` (the
+plugin's own install command, see ``scripts/setup.sh``), and a startup script that clicks the
+dock's buttons and the map (``desktop_script.py``).
+
+Skipped when ``qgis``, ``xvfb-run`` or ``.venv-qgis`` are missing, unless ``SNCA_REQUIRE_QGIS=1``.
+``SNCA_SCREENSHOT_DIR`` names a folder that receives the screenshots (``docs/img`` for the docs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("desktop_script.py")
+VENV_QGIS = ROOT / ".venv-qgis"
+#: Tile of the Landsat scene that is clicked: (row, col) of the classify grid, inside the scene.
+CLICK_TILE = (2, 2)
+#: Seconds QGIS may take for the whole run (start, classify, index, search, quit).
+TIMEOUT_S = 300
+
+#: Puts a site folder (and its .pth files) before the system's dist-packages, as the user site.
+SITECUSTOMIZE = """import site
+import sys
+
+before = list(sys.path)
+site.addsitedir({site!r})
+added = [path for path in sys.path if path not in before]
+first = next((n for n, path in enumerate(before) if "dist-packages" in path), len(before))
+sys.path[:] = before[:first] + added + before[first:]
+"""
+
+pytestmark = [pytest.mark.qgis, pytest.mark.shared_data]
+
+
+def _requirements() -> str | None:
+    """Why the desktop test cannot run here, or None."""
+    for program in ("qgis", "xvfb-run"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed (apt-get install qgis xvfb)"
+    if not (VENV_QGIS / "bin" / "python").exists():
+        return ".venv-qgis is missing (bash scripts/setup.sh)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> dict:
+    """Run QGIS once with the startup script; its JSON report plus what the test needs."""
+    missing = _requirements()
+    if missing is not None:
+        if os.environ.get("SNCA_REQUIRE_QGIS") == "1":
+            pytest.fail(f"real-desktop test required: {missing}")
+        pytest.skip(missing)
+    base = tmp_path_factory.mktemp("desktop")
+    work = base / "work"
+    work.mkdir()
+    raster = work / landsat_rgb.name
+    shutil.copy(landsat_rgb, raster)
+
+    # the plugin, from the zip users install
+    dist = base / "dist"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_plugin_zip.py"), "--output", str(dist)],
+        check=True,
+        capture_output=True,
+    )
+    profile = base / "profiles" / "profiles" / "default"
+    plugins = profile / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    with zipfile.ZipFile(next(dist.glob("snca_qgis-*.zip"))) as archive:
+        archive.extractall(plugins)
+    (profile / "QGIS").mkdir()
+    (profile / "QGIS" / "QGIS3.ini").write_text(
+        "[PythonPlugins]\nsnca_qgis=true\n"
+        "[qgis]\ncheckVersion=false\nshowTips322=false\nshowTips=false\n"
+        "[core]\nNewsFeed\\httpsfeedqgisorg\\disabled=true\n"
+    )
+
+    # QGIS's Python sees the runtime installed into .venv-qgis as it sees a --user install:
+    # ahead of the system's dist-packages (whose older attrs would break affine)
+    site_dir = next((VENV_QGIS / "lib").glob("python3.*/site-packages"))
+    hook = base / "site"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE.format(site=str(site_dir)))
+
+    x, y = _tile_centre(raster, *CLICK_TILE)
+    result = base / "result.json"
+    shots = base / "screenshots"
+    config = base / "config.json"
+    config.write_text(
+        json.dumps(
+            {"raster": str(raster), "work": str(work), "click": [x, y], "result": str(result),
+             "screenshots": str(shots)}
+        )
+    )
+    env = dict(os.environ, SNCA_DESKTOP_CONFIG=str(config), PYTHONPATH=str(hook))
+    env.pop("QT_QPA_PLATFORM", None)
+    command = [
+        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
+        "qgis", "--profiles-path", str(base / "profiles"), "--nologo", "--noversioncheck",
+        "--code", str(SCRIPT),
+    ]  # fmt: skip
+    run = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+    )
+    assert result.is_file(), f"QGIS wrote no report (rc {run.returncode}): {run.stderr[-3000:]}"
+    report = json.loads(result.read_text())
+    assert report["ok"], report.get("traceback") or report
+    copy_to = os.environ.get("SNCA_SCREENSHOT_DIR")
+    if copy_to:
+        for shot in report["screenshots"]:
+            shutil.copy(shot, Path(copy_to) / Path(shot).name)
+    return {"report": report, "work": work, "raster": raster, "returncode": run.returncode}
+
+
+def _tile_centre(raster: Path, row: int, col: int) -> tuple[float, float]:
+    """The centre of grid tile (row, col) in the raster's CRS."""
+    import rasterio
+
+    from snca_cli.runtime.default_model import default_model_path
+    from snca_cli.runtime.onnx_model import OnnxModel
+
+    size = OnnxModel(default_model_path()).metadata.tile_size
+    with rasterio.open(raster) as src:
+        return src.xy(row * size + size // 2, col * size + size // 2)
+
+
+def test_qgis_quits_cleanly(desktop_run: dict) -> None:
+    assert desktop_run["returncode"] == 0
+
+
+def test_shipped_model_is_preselected(desktop_run: dict) -> None:
+    report = desktop_run["report"]
+    assert Path(report["model_preselected"]).name == "snca-aid150-lite0.onnx"
+    assert "30 classes" in report["model_info"]
+    assert report["buttons_enabled_with_model"]
+    assert report["dependency_problem"] == ""
+
+
+def test_the_python_named_is_the_one_qgis_runs(desktop_run: dict) -> None:
+    python = desktop_run["report"]["qgis_python"]
+    assert python["named"] == python["real"], python
+    assert Path(python["named"]).is_file()
+
+
+def test_dock_fits_its_default_width_and_shows_the_results(desktop_run: dict) -> None:
+    report = desktop_run["report"]
+    for seen in (report["geometry_start"], report["geometry_results"]):
+        # QGIS's default: a dock of about a fifth of the window, no horizontal scrolling
+        assert seen["dock_width"] < 0.25 * seen["window_width"], seen
+        assert seen["horizontal_scrollbars"] == [], seen
+    results = report["geometry_results"]
+    assert results["table_rows"] == 10
+    assert results["table_visible"]
+    assert results["table_rows_fully_visible"] >= 5, results
+
+
+def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
+    """The clicked tile: its id in the classify GeoPackage, the query layer, the status line, and
+    `snca search --tile-id` of the same index, whose hits are the table's rows."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    report, work = desktop_run["report"], desktop_run["work"]
+    classes = gpd.read_file(work / "RGB.byte_snca.gpkg")
+    assert len(classes) == report["classes_layer"]["features"] == 19
+    x, y = json.loads((work.parent / "config.json").read_text())["click"]
+    under = classes[classes.contains(Point(x, y))]
+    assert len(under) == 1
+    clicked = under.iloc[0]
+    assert (int(clicked["tile_id"]), int(clicked["row"]), int(clicked["col"])) == (
+        CLICK_TILE[0] * 6 + CLICK_TILE[1], *CLICK_TILE
+    )  # 6 columns of 150 px tiles in the 791 px wide scene
+
+    (query,) = report["query_layer"]["features"]
+    assert query["example"] == "positive"
+    assert (query["tile_id"], query["row"], query["col"]) == (
+        int(clicked["tile_id"]), int(clicked["row"]), int(clicked["col"])
+    )
+    assert query["raster"] == "RGB.byte.tif"
+    assert f"tile {query['tile_id']} (row {query['row']}, col {query['col']})" in (
+        report["status_after_search"]
+    )
+
+    out = work.parent / "cli_search.gpkg"
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "snca"), "search", str(work / "RGB.byte_snca_index"),
+         "--tile-id", str(query["tile_id"]), "--raster", "RGB.byte.tif", "-o", str(out)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    cli_query = gpd.read_file(out, layer="query")
+    assert cli_query["tile_id"].tolist() == [query["tile_id"]]
+    cli_hits = gpd.read_file(out, layer="similar_tiles").sort_values("rank")
+    layer_hits = report["similar_layer"]["features"]
+    rows = report["table"]["rows"]
+    assert report["table"]["headers"] == ["Rank", "Similarity", "Class", "Tile", "Raster"]
+    assert len(cli_hits) == len(layer_hits) == len(rows) == 10
+    for hit, feature, row in zip(cli_hits.itertuples(), layer_hits, rows, strict=True):
+        assert (feature["rank"], feature["tile_id"], feature["row"], feature["col"]) == (
+            hit.rank, hit.tile_id, hit.row, hit.col
+        )
+        assert row[0] == str(hit.rank)
+        assert row[3] == f"{hit.tile_id} ({hit.row}, {hit.col})"
+        assert abs(float(row[1]) - hit.similarity) < 1e-3
+        # the classify GeoPackage names the same tile by the same id
+        same = classes[classes["tile_id"] == hit.tile_id]
+        assert (int(same["row"].iloc[0]), int(same["col"].iloc[0])) == (hit.row, hit.col)
+    assert query["tile_id"] not in {f["tile_id"] for f in layer_hits}
+
+
+def test_similar_tiles_are_readable(desktop_run: dict) -> None:
+    report = desktop_run["report"]
+    similar = report["similar_layer"]
+    assert similar["labels"]
+    assert similar["legend_expanded"]
+    assert report["classes_layer"]["legend_expanded"]
+    similarities = [f["similarity"] for f in similar["features"]]
+    assert similarities == sorted(similarities, reverse=True)
+    # a double click on rank 1 in the table zooms to it and outlines it
+    first = similar["features"][0]
+    assert report["highlighted"] == {
+        "rank": 1, "tile_id": first["tile_id"], "raster": "RGB.byte.tif"
+    }
+
+
+def test_the_resolution_warning_names_the_rule(desktop_run: dict) -> None:
+    warning = desktop_run["report"]["resolution_warning"]
+    assert "300 m/px" in warning and "0.5-8 m/px" in warning and "4x" in warning
+
+
+def test_screenshots_of_the_real_window(desktop_run: dict) -> None:
+    from PIL import Image
+
+    report = desktop_run["report"]
+    names = [Path(p).name for p in report["screenshots"]]
+    assert names == ["qgis_classes.png", "qgis_window.png", "qgis_dock.png", "qgis_zoomed.png"]
+    for shot in report["screenshots"]:
+        with Image.open(shot) as image:
+            if Path(shot).name == "qgis_dock.png":
+                assert image.width == report["geometry_results"]["dock_width"]
+            else:
+                assert image.size == (1600, 1000)
+            assert len(image.convert("L").resize((64, 40)).getcolors(4096)) > 20  # not blank
