@@ -98,6 +98,7 @@ class TrainConfig:
             raise SncaError(f"the encoder momentum must lie in [0, 1), not {self.encoder_momentum}")
         self.loss.validate()
         self.memory_momentum.validate()
+        self.augment.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

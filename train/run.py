@@ -10,6 +10,7 @@ from typing import Any
 
 from snca_cli.errors import SncaError
 from snca_cli.runtime.scene_images import SPLIT_FILE
+from snca_train.augment import recipe
 from snca_train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, check_architecture
 from snca_train.config import TrainConfig
 from snca_train.history import HISTORY_JSON, HISTORY_PNG
@@ -28,6 +29,15 @@ LOSS_OPTIONS = (
     "pos_margin",
     "neg_margin",
 )
+#: Options that set fields of :class:`AugmentConfig` (on top of the ``augment`` recipe).
+AUGMENT_OPTIONS = (
+    "crop_scale",
+    "resolution_factor",
+    "blur_sigma",
+    "brightness",
+    "contrast",
+    "saturation",
+)
 ARCHITECTURE_OPTIONS = ("backbone", "embedding_dim", "image_size", "backbone_size")
 
 
@@ -37,13 +47,32 @@ def even_schedule(values: tuple[float, ...]) -> MomentumSchedule:
 
 
 def apply_options(config: TrainConfig, options: dict[str, Any]) -> TrainConfig:
-    """``config`` with the given options (``None`` values are ignored) set."""
+    """``config`` with the given options (``None`` values are ignored) set. ``augment`` names
+    a recipe whose values replace the augmentation; the :data:`AUGMENT_OPTIONS` then change
+    single values of it."""
     given = {key: value for key, value in options.items() if value is not None}
     loss = replace(config.loss, **{k: v for k, v in given.items() if k in LOSS_OPTIONS})
-    rest = {k: v for k, v in given.items() if k not in LOSS_OPTIONS}
+    augment = recipe(given["augment"]) if "augment" in given else config.augment
+    augment = replace(augment, **{k: v for k, v in given.items() if k in AUGMENT_OPTIONS})
+    rest = {
+        k: v
+        for k, v in given.items()
+        if k not in LOSS_OPTIONS and k not in AUGMENT_OPTIONS and k != "augment"
+    }
     if "memory_momentum" in rest:
         rest["memory_momentum"] = even_schedule(tuple(rest["memory_momentum"]))
-    return replace(config, loss=loss, **rest)
+    return replace(config, loss=loss, augment=augment, **rest)
+
+
+def option_value(config: TrainConfig, key: str) -> Any:
+    """The value of the ``snca train`` option ``key`` in ``config``."""
+    if key in LOSS_OPTIONS:
+        return getattr(config.loss, key)
+    if key in AUGMENT_OPTIONS:
+        return getattr(config.augment, key)
+    if key == "augment":
+        return config.augment.recipe
+    return getattr(config, key)
 
 
 def new_run_config(data_dir: Path, options: dict[str, Any]) -> TrainConfig:
@@ -73,8 +102,7 @@ def resumed_config(
         given.pop(key, None)
     candidate = apply_options(stored, given)
     for key in given:
-        before = getattr(stored.loss if key in LOSS_OPTIONS else stored, key)
-        after = getattr(candidate.loss if key in LOSS_OPTIONS else candidate, key)
+        before, after = option_value(stored, key), option_value(candidate, key)
         if before != after:
             raise SncaError(
                 f"{source} was trained with {_describe(key, before)}, not "

@@ -30,8 +30,11 @@ MIN_VALID = typer.Option(
     0.5, "--min-valid", help="Skip tiles with a smaller fraction of valid pixels."
 )
 STRETCH = typer.Option(
-    None,
-    help="percentile: map each band's 2-98 % range to [0, 1] instead of the model's input_scale.",
+    "auto",
+    help="Value scaling. auto: the model's input_scale, unless the raster's values carry a "
+    "GDAL scale/offset or use under 25 % of their type's range (e.g. uint16 reflectance): then "
+    "each band's 2-98 % range (sampled once per raster) maps to [0, 1]; the choice is printed "
+    "and recorded in the outputs. percentile: always that stretch. model: always input_scale.",
 )
 EDGE = typer.Option("shift", help="shift: edge tiles moved inward; pad: padded with no-data.")
 BATCH_SIZE = typer.Option(32, "--batch-size", help="Tiles per model run.")

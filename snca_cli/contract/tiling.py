@@ -12,8 +12,9 @@ Conventions (also shown in ``snca classify --help`` and the plugin's tooltips):
   are no-data (they lower the tile's valid fraction).
 * **Resolution**: ``auto`` uses the model's resolution when it has one, else the raster's;
   ``native`` never resamples; a number is metres per pixel.
-* **Scaling**: see :mod:`snca_cli.contract.scaling`; ``stretch="percentile"`` replaces the
-  model's ``input_scale``.
+* **Scaling**: see :mod:`snca_cli.contract.scaling`; ``stretch="auto"`` (default) chooses the
+  model's ``input_scale`` or the percentile stretch per raster, ``"percentile"`` and ``"model"``
+  force one.
 * **Bands**: 1-based raster bands, in the order the model takes them; ``None`` takes the first
   ``input_bands``. Users write them ``3,2,1``.
 """
@@ -35,8 +36,10 @@ EDGE_POLICIES = ("shift", "pad")
 #: the plan explodes (149 px on 150 px tiles: 22,500 reads per pixel, ~365,000 tiles for a
 #: 1,000 x 1,000 px raster).
 MAX_OVERLAP = 0.75
-#: Stretches that replace the model's ``input_scale``.
-STRETCHES = ("percentile",)
+#: Value scalings (:mod:`snca_cli.contract.scaling`): ``auto`` (the default) chooses between the
+#: model's ``input_scale`` and the percentile stretch per raster; ``model`` always takes the
+#: model's ``input_scale`` (``None``, as indexes built before ``auto`` record it, means the same).
+STRETCHES = ("auto", "percentile", "model")
 
 
 @dataclass
@@ -52,8 +55,9 @@ class TilingOptions:
         bands: 1-based raster bands to feed the model, in order, e.g. ``(3, 2, 1)``; ``None``
             takes the first ``input_bands`` bands.
         min_valid: tiles with a smaller fraction of valid pixels are skipped (0..1).
-        stretch: ``None`` scales by the model's ``input_scale``; ``"percentile"`` maps the
-            2..98 % percentiles of each band (sampled over the raster) to [0, 1].
+        stretch: ``"auto"`` (default) chooses per raster (:func:`scaling.auto_scaling`);
+            ``"model"`` (or ``None``) scales by the model's ``input_scale``; ``"percentile"``
+            maps the 2..98 % percentiles of each band (sampled over the raster) to [0, 1].
         edge: ``"shift"`` moves edge tiles inward; ``"pad"`` lets them reach past the edge.
     """
 
@@ -61,7 +65,7 @@ class TilingOptions:
     resolution: str | float = "auto"
     bands: tuple[int, ...] | None = None
     min_valid: float = 0.5
-    stretch: str | None = None
+    stretch: str | None = "auto"
     edge: str = "shift"
 
     def for_model(self, metadata: ModelMetadata) -> TilingOptions:
@@ -174,7 +178,7 @@ def tiling_options(
     resolution: str = "auto",
     bands: str | None = None,
     min_valid: float = 0.5,
-    stretch: str | None = None,
+    stretch: str | None = "auto",
     edge: str = "shift",
 ) -> TilingOptions:
     """Checked tiling options from the values a user types (the CLI's options, the Processing

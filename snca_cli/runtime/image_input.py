@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snca_cli.contract.scaling import input_scaling, percentile_scaling
+from snca_cli.contract.scaling import auto_scaling, input_scaling, percentile_scaling
 from snca_cli.errors import SncaError, check_utf8_path
 from snca_cli.runtime.paths import is_remote
 from snca_cli.runtime.scene_images import read_image, resize_image
@@ -35,7 +35,9 @@ def image_as_model_input(
         input_scale: the model's divisors per data type.
         bands: 1-based bands to take from a GeoTIFF (an index's band choice); JPEG/PNG images
             are used as they are.
-        stretch: ``"percentile"`` to stretch each band over the image instead.
+        stretch: ``None`` or ``"model"`` (default: as training images are scaled), ``"auto"``
+            or ``"percentile"``, as for rasters (:mod:`snca_cli.contract.scaling`); the image
+            is the sample.
     """
     path = Path(path)
     check_utf8_path(path, "image")
@@ -55,8 +57,11 @@ def image_as_model_input(
         )
     image = _fill_non_finite(image, path)
     pixels = np.moveaxis(resize_image(image, size), -1, 0)
+    values = pixels.reshape(len(pixels), -1)
     if stretch == "percentile":
-        scaling = percentile_scaling(pixels.reshape(len(pixels), -1))
+        scaling = percentile_scaling(values)
+    elif stretch == "auto":
+        scaling = auto_scaling(values, pixels.dtype, input_scale)
     else:
         scaling = input_scaling(pixels.dtype, input_scale, len(pixels))
     return scaling(pixels)

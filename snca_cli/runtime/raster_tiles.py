@@ -33,6 +33,7 @@ from snca_cli.contract.metadata import ModelMetadata
 from snca_cli.contract.scaling import (
     STRETCH_SAMPLE_TILES,
     ValueScaling,
+    auto_scaling,
     input_scaling,
     percentile_scaling,
 )
@@ -281,14 +282,34 @@ class RasterTiling:
     # -- scaling -------------------------------------------------------------------------
 
     def _scaling(self, metadata: ModelMetadata) -> ValueScaling:
-        """The raster's value scaling: the percentile stretch, or the model's input_scale."""
-        if self.options.stretch == "percentile":
-            return percentile_scaling(self._stretch_sample())
+        """The raster's value scaling (:mod:`snca_cli.contract.scaling`), chosen once: the
+        percentile stretch, the model's input_scale, or (``auto``) whichever fits the values."""
+        stretch = self.options.stretch
         dtype = self._dataset.dtypes[self.bands[0] - 1]
-        return input_scaling(dtype, metadata.input_scale, len(self.bands))
+        if stretch in (None, "model"):
+            return input_scaling(dtype, metadata.input_scale, len(self.bands), "chosen")
+        sample = self._stretch_sample()
+        if stretch == "percentile":
+            if sample is None:
+                raise SncaError(f"raster {self.path.name} has no valid pixels to stretch")
+            return percentile_scaling(sample, "chosen")
+        if sample is None:
+            return input_scaling(
+                dtype, metadata.input_scale, len(self.bands), "no valid pixels sampled"
+            )
+        return auto_scaling(sample, dtype, metadata.input_scale, self._gdal_scaled())
 
-    def _stretch_sample(self) -> np.ndarray:
-        """The valid pixels (bands x N) of up to STRETCH_SAMPLE_TILES tiles spread over the grid."""
+    def _gdal_scaled(self) -> bool:
+        """Whether a band read carries a GDAL scale or offset (physical values)."""
+        scales, offsets = self._source.scales, self._source.offsets
+        return any(
+            (scales[band - 1] or 1.0) != 1.0 or (offsets[band - 1] or 0.0) != 0.0
+            for band in self.bands
+        )
+
+    def _stretch_sample(self) -> np.ndarray | None:
+        """The valid pixels (bands x N) of up to STRETCH_SAMPLE_TILES tiles spread over the
+        grid; None when none is valid."""
         every = max(1, math.ceil(self.tile_count / STRETCH_SAMPLE_TILES))
         samples = []
         for tile_id in range(0, self.tile_count, every):
@@ -301,9 +322,7 @@ class RasterTiling:
             values = raw.reshape(len(self.bands), -1) if valid is None else raw[:, valid]
             if values.size:
                 samples.append(values.astype(np.float64))
-        if not samples:
-            raise SncaError(f"raster {self.path.name} has no valid pixels to stretch")
-        return np.concatenate(samples, axis=1)
+        return np.concatenate(samples, axis=1) if samples else None
 
 
 def _and_finite(raw: np.ndarray, valid: np.ndarray | None) -> np.ndarray | None:

@@ -112,6 +112,7 @@ def write_polygons(
     layer: str | None = None,
     driver: str | None = None,
     layer_options: Mapping[str, str] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Write one polygon layer with attribute columns.
 
@@ -123,6 +124,7 @@ def write_polygons(
         layer: layer name (default: the file's stem).
         driver: OGR driver (default: from the suffix, see ``DRIVERS``).
         layer_options: OGR layer creation options.
+        metadata: layer metadata items (a GeoPackage keeps them in ``gpkg_metadata``).
 
     A GeoPackage is created as version ``GPKG_VERSION``; writing to an existing one adds the
     layer (it keeps its version).
@@ -143,6 +145,7 @@ def write_polygons(
         crs=CRS.from_user_input(crs).to_wkt(),
         dataset_options={"VERSION": GPKG_VERSION} if driver == "GPKG" else {},
         layer_options=dict(layer_options or {}),
+        layer_metadata=dict(metadata) if metadata else None,
     )
 
 
@@ -152,9 +155,12 @@ def write_geojson_wgs84(
     attributes: Mapping[str, Sequence | np.ndarray],
     crs: CRS | str,
     layer: str | None = None,
+    description: str | None = None,
 ) -> None:
     """Write an RFC 7946 GeoJSON copy: rings densified (:func:`densify_rings`) and reprojected
-    from ``crs`` to EPSG:4326 (lon, lat)."""
+    from ``crs`` to EPSG:4326 (lon, lat); ``description`` becomes the collection's
+    ``description`` member."""
+    options = {"RFC7946": "YES"} | ({"DESCRIPTION": description} if description else {})
     write_polygons(
         path,
         reproject_rings(densify_rings(rings), crs, WGS84),
@@ -162,5 +168,5 @@ def write_geojson_wgs84(
         WGS84,
         layer=layer,
         driver="GeoJSON",
-        layer_options={"RFC7946": "YES"},
+        layer_options=options,
     )

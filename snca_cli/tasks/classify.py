@@ -25,7 +25,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,10 @@ class ClassifySummary:
     provider: str
     resampled: bool = False
     top_k: int = 3
+    #: how raw values became model input (:meth:`ValueScaling.record`), as the outputs record it
+    scaling: dict[str, object] = field(default_factory=dict)
+    #: the same as one line for users
+    scaling_line: str = ""
 
     @property
     def class_area_km2(self) -> dict[str, float] | None:
@@ -126,6 +130,8 @@ class ClassifyTarget:
         return [p for p in (self.output, self.geojson, self.class_map) if p is not None]
 
 
+#: The GeoPackage layer metadata key (and GeoJSON description prefix) of the value scaling.
+SCALING_METADATA = "snca_scaling"
 #: Suffix of a text file listing rasters, one path a line.
 LIST_SUFFIX = ".txt"
 
@@ -327,9 +333,22 @@ def _write_outputs(
         rings = box_rings(results.bounds)
         attributes = results.attributes(class_names, top_k)
         layer = Path(target.raster).stem
-        write_polygons(outputs.path(target.output), rings, attributes, tiling.crs, layer=layer)
+        scaling = json.dumps(tiling.scaling.record())
+        write_polygons(
+            outputs.path(target.output),
+            rings,
+            attributes,
+            tiling.crs,
+            layer=layer,
+            metadata={SCALING_METADATA: scaling},
+        )
         write_geojson_wgs84(
-            outputs.path(target.geojson), rings, attributes, tiling.crs, layer=layer
+            outputs.path(target.geojson),
+            rings,
+            attributes,
+            tiling.crs,
+            layer=layer,
+            description=f"{SCALING_METADATA}: {scaling}",
         )
         if target.class_map is not None:
             grid = results.class_grid(tiling)
@@ -373,9 +392,7 @@ def classify_on_cluster(
     names = [absolute_source(t.raster) for t in targets]
     units = plan_units(names, model, options, unit_tiles)
     work_dir = work_folder(targets[0].output)
-    done = run_units(
-        units, model, options, batch_size, work_dir, cluster, progress, cancelled, say
-    )
+    done = run_units(units, model, options, batch_size, work_dir, cluster, progress, cancelled, say)
     summaries = []
     for target, name in zip(targets, names, strict=True):
         shards = [s for s in done.shards if s.unit.raster == name]
@@ -389,8 +406,16 @@ def classify_on_cluster(
             _write_outputs(target, tiling, results, class_names, top_k, force, cancelled)
             summaries.append(
                 _summary(
-                    Path(target.raster), target.output, target.geojson, target.class_map,
-                    tiling, results, stats, class_names, model, top_k,
+                    Path(target.raster),
+                    target.output,
+                    target.geojson,
+                    target.class_map,
+                    tiling,
+                    results,
+                    stats,
+                    class_names,
+                    model,
+                    top_k,
                     time.perf_counter() - started,
                 )
             )
@@ -622,4 +647,6 @@ def _summary(
         provider=model.provider_name,
         resampled=tiling.resampled,
         top_k=top_k,
+        scaling=tiling.scaling.record(),
+        scaling_line=tiling.scaling.describe(),
     )

@@ -41,7 +41,7 @@ class DemoConfig:
     force: bool = False
     batch_size: int = 32
     options: TilingOptions = field(
-        default_factory=lambda: TilingOptions(resolution="native", stretch="percentile")
+        default_factory=lambda: TilingOptions(resolution="native")
     )
 
 

@@ -1,12 +1,13 @@
-"""Evaluate a model (an ONNX file or a training checkpoint) on its scene folder's test split.
+"""Evaluate a model (an ONNX file or a training checkpoint) on a scene folder's test split.
 
 The test images are the queries, the training images the database: the report holds the
 kNN accuracy, retrieval and clustering metrics of :mod:`snca_cli.runtime.metrics` plus the
-accuracy of
-the model's own classifier. ONNX models run on onnxruntime. Other model files (training
-checkpoints) are opened by the opener registered under the ``snca.embedders`` entry-point group
-as ``checkpoint`` (``snca_train.embedder:open_checkpoint``, which needs the [train] extra): this
-module never imports the training code.
+accuracy of the model's own classifier. A folder whose classes differ from the model's (a
+user's own data, to see how well the embeddings transfer) gets the embedding metrics only,
+with the folder's own seeded training split as the database. ONNX models run on onnxruntime.
+Other model files (training checkpoints) are opened by the opener registered under the
+``snca.embedders`` entry-point group as ``checkpoint`` (``snca_train.embedder:open_checkpoint``,
+which needs the [train] extra): this module never imports the training code.
 """
 
 from __future__ import annotations
@@ -130,39 +131,54 @@ class EvaluationSplit:
     seed: int | None
     source: str
     val: list[str] = field(default_factory=list)
+    #: the split's classes (labels follow their order); empty: the model's
+    class_names: list[str] = field(default_factory=list)
+
+    def classes(self, embedder: Embedder) -> list[str]:
+        """The class names the items' labels index."""
+        return self.class_names or embedder.class_names
+
+    def same_classes(self, embedder: Embedder) -> bool:
+        """Whether the split's classes are the model's (then its classifier is scored too)."""
+        return self.classes(embedder) == embedder.class_names
 
 
 def resolve_split(
     embedder: Embedder, data_dir: Path, split_file: Path | None, model_dir: Path | None = None
 ) -> EvaluationSplit:
-    """The split to evaluate on: ``split_file``, else ``split.json`` in ``model_dir`` (default:
-    the model's folder, i.e. its run folder), else the model's split seed applied to
-    ``data_dir``."""
+    """The split to evaluate on: ``split_file``; else ``split.json`` in ``model_dir`` (default:
+    the model's folder, i.e. its run folder) when it is of the folder's classes; else the
+    model's split seed applied to ``data_dir``. A folder of other classes than the model's is
+    split with the model's seed (0 when it records none): embeddings-only evaluation."""
     beside = (model_dir if model_dir is not None else embedder.path.parent) / SPLIT_FILE
-    if split_file is not None or beside.is_file():
+    folder = None
+    if split_file is None and beside.is_file():
+        folder = scan_scene_folder(data_dir)
+        if list(load_split(beside)["classes"]) != folder.class_names:
+            beside = None  # a run's split of other data: not this folder's
+    else:
+        beside = None
+    if split_file is not None or beside is not None:
         chosen = Path(split_file) if split_file is not None else beside
         parts = load_split(chosen)
         classes, seed, source = list(parts["classes"]), parts["seed"], f"file {chosen.name}"
-    elif embedder.split_seed is not None:
-        folder = scan_scene_folder(data_dir)
+    else:
+        folder = folder or scan_scene_folder(data_dir)
         classes, seed = folder.class_names, embedder.split_seed
+        if seed is None and classes == embedder.class_names:
+            raise SncaError(
+                f"model {embedder.path.name} records no split seed and there is no "
+                f"{SPLIT_FILE} beside it; pass --split FILE"
+            )
+        seed = 0 if seed is None else seed
         parts = make_split(folder, seed)
         source = f"seed {seed} over {data_dir}"
-    else:
-        raise SncaError(
-            f"model {embedder.path.name} records no split seed and there is no {SPLIT_FILE} "
-            "beside it; pass --split FILE"
-        )
-    if classes != embedder.class_names:
-        raise SncaError(
-            f"the classes of the split ({source}) differ from the model's: "
-            f"{len(classes)} vs {len(embedder.class_names)} classes"
-            f"{'' if len(classes) != len(embedder.class_names) else ' (names or order)'}"
-        )
     train, val, test = (list(parts[name]) for name in ("train", "val", "test"))
     if not train or not test:
         raise SncaError(f"the split ({source}) has an empty train or test part")
-    return EvaluationSplit(train=train, test=test, seed=seed, source=source, val=val)
+    return EvaluationSplit(
+        train=train, test=test, seed=seed, source=source, val=val, class_names=classes
+    )
 
 
 def load_batch(embedder: Embedder, root: Path, items: list[str]) -> np.ndarray:
@@ -259,9 +275,9 @@ def embed_split(
     test = embed_items(embedder, data_dir, split.test, progress=hook("test images"), **options)
     return SplitEmbeddings(
         train=train,
-        train_labels=labels_of(split.train, embedder.class_names),
+        train_labels=labels_of(split.train, split.classes(embedder)),
         test=test,
-        test_labels=labels_of(split.test, embedder.class_names),
+        test_labels=labels_of(split.test, split.classes(embedder)),
     )
 
 
@@ -273,15 +289,16 @@ def score_embeddings(
     classifier: bool = True,
 ) -> dict[str, Any]:
     """The JSON-able evaluation report of embedded split images; ``classifier=False`` leaves
-    out the accuracy of the model's probabilities (for features without a trained head)."""
+    out the accuracy of the model's probabilities (for features without a trained head), as
+    does a split of other classes than the model's."""
     report = evaluate_embeddings(
         embeddings.test.embedding,
         embeddings.test_labels,
         embeddings.train.embedding,
         embeddings.train_labels,
-        embedder.class_names,
+        split.classes(embedder),
     )
-    if classifier:
+    if classifier and split.same_classes(embedder):
         predicted = embeddings.test.probabilities.argmax(axis=1)
         report["metrics"]["classifier"] = float(np.mean(predicted == embeddings.test_labels))
     report["model"] = embedder.describe()
@@ -291,6 +308,7 @@ def score_embeddings(
         "split_seed": split.seed,
         "num_train": len(split.train),
         "num_test": len(split.test),
+        "classes_of_the_model": split.same_classes(embedder),
     }
     return report
 

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +80,7 @@ class Shard:
     height: int
     resampled: bool
     skipped: int
+    scaling: dict = field(default_factory=dict)  # the raster's ValueScaling.record()
 
 
 @dataclass
@@ -177,6 +178,7 @@ def run_unit(
             "width": tiling.width,
             "height": tiling.height,
             "resampled": tiling.resampled,
+            "scaling": tiling.scaling.record(),
             "skipped": skipped,
             "files": files,
         }
@@ -219,6 +221,7 @@ def read_shard(folder: Path, unit: WorkUnit) -> Shard | None:
         height=int(payload["height"]),
         resampled=bool(payload["resampled"]),
         skipped=int(payload["skipped"]),
+        scaling=dict(payload.get("scaling", {})),
     )
 
 

@@ -113,6 +113,9 @@ def register(app: typer.Typer) -> None:
                 for target in targets
             )
         for summary in summaries:
+            error_console.print(
+                f"{summary.raster.name}: scaled by {summary.scaling_line}", highlight=False
+            )
             console.print(summary_table(summary))
             written = [summary.output, summary.geojson] + (
                 [summary.class_map] if summary.class_map else []

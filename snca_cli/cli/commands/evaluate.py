@@ -58,6 +58,13 @@ def register(app: typer.Typer) -> None:
         check_output_paths([output_dir], force, folders=[output_dir])
         embedder = open_embedder(model, provider=provider)
         chosen = resolve_split(embedder, data_dir, split)
+        if not chosen.same_classes(embedder):
+            console.print(
+                f"the folder's {len(chosen.classes(embedder))} classes are not the model's "
+                f"{len(embedder.class_names)}: embedding metrics only (kNN against the folder's "
+                "own training split, retrieval, clustering), no classifier accuracy",
+                highlight=False,
+            )
         with progress_bars(is_interactive()) as progress:
             report = evaluate_model(
                 embedder, data_dir, chosen, batch_size=batch_size, tta=tta, progress=progress

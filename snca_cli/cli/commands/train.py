@@ -101,6 +101,38 @@ def register(app: typer.Typer) -> None:
         neg_margin: float | None = typer.Option(
             None, "--neg-margin", help="Contrastive loss: negative margin. Default: 0.5."
         ),
+        augment: str | None = typer.Option(
+            None,
+            "--augment",
+            help="Augmentation recipe: `default` (flips, quarter turns, colour jitter 0.3) or "
+            "`transfer` (adds random resized crops of 30-100 % of the area, resolution mixing "
+            "up to 4x, blur up to sigma 1.5 px, colour jitter 0.5). Default: default.",
+        ),
+        crop_scale: float | None = typer.Option(
+            None,
+            "--crop-scale",
+            help="Random resized crops keep an area fraction in [VALUE, 1]; 1 = no crops.",
+        ),
+        resolution_factor: float | None = typer.Option(
+            None,
+            "--resolution-factor",
+            help="Half the images are downsampled by a factor in [1, VALUE] and resampled "
+            "back (another ground resolution); 1 = off.",
+        ),
+        blur_sigma: float | None = typer.Option(
+            None,
+            "--blur-sigma",
+            help="30 % of the images are blurred, sigma in [0.1, VALUE] px; 0 = off.",
+        ),
+        brightness: float | None = typer.Option(
+            None, "--brightness", help="Brightness jitter s: factors in [1-s, 1+s]."
+        ),
+        contrast: float | None = typer.Option(
+            None, "--contrast", help="Contrast jitter s: factors in [1-s, 1+s]."
+        ),
+        saturation: float | None = typer.Option(
+            None, "--saturation", help="Saturation jitter s: factors in [1-s, 1+s]."
+        ),
         embedding_dim: int | None = typer.Option(
             None, "--embedding-dim", help="Embedding size D. Default: 128."
         ),
@@ -198,6 +230,13 @@ def register(app: typer.Typer) -> None:
             "miner": miner,
             "pos_margin": pos_margin,
             "neg_margin": neg_margin,
+            "augment": augment,
+            "crop_scale": crop_scale,
+            "resolution_factor": resolution_factor,
+            "blur_sigma": blur_sigma,
+            "brightness": brightness,
+            "contrast": contrast,
+            "saturation": saturation,
             "embedding_dim": embedding_dim,
             "seed": seed,
             "split_seed": split_seed,

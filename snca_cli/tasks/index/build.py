@@ -204,6 +204,7 @@ def _embed_rasters(
                 tile_count=count,
                 skipped=skipped,
                 layer=_layer_name(tiling.crs, layers),
+                scaling=tiling.scaling.record(),
             )
         )
         next_id += count
@@ -261,6 +262,7 @@ def _embed(
                 tile_count=len(tiles),
                 skipped=sum(s.skipped for s in shards),
                 layer=_layer_name(crs, layers),
+                scaling=first.scaling,
             )
         )
         next_id += len(tiles)

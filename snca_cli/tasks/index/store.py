@@ -117,6 +117,8 @@ class IndexedRaster:
     tile_count: int  # tiles indexed
     skipped: int  # tiles with too few valid pixels
     layer: str  # its layer in tiles.gpkg
+    #: how its values became model input (ValueScaling.record()); empty in older indexes
+    scaling: dict = field(default_factory=dict)
 
     @property
     def crs(self) -> CRS:

@@ -98,6 +98,48 @@ def test_resume_with_another_loss_is_refused(trained):
     assert_one_line_error(result, "--memory-momentum 0.5,0.8,0.9, not --memory-momentum 0.5,0.9")
 
 
+def test_resume_with_another_augmentation_is_refused(trained):
+    _, run, _ = trained
+    result = snca("--resume", run, "--augment", "transfer")
+    assert_one_line_error(result, "was trained with --augment default, not --augment transfer")
+    result = snca("--resume", run, "--blur-sigma", "1")
+    assert_one_line_error(result, "--blur-sigma 0.0, not --blur-sigma 1.0")
+
+
+def test_transfer_recipe_and_knobs_are_stored_in_the_checkpoint(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=4)
+    run = tmp_path / "run"
+    result = snca(
+        data,
+        *FAST,
+        "--epochs",
+        "1",
+        "--validate-every",
+        "1",
+        "--augment",
+        "transfer",
+        "--crop-scale",
+        "0.5",
+        "--output",
+        run,
+    )
+    assert result.exit_code == 0, result.output
+    stored = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["train_config"]
+    augment = stored["augment"]
+    assert augment["recipe"] == "transfer"
+    assert augment["crop_scale"] == 0.5  # the knob on top of the recipe's 0.3
+    assert (augment["resolution_factor"], augment["blur_sigma"]) == (4.0, 1.5)
+    assert augment["brightness"] == 0.5
+
+
+def test_bad_augmentation_options_are_one_line_errors(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=4)
+    result = snca(data, *FAST, "--augment", "strong", "--output", tmp_path / "run")
+    assert_one_line_error(result, "unknown augmentation 'strong'", "default, transfer")
+    result = snca(data, *FAST, "--crop-scale", "1.5", "--output", tmp_path / "run")
+    assert_one_line_error(result, "--crop-scale must lie in (0, 1], not 1.5")
+
+
 def test_existing_output_needs_force(trained):
     data, run, _ = trained
     result = snca(data, *FAST, "--epochs", "1", "--output", run)

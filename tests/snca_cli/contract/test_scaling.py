@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
+from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.tasks.index.build import build_index
+from tests.helpers.onnx_models import make_band_mean_model
 from tests.helpers.rasters import (
     write_raster,
 )
@@ -35,7 +40,10 @@ def test_float_rasters_use_the_float32_scale_and_clip(tmp_path: Path) -> None:
 def test_a_dtype_without_input_scale_asks_for_a_stretch(tmp_path: Path) -> None:
     path = write_raster(tmp_path / "i16.tif", np.ones((3, 32, 32), np.int16))
     with pytest.raises(SncaError, match="no input_scale for int16.*--stretch percentile"):
-        RasterTiling.open(path, metadata(32))
+        RasterTiling.open(path, metadata(32), TilingOptions(stretch="model"))
+    with RasterTiling.open(path, metadata(32)) as tiling:  # auto stretches it instead
+        assert tiling.scaling.method == "percentile"
+        assert tiling.scaling.reason == "the model has no input_scale for int16"
 
 
 def test_percentile_stretch_maps_2_and_98_percent_to_0_and_1(tmp_path: Path) -> None:
@@ -50,3 +58,81 @@ def test_percentile_stretch_maps_2_and_98_percent_to_0_and_1(tmp_path: Path) -> 
     image[32:, :32], image[32:, 32:] = batch[2, 0], batch[3, 0]
     assert np.allclose(image, np.clip((ramp - low) / (high - low), 0, 1), atol=1e-6)
     assert image.min() == 0.0 and image.max() == 1.0
+
+
+# ------------------------------------------------------------------- the default: auto
+
+
+def reflectance(shape=(3, 96, 96), seed=0) -> np.ndarray:
+    """uint16 values as Sentinel-2 delivers them: reflectance x 10,000, mostly 400..1,500."""
+    return np.random.default_rng(seed).integers(400, 1500, shape).astype(np.uint16)
+
+
+def test_auto_stretches_values_using_a_small_part_of_their_range(tmp_path: Path) -> None:
+    path = write_raster(tmp_path / "s2.tif", reflectance())
+    with RasterTiling.open(path, metadata(32)) as tiling:
+        scaling = tiling.scaling
+        batch, _ = tiling.read(list(tiling.tiles()))
+    assert scaling.method == "percentile"
+    # 2 % and 98 % of uniform 400..1499: about 422 and 1477; the span is 1.6 % of 65,535
+    assert np.allclose(scaling.low, 422, atol=6) and np.allclose(scaling.high, 1477, atol=6)
+    assert scaling.reason == "values use 2% of the model's uint16 range 0..65535"
+    assert 0.45 < float(batch.mean()) < 0.55  # not near-black: mean 0.5 after the stretch
+    record = scaling.record()
+    assert record["method"] == "percentile" and record["low"] == scaling.low
+    assert scaling.describe().startswith("percentile stretch, raw 4")
+    with RasterTiling.open(path, metadata(32), TilingOptions(stretch="model")) as tiling:
+        black, _ = tiling.read([tiling.tile(0, 0)])
+    assert float(black.max()) < 1500 / 65535 + 1e-6  # what the model's input_scale gives
+
+
+def test_auto_keeps_input_scale_for_values_that_fill_their_range(tmp_path: Path) -> None:
+    data = np.random.default_rng(1).integers(0, 256, (3, 64, 64)).astype(np.uint8)
+    path = write_raster(tmp_path / "u8.tif", data)
+    with RasterTiling.open(path, metadata(32)) as tiling:
+        assert tiling.scaling.method == "input_scale"
+        assert tiling.scaling.reason == "values use 96% of the model's uint8 range 0..255"
+        batch, _ = tiling.read([tiling.tile(0, 0)])
+    assert np.allclose(batch[0], data[:, :32, :32] / 255.0, atol=1e-7)
+
+
+def test_auto_stretches_floats_beyond_the_range_and_keeps_constant_values(tmp_path: Path) -> None:
+    floats = np.random.default_rng(2).uniform(0, 3000, (3, 64, 64)).astype(np.float32)
+    with RasterTiling.open(write_raster(tmp_path / "f.tif", floats), metadata(32)) as tiling:
+        assert tiling.scaling.method == "percentile"
+        assert tiling.scaling.reason.startswith("values reach 2.9")
+    constant = np.full((3, 64, 64), 9, np.uint16)
+    with RasterTiling.open(write_raster(tmp_path / "c.tif", constant), metadata(32)) as tiling:
+        assert tiling.scaling.method == "input_scale"
+        assert tiling.scaling.reason == "constant values (9): no range to stretch"
+
+
+def test_auto_stretches_bands_with_a_gdal_scale_and_offset(tmp_path: Path) -> None:
+    """Landsat C2 / Sentinel-2 L2A style: uint16 DN with scale 2.75e-5 and offset -0.2; the
+    values use 40 % of the range, yet they are physical quantities, not display values."""
+    data = np.random.default_rng(3).integers(7000, 33000, (3, 64, 64)).astype(np.uint16)
+    path = write_raster(tmp_path / "l9.tif", data)
+    with rasterio.open(path, "r+") as dst:
+        dst.scales, dst.offsets = (2.75e-5,) * 3, (-0.2,) * 3
+    with RasterTiling.open(path, metadata(32)) as tiling:
+        assert tiling.scaling.method == "percentile"
+        assert tiling.scaling.reason == "the bands carry a GDAL scale/offset: physical values"
+    with RasterTiling.open(write_raster(tmp_path / "dn.tif", data), metadata(32)) as tiling:
+        assert tiling.scaling.method == "input_scale"  # the same values without scale/offset
+
+
+def test_the_index_manifest_records_each_rasters_scaling(tmp_path: Path) -> None:
+    model = OnnxModel(make_band_mean_model(tmp_path / "m.onnx"))
+    rasters = [
+        write_raster(tmp_path / "s2.tif", reflectance(seed=4)),
+        write_raster(
+            tmp_path / "u8.tif",
+            np.random.default_rng(5).integers(0, 256, (3, 64, 64)).astype(np.uint8),
+        ),
+    ]
+    build_index(rasters, model, tmp_path / "index")
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    assert manifest["tiling"]["stretch"] == "auto"
+    methods = [raster["scaling"]["method"] for raster in manifest["rasters"]]
+    assert methods == ["percentile", "input_scale"]
+    assert 400 <= manifest["rasters"][0]["scaling"]["low"][0] < 450

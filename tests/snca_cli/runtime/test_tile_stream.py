@@ -143,9 +143,13 @@ def test_a_corrupt_raster_fails_in_the_callers_thread(tmp_path: Path, model) -> 
     path = write_raster(tmp_path / "c.tif", rng.integers(0, 255, (3, 64, 64), dtype=np.uint8))
     with open(path, "r+b") as handle:
         handle.truncate(path.stat().st_size // 2)
-    with embed_raster(path, model, batch_size=2) as run:
+    with embed_raster(path, model, TilingOptions(stretch="model"), batch_size=2) as run:
         with pytest.raises(SncaError, match="cannot read c.tif \\(corrupt or truncated\\?\\)"):
             list(run)
+    assert not reader_threads()
+    # the default scaling samples the raster when it opens: the same error, before any thread
+    with pytest.raises(SncaError, match="cannot read c.tif \\(corrupt or truncated\\?\\)"):
+        embed_raster(path, model, batch_size=2)
     assert not reader_threads()
 
 

@@ -24,6 +24,8 @@ from tests.helpers.evaluate_data import (
     TEST,
     TRAIN,
     colour_model,
+    write_scene,
+    write_split_file,
 )
 from tests.helpers.onnx_models import band_mean_reference, make_band_mean_model
 
@@ -93,7 +95,7 @@ def test_split_problems_are_one_line_errors(tmp_path: Path, scenes: Path) -> Non
     other.write_text(
         json.dumps({"seed": 1, "classes": ["a", "b"], "train": [], "val": [], "test": []})
     )
-    with pytest.raises(SncaError, match="classes of the split .* differ from the model's: 2 vs 3"):
+    with pytest.raises(SncaError, match="the split \\(file other.json\\) has an empty train"):
         resolve_split(embedder, scenes, other)
     four_band = open_embedder(
         make_band_mean_model(
@@ -102,3 +104,27 @@ def test_split_problems_are_one_line_errors(tmp_path: Path, scenes: Path) -> Non
     )
     with pytest.raises(SncaError, match="has 3 band.*the model takes 4"):
         embed_items(four_band, scenes, ["red/0.png"])
+
+
+def test_a_folder_of_other_classes_gets_embedding_metrics_only(tmp_path: Path) -> None:
+    """The colour model (classes red, green, blue) on a folder of two other classes, "warm"
+    (red and orange scenes) and "cool" (blue scenes): the folder's seed-0 split is the
+    database, kNN over the band-mean embeddings separates them, no classifier accuracy."""
+    root = tmp_path / "mine"
+    colours = {"warm": [(200, 30, 20), (210, 120, 20)], "cool": [(20, 35, 210)]}
+    for name, shades in colours.items():
+        for i in range(10):
+            write_scene(root / name / f"{i}.png", shades[i % len(shades)], seed=i)
+    embedder = open_embedder(colour_model(tmp_path / "m.onnx"))
+    split = resolve_split(embedder, root, None)
+    assert split.class_names == ["cool", "warm"] and not split.same_classes(embedder)
+    expected = make_split(scan_scene_folder(root), 0)  # the model records no split seed
+    assert (split.train, split.test, split.seed) == (expected["train"], expected["test"], 0)
+    report = evaluate_model(embedder, root, split)
+    assert "classifier" not in report["metrics"]
+    assert report["metrics"]["knn@1"] == 1.0 and report["metrics"]["map@20"] == 1.0
+    assert report["class_names"] == ["cool", "warm"]
+    assert report["data"]["classes_of_the_model"] is False
+    # a split.json beside the model, of its own run's classes, is not this folder's split
+    write_split_file(tmp_path / "split.json", TRAIN, TEST)
+    assert resolve_split(embedder, root, None).train == expected["train"]
