@@ -1,4 +1,4 @@
-"""Processing algorithms: Classify raster, Build index, Search similar tiles.
+"""Processing algorithms: Classify raster, Build index, Search similar tiles, Adapt model.
 
 They run from the toolbox, in batch mode, in the modeler and with ``qgis_process``
 (``qgis_process run snca:classifyraster -- INPUT=... MODEL=... OUTPUT=...``). Each one is a thin
@@ -7,6 +7,7 @@ wrapper over one ``snca_cli`` call, with the Processing feedback as progress and
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,14 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterField,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -31,6 +35,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
+    QgsProcessingParameterVectorLayer,
     QgsRasterLayer,
     QgsVectorLayer,
     QgsWkbTypes,
@@ -38,12 +43,15 @@ from qgis.core import (
 
 from snca_cli.contract.tiling import TilingOptions, parse_bands
 from snca_cli.errors import Cancelled, SncaError
+from snca_cli.runtime.default_model import default_model_path
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.adapt import AdaptConfig, adapt_model
 from snca_cli.tasks.classify import classify_raster
 from snca_cli.tasks.index.build import plan_index_update, update_index
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import read_index
 
+from .label_layer import write_label_file
 from .layers import (
     crs_for_snca,
     hit_features,
@@ -112,7 +120,7 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
             )
         )
 
-    def _add_tiling_parameters(self) -> None:
+    def _add_tiling_parameters(self, batch_size: bool = True) -> None:
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.OVERLAP,
@@ -135,6 +143,8 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
                 1.0,
             )
         )
+        if not batch_size:
+            return
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.BATCH_SIZE,
@@ -277,7 +287,7 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             f"{summary.tiles_classified} tiles classified, {summary.tiles_skipped} skipped, "
             f"in {summary.elapsed_s:.1f} s"
         )
-        names = list(model.metadata.class_names)
+        names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
         _style_on_load(context, output, names)
         results: dict[str, Any] = {self.OUTPUT: output, self.TILES: summary.tiles_classified}
         if class_map:
@@ -460,3 +470,123 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
             query_sink.addFeature(query, QgsFeatureSink.FastInsert)
             results[self.QUERY] = query_dest
         return results
+
+
+class AdaptModelAlgorithm(SncaAlgorithm):
+    """A new model for the classes of a labelled point or polygon layer (``snca adapt``)."""
+
+    INPUT = "INPUT"
+    LABELS = "LABELS"
+    FIELD = "FIELD"
+    FOLDS = "FOLDS"
+    OUTPUT = "OUTPUT"
+    CV_ACCURACY = "CV_ACCURACY"
+    UNKNOWN_THRESHOLD = "UNKNOWN_THRESHOLD"
+    CARD = "CARD"
+
+    def name(self) -> str:
+        return "adaptmodel"
+
+    def displayName(self) -> str:
+        return "Adapt model to a labelled layer"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Teaches the model the classes of a point or polygon layer: a point labels the "
+            "tile under it, a polygon every tile at least half inside it (tiles cut as "
+            "Classify raster cuts them). The labelled tiles are embedded, a class-balanced "
+            "head is fitted and cross-validated, and a new ONNX model is written with the same "
+            "embedding (indexes built with the base model stay valid), the new classes and a "
+            "calibrated threshold below which tiles are classified 'unknown'. Beside it: a "
+            "model card (.card.md, .card.json), a report (.adapt.json) and a confusion matrix "
+            "(.confusion.png)."
+        )
+
+    def initAlgorithm(self, config: dict | None = None) -> None:
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.INPUT, "Raster layers the labels lie on", QgsProcessing.TypeRaster
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                self.LABELS,
+                "Labels (points or polygons)",
+                [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon],
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterField(self.FIELD, "Class field", None, self.LABELS)
+        )
+        shipped = default_model_path()
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL,
+                "Base snca ONNX model (default: the shipped one)",
+                QgsProcessingParameterFile.File,
+                "onnx",
+                str(shipped) if shipped.is_file() else None,
+            )
+        )
+        self._add_tiling_parameters(batch_size=False)
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.FOLDS,
+                "Cross-validation folds (at most)",
+                QgsProcessingParameterNumber.Integer,
+                5,
+                False,
+                2,
+                50,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT, "Adapted model", "ONNX models (*.onnx)"
+            )
+        )
+        self.addOutput(QgsProcessingOutputNumber(self.CV_ACCURACY, "Cross-validated accuracy"))
+        self.addOutput(
+            QgsProcessingOutputNumber(self.UNKNOWN_THRESHOLD, "Unknown below this similarity")
+        )
+        self.addOutput(QgsProcessingOutputFile(self.CARD, "Model card"))
+
+    def run_snca(
+        self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        if not layers:
+            raise SncaError("choose at least one raster layer")
+        labels = self.parameterAsVectorLayer(parameters, self.LABELS, context)
+        fields = self.parameterAsFields(parameters, self.FIELD, context)
+        field = fields[0] if fields else ""
+        output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
+        base = self.parameterAsFile(parameters, self.MODEL, context)
+        if output.suffix.lower() != ".onnx":
+            raise SncaError(f"the adapted model is an ONNX file (.onnx), not {output.name}")
+        with tempfile.TemporaryDirectory(prefix="snca-labels-") as folder:
+            report = adapt_model(
+                AdaptConfig(
+                    output=output,
+                    model=Path(base) if base else None,
+                    rasters=[raster_file(layer) for layer in layers],
+                    labels=write_label_file(labels, field, Path(folder)),
+                    field=field,
+                    tiling=self._options(parameters, context),
+                    folds=self.parameterAsInt(parameters, self.FOLDS, context),
+                    force=True,  # Processing outputs are always overwritten
+                    labels_name=f"layer {labels.name()}",
+                ),
+                progress=lambda _label: self._hooks(feedback)["progress"],
+                cancelled=feedback.isCanceled,
+            )
+        for warning in report.warnings:
+            feedback.reportError(f"warning: {warning}", False)
+        feedback.pushInfo(report.summary_line())
+        accuracy = report.head.cv_accuracy
+        return {
+            self.OUTPUT: str(report.model),
+            self.CV_ACCURACY: float("nan") if accuracy is None else accuracy,
+            self.UNKNOWN_THRESHOLD: report.head.rule.threshold,
+            self.CARD: str(report.card),
+        }

@@ -1,6 +1,7 @@
 """What the dock's buttons do: load the model, classify the layer, build the index, find similar
-tiles under a click. Every bit of real work is a call into ``snca_cli``; this module only
-collects the dock's choices, runs the calls as QGIS tasks and puts the results on the map.
+tiles under a click, adapt the model to a labelled layer (the new model is loaded at once).
+Every bit of real work is a call into ``snca_cli``; this module only collects the dock's
+choices, runs the calls as QGIS tasks and puts the results on the map.
 
 The shipped model (``snca_cli``'s default) is chosen when the dock opens. A plain click on the
 map searches from the tile under it; Ctrl+click and Shift+click add positive and negative
@@ -9,6 +10,8 @@ examples to the current search (``TileIndex.search_examples``); "Clear examples"
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from snca_cli.errors import SncaError
 from snca_cli.runtime.default_model import default_model_path
 from snca_cli.runtime.georef import raster_resolution_warning
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.tasks.adapt import AdaptConfig, AdaptReport, adapt_model
 from snca_cli.tasks.classify import ClassifySummary, classify_raster
 from snca_cli.tasks.index.build import IndexSummary, plan_index_update, update_index
 from snca_cli.tasks.index.results import IndexedTile, SearchResult
@@ -47,6 +51,7 @@ from snca_cli.tasks.output_names import (
 )
 
 from .dock import ModelSummary, ResultRow, SncaDock
+from .label_layer import write_label_file
 from .layers import (
     crs_for_snca,
     expand_legend,
@@ -91,6 +96,7 @@ class SncaController(QObject):
         self.map_tool.deactivated.connect(lambda: dock.find_button.setChecked(False))
         dock.model_changed.connect(self.load_model)
         dock.classify_requested.connect(self.classify)
+        dock.adapt_requested.connect(self.adapt)
         dock.index_requested.connect(self.build_index)
         dock.find_similar_toggled.connect(self.set_find_similar)
         dock.cancel_requested.connect(self.cancel)
@@ -248,21 +254,21 @@ class SncaController(QObject):
                 cancelled=cancelled,
             )
 
-        names = list(model.metadata.class_names)
         warning = self.update_warning()
         self.dock.set_status(
             f"classifying {raster.name}..." + (f" (warning: {warning})" if warning else "")
         )
         return self._start(
             SncaTask(
-                f"SNCA: classify {raster.name}", work, lambda task: self._classified(task, names)
+                f"SNCA: classify {raster.name}", work, self._classified
             )
         )
 
-    def _classified(self, task: SncaTask, names: list[str]) -> None:
+    def _classified(self, task: SncaTask) -> None:
         if not self._task_over(task):
             return
         summary: ClassifySummary = task.result
+        names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
         stem = summary.raster.stem
         layer = QgsVectorLayer(f"{summary.output}|layername={stem}", f"{stem} classes", "ogr")
         style_class_layer(layer, names)
@@ -277,6 +283,59 @@ class SncaController(QObject):
             f"({summary.tiles_skipped} skipped) in {summary.elapsed_s:.1f} s on "
             f"{summary.provider}: {summary.output.name}"
         )
+
+    def adapt(self) -> SncaTask | None:
+        """Start adapting the model to the chosen label layer over the chosen raster; the new
+        model is loaded when done and its cross-validated accuracy shown."""
+        inputs = self._task_inputs()
+        if inputs is None:
+            return None
+        model, raster, options = inputs
+        layer = self.dock.labels_layer()
+        field = self.dock.label_field.currentField()
+        output = Path(self.dock.adapted_file.filePath() or raster.with_suffix(".adapted.onnx"))
+        folder = Path(tempfile.mkdtemp(prefix="snca-labels-"))
+        try:
+            labels = write_label_file(layer, field, folder)
+        except SncaError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._fail(str(exc))
+            return None
+        config = AdaptConfig(
+            output=output,
+            model=model.path,
+            rasters=[raster],
+            labels=labels,
+            field=field,
+            tiling=options,
+            force=self.dock.overwrite.isChecked(),
+            labels_name=f"layer {layer.name()}",
+        )
+
+        def work(progress, cancelled) -> AdaptReport:
+            try:
+                return adapt_model(config, lambda _label: progress, cancelled)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        self.dock.set_status(f"adapting {model.path.name} to the labels of {layer.name()}...")
+        return self._start(SncaTask(f"SNCA: adapt to {layer.name()}", work, self._adapted))
+
+    def _adapted(self, task: SncaTask) -> None:
+        if not self._task_over(task):
+            return
+        report: AdaptReport = task.result
+        classes = ", ".join(
+            f"{name} {report.head.recall.get(name, float('nan')):.0%}" for name in report.counts
+        )
+        self.dock.set_adapt_result(
+            f"{report.summary_line()}. Recall per class: {classes}. Model card: "
+            f"{report.card.name}"
+        )
+        for warning in report.warnings:
+            self.iface.messageBar().pushMessage(TITLE, warning, level=Qgis.Warning, duration=10)
+        self.dock.model_file.setFilePath(str(report.model))  # loads it (fileChanged)
+        self._info(f"adapted model {report.model.name} loaded: {report.summary_line()}")
 
     def index_dir(self, raster: Path) -> Path:
         """The index folder chosen in the dock, or the default one beside the raster."""

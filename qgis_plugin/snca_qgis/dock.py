@@ -1,4 +1,5 @@
-"""The plugin's dock: model, raster layer, band mapping, tiling and index choices, actions, results.
+"""The plugin's dock: model, raster layer, band mapping, tiling and index choices, actions, adapting
+the model to a labelled layer, results.
 
 The dock is only the user interface: it imports nothing from snca, shows what the controller
 gives it (model metadata, provider, progress, search results) and emits signals for the buttons.
@@ -9,9 +10,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer
+from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import (
     QgsCollapsibleGroupBox,
+    QgsFieldComboBox,
     QgsFileWidget,
     QgsMapLayerComboBox,
     QgsRasterBandComboBox,
@@ -161,6 +163,7 @@ class SncaDock(QDockWidget):
     """
 
     classify_requested = pyqtSignal()
+    adapt_requested = pyqtSignal()
     index_requested = pyqtSignal()
     find_similar_toggled = pyqtSignal(bool)
     clear_examples_requested = pyqtSignal()
@@ -185,6 +188,7 @@ class SncaDock(QDockWidget):
             self._raster_group(),
             self._outputs_group(),
             self._actions_group(),
+            self._adapt_group(),
         ):
             self.sections.addWidget(section)
         self.sections.addStretch(1)
@@ -346,6 +350,50 @@ class SncaDock(QDockWidget):
         layout.addWidget(self.status_label)
         return group
 
+    def _adapt_group(self) -> QGroupBox:
+        group = QgsCollapsibleGroupBox("Adapt the model to a labelled layer")
+        group.setToolTip(
+            "Points or polygons with a class field over the raster layer: a point labels the "
+            "tile under it, a polygon every tile at least half inside it. A new model with "
+            "these classes (and 'unknown' for tiles unlike all of them) is written and loaded."
+        )
+        form = _form(group)
+        self.labels_combo = _narrow(QgsMapLayerComboBox())
+        self.labels_combo.setFilters(
+            QgsMapLayerProxyModel.PointLayer | QgsMapLayerProxyModel.PolygonLayer
+        )
+        self.labels_combo.setAllowEmptyLayer(True)
+        form.addRow("Labels", self.labels_combo)
+        self.label_field = _narrow(QgsFieldComboBox())
+        self.labels_combo.layerChanged.connect(self.label_field.setLayer)
+        self.label_field.setLayer(self.labels_combo.currentLayer())
+        form.addRow("Class field", self.label_field)
+        self.adapted_file = _file_widget(
+            QgsFileWidget.SaveFile,
+            "The adapted model (default: beside the raster, <raster>.adapted.onnx)",
+        )
+        self.adapted_file.setFilter("ONNX models (*.onnx)")
+        form.addRow("New model", self.adapted_file)
+        self.adapt_button = QPushButton("Adapt model")
+        self.adapt_button.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.adapt_button.setMinimumWidth(MIN_FIELD_WIDTH // 2)
+        self.adapt_button.clicked.connect(self.adapt_requested)
+        form.addRow(self.adapt_button)
+        self.adapt_result = wrapping_label()
+        form.addRow(self.adapt_result)
+        group.setCollapsed(True)
+        self.adapt_group = group
+        return group
+
+    def set_adapt_result(self, text: str) -> None:
+        """Show what the last adapting measured (accuracy, classes)."""
+        set_label_text(self.adapt_result, text)
+
+    def labels_layer(self) -> QgsVectorLayer | None:
+        """The chosen label layer (None when none)."""
+        layer = self.labels_combo.currentLayer()
+        return layer if isinstance(layer, QgsVectorLayer) else None
+
     def _results_group(self) -> QGroupBox:
         group = QGroupBox("Similar tiles (double-click a row to zoom)")
         layout = QVBoxLayout(group)
@@ -407,7 +455,12 @@ class SncaDock(QDockWidget):
         snca); without a model they stay disabled."""
         self._busy = not enabled
         usable = enabled and self._model is not None
-        for button in (self.classify_button, self.index_button, self.find_button):
+        for button in (
+            self.classify_button,
+            self.index_button,
+            self.find_button,
+            self.adapt_button,
+        ):
             button.setEnabled(usable)
         self.cancel_button.setEnabled(not enabled)
 

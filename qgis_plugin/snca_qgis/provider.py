@@ -7,13 +7,19 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .algorithms import BuildIndexAlgorithm, ClassifyRasterAlgorithm, SearchSimilarAlgorithm
+from .algorithms import (
+    AdaptModelAlgorithm,
+    BuildIndexAlgorithm,
+    ClassifyRasterAlgorithm,
+    SearchSimilarAlgorithm,
+)
 
 ICON_PATH = Path(__file__).resolve().parent / "icon.png"
 
 
 class SncaProvider(QgsProcessingProvider):
-    """Provider ``snca``: algorithms ``classifyraster``, ``buildindex``, ``searchsimilar``."""
+    """Provider ``snca``: algorithms ``classifyraster``, ``buildindex``, ``searchsimilar``,
+    ``adaptmodel``."""
 
     def id(self) -> str:
         return "snca"
@@ -22,11 +28,16 @@ class SncaProvider(QgsProcessingProvider):
         return "SNCA"
 
     def longName(self) -> str:
-        return "SNCA scene embeddings: classify tiles and search similar tiles"
+        return "SNCA scene embeddings: classify tiles, search similar tiles, adapt to your classes"
 
     def icon(self) -> QIcon:
         return QIcon(str(ICON_PATH))
 
     def loadAlgorithms(self) -> None:
-        for algorithm in (ClassifyRasterAlgorithm, BuildIndexAlgorithm, SearchSimilarAlgorithm):
+        for algorithm in (
+            ClassifyRasterAlgorithm,
+            BuildIndexAlgorithm,
+            SearchSimilarAlgorithm,
+            AdaptModelAlgorithm,
+        ):
             self.addAlgorithm(algorithm())

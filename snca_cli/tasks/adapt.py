@@ -200,6 +200,8 @@ class AdaptConfig:
     tiling: TilingOptions = dataclasses.field(default_factory=TilingOptions)
     folds: int = 5
     force: bool = False
+    #: What the card records as the labels (e.g. a QGIS layer's name); default: the file name.
+    labels_name: str | None = None
 
 
 @dataclass
@@ -215,6 +217,16 @@ class AdaptReport:
     counts: dict[str, int]
     warnings: list[str]
     seconds: float
+
+    def summary_line(self) -> str:
+        """One line: examples, classes, cross-validated accuracy, the unknown threshold."""
+        head = self.head
+        accuracy = "-" if head.cv_accuracy is None else f"{head.cv_accuracy:.1%}"
+        return (
+            f"{sum(self.counts.values())} labelled tiles, {len(self.counts)} classes: "
+            f"cross-validated accuracy {accuracy} ({head.folds} folds); unknown below "
+            f"similarity {head.rule.threshold:.3f}; {self.seconds:.1f} s"
+        )
 
 
 def adapt_outputs(output: Path) -> dict[str, Path]:
@@ -296,7 +308,7 @@ def collect_examples(
     warnings += check_classes(counts, labels.path.name)
     class_names = sorted(counts)
     record = {
-        "file": labels.path.name,
+        "file": config.labels_name or labels.path.name,
         "field": labels.field,
         "rasters": [Path(r).name for r in config.rasters],
         "counts": counts,

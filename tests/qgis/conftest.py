@@ -67,6 +67,17 @@ def iface(project: QgsProject):
 
 
 @pytest.fixture
+def provider(qgis_app):
+    """The snca Processing provider, registered as the plugin's initProcessing does."""
+    import snca_qgis
+
+    plugin = snca_qgis.classFactory(None)
+    plugin.initProcessing()
+    yield plugin.provider
+    QgsApplication.processingRegistry().removeProvider(plugin.provider)
+
+
+@pytest.fixture
 def band_mean_model(tmp_path: Path) -> Path:
     """The band-mean ONNX model (32 px tiles, classes red/green/blue = brightest band)."""
     from tests.helpers.onnx_models import make_band_mean_model

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("qgis.core")
 
 from qgis.core import (  # noqa: E402
-    QgsApplication,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsVectorLayer,
@@ -26,17 +25,6 @@ from tests.qgis.rasters import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.qgis
-
-
-@pytest.fixture
-def provider(qgis_app):
-    """The snca Processing provider, registered as the plugin's initProcessing does."""
-    import snca_qgis
-
-    plugin = snca_qgis.classFactory(None)
-    plugin.initProcessing()
-    yield plugin.provider
-    QgsApplication.processingRegistry().removeProvider(plugin.provider)
 
 
 def _run(algorithm: str, parameters: dict) -> dict:

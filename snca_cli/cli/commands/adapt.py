@@ -69,14 +69,7 @@ def register(app: typer.Typer) -> None:
         for warning in report.warnings:
             error_console.print(f"warning: {warning}", highlight=False)
         console.print(adapt_table(report))
-        head = report.head
-        accuracy = "-" if head.cv_accuracy is None else f"{head.cv_accuracy:.1%}"
-        console.print(
-            f"{sum(report.counts.values())} labelled tiles, {len(report.counts)} classes: "
-            f"cross-validated accuracy {accuracy} ({head.folds} folds); unknown below "
-            f"similarity {head.rule.threshold:.3f}; {report.seconds:.1f} s",
-            highlight=False,
-        )
+        console.print(report.summary_line(), highlight=False)
         written = [report.model, report.card, report.card_json, report.report_json]
         console.print(
             f"wrote {', '.join(str(p) for p in [*written, report.confusion_png])}",
