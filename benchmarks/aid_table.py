@@ -127,6 +127,7 @@ class Settings:
     epochs: int = 12
     batch_size: int = 64
     lr: float = 0.02
+    augment: str = "classic"  # the paper's flips, turns and colour jitter
     seed: int = 0
     split_seed: int = 0
     threads: int = 0  # torch threads (0: every CPU); speed only, not compared on resume
@@ -144,6 +145,7 @@ class Settings:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "lr": self.lr,
+            "augment": self.augment,
             "seed": self.seed,
             "split_seed": self.split_seed,
             **method.options,
@@ -158,6 +160,8 @@ def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list
         before = stored.get(key)
         if key == "data_dir":
             before, value = Path(str(before)).name, Path(str(value)).name
+        if key == "augment":  # a recipe name against the stored augmentation (classic before)
+            before = (before or {}).get("recipe", "classic") if isinstance(before, dict) else before
         if before != value:
             differences.append(f"{key} {before} vs {value}")
     return differences

@@ -7,9 +7,12 @@ default), a Gaussian blur (off by default), colour jitter (brightness, contrast,
 that order) and an occasional conversion to grey. For images with other than three bands,
 "grey" is the mean of the bands.
 
-Named recipes (:data:`RECIPES`): ``default`` (flips, turns, mild jitter: what every run before
-the transfer recipe trained with) and ``transfer`` (wide crops, resolution mixing, blur and
-stronger jitter, for embeddings that hold across ground resolutions and sensors).
+Named recipes (:data:`RECIPES`): ``transfer``, the default (:data:`DEFAULT_RECIPE`: wide crops,
+resolution mixing, blur and stronger jitter, for embeddings that hold across ground resolutions
+and sensors; chosen on the transfer protocols of ``benchmarks/transfer.py``), and ``classic``
+(flips, turns, mild jitter: what every run before the transfer recipe trained with, and what the
+field defaults of :class:`AugmentConfig` are, so configurations stored before these fields
+load unchanged).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class AugmentConfig:
     resolution_probability: float = 0.5
     blur_sigma: float = 0.0
     blur_probability: float = 0.3
-    recipe: str = "default"
+    recipe: str = "classic"
 
     def validate(self) -> None:
         """Raise SncaError for any strength out of range."""
@@ -76,7 +79,7 @@ class AugmentConfig:
 
 #: The named recipes of ``snca train --augment``.
 RECIPES: dict[str, AugmentConfig] = {
-    "default": AugmentConfig(),
+    "classic": AugmentConfig(),
     "transfer": AugmentConfig(
         brightness=0.5,
         contrast=0.5,
@@ -89,6 +92,10 @@ RECIPES: dict[str, AugmentConfig] = {
         recipe="transfer",
     ),
 }
+
+
+#: The recipe of a run that names none.
+DEFAULT_RECIPE = "transfer"
 
 
 def recipe(name: str) -> AugmentConfig:

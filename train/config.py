@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from snca_cli.errors import SncaError
-from snca_train.augment import AugmentConfig
+from snca_train.augment import DEFAULT_RECIPE, AugmentConfig, recipe
 from snca_train.backbones import BACKBONES
 from snca_train.losses.objective import LossConfig
 from snca_train.memory import MEMORY_KINDS, MomentumSchedule
@@ -40,7 +40,7 @@ class TrainConfig:
     memory: str = "bank"
     memory_momentum: MomentumSchedule = field(default_factory=MomentumSchedule)
     encoder_momentum: float = DEFAULT_ENCODER_MOMENTUM
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig = field(default_factory=lambda: recipe(DEFAULT_RECIPE))
     seed: int = 0
     split_seed: int = 0
     split_file: str | None = None  # a split.json to use instead of splitting with split_seed
@@ -112,6 +112,8 @@ class TrainConfig:
             "augment": AugmentConfig,
         }
         known = {f.name for f in fields(cls)}
+        # stored before the augmentation was configurable: the classic one (field defaults)
+        values = {"augment": {}, **values}
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:

@@ -11,7 +11,7 @@ from qgis.PyQt.QtCore import Qt  # noqa: E402
 
 pytestmark = pytest.mark.qgis
 
-ALGORITHMS = {"snca:classifyraster", "snca:buildindex", "snca:searchsimilar"}
+ALGORITHMS = {"snca:classifyraster", "snca:buildindex", "snca:searchsimilar", "snca:adaptmodel"}
 
 
 def test_init_gui_adds_dock_button_menu_and_provider_and_unload_removes_them(iface) -> None:

@@ -78,7 +78,8 @@ def test_build_zip_and_load_the_plugin_from_it(tmp_path) -> None:
     lines = loaded.stdout.splitlines()
     assert lines[0] == f"loaded from {tmp_path / 'plugins' / 'snca_qgis' / '__init__.py'}"
     assert lines[1:] == [
-        "algorithms ['snca:buildindex', 'snca:classifyraster', 'snca:searchsimilar']",
+        "algorithms ['snca:adaptmodel', 'snca:buildindex', 'snca:classifyraster', "
+        "'snca:searchsimilar']",
         "dock SNCA Scene Search",
         "unloaded",
     ]

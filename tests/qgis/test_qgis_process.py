@@ -86,7 +86,8 @@ def run_json(qgis_process, algorithm: str, **parameters: str) -> dict:
 def test_algorithms_are_listed(qgis_process) -> None:
     listed = qgis_process("list")
     assert listed.returncode == 0, listed.stderr
-    for algorithm in ("snca:classifyraster", "snca:buildindex", "snca:searchsimilar"):
+    algorithms = ("snca:classifyraster", "snca:buildindex", "snca:searchsimilar", "snca:adaptmodel")
+    for algorithm in algorithms:
         assert algorithm in listed.stdout
 
 

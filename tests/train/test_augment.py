@@ -8,6 +8,7 @@ pytestmark = pytest.mark.torch
 
 from snca_cli.errors import SncaError  # noqa: E402
 from snca_train.augment import (  # noqa: E402
+    DEFAULT_RECIPE,
     AugmentConfig,
     augment_batch,
     blur,
@@ -127,9 +128,10 @@ NO_JITTER = dict(
 )
 
 
-def test_default_recipe_is_the_old_augmentation_and_draws_the_same():
-    """The new augmentations are off by default and draw nothing: old runs resume unchanged."""
-    assert recipe("default") == AugmentConfig()
+def test_classic_recipe_is_the_old_augmentation_and_draws_the_same():
+    """The field defaults are the classic recipe; its new augmentations are off and draw
+    nothing: old runs resume unchanged."""
+    assert recipe("classic") == AugmentConfig()
     images = torch.rand(8, 3, 12, 12)
     old_style = AugmentConfig(crop_scale=1.0, resolution_factor=1.0, blur_sigma=0.0)
     generator = torch.Generator().manual_seed(3)
@@ -239,6 +241,17 @@ def test_training_configurations_stored_before_the_transfer_recipe_still_load():
         "grayscale_probability": 0.1,
     }
     config = TrainConfig.from_dict(old)
-    assert config.augment == recipe("default")
+    assert config.augment == recipe("classic")
     assert (config.augment.crop_scale, config.augment.resolution_factor) == (1.0, 1.0)
     assert config.augment.blur_sigma == 0.0
+
+
+def test_new_runs_train_with_the_transfer_recipe_and_configs_without_augment_load_classic():
+    from snca_train.config import TrainConfig
+
+    assert DEFAULT_RECIPE == "transfer"
+    assert TrainConfig(data_dir="scenes").augment == recipe("transfer")
+    stored = TrainConfig(data_dir="scenes").to_dict()
+    assert TrainConfig.from_dict(stored).augment == recipe("transfer")
+    del stored["augment"]  # stored before the augmentation was configurable
+    assert TrainConfig.from_dict(stored).augment == recipe("classic")

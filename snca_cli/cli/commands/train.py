@@ -104,9 +104,10 @@ def register(app: typer.Typer) -> None:
         augment: str | None = typer.Option(
             None,
             "--augment",
-            help="Augmentation recipe: `default` (flips, quarter turns, colour jitter 0.3) or "
-            "`transfer` (adds random resized crops of 30-100 % of the area, resolution mixing "
-            "up to 4x, blur up to sigma 1.5 px, colour jitter 0.5). Default: default.",
+            help="Augmentation recipe: `transfer` (flips, quarter turns, random resized crops "
+            "of 30-100 % of the area, resolution mixing up to 4x, blur up to sigma 1.5 px, "
+            "colour jitter 0.5: embeddings that hold across ground resolutions) or `classic` "
+            "(flips, quarter turns, colour jitter 0.3). Default: transfer.",
         ),
         crop_scale: float | None = typer.Option(
             None,

@@ -100,13 +100,13 @@ def test_resume_with_another_loss_is_refused(trained):
 
 def test_resume_with_another_augmentation_is_refused(trained):
     _, run, _ = trained
-    result = snca("--resume", run, "--augment", "transfer")
-    assert_one_line_error(result, "was trained with --augment default, not --augment transfer")
+    result = snca("--resume", run, "--augment", "classic")
+    assert_one_line_error(result, "was trained with --augment transfer, not --augment classic")
     result = snca("--resume", run, "--blur-sigma", "1")
-    assert_one_line_error(result, "--blur-sigma 0.0, not --blur-sigma 1.0")
+    assert_one_line_error(result, "--blur-sigma 1.5, not --blur-sigma 1.0")
 
 
-def test_transfer_recipe_and_knobs_are_stored_in_the_checkpoint(tmp_path):
+def test_the_default_transfer_recipe_and_knobs_are_stored_in_the_checkpoint(tmp_path):
     data = make_scene_folder(tmp_path / "scenes", per_class=4)
     run = tmp_path / "run"
     result = snca(
@@ -116,8 +116,6 @@ def test_transfer_recipe_and_knobs_are_stored_in_the_checkpoint(tmp_path):
         "1",
         "--validate-every",
         "1",
-        "--augment",
-        "transfer",
         "--crop-scale",
         "0.5",
         "--output",
@@ -135,7 +133,7 @@ def test_transfer_recipe_and_knobs_are_stored_in_the_checkpoint(tmp_path):
 def test_bad_augmentation_options_are_one_line_errors(tmp_path):
     data = make_scene_folder(tmp_path / "scenes", per_class=4)
     result = snca(data, *FAST, "--augment", "strong", "--output", tmp_path / "run")
-    assert_one_line_error(result, "unknown augmentation 'strong'", "default, transfer")
+    assert_one_line_error(result, "unknown augmentation 'strong'", "classic, transfer")
     result = snca(data, *FAST, "--crop-scale", "1.5", "--output", tmp_path / "run")
     assert_one_line_error(result, "--crop-scale must lie in (0, 1], not 1.5")
 
