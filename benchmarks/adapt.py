@@ -239,8 +239,8 @@ def write_labels(path: Path, classes: list[str], cols: int, cell: int) -> None:
     pyogrio.raw.write(
         path,
         shapely.to_wkb(points),
-        ["cover"],
         [np.array(classes, dtype=object)],
+        ["cover"],
         geometry_type="Point",
         crs=MOSAIC_CRS,
         driver="GPKG",

@@ -1,5 +1,5 @@
-"""The ``snca`` command line: train, evaluate, export, convert, adapt, info, classify, index,
-search, demo."""
+"""The ``snca`` command line: train, evaluate, export, convert, adapt, chips, info, classify,
+index, search, demo."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 from snca_cli import __version__
 from snca_cli.cli.commands import (
     adapt,
+    chips,
     classify,
     convert,
     demo,
@@ -45,7 +46,7 @@ def _root(
     """snca command line."""
 
 
-for module in (train, evaluate, export, convert, adapt, info, classify, index, search, demo):
+for module in (train, evaluate, export, convert, adapt, chips, info, classify, index, search, demo):
     module.register(app)
 
 

@@ -141,6 +141,18 @@ def metrics_table(report: dict[str, Any], title: str) -> Table:
     return table
 
 
+def class_count_table(title: str, counts: dict[str, int]) -> Table:
+    """Items per class, and their total."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("class")
+    table.add_column("count", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, str(count))
+    table.add_section()
+    table.add_row("total", str(sum(counts.values())))
+    return table
+
+
 def adapt_table(report: AdaptReport) -> Table:
     """Labelled tiles, precision and recall per class."""
     table = Table(title="classes", title_justify="left")

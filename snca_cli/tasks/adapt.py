@@ -45,7 +45,7 @@ from snca_cli.tasks.labels import (
     LabelledTile,
     check_classes,
     class_counts,
-    label_tiles,
+    label_rasters,
     labelled_array,
     read_labels,
 )
@@ -273,24 +273,7 @@ def collect_examples(
         return unit_rows(outputs.embedding), folder.labels, folder.class_names, record, warnings
     assert config.labels is not None and config.field is not None
     labels = read_labels(config.labels, config.field)
-    tiles: list[LabelledTile] = []
-    warnings: list[str] = []
-    outside = conflicts = 0
-    for raster in config.rasters:
-        with RasterTiling.open(raster, model.metadata, config.tiling) as tiling:
-            found = label_tiles(labels, tiling)
-        tiles.extend(found.tiles)
-        outside += found.outside
-        conflicts += found.conflicts
-    if not tiles:
-        raise SncaError(
-            f"no label of {labels.path.name} falls on a tile of the {len(config.rasters)} "
-            "raster(s): check that labels and rasters cover the same place"
-        )
-    if outside:
-        warnings.append(f"{outside} label(s) fall outside every raster (ignored)")
-    if conflicts:
-        warnings.append(f"{conflicts} tile(s) labelled with two classes (dropped)")
+    tiles, warnings = label_rasters(labels, config.rasters, model.metadata, config.tiling)
     embeddings, fractions = embed_labelled_tiles(model, tiles, config.tiling, hook, cancelled)
     min_valid = config.tiling.for_model(model.metadata).min_valid
     kept = fractions >= max(min_valid, 1e-9)

@@ -25,6 +25,8 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_geom
 
+from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError, first_line
 from snca_cli.runtime.grid import Tile
 from snca_cli.runtime.raster_tiles import RasterTiling
@@ -166,6 +168,33 @@ def label_tiles(labels: LabelSet, tiling: RasterTiling) -> TileLabels:
             continue
         result.tiles.append(LabelledTile(tiling.path, tiles[tile_id], next(iter(names))))
     return result
+
+
+def label_rasters(
+    labels: LabelSet, rasters: list[Path], metadata: ModelMetadata, options: TilingOptions
+) -> tuple[list[LabelledTile], list[str]]:
+    """The labelled tiles of every raster, cut for a model as ``snca classify`` cuts them, and
+    warnings (labels outside every raster, tiles with two classes); SncaError when no label
+    falls on a tile."""
+    tiles: list[LabelledTile] = []
+    outside = conflicts = 0
+    for raster in rasters:
+        with RasterTiling.open(raster, metadata, options) as tiling:
+            found = label_tiles(labels, tiling)
+        tiles.extend(found.tiles)
+        outside += found.outside
+        conflicts += found.conflicts
+    if not tiles:
+        raise SncaError(
+            f"no label of {labels.path.name} falls on a tile of the {len(rasters)} "
+            "raster(s): check that labels and rasters cover the same place"
+        )
+    warnings = []
+    if outside:
+        warnings.append(f"{outside} label(s) fall outside every raster (ignored)")
+    if conflicts:
+        warnings.append(f"{conflicts} tile(s) labelled with two classes (dropped)")
+    return tiles, warnings
 
 
 def class_counts(tiles: list[LabelledTile]) -> dict[str, int]:

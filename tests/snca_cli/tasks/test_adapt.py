@@ -27,7 +27,8 @@ from snca_cli.tasks.index.build import add_to_index, build_index
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.labels import label_tiles, read_labels
 from tests.helpers.index_data import TILE
-from tests.helpers.rasters import ORIGIN, PIXEL, painted_raster
+from tests.helpers.labels import LANDSAT_PLACES, landsat_points_file, tile_points_file
+from tests.helpers.rasters import painted_raster
 
 RED, GREEN, BLUE = (200, 30, 30), (30, 200, 40), (30, 40, 210)
 #: 3 x 4 tiles; the labels name the reds and greens of rows 0-1; row 2 is unlabelled.
@@ -43,28 +44,6 @@ LABELS = {"red": [(0, 0), (0, 1), (0, 2), (1, 3)], "green": [(0, 3), (1, 0), (1,
 runner = CliRunner()
 
 
-def labels_file(path: Path, labels: dict[str, list[tuple[int, int]]]) -> Path:
-    """Points at the centres of the (row, col) tiles, in the painted raster's UTM CRS."""
-    features = [
-        {
-            "type": "Feature",
-            "properties": {"cover": name},
-            "geometry": {
-                "type": "Point",
-                "coordinates": [
-                    ORIGIN[0] + (col + 0.5) * TILE * PIXEL,
-                    ORIGIN[1] - (row + 0.5) * TILE * PIXEL,
-                ],
-            },
-        }
-        for name, cells in labels.items()
-        for row, col in cells
-    ]
-    crs = {"type": "name", "properties": {"name": "EPSG:32633"}}
-    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
-    return path
-
-
 @pytest.fixture
 def painted(tmp_path: Path) -> Path:
     return painted_raster(tmp_path / "painted.tif", PAINT, TILE)
@@ -73,7 +52,7 @@ def painted(tmp_path: Path) -> Path:
 def test_fit_head_is_the_softmax_the_written_model_computes(
     tmp_path: Path, model: OnnxModel, painted: Path
 ) -> None:
-    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
     report = adapt_model(
         AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
     )
@@ -100,7 +79,7 @@ def test_fit_head_is_the_softmax_the_written_model_computes(
 def test_classify_with_the_adapted_model_writes_unknown_for_unlike_tiles(
     tmp_path: Path, model: OnnxModel, painted: Path
 ) -> None:
-    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
     adapted = adapt_model(
         AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
     ).model
@@ -128,7 +107,7 @@ def test_classify_with_the_adapted_model_writes_unknown_for_unlike_tiles(
 def test_an_index_of_the_base_model_is_searched_with_the_adapted_one(
     tmp_path: Path, model: OnnxModel, painted: Path
 ) -> None:
-    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
     adapted = OnnxModel(
         adapt_model(
             AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
@@ -186,7 +165,7 @@ def test_adapting_from_an_image_folder_then_evaluating(
 def test_cli_adapt_errors_are_one_line(
     tmp_path: Path, model: OnnxModel, painted: Path, arguments: list[str], message: str
 ) -> None:
-    labels = labels_file(tmp_path / "labels.geojson", LABELS)
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
     args = [str(painted) if a == "R" else str(labels) if a == "L" else a for a in arguments]
     result = runner.invoke(
         app, ["adapt", *args, "-m", str(model.path), "-o", str(tmp_path / "m.onnx")]
@@ -199,10 +178,10 @@ def test_cli_adapt_errors_are_one_line(
 def test_one_class_is_refused_and_a_single_example_warned(
     tmp_path: Path, model: OnnxModel, painted: Path
 ) -> None:
-    one = labels_file(tmp_path / "one.geojson", {"red": LABELS["red"]})
+    one = tile_points_file(tmp_path / "one.geojson", {"red": LABELS["red"]})
     with pytest.raises(SncaError, match="at least two classes"):
         adapt_model(AdaptConfig(tmp_path / "m.onnx", model.path, [painted], one, "cover"))
-    few = labels_file(tmp_path / "few.geojson", {"red": LABELS["red"], "green": [(0, 3)]})
+    few = tile_points_file(tmp_path / "few.geojson", {"red": LABELS["red"], "green": [(0, 3)]})
     report = adapt_model(AdaptConfig(tmp_path / "m.onnx", model.path, [painted], few, "cover"))
     assert report.warnings == [
         "class 'green' has a single labelled tile: add more for a reliable head"
@@ -224,26 +203,7 @@ def test_labels_on_the_landsat_scene_make_a_model_that_knows_clouds_it_never_saw
 ) -> None:
     """Points on deep water, shallow water and land of the real 300 m Landsat scene, tiled at
     100 m (15 km tiles); nothing labels the cloud bank in the north (rows 1-4, cols 4-9)."""
-    import rasterio
-    from rasterio.warp import transform as transform_coords
-
-    cells = {  # (col, row) pixels of the 300 m raster
-        "deep water": [(600, 300), (520, 500), (700, 200), (650, 450), (560, 380), (480, 600)],
-        "shallow water": [(120, 400), (60, 300), (150, 600), (40, 500), (100, 250)],
-        "land": [(280, 340), (400, 580), (230, 250), (300, 420), (200, 300)],
-    }
-    features = []
-    with rasterio.open(landsat_rgb) as src:
-        for name, points in cells.items():
-            for col, row in points:
-                x, y = src.xy(row, col)
-                (lon,), (lat,) = transform_coords(src.crs, "EPSG:4326", [x], [y])
-                geometry = {"type": "Point", "coordinates": [lon, lat]}
-                features.append(
-                    {"type": "Feature", "properties": {"kind": name}, "geometry": geometry}
-                )
-    labels = tmp_path / "labels.geojson"
-    labels.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    labels = landsat_points_file(tmp_path / "labels.geojson", landsat_rgb, LANDSAT_PLACES)
     out = tmp_path / "landsat.onnx"
     result = runner.invoke(
         app,

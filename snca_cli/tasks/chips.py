@@ -1,0 +1,188 @@
+"""Labelled tiles as image chips in class folders: training data for ``snca train`` from the map.
+
+``snca chips RASTER... --labels FILE --field NAME -o DIR`` labels tiles exactly as ``snca
+adapt`` does (:mod:`snca_cli.tasks.labels`: a point labels the tile under it, a polygon every
+tile at least half inside it; tiles cut for the model as ``snca classify`` cuts them) and writes
+each labelled tile as ``DIR/CLASS/<raster>_r<row>_c<col>.tif``:
+
+* **What a chip holds**: the model input of that tile, as ``snca classify`` computes it (the
+  raster's value scaling, e.g. the percentile stretch of uint16 reflectance, chosen once per
+  raster; no-data pixels filled with the tile's mean), as 8-bit (0..1 -> 0..255). Training on
+  the chips therefore sees what classifying the raster shows the model, whatever the sensor.
+* **Georeferenced**: the chip's CRS is the raster's and its transform the tile's window in the
+  tiling grid (the raster's own pixels, or the model's resolution when it resamples), so a chip
+  lies exactly on its tile in a GIS.
+* ``DIR/chips.json`` records the labels (file, field), the model, the tiling, each raster's
+  CRS, grid pixel size and scaling, and every chip (raster, tile id, row, col, class, bounds).
+  Tiles with too few valid pixels for ``snca classify`` are skipped with a warning.
+
+The folder is written whole or not at all (staged, then renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import Cancelled, SncaError
+from snca_cli.hooks import CancelHook, ProgressFactory
+from snca_cli.runtime.atomic import atomic_output, check_output_paths
+from snca_cli.runtime.default_model import resolve_model
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.tasks.labels import (
+    LabelledTile,
+    check_classes,
+    class_counts,
+    label_rasters,
+    read_labels,
+)
+
+#: The record written beside the class folders.
+RECORD_NAME = "chips.json"
+
+
+@dataclass
+class ChipsConfig:
+    """What ``snca chips`` was asked."""
+
+    output: Path
+    rasters: list[Path]
+    labels: Path
+    field_name: str
+    model: Path | None = None  # None: the shipped model (it sets the tile size and resolution)
+    tiling: TilingOptions = field(default_factory=TilingOptions)
+    force: bool = False
+
+
+@dataclass
+class ChipsSummary:
+    """What :func:`write_chips` wrote."""
+
+    output: Path
+    counts: dict[str, int]  # chips per class, classes sorted
+    skipped: int  # labelled tiles with too few valid pixels
+    warnings: list[str]
+    seconds: float
+
+
+def chip_name(tile: LabelledTile) -> str:
+    """``<raster stem>_r<row>_c<col>.tif``."""
+    return f"{Path(tile.raster).stem}_r{tile.tile.row}_c{tile.tile.col}.tif"
+
+
+def _write_chip(path: Path, pixels: np.ndarray, tiling: RasterTiling, window: Window) -> None:
+    """Write model input ``pixels`` (bands x T x T in [0, 1]) as an 8-bit GeoTIFF on
+    ``window`` of the tiling grid."""
+    data = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": "uint8",
+        "crs": tiling.crs,
+        "transform": window_transform(window, tiling.transform),
+    }
+    if data.shape[0] == 3:
+        profile["photometric"] = "RGB"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+
+
+def write_chips(
+    config: ChipsConfig,
+    progress: ProgressFactory | None = None,
+    cancelled: CancelHook | None = None,
+) -> ChipsSummary:
+    """Write the labelled tiles of ``config.rasters`` as chips in class folders (module
+    docstring); SncaError for bad input, before anything is written."""
+    started = time.perf_counter()
+    output = Path(config.output)
+    if not config.rasters:
+        raise SncaError("name at least one raster the labels lie on")
+    check_output_paths([output], config.force, folders=[output])
+    model_path = resolve_model(config.model)
+    metadata = OnnxModel(model_path).metadata
+    labels = read_labels(config.labels, config.field_name)
+    tiles, warnings = label_rasters(labels, config.rasters, metadata, config.tiling)
+    warnings += check_classes(class_counts(tiles), labels.path.name)
+    options = config.tiling.for_model(metadata)
+    hook = progress("writing chips") if progress is not None else None
+    chips: list[dict[str, Any]] = []
+    rasters: dict[str, Any] = {}
+    skipped = done = 0
+    with atomic_output(output, config.force, directory=True) as staged:
+        for raster in config.rasters:
+            mine = [t for t in tiles if t.raster == Path(raster)]
+            if not mine:
+                continue
+            with RasterTiling.open(raster, metadata, config.tiling) as tiling:
+                rasters[Path(raster).name] = {
+                    "crs": tiling.crs.to_string(),
+                    "pixel_size": [tiling.transform.a, -tiling.transform.e],
+                    "resampled": tiling.resampled,
+                    "scaling": tiling.scaling.record(),
+                }
+                for labelled in mine:
+                    if cancelled is not None and cancelled():
+                        raise Cancelled("writing chips cancelled")
+                    pixels, fraction = tiling.read_tile(labelled.tile)
+                    done += 1
+                    if hook is not None:
+                        hook(done, len(tiles))
+                    if pixels is None:
+                        skipped += 1
+                        continue
+                    folder = staged / labelled.class_name
+                    folder.mkdir(exist_ok=True)
+                    _write_chip(
+                        folder / chip_name(labelled), pixels, tiling, Window(*labelled.tile.window)
+                    )
+                    chips.append(
+                        {
+                            "file": f"{labelled.class_name}/{chip_name(labelled)}",
+                            "class": labelled.class_name,
+                            "raster": Path(raster).name,
+                            "tile_id": labelled.tile.tile_id,
+                            "row": labelled.tile.row,
+                            "col": labelled.tile.col,
+                            "bounds": list(labelled.tile.bounds),
+                            "valid_fraction": fraction,
+                        }
+                    )
+        if skipped:
+            warnings.append(
+                f"{skipped} labelled tile(s) have too few valid pixels for snca classify: "
+                "no chip written"
+            )
+        counts: dict[str, int] = {}
+        for chip in chips:
+            counts[chip["class"]] = counts.get(chip["class"], 0) + 1
+        counts = {name: counts[name] for name in sorted(counts)}
+        check_classes(counts, labels.path.name)
+        record = {
+            "labels": {"file": labels.path.name, "field": labels.field},
+            "model": model_path.name,
+            "tile_size": metadata.tile_size,
+            "tiling": {
+                "overlap": options.overlap,
+                "resolution": options.resolution,
+                "edge": options.edge,
+                "min_valid": options.min_valid,
+            },
+            "rasters": rasters,
+            "counts": counts,
+            "chips": chips,
+        }
+        (staged / RECORD_NAME).write_text(json.dumps(record, indent=1) + "\n")
+    return ChipsSummary(output, counts, skipped, warnings, time.perf_counter() - started)

@@ -1,0 +1,69 @@
+"""Label layers for the tests: points on the tiles of painted rasters, and on known places of
+the real Landsat scene."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers.index_data import TILE
+from tests.helpers.rasters import ORIGIN, PIXEL
+
+#: Pixels (col, row) of the 300 m Landsat scene RGB.byte.tif that show each kind, read off the
+#: image: open water far out, the shallow turquoise water of the coast, and land. The cloud
+#: bank in the north (tiles rows 1-4, cols 4-9 at 100 m) is not labelled.
+LANDSAT_PLACES = {
+    "deep water": [(600, 300), (520, 500), (700, 200), (650, 450), (560, 380), (480, 600)],
+    "shallow water": [(120, 400), (60, 300), (150, 600), (40, 500), (100, 250)],
+    "land": [(280, 340), (400, 580), (230, 250), (300, 420), (200, 300)],
+}
+
+
+def tile_points_file(
+    path: Path, labels: dict[str, list[tuple[int, int]]], tile: int = TILE, field: str = "cover"
+) -> Path:
+    """A GeoJSON of points at the centres of the (row, col) tiles of a painted raster (in its
+    UTM CRS), with the class in ``field``."""
+    features = [
+        {
+            "type": "Feature",
+            "properties": {field: name},
+            "geometry": {
+                "type": "Point",
+                "coordinates": [
+                    ORIGIN[0] + (col + 0.5) * tile * PIXEL,
+                    ORIGIN[1] - (row + 0.5) * tile * PIXEL,
+                ],
+            },
+        }
+        for name, cells in labels.items()
+        for row, col in cells
+    ]
+    crs = {"type": "name", "properties": {"name": "EPSG:32633"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    return path
+
+
+def landsat_points_file(
+    path: Path, raster: Path, places: dict[str, list[tuple[int, int]]], field: str = "kind"
+) -> Path:
+    """A GeoJSON (EPSG:4326, as a GPS or a web map gives them) of points on pixels (col, row)
+    of ``raster``, with the class in ``field``."""
+    import rasterio
+    from rasterio.warp import transform as transform_coords
+
+    features = []
+    with rasterio.open(raster) as src:
+        for name, points in places.items():
+            for col, row in points:
+                x, y = src.xy(row, col)
+                (lon,), (lat,) = transform_coords(src.crs, "EPSG:4326", [x], [y])
+                features.append(
+                    {
+                        "type": "Feature",
+                        "properties": {field: name},
+                        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                    }
+                )
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
