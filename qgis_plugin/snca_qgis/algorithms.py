@@ -164,8 +164,10 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         self, parameters: dict, context: QgsProcessingContext, bands: list[int] | None = None
     ) -> TilingOptions:
         chosen = parameters.get(self.OVERLAP)
-        overlap = None if chosen is None or chosen == "" else self.parameterAsDouble(
-            parameters, self.OVERLAP, context
+        overlap = (
+            None
+            if chosen is None or chosen == ""
+            else self.parameterAsDouble(parameters, self.OVERLAP, context)
         )
         options = TilingOptions(
             overlap=None if overlap is None else overlap / 100.0,
@@ -515,9 +517,7 @@ class AdaptModelAlgorithm(SncaAlgorithm):
                 [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon],
             )
         )
-        self.addParameter(
-            QgsProcessingParameterField(self.FIELD, "Class field", None, self.LABELS)
-        )
+        self.addParameter(QgsProcessingParameterField(self.FIELD, "Class field", None, self.LABELS))
         shipped = default_model_path()
         self.addParameter(
             QgsProcessingParameterFile(

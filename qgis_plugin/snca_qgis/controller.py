@@ -102,8 +102,8 @@ class SncaController(QObject):
         dock.cancel_requested.connect(self.cancel)
         dock.result_activated.connect(self.zoom_to)
         dock.clear_examples_requested.connect(self.clear_examples)
-        dock.layer_combo.layerChanged.connect(lambda _layer: self.update_warning())
-        dock.overlap.valueChanged.connect(lambda _value: self.update_warning())
+        dock.layer_combo.layerChanged.connect(self._tiling_changed)
+        dock.overlap.valueChanged.connect(self._tiling_changed)
         dock.set_actions_enabled(True)
         shipped = default_model_path()
         if shipped.is_file():
@@ -117,6 +117,9 @@ class SncaController(QObject):
     def _info(self, message: str) -> None:
         self.dock.set_status(message)
         self.iface.messageBar().pushMessage(TITLE, message, level=Qgis.Success, duration=5)
+
+    def _tiling_changed(self, *_changed: object) -> None:
+        self.update_warning()
 
     def update_warning(self) -> str | None:
         """Show (and return) the resolution warning for the chosen raster and model."""
@@ -233,9 +236,7 @@ class SncaController(QObject):
         output = Path(self.dock.output_file.filePath() or default_classify_output(raster))
         class_map = class_map_beside(output) if self.dock.class_map.isChecked() else None
         force = self.dock.overwrite.isChecked()
-        existing = [
-            p for p in (output, geojson_beside(output), class_map) if p and p.exists()
-        ]
+        existing = [p for p in (output, geojson_beside(output), class_map) if p and p.exists()]
         if existing and not force:
             self._fail(f"{existing[0]} exists; tick 'Overwrite existing outputs' to replace it")
             return None
@@ -258,11 +259,7 @@ class SncaController(QObject):
         self.dock.set_status(
             f"classifying {raster.name}..." + (f" (warning: {warning})" if warning else "")
         )
-        return self._start(
-            SncaTask(
-                f"SNCA: classify {raster.name}", work, self._classified
-            )
-        )
+        return self._start(SncaTask(f"SNCA: classify {raster.name}", work, self._classified))
 
     def _classified(self, task: SncaTask) -> None:
         if not self._task_over(task):
@@ -329,8 +326,7 @@ class SncaController(QObject):
             f"{name} {report.head.recall.get(name, float('nan')):.0%}" for name in report.counts
         )
         self.dock.set_adapt_result(
-            f"{report.summary_line()}. Recall per class: {classes}. Model card: "
-            f"{report.card.name}"
+            f"{report.summary_line()}. Recall per class: {classes}. Model card: {report.card.name}"
         )
         for warning in report.warnings:
             self.iface.messageBar().pushMessage(TITLE, warning, level=Qgis.Warning, duration=10)
@@ -532,6 +528,9 @@ class SncaController(QObject):
     def unload(self) -> None:
         """Stop the map tool and cancel a running task (called when the plugin unloads)."""
         self.set_find_similar(False)
+        # the dock outlives this call until Qt deletes it: layer removals must not reach us
+        self.dock.layer_combo.layerChanged.disconnect(self._tiling_changed)
+        self.dock.overlap.valueChanged.disconnect(self._tiling_changed)
         self.iface.mapCanvas().scene().removeItem(self.highlight)
         if self.task is not None:
             self.task.detach()

@@ -74,7 +74,10 @@ class DependencyReport:
         """
         if self.smoke_error is not None and not self.missing:
             return pip_command(
-                self.python, [SNCA_PACKAGE], self.numpy_major, self.externally_managed,
+                self.python,
+                [SNCA_PACKAGE],
+                self.numpy_major,
+                self.externally_managed,
                 upgrade=True,
             )
         wanted = list(self.missing) + (list(self.missing_optional) if include_optional else [])
@@ -198,8 +201,10 @@ def qgis_python_executable(
     ``python3.X``.
     """
     windows = platform.startswith("win")
-    if executable and _looks_like_python(executable, windows) and (
-        windows or _inside(executable, exec_prefix)
+    if (
+        executable
+        and _looks_like_python(executable, windows)
+        and (windows or _inside(executable, exec_prefix))
     ):
         return executable
     version = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -148,9 +148,7 @@ def _file_widget(mode: QgsFileWidget.StorageMode, tooltip: str) -> QgsFileWidget
     widget.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
     widget.setMinimumWidth(MIN_FIELD_WIDTH)
     widget.setToolTip(tooltip)
-    widget.fileChanged.connect(
-        lambda path: widget.lineEdit().setToolTip(path or tooltip)
-    )
+    widget.fileChanged.connect(lambda path: widget.lineEdit().setToolTip(path or tooltip))
     return widget
 
 
