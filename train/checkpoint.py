@@ -120,24 +120,29 @@ def architecture_differences(
 
 #: What a network started from another run's checkpoint (``--init``) may change.
 RESIZABLE_OPTIONS = ("image_size", "backbone_size")
+#: The class head's parameters in a network's state dict (new for other classes).
+HEAD_PREFIX = "classifier."
 
 
 def network_from_checkpoint(
     path: Path | str, config: ModelConfig, class_names: list[str]
 ) -> SceneEmbeddingNet:
     """A new network of ``config`` holding the weights of the checkpoint ``path`` (a file or a
-    run folder): backbone, embedding and classifier. Only the input and backbone sizes may
-    differ from the checkpoint's network; its classes must be ``class_names``, in order."""
+    run folder): backbone and embedding, and the classifier when its classes are
+    ``class_names`` in order (other classes get a new head). Only the input and backbone sizes
+    may differ from the checkpoint's network."""
     checkpoint = read_checkpoint(path)
-    differences = architecture_differences(checkpoint, config, ignore=RESIZABLE_OPTIONS)
+    differences = architecture_differences(
+        checkpoint, config, ignore=(*RESIZABLE_OPTIONS, "num_classes")
+    )
     if differences:
         raise SncaError(f"--init {path} holds another network ({'; '.join(differences)})")
-    if list(checkpoint["class_names"]) != list(class_names):
-        raise SncaError(
-            f"--init {path} was trained on other classes (or another order) than this data's"
-        )
     model = SceneEmbeddingNet(config, pretrained=False)
-    model.load_state_dict(checkpoint["model_state"], strict=True)
+    state = dict(checkpoint["model_state"])
+    if list(checkpoint["class_names"]) != list(class_names):
+        state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
+        state.update({f"{HEAD_PREFIX}{k}": v for k, v in model.classifier.state_dict().items()})
+    model.load_state_dict(state, strict=True)
     return model
 
 

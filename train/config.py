@@ -46,7 +46,8 @@ class TrainConfig:
     split_file: str | None = None  # a split.json to use instead of splitting with split_seed
     pretrained: bool = True
     weights: str | None = None
-    init: str | None = None  # a checkpoint whose network a new run starts from
+    init: str | None = None  # a checkpoint or exported .onnx model a new run starts from
+    freeze_batchnorm: bool = False  # batch norms stay in evaluation mode (set by an ONNX --init)
     skip_unreadable: bool = False
     workers: int = 4
     threads: int = 0

@@ -11,11 +11,17 @@ from typing import Any
 from snca_cli.errors import SncaError
 from snca_cli.runtime.scene_images import SPLIT_FILE
 from snca_train.augment import recipe
-from snca_train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, check_architecture
+from snca_train.checkpoint import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    check_architecture,
+    read_checkpoint,
+)
 from snca_train.config import TrainConfig
 from snca_train.history import HISTORY_JSON, HISTORY_PNG
 from snca_train.memory import MomentumSchedule
 from snca_train.network import ModelConfig
+from snca_train.onnx_init import is_onnx_init, onnx_architecture
 
 #: Files a run writes; a forced new run in an old folder removes these first.
 RUN_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, SPLIT_FILE, HISTORY_JSON, HISTORY_PNG)
@@ -73,6 +79,16 @@ def option_value(config: TrainConfig, key: str) -> Any:
     if key == "augment":
         return config.augment.recipe
     return getattr(config, key)
+
+
+def init_architecture(init: str) -> dict[str, Any]:
+    """The architecture options of the network an ``--init`` names (a checkpoint, run folder or
+    exported model), which a new run takes unless given; a bad ``--init`` fails here, before
+    any image is decoded."""
+    if is_onnx_init(init):
+        return onnx_architecture(init)
+    stored = read_checkpoint(init)["model_config"]
+    return {key: stored[key] for key in ARCHITECTURE_OPTIONS if key in stored}
 
 
 def new_run_config(data_dir: Path, options: dict[str, Any]) -> TrainConfig:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rich.console import Console
+from torch import nn
 
 from snca_cli.errors import SncaError
 from snca_cli.runtime.metrics import knn_accuracy
@@ -40,6 +41,7 @@ from snca_train.losses.objective import Objective
 from snca_train.memory import MemoryBank
 from snca_train.momentum_encoder import MomentumEncoder
 from snca_train.network import ModelConfig, SceneEmbeddingNet
+from snca_train.onnx_init import is_onnx_init, network_from_onnx
 from snca_train.progress import make_progress
 from snca_train.schedule import learning_rate
 from snca_train.speed import configure_for_training, native_bf16, training_device
@@ -201,7 +203,14 @@ class Trainer:
             image_size=config.image_size,
             backbone_size=config.backbone_size,
         )
-        if config.init is not None:
+        if config.init is not None and is_onnx_init(config.init):
+            model = network_from_onnx(config.init, model_config, data.class_names)
+            config = replace(config, freeze_batchnorm=True)
+            console.print(
+                f"started from {Path(config.init).name}: its batch norms are folded, so they "
+                "stay in evaluation mode"
+            )
+        elif config.init is not None:
             model = network_from_checkpoint(config.init, model_config, data.class_names)
         else:
             weights = Path(config.weights) if config.weights else None
@@ -282,6 +291,10 @@ class Trainer:
             self.encoder.update(self.model)
             keys = self.encoder.embed(images, self.generators["encoder"])
         self.model.train()
+        if config.freeze_batchnorm:
+            for layer in self.model.modules():
+                if isinstance(layer, nn.BatchNorm2d):
+                    layer.eval()
         embedding, logits = self.model(images)
         memory = self.bank.features if self.bank is not None else None
         memory_labels = self.bank.labels if self.bank is not None else None

@@ -20,10 +20,14 @@ from rasterio.vrt import WarpedVRT
 from snca_cli.contract.metadata import ModelMetadata
 from snca_cli.contract.resolution import resolution_warning
 from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import SncaError
 from snca_cli.runtime.paths import gdal_path
 
 #: Relative resolution difference under which a raster is read without resampling.
 RESOLUTION_TOLERANCE = 0.01
+#: Most a raster is refined per side (16x: 256x the pixels and tiles): beyond it the target
+#: resolution is a mistake (a model exported for cm, a unit mix-up), not a choice.
+MAX_REFINEMENT = 16.0
 
 # WGS84 ellipsoid, for metres per degree at a latitude.
 _WGS84_A = 6378137.0
@@ -48,8 +52,6 @@ def target_resolution_m(metadata: ModelMetadata, options: TilingOptions) -> floa
     return float(options.resolution)
 
 
-
-
 def resolution_in_crs_units(
     crs: rasterio.crs.CRS, metres: float, centre_latitude: float
 ) -> tuple[float, float]:
@@ -68,7 +70,8 @@ def resolution_in_crs_units(
 def resampled_view(
     source: rasterio.io.DatasetReader, target_m: float | None
 ) -> rasterio.io.DatasetReader | WarpedVRT:
-    """The source itself, or a WarpedVRT of it at ``target_m`` metres per pixel in its CRS."""
+    """The source itself, or a WarpedVRT of it at ``target_m`` metres per pixel in its CRS;
+    SncaError when that refines the raster more than :data:`MAX_REFINEMENT` times per side."""
     if target_m is None:
         return source
     left, bottom, right, top = source.bounds
@@ -81,6 +84,14 @@ def resampled_view(
         return source
     width = max(1, round((right - left) / res_x))
     height = max(1, round((top - bottom) / res_y))
+    refinement = max(native_x / res_x, native_y / res_y)
+    if refinement > MAX_REFINEMENT:
+        raise SncaError(
+            f"{Path(source.name).name} has {raster_pixel_size_m(source):g} m pixels: resampling "
+            f"to {target_m:g} m/px would enlarge it {refinement:.0f}x per side ({width} x "
+            f"{height} px); use the raster's own pixels (--resolution native) or a coarser "
+            "--resolution"
+        )
     coarser = res_x > native_x
     options = {}
     if source.nodata is None and rasterio.enums.ColorInterp.alpha not in source.colorinterp:

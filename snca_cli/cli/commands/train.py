@@ -31,6 +31,13 @@ def _float_list(text: str | None) -> list[float] | None:
         ) from None
 
 
+def _init_value(init: str | None) -> str | None:
+    """``--init`` as stored: ``shipped`` as it is, a path made absolute."""
+    if init is None or init == "shipped":
+        return init
+    return str(Path(init).resolve())
+
+
 def register(app: typer.Typer) -> None:
     """Add the command to the snca app."""
 
@@ -146,12 +153,21 @@ def register(app: typer.Typer) -> None:
         weights: Path | None = typer.Option(
             None, "--weights", help="Backbone state dict to start from instead of ImageNet's."
         ),
-        init: Path | None = typer.Option(
+        init: str | None = typer.Option(
             None,
             "--init",
-            help="Start a new run from the network of this snca checkpoint (or run folder): "
-            "same backbone, embedding size, bands and classes; --image-size and "
-            "--backbone-size may change. The memory and optimizer start afresh.",
+            help="Start a new run from the network of this snca checkpoint (or run folder), "
+            "or of an exported .onnx model ('shipped': the model snca ships). Its backbone, "
+            "embedding size and image size are the run's unless given (--image-size and "
+            "--backbone-size may change); its class head is kept when the classes are the "
+            "same, else a new one is trained. The memory and optimizer start afresh. From an "
+            ".onnx model the batch norms stay in evaluation mode.",
+        ),
+        freeze_batchnorm: bool = typer.Option(
+            False,
+            "--freeze-batchnorm",
+            help="Keep the batch-norm statistics fixed (evaluation mode) while training, as "
+            "for fine-tuning on few images. Always on with an .onnx --init.",
         ),
         no_pretrained: bool = typer.Option(
             False, "--no-pretrained", help="Start from random weights."
@@ -204,6 +220,7 @@ def register(app: typer.Typer) -> None:
         from snca_train.config import TrainConfig
         from snca_train.run import (
             check_new_run_dir,
+            init_architecture,
             new_run_config,
             prepare_new_run_dir,
             resumed_config,
@@ -242,7 +259,8 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "split_seed": split_seed,
             "weights": str(weights) if weights is not None else None,
-            "init": str(init.resolve()) if init is not None else None,
+            "init": _init_value(init),
+            "freeze_batchnorm": True if freeze_batchnorm else None,
             "pretrained": False if no_pretrained else None,
             "skip_unreadable": True if skip_unreadable else None,
             "workers": workers,
@@ -268,11 +286,12 @@ def register(app: typer.Typer) -> None:
         else:
             if data_dir is None:
                 raise SncaError("give the data folder (DATA_DIR), or --resume RUN_DIR")
+            if options["init"] is not None:
+                inherited = init_architecture(options["init"])
+                options |= {k: v for k, v in inherited.items() if options.get(k) is None}
             config = new_run_config(data_dir, options)
             run_dir = check_new_run_dir(output, force)
             configure_for_training(config.threads, config.device)
-            if config.init is not None:
-                read_checkpoint(config.init)  # a bad --init fails before any decoding
             data = load_training_data(config, console)
             prepare_new_run_dir(run_dir)
             trainer = Trainer.start(config, run_dir, console, data)

@@ -247,11 +247,25 @@ def test_bad_init_checkpoints_are_one_line_errors(trained, tmp_path):
     result = snca(data, *FAST, "--init", tmp_path / "missing.pt", "--output", tmp_path / "a")
     assert_one_line_error(result, "missing.pt does not exist")
     assert not (tmp_path / "a").exists()
-    other = make_scene_folder(tmp_path / "two", per_class=8, classes=2)
-    result = snca(other, *FAST, "--init", run, "--output", tmp_path / "b")
-    assert_one_line_error(result, "holds another network (num_classes 3 vs 2)")
+    result = snca(data, *FAST, "--init", run, "--embedding-dim", "8", "-o", tmp_path / "b")
+    assert_one_line_error(result, "holds another network (embedding_dim 16 vs 8)")
     result = snca(data, *FAST, "--init", run, "--weights", run / "last.pt", "-o", tmp_path / "c")
     assert_one_line_error(result, "--init and --weights")
+
+
+def test_a_run_on_other_classes_starts_from_a_network_with_a_new_head(trained, tmp_path):
+    _, run, _ = trained
+    other = make_scene_folder(tmp_path / "two", per_class=8, classes=2)
+    out = tmp_path / "other"
+    result = snca(other, *FAST, "--epochs", "1", "--lr", "1e-9", "--init", run, "--output", out)
+    assert result.exit_code == 0, result.output
+    started = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["model_state"]
+    checkpoint = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["class_names"] == ["fields", "roofs"]
+    assert checkpoint["model_state"]["classifier.weight"].shape[0] == 2
+    for key in ("backbone.resnet.conv1.weight", "embedding.weight"):  # lr 1e-9: as it started
+        difference = (checkpoint["model_state"][key] - started[key]).abs().max()
+        assert difference < 1e-6, key
 
 
 def test_help_states_the_real_defaults():

@@ -9,6 +9,7 @@ import pytest
 from rasterio.transform import from_origin
 
 from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import SncaError
 from snca_cli.runtime.georef import metres_per_degree
 from snca_cli.runtime.raster_tiles import RasterTiling
 from tests.helpers.rasters import (
@@ -64,6 +65,23 @@ def test_model_resolution_resamples_a_projected_raster(tmp_path: Path) -> None:
     near = TilingOptions(resolution=10.05)  # within 1 %: read as is
     with RasterTiling.open(path, metadata(32), near) as tiling:
         assert not tiling.resampled
+
+
+def test_refining_a_raster_more_than_16x_per_side_is_refused(tmp_path: Path) -> None:
+    """A model exported for 1 m (e.g. --resolution-cm 100 meant as metres) on 300 m pixels
+    would cut 90,000x the tiles: refused with the way out; 16x is still allowed."""
+    path = write_raster(
+        tmp_path / "coarse.tif", painted([[RED, GREEN]], 64), transform=utm_transform(300.0)
+    )
+    with pytest.raises(SncaError) as refused:
+        RasterTiling.open(path, metadata(32, resolution_cm=100))
+    assert str(refused.value) == (
+        "coarse.tif has 300 m pixels: resampling to 1 m/px would enlarge it 300x per side "
+        "(38400 x 19200 px); use the raster's own pixels (--resolution native) or a coarser "
+        "--resolution"
+    )
+    with RasterTiling.open(path, metadata(32), TilingOptions(resolution=18.75)) as tiling:
+        assert tiling.resampled and (tiling.width, tiling.height) == (2048, 1024)
 
 
 def test_resampling_keeps_nodata_invalid(tmp_path: Path) -> None:
