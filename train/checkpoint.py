@@ -126,11 +126,11 @@ HEAD_PREFIX = "classifier."
 
 def network_from_checkpoint(
     path: Path | str, config: ModelConfig, class_names: list[str]
-) -> SceneEmbeddingNet:
+) -> tuple[SceneEmbeddingNet, bool]:
     """A new network of ``config`` holding the weights of the checkpoint ``path`` (a file or a
     run folder): backbone and embedding, and the classifier when its classes are
-    ``class_names`` in order (other classes get a new head). Only the input and backbone sizes
-    may differ from the checkpoint's network."""
+    ``class_names`` in order (other classes get a new head); and whether the head is the
+    checkpoint's. Only the input and backbone sizes may differ from the checkpoint's network."""
     checkpoint = read_checkpoint(path)
     differences = architecture_differences(
         checkpoint, config, ignore=(*RESIZABLE_OPTIONS, "num_classes")
@@ -139,11 +139,12 @@ def network_from_checkpoint(
         raise SncaError(f"--init {path} holds another network ({'; '.join(differences)})")
     model = SceneEmbeddingNet(config, pretrained=False)
     state = dict(checkpoint["model_state"])
-    if list(checkpoint["class_names"]) != list(class_names):
+    head_kept = list(checkpoint["class_names"]) == list(class_names)
+    if not head_kept:
         state = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
         state.update({f"{HEAD_PREFIX}{k}": v for k, v in model.classifier.state_dict().items()})
     model.load_state_dict(state, strict=True)
-    return model
+    return model, head_kept
 
 
 def check_architecture(checkpoint: dict[str, Any], config: ModelConfig, source: str) -> None:

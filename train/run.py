@@ -21,7 +21,7 @@ from snca_train.config import TrainConfig
 from snca_train.history import HISTORY_JSON, HISTORY_PNG
 from snca_train.memory import MomentumSchedule
 from snca_train.network import ModelConfig
-from snca_train.onnx_init import is_onnx_init, onnx_architecture
+from snca_train.onnx_init import is_onnx_init, onnx_init_defaults
 
 #: Files a run writes; a forced new run in an old folder removes these first.
 RUN_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, SPLIT_FILE, HISTORY_JSON, HISTORY_PNG)
@@ -81,12 +81,12 @@ def option_value(config: TrainConfig, key: str) -> Any:
     return getattr(config, key)
 
 
-def init_architecture(init: str) -> dict[str, Any]:
-    """The architecture options of the network an ``--init`` names (a checkpoint, run folder or
-    exported model), which a new run takes unless given; a bad ``--init`` fails here, before
-    any image is decoded."""
+def init_defaults(init: str) -> dict[str, Any]:
+    """The options a new run takes from its ``--init`` unless given: the architecture of the
+    network it names (a checkpoint, run folder or exported model), and for an exported model
+    the fine-tuning learning rate; a bad ``--init`` fails here, before any image is decoded."""
     if is_onnx_init(init):
-        return onnx_architecture(init)
+        return onnx_init_defaults(init)
     stored = read_checkpoint(init)["model_config"]
     return {key: stored[key] for key in ARCHITECTURE_OPTIONS if key in stored}
 

@@ -37,6 +37,7 @@ from snca_train.checkpoint import (
 )
 from snca_train.config import TrainConfig
 from snca_train.history import write_history
+from snca_train.linear_probe import fit_linear_probe
 from snca_train.losses.objective import Objective
 from snca_train.memory import MemoryBank
 from snca_train.momentum_encoder import MomentumEncoder
@@ -203,19 +204,26 @@ class Trainer:
             image_size=config.image_size,
             backbone_size=config.backbone_size,
         )
+        head_kept = True
         if config.init is not None and is_onnx_init(config.init):
-            model = network_from_onnx(config.init, model_config, data.class_names)
+            model, head_kept = network_from_onnx(config.init, model_config, data.class_names)
             config = replace(config, freeze_batchnorm=True)
             console.print(
                 f"started from {Path(config.init).name}: its batch norms are folded, so they "
                 "stay in evaluation mode"
             )
         elif config.init is not None:
-            model = network_from_checkpoint(config.init, model_config, data.class_names)
+            model, head_kept = network_from_checkpoint(config.init, model_config, data.class_names)
         else:
             weights = Path(config.weights) if config.weights else None
             model = SceneEmbeddingNet(model_config, pretrained=config.pretrained, weights=weights)
         trainer = cls(config, run_dir, data, model, console)
+        if not head_kept:
+            accuracy = fit_linear_probe(trainer.model, trainer.train_images, trainer.labels)
+            console.print(
+                f"a new class head for {len(data.class_names)} classes, fitted as a linear probe "
+                f"on the training images: {accuracy:.0%} of them right"
+            )
         if trainer.objective.uses_memory:
             initial = embed_images(
                 trainer.model, trainer.train_images, console, "filling the memory"

@@ -21,7 +21,7 @@ from snca_cli.runtime.scene_images import scan_scene_folder  # noqa: E402
 from snca_train.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint  # noqa: E402
 from snca_train.config import TrainConfig  # noqa: E402
 from snca_train.network import ModelConfig, SceneEmbeddingNet  # noqa: E402
-from snca_train.onnx_init import network_from_onnx, onnx_architecture  # noqa: E402
+from snca_train.onnx_init import FINE_TUNE_LR, network_from_onnx, onnx_init_defaults  # noqa: E402
 from snca_train.trainer import Trainer  # noqa: E402
 from tests.helpers.export_run import EMBEDDING_DIM, IMAGE_SIZE, write_scenes  # noqa: E402
 from tests.helpers.scenes import make_scene_folder  # noqa: E402
@@ -77,7 +77,8 @@ def _outputs(network: SceneEmbeddingNet, images: np.ndarray) -> tuple[np.ndarray
 
 def test_the_rebuilt_network_gives_the_exported_outputs(exported) -> None:
     network, model, _, names = exported
-    rebuilt = network_from_onnx(str(model), CONFIG, names)
+    rebuilt, head_kept = network_from_onnx(str(model), CONFIG, names)
+    assert head_kept
     images = np.random.default_rng(3).random((4, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
     embedding, probabilities = _outputs(rebuilt, images)
     original_embedding, original_probabilities = _outputs(network, images)
@@ -97,13 +98,14 @@ def test_the_rebuilt_network_gives_the_exported_outputs(exported) -> None:
 def test_other_classes_get_a_new_head_on_the_same_embedding(exported) -> None:
     network, model, _, names = exported
     four = ModelConfig("resnet18", 4, EMBEDDING_DIM, 3, IMAGE_SIZE)
-    rebuilt = network_from_onnx(str(model), four, [*names, "extra"])
+    rebuilt, head_kept = network_from_onnx(str(model), four, [*names, "extra"])
+    assert not head_kept
     images = np.random.default_rng(4).random((2, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32)
     np.testing.assert_allclose(
         _outputs(rebuilt, images)[0], _outputs(network, images)[0], atol=1e-5
     )
     assert rebuilt.classifier.weight.shape == (len(names) + 1, EMBEDDING_DIM)
-    reordered = network_from_onnx(str(model), CONFIG, names[::-1])
+    reordered, _ = network_from_onnx(str(model), CONFIG, names[::-1])
     assert not torch.equal(reordered.classifier.weight, network.classifier.weight)
 
 
@@ -117,10 +119,11 @@ def test_a_model_of_another_network_is_refused(exported, tmp_path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(SncaError, match="junk.onnx is not a readable ONNX model"):
         network_from_onnx(str(tmp_path / "junk.onnx"), CONFIG, names)
-    assert onnx_architecture(str(model)) == {
+    assert onnx_init_defaults(str(model)) == {
         "backbone": "resnet18",
         "embedding_dim": EMBEDDING_DIM,
         "image_size": IMAGE_SIZE,
+        "lr": FINE_TUNE_LR,
     }
 
 
@@ -162,9 +165,9 @@ def test_train_cli_starts_from_an_onnx_model_with_its_architecture(exported, tmp
     args += ["--workers", "2", "--threads", "1", "--output", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "batch norms are folded, so they stay in evaluation mode" in " ".join(
-        result.output.split()
-    )
+    said = " ".join(result.output.split())
+    assert "batch norms are folded, so they stay in evaluation mode" in said
+    assert "a new class head for 2 classes, fitted as a linear probe" in said
     checkpoint = read_checkpoint(out)
     assert checkpoint["model_config"] | {"num_classes": 0} == {
         "backbone": "resnet18",
@@ -184,7 +187,8 @@ def test_train_cli_starts_from_an_onnx_model_with_its_architecture(exported, tmp
 
 
 def test_the_shipped_model_is_rebuilt_exactly() -> None:
-    architecture = onnx_architecture("shipped")
+    architecture = onnx_init_defaults("shipped")
+    assert architecture.pop("lr") == FINE_TUNE_LR
     assert architecture == {
         "backbone": "efficientnet_lite0",
         "embedding_dim": 128,
@@ -192,5 +196,6 @@ def test_the_shipped_model_is_rebuilt_exactly() -> None:
     }
     config = ModelConfig(num_classes=2, input_bands=3, **architecture)
     # raises unless the rebuilt network's embedding matches the shipped graph's (1e-3)
-    network = network_from_onnx("shipped", config, ["sea", "land"])
+    network, head_kept = network_from_onnx("shipped", config, ["sea", "land"])
+    assert not head_kept
     assert network.classifier.weight.shape == (2, 128)

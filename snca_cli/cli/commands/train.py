@@ -160,8 +160,9 @@ def register(app: typer.Typer) -> None:
             "or of an exported .onnx model ('shipped': the model snca ships). Its backbone, "
             "embedding size and image size are the run's unless given (--image-size and "
             "--backbone-size may change); its class head is kept when the classes are the "
-            "same, else a new one is trained. The memory and optimizer start afresh. From an "
-            ".onnx model the batch norms stay in evaluation mode.",
+            "same, else a new one starts as a linear probe. The memory and optimizer start "
+            "afresh. From an .onnx model the batch norms stay in evaluation mode and --lr "
+            "defaults to 0.0003.",
         ),
         freeze_batchnorm: bool = typer.Option(
             False,
@@ -220,7 +221,7 @@ def register(app: typer.Typer) -> None:
         from snca_train.config import TrainConfig
         from snca_train.run import (
             check_new_run_dir,
-            init_architecture,
+            init_defaults,
             new_run_config,
             prepare_new_run_dir,
             resumed_config,
@@ -287,7 +288,7 @@ def register(app: typer.Typer) -> None:
             if data_dir is None:
                 raise SncaError("give the data folder (DATA_DIR), or --resume RUN_DIR")
             if options["init"] is not None:
-                inherited = init_architecture(options["init"])
+                inherited = init_defaults(options["init"])
                 options |= {k: v for k, v in inherited.items() if options.get(k) is None}
             config = new_run_config(data_dir, options)
             run_dir = check_new_run_dir(output, force)
