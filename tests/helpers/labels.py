@@ -17,6 +17,8 @@ LANDSAT_PLACES = {
     "shallow water": [(120, 400), (60, 300), (150, 600), (40, 500), (100, 250)],
     "land": [(280, 340), (400, 580), (230, 250), (300, 420), (200, 300)],
 }
+#: Pixels (col, row) on the clouds in the north of the same scene.
+LANDSAT_CLOUDS = [(425, 90), (465, 90), (330, 215), (230, 160), (385, 170)]
 
 
 def tile_points_file(
