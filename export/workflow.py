@@ -22,6 +22,7 @@ from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.metrics import knn_accuracy
 from snca_cli.runtime.onnx_model import file_sha256
 from snca_cli.runtime.scene_images import SPLIT_FILE, scan_scene_folder
+from snca_cli.tasks.chips import chips_resolution_m
 from snca_cli.tasks.evaluate import (
     DEFAULT_BATCH_SIZE,
     METRICS_FILE,
@@ -143,6 +144,11 @@ def build_metadata(
     resolution = options.resolution_cm
     if resolution is None and checkpoint.get("resolution_cm") is not None:
         resolution = float(checkpoint["resolution_cm"])
+    trained_at = options.training_resolution_m
+    chips_m = chips_resolution_m(checkpoint.get("data_dir") or "")
+    if chips_m is not None:  # chips of snca chips: the model takes tiles as they were cut
+        resolution = 100.0 * chips_m if resolution is None else resolution
+        trained_at = (chips_m, chips_m) if trained_at is None else trained_at
     return ModelMetadata(
         class_names=list(checkpoint["class_names"]),
         tile_size=config.image_size,
@@ -155,7 +161,7 @@ def build_metadata(
         training=training_summary(checkpoint, None),
         snca_version=__version__,
         orientations=options.orientations,
-        training_resolution_m=options.training_resolution_m,
+        training_resolution_m=trained_at,
     )
 
 

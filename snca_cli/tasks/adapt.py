@@ -330,6 +330,9 @@ def adapt_model(
     metadata.class_names = list(class_names)
     metadata.open_set = head.rule
     metadata.embedding_sha256 = model.embedding_sha256
+    if not isinstance(config.tiling.resolution, str):  # tiled at a chosen ground resolution
+        metadata.resolution_cm = 100.0 * float(config.tiling.resolution)
+        metadata.training_resolution_m = (metadata.resolution_m, metadata.resolution_m)
     metadata.training = {
         "adapted_from": report["base_model"],
         "labels": record,

@@ -51,6 +51,20 @@ from snca_cli.tasks.labels import (
 RECORD_NAME = "chips.json"
 
 
+def chips_resolution_m(data_dir: Path | str) -> float | None:
+    """The ground resolution (metres per pixel) the chips of ``data_dir`` were cut at, when its
+    ``chips.json`` records one chosen in metres; None for other folders and for chips cut at
+    their rasters' own pixels."""
+    path = Path(data_dir) / RECORD_NAME
+    try:
+        resolution = json.loads(path.read_text())["tiling"]["resolution"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if isinstance(resolution, bool) or not isinstance(resolution, int | float):
+        return None
+    return float(resolution) if resolution > 0 else None
+
+
 @dataclass
 class ChipsConfig:
     """What ``snca chips`` was asked."""

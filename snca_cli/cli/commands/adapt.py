@@ -17,7 +17,8 @@ HELP = """Adapt a model to your classes from labelled examples, in seconds, with
 Labels on the map: points or polygons (GeoPackage, GeoJSON, Shapefile; any CRS) with a class
 field (--labels FILE --field NAME) over the RASTERS. A point labels the tile under it, a polygon
 every tile at least half inside it; tiles are cut as `snca classify` cuts them. Or an image
-folder (--images DATA, laid out DATA/CLASS/IMAGE).
+folder (--images DATA, laid out DATA/CLASS/IMAGE). A --resolution in metres becomes the new
+model's resolution, so that `snca classify` cuts its tiles as the labelled ones were cut.
 
 The labelled tiles are embedded with the model (default: the shipped one), a class-balanced
 logistic-regression head is fitted on the embeddings and cross-validated, and a new ONNX model

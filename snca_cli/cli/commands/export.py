@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
             "--resolution",
             "--resolution-cm",
             help="Ground resolution of the training scenes, cm/px (written as the model's "
-            "`resolution`; left out when not given).",
+            "`resolution`; default: that of chips cut by `snca chips --resolution`, else left "
+            "out).",
         ),
         training_resolution: tuple[float, float] | None = typer.Option(
             None,

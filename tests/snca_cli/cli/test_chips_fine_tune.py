@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from snca_cli.cli import app
+from snca_cli.runtime.onnx_model import OnnxModel
 from tests.helpers.labels import LANDSAT_CLOUDS, LANDSAT_PLACES, landsat_points_file
 
 pytest.importorskip("torch")
@@ -64,7 +65,9 @@ def test_chips_then_fine_tuning_the_shipped_model_labels_the_labelled_tiles(
     )
     assert "a new class head for 4 classes, fitted as a linear probe" in said
     model = tmp_path / "landsat.onnx"
-    snca("export", run / "last.pt", "-o", model, "--resolution-cm", "10000")
+    snca("export", run / "last.pt", "-o", model)  # takes the chips' 100 m from chips.json
+    metadata = OnnxModel(model).metadata
+    assert metadata.resolution_m == 100.0 and metadata.training_resolution_m == (100.0, 100.0)
     classes = tmp_path / "classes.gpkg"
     snca("classify", landsat_rgb, "-m", model, "-o", classes)
 

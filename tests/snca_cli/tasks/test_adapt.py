@@ -211,17 +211,19 @@ def test_labels_on_the_landsat_scene_make_a_model_that_knows_clouds_it_never_saw
          "--resolution", "100"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    # the labels' 100 m is the adapted model's resolution: classify tiles as adapt did
+    adapted = OnnxModel(out)
+    assert adapted.metadata.resolution_m == 100.0
+    assert adapted.metadata.training_resolution_m == (100.0, 100.0)
     classified = runner.invoke(
-        app,
-        ["classify", str(landsat_rgb), "-m", str(out), "-o", str(tmp_path / "c.gpkg"),
-         "--resolution", "100"],
-    )  # fmt: skip
+        app, ["classify", str(landsat_rgb), "-m", str(out), "-o", str(tmp_path / "c.gpkg")]
+    )
     assert classified.exit_code == 0, classified.output
+    assert "far coarser" not in classified.output  # no resolution warning at its own 100 m
     table = pyogrio.read_dataframe(tmp_path / "c.gpkg")
     classes = dict(
         zip(zip(table["row"], table["col"], strict=True), table["class_name"], strict=True)
     )
-    adapted = OnnxModel(out)
     options = TilingOptions(resolution=100.0)
     with RasterTiling.open(landsat_rgb, adapted.metadata, options) as tiling:
         labelled = label_tiles(read_labels(labels, "kind"), tiling).tiles

@@ -23,7 +23,7 @@ from snca_cli.runtime.image_input import image_as_model_input
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.scene_images import scan_scene_folder
-from snca_cli.tasks.chips import RECORD_NAME, ChipsConfig, write_chips
+from snca_cli.tasks.chips import RECORD_NAME, ChipsConfig, chips_resolution_m, write_chips
 from snca_cli.tasks.labels import label_tiles, read_labels
 from tests.helpers.index_data import TILE
 from tests.helpers.labels import LANDSAT_PLACES, landsat_points_file, tile_points_file
@@ -107,6 +107,9 @@ def test_the_chips_folder_is_a_scene_folder(tmp_path: Path, model: OnnxModel) ->
     out, _ = _chips(tmp_path, model, raster)
     folder = scan_scene_folder(out)
     assert folder.class_names == ["green", "red"] and len(folder.items) == 8
+    # cut at the raster's own pixels: no resolution for the model trained on them
+    assert chips_resolution_m(out) is None
+    assert chips_resolution_m(tmp_path / "not-chips") is None
 
 
 def test_an_existing_folder_is_kept_unless_forced_and_bad_labels_write_nothing(
@@ -159,6 +162,7 @@ def test_chips_of_the_landsat_scene_lie_on_their_tiles(tmp_path: Path, landsat_r
     record = json.loads((out / RECORD_NAME).read_text())
     assert record["rasters"]["RGB.byte.tif"]["pixel_size"] == [100.0, 100.0]
     assert record["rasters"]["RGB.byte.tif"]["resampled"]
+    assert chips_resolution_m(out) == 100.0  # what snca export writes as the model's
     with rasterio.open(landsat_rgb) as src:
         crs = src.crs
         places = {
