@@ -2,7 +2,8 @@
 
 * **Shipped model, few labels**: a head fitted by :func:`snca_cli.tasks.adapt.fit_head` on k = 5,
   10, 20 training images per class (5 seeded draws) of the seed-0 split, scored on the test
-  split, against the model's own head (trained on the whole training split).
+  split, against the model's own head (trained on the whole training split). The head reads
+  the backbone features, as ``snca adapt`` does; the head on the embedding is scored too.
 * **Unseen classes**: a model trained on AID's 20 seen classes (:mod:`aid_held_out`), adapted
   with k images of each of the 10 held-out classes (5 draws) -> accuracy on those classes' test
   images; the same with the frozen ImageNet backbone's features (``--frozen``).
@@ -44,8 +45,10 @@ from mosaic_check import (
 )
 from transfer import BATCH, embed
 
+from snca_cli.contract.metadata import EMBEDDING_OUTPUT
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.runtime.default_model import default_model_path
+from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, load_snca_onnx, with_features_output
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.scene_images import (
     load_split,
@@ -95,22 +98,57 @@ def draw(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     )
 
 
+def embed_with_features(
+    model_path: Path, data: Path, items: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit embeddings and unit backbone features (what ``snca adapt``'s head reads) of
+    ``data/<item>`` images, in order."""
+    graph, _ = load_snca_onnx(model_path)
+    exposed = with_features_output(graph)
+    assert exposed is not None, f"{model_path} has no backbone features"
+    model = OnnxModel(model_path, graph=exposed.SerializeToString())
+    size, scale = model.metadata.tile_size, np.float32(model.metadata.input_scale["uint8"])
+    parts: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for start in range(0, len(items), BATCH):
+        chunk = items[start : start + BATCH]
+        batch = (
+            np.stack(
+                [np.moveaxis(resize_image(read_image(data / i), size), -1, 0) for i in chunk]
+            ).astype(np.float32)
+            / scale
+        )
+        for part, values in zip(
+            parts, model.run_outputs(batch, [EMBEDDING_OUTPUT, FEATURES_OUTPUT]), strict=True
+        ):
+            part.append(values / np.linalg.norm(values, axis=1, keepdims=True))
+    return np.concatenate(parts[0]), np.concatenate(parts[1])
+
+
 def few_shot(
     train: np.ndarray,
     train_labels: np.ndarray,
     test: np.ndarray,
     test_labels: np.ndarray,
     names: list[str],
+    features: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Test accuracy (percent) of heads fitted on k examples per class: per k, every draw,
-    mean and sd."""
+    mean and sd. With ``features`` (train, test), the head reads them, as ``snca adapt`` on
+    an ``snca export`` model does; else the embeddings."""
     out: dict[str, Any] = {}
     for k in SHOTS:
         accuracies = []
         for seed in range(DRAWS):
             chosen = draw(train_labels, k, seed)
-            head = fit_head(train[chosen], train_labels[chosen], names, folds=min(5, k))
-            predicted = head.probabilities(test).argmax(axis=1)
+            head = fit_head(
+                train[chosen],
+                train_labels[chosen],
+                names,
+                folds=min(5, k),
+                features=None if features is None else features[0][chosen],
+            )
+            predicted = head.probabilities(test if features is None else features[1])
+            predicted = predicted.argmax(axis=1)
             accuracies.append(100 * float((predicted == test_labels).mean()))
         out[f"k{k}"] = {
             "draws": accuracies,
@@ -153,23 +191,29 @@ def open_set(
     known_labels: np.ndarray,
     unknown: np.ndarray,
     names: list[str],
+    features: tuple[np.ndarray, np.ndarray, np.ndarray],
     k: int = 10,
 ) -> dict[str, Any]:
-    """AUROC and the trade-off of the prototype rule, per draw; curve of the first draw."""
+    """AUROC and the trade-off of the prototype rule (on the embeddings), per draw, with the
+    head on the backbone ``features`` (train, known, unknown); curve of the first draw."""
     draws, curve = [], None
+    train_features, known_features, unknown_features = features
     for seed in range(DRAWS):
         chosen = draw(train_labels, k, seed)
-        head = fit_head(train[chosen], train_labels[chosen], names, folds=5)
+        head = fit_head(
+            train[chosen], train_labels[chosen], names, folds=5, features=train_features[chosen]
+        )
         known_best = head.rule.best_similarity(known)
         unknown_best = head.rule.best_similarity(unknown)
-        right = head.probabilities(known).argmax(axis=1) == known_labels
+        right = head.probabilities(known_features).argmax(axis=1) == known_labels
         threshold = head.rule.threshold
         kept = known_best >= threshold
         draws.append(
             {
                 "auroc": roc_auc(known_best, unknown_best),
                 "auroc_max_probability": roc_auc(
-                    head.probabilities(known).max(axis=1), head.probabilities(unknown).max(axis=1)
+                    head.probabilities(known_features).max(axis=1),
+                    head.probabilities(unknown_features).max(axis=1),
                 ),
                 "threshold": threshold,
                 "known_accuracy_closed_set": 100 * float(right.mean()),
@@ -310,13 +354,16 @@ def main() -> None:
     shipped = args.shipped or default_model_path()
     embedder = open_embedder(shipped)
     started = time.perf_counter()
-    train30 = embed(embedder, args.data, full["train"])
-    test30 = embed(embedder, args.data, full["test"])
+    train30, train30_features = embed_with_features(shipped, args.data, full["train"])
+    test30, test30_features = embed_with_features(shipped, args.data, full["test"])
     y_train30, y_test30 = class_index(full["train"], names30), class_index(full["test"], names30)
     results["shipped"] = {
         "model": shipped.name,
         "own_head_accuracy": own_head_accuracy(embedder, args.data, full["test"], y_test30),
-        "adapted": few_shot(train30, y_train30, test30, y_test30, names30),
+        "adapted": few_shot(
+            train30, y_train30, test30, y_test30, names30, (train30_features, test30_features)
+        ),
+        "adapted_on_embedding": few_shot(train30, y_train30, test30, y_test30, names30),
         "seconds": time.perf_counter() - started,
     }
     print("shipped", json.dumps(results["shipped"]))
@@ -325,29 +372,43 @@ def main() -> None:
     held = {part: [i for i in full[part] if i.split("/")[0] in held_out] for part in full}
     stored = load_split(args.split20)
     assert sorted(stored["classes"]) == seen, "--split20 is not of the 20 seen classes"
-    embedders = {"20-class model": open_embedder(args.model20)}
-    if args.frozen:
-        settings = Settings(data_dir=str(args.data), image_size=150)
-        embedders["ImageNet frozen"] = frozen_embedder(settings, held_out)
     y_held_train = class_index(held["train"], held_out)
     y_held_test = class_index(held["test"], held_out)
     results["unseen"] = {}
-    for name, model in embedders.items():
-        train, test = embed(model, args.data, held["train"]), embed(model, args.data, held["test"])
-        results["unseen"][name] = few_shot(train, y_held_train, test, y_held_test, held_out)
-        print("unseen", name, json.dumps(results["unseen"][name]))
-        if name == "20-class model":
-            seen_train = embed(model, args.data, list(stored["train"]))
-            seen_test = embed(model, args.data, list(stored["test"]))
-            results["open_set"] = open_set(
-                seen_train,
-                class_index(list(stored["train"]), seen),
-                seen_test,
-                class_index(list(stored["test"]), seen),
-                test,
-                seen,
-            )
-            print("open set", json.dumps(results["open_set"]["summary"]))
+    train, train_features = embed_with_features(args.model20, args.data, held["train"])
+    test, test_features = embed_with_features(args.model20, args.data, held["test"])
+    results["unseen"]["20-class model"] = few_shot(
+        train, y_held_train, test, y_held_test, held_out, (train_features, test_features)
+    )
+    results["unseen"]["20-class model, head on the embedding"] = few_shot(
+        train, y_held_train, test, y_held_test, held_out
+    )
+    seen_train, seen_train_features = embed_with_features(
+        args.model20, args.data, list(stored["train"])
+    )
+    seen_test, seen_test_features = embed_with_features(
+        args.model20, args.data, list(stored["test"])
+    )
+    results["open_set"] = open_set(
+        seen_train,
+        class_index(list(stored["train"]), seen),
+        seen_test,
+        class_index(list(stored["test"]), seen),
+        test,
+        seen,
+        (seen_train_features, seen_test_features, test_features),
+    )
+    print("open set", json.dumps(results["open_set"]["summary"]))
+    if args.frozen:
+        settings = Settings(data_dir=str(args.data), image_size=150)
+        frozen = frozen_embedder(settings, held_out)
+        train = embed(frozen, args.data, held["train"])
+        test = embed(frozen, args.data, held["test"])
+        results["unseen"]["ImageNet frozen"] = few_shot(
+            train, y_held_train, test, y_held_test, held_out
+        )
+    for name, result in results["unseen"].items():
+        print("unseen", name, json.dumps(result))
     plot_open_set(results["open_set"], args.out.with_name(args.out.stem + "_open_set.png"))
 
     with tempfile.TemporaryDirectory(prefix="snca-adapt-bench-") as work:

@@ -1,9 +1,11 @@
-"""Editing snca ONNX graphs without torch: loading with the contract checked, pruning, and
-replacing the classification head (``snca adapt``, ``snca convert``).
+"""Editing snca ONNX graphs without torch: loading with the contract checked, pruning, exposing
+the backbone features, and replacing the classification head (``snca adapt``, ``snca convert``).
 
 :func:`replace_head` keeps every node the ``embedding`` output needs, drops the ones only the
-old ``probabilities`` needed, and appends ``probabilities = softmax(embedding @ W.T + b)``: the
-embedding (and so every index built with the model) is unchanged.
+old ``probabilities`` needed, and appends ``probabilities = softmax(x @ W.T + b)``, ``x`` the
+embedding or the unit-length backbone features (the pooled vector the embedding layer of an
+``snca export`` graph reads, :func:`backbone_features_name`): the embedding (and so every index
+built with the model) is unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from snca_cli.errors import SncaError, first_line
 
 #: Prefix of the names of the nodes and initializers :func:`replace_head` adds.
 HEAD_PREFIX = "snca_adapted_head_"
+#: The weight of the embedding layer in graphs written by ``snca export``.
+EMBEDDING_WEIGHT = "network.embedding.weight"
+#: The extra output :func:`with_features_output` adds.
+FEATURES_OUTPUT = "features"
 
 
 def load_snca_onnx(path: Path) -> tuple[onnx.ModelProto, ModelMetadata]:
@@ -62,9 +68,39 @@ def prune_graph(graph: onnx.GraphProto) -> None:
     graph.value_info.extend(infos)
 
 
-def replace_head(model: onnx.ModelProto, weights: np.ndarray, bias: np.ndarray) -> None:
-    """Replace the model's ``probabilities`` output by ``softmax(embedding @ weights.T + bias)``
-    (``weights`` C x D, ``bias`` C), in place; the ``embedding`` output is left as it was."""
+def backbone_features_name(model: onnx.ModelProto) -> str | None:
+    """The tensor the embedding layer reads (the backbone's pooled features), in a graph
+    written by ``snca export``; None in other graphs."""
+    for node in model.graph.node:
+        if node.op_type in ("Gemm", "MatMul") and EMBEDDING_WEIGHT in node.input[1:2]:
+            return node.input[0]
+    return None
+
+
+def with_features_output(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A copy of ``model`` with its backbone features as a third output, ``features``; None
+    when the graph has none (see :func:`backbone_features_name`)."""
+    name = backbone_features_name(model)
+    if name is None:
+        return None
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    copy.graph.node.append(helper.make_node("Identity", [name], [FEATURES_OUTPUT]))
+    output = helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, None)
+    copy.graph.output.append(output)
+    return copy
+
+
+def replace_head(
+    model: onnx.ModelProto,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    head_input: str = EMBEDDING_OUTPUT,
+) -> None:
+    """Replace the model's ``probabilities`` output by ``softmax(x @ weights.T + bias)``
+    (``weights`` C x D, ``bias`` C), in place, ``x`` the ``embedding`` output or, for
+    ``head_input`` :data:`FEATURES_OUTPUT`, the backbone features scaled to unit length; the
+    ``embedding`` output is left as it was."""
     graph = model.graph
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
@@ -74,11 +110,23 @@ def replace_head(model: onnx.ModelProto, weights: np.ndarray, bias: np.ndarray) 
         )
     embedding = next(o for o in graph.output if o.name == EMBEDDING_OUTPUT)
     dims = embedding.type.tensor_type.shape.dim
-    if dims[1].dim_value and dims[1].dim_value != weights.shape[1]:
-        raise SncaError(
-            f"the head takes {weights.shape[1]}-d embeddings; the model makes {dims[1].dim_value}-d"
-        )
     batch: int | str = dims[0].dim_param or dims[0].dim_value or "N"
+    head_nodes = []
+    if head_input == FEATURES_OUTPUT:
+        features = backbone_features_name(model)
+        if features is None:
+            raise SncaError("the model has no backbone features (not written by snca export)")
+        source = HEAD_PREFIX + "input"
+        head_nodes.append(helper.make_node("LpNormalization", [features], [source], axis=1, p=2))
+    elif head_input == EMBEDDING_OUTPUT:
+        source = EMBEDDING_OUTPUT
+        if dims[1].dim_value and dims[1].dim_value != weights.shape[1]:
+            raise SncaError(
+                f"the head takes {weights.shape[1]}-d embeddings; the model makes "
+                f"{dims[1].dim_value}-d"
+            )
+    else:
+        raise SncaError(f"a head reads {EMBEDDING_OUTPUT} or {FEATURES_OUTPUT}, not {head_input}")
     kept = [o for o in graph.output if o.name == EMBEDDING_OUTPUT]
     del graph.output[:]
     graph.output.extend(kept)
@@ -91,9 +139,10 @@ def replace_head(model: onnx.ModelProto, weights: np.ndarray, bias: np.ndarray) 
     )
     graph.node.extend(
         [
+            *head_nodes,
             helper.make_node(
                 "Gemm",
-                [EMBEDDING_OUTPUT, HEAD_PREFIX + "weight", HEAD_PREFIX + "bias"],
+                [source, HEAD_PREFIX + "weight", HEAD_PREFIX + "bias"],
                 [HEAD_PREFIX + "logits"],
                 transB=1,
             ),

@@ -86,7 +86,11 @@ class ModelOutputs:
 class OnnxModel:
     """An snca ONNX model, checked against the contract in :mod:`snca_cli.contract.metadata`."""
 
-    def __init__(self, path: Path | str, provider: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self, path: Path | str, provider: str = "auto", threads: int = 0, graph: bytes | None = None
+    ) -> None:
+        """Open the model file ``path``; ``graph``, when given, is run instead of the file's
+        graph (an edited copy of it, e.g. with the backbone features as an extra output)."""
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -105,7 +109,9 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=choose_providers(provider)
+                graph if graph is not None else str(self.path),
+                sess_options=options,
+                providers=choose_providers(provider),
             )
         except SncaError:
             raise
@@ -153,20 +159,27 @@ class OnnxModel:
 
     def run(self, images: np.ndarray) -> ModelOutputs:
         """Run a batch (N x bands x H x W float32 in [0, 1])."""
+        embedding, probabilities = self.run_outputs(
+            images, [EMBEDDING_OUTPUT, PROBABILITIES_OUTPUT]
+        )
+        return ModelOutputs(embedding=embedding, probabilities=probabilities)
+
+    def run_outputs(self, images: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """The named outputs of a batch (N x bands x H x W float32 in [0, 1]), each checked
+        finite."""
         if images.ndim != 4 or images.shape[1] != self.metadata.input_bands:
             raise SncaError(
                 f"model {self.path.name} takes {self.metadata.input_bands} band(s); "
                 f"got a batch of shape {tuple(images.shape)}"
             )
-        embedding, probabilities = self.session.run(
-            [EMBEDDING_OUTPUT, PROBABILITIES_OUTPUT],
-            {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)},
+        outputs = self.session.run(
+            names, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)}
         )
-        for name, values in (("embedding", embedding), ("probabilities", probabilities)):
+        for name, values in zip(names, outputs, strict=True):
             bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
             if bad.any():
                 raise SncaError(
                     f"model {self.path.name} produced non-finite {name} (NaN or inf) for "
                     f"{int(bad.sum())} of {len(values)} inputs; nothing was written"
                 )
-        return ModelOutputs(embedding=embedding, probabilities=probabilities)
+        return outputs

@@ -1,5 +1,6 @@
 """Replacing the head of an snca ONNX model (snca_cli.runtime.onnx_graph): the embedding output
-is bit-for-bit the base model's, the new probabilities are softmax(embedding @ W.T + b)."""
+is bit-for-bit the base model's, the new probabilities are softmax(x @ W.T + b), x the embedding
+or the unit backbone features (the shipped model's: what its embedding layer reads)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,56 @@ def test_the_open_set_rule_round_trips_through_the_metadata(tmp_path: Path) -> N
     np.testing.assert_allclose(loaded.best_similarity(tiles)[1], expected, atol=1e-6)
     assert loaded.is_unknown(tiles).tolist() == [False, True]
     assert loaded.is_unknown(tiles, threshold=0.1).tolist() == [False, False]
+
+
+def test_the_backbone_features_are_what_the_embedding_layer_reads() -> None:
+    from onnx import numpy_helper
+
+    from snca_cli.runtime.default_model import default_model_path
+    from snca_cli.runtime.onnx_graph import EMBEDDING_WEIGHT, FEATURES_OUTPUT, with_features_output
+
+    graph, _ = load_snca_onnx(default_model_path())
+    exposed = with_features_output(graph)
+    assert exposed is not None
+    model = OnnxModel(default_model_path(), graph=exposed.SerializeToString())
+    images = np.random.default_rng(1).random((3, 3, 150, 150), dtype=np.float32)
+    embedding, features = model.run_outputs(images, ["embedding", FEATURES_OUTPUT])
+    assert features.shape == (3, 1280)  # EfficientNet-Lite0's pooled features
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
+    raw = features @ weights[EMBEDDING_WEIGHT].T + weights["network.embedding.bias"]
+    np.testing.assert_allclose(
+        raw / np.linalg.norm(raw, axis=1, keepdims=True), embedding, atol=1e-5
+    )
+
+
+def test_a_head_on_the_backbone_features_keeps_the_embedding(tmp_path: Path) -> None:
+    from snca_cli.runtime.default_model import default_model_path
+    from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, with_features_output
+
+    graph, metadata = load_snca_onnx(default_model_path())
+    exposed = OnnxModel(default_model_path(), graph=with_features_output(graph).SerializeToString())
+    weights = np.random.default_rng(2).normal(0, 1, (2, 1280)).astype(np.float32)
+    bias = np.array([0.5, -0.5], np.float32)
+    replace_head(graph, weights, bias, head_input=FEATURES_OUTPUT)
+    metadata.class_names = ["sea", "land"]
+    set_metadata(graph, metadata, {})
+    onnx.save(graph, str(tmp_path / "adapted.onnx"))
+    adapted = OnnxModel(tmp_path / "adapted.onnx")
+    images = np.random.default_rng(3).random((4, 3, 150, 150), dtype=np.float32)
+    embedding, features = exposed.run_outputs(images, ["embedding", FEATURES_OUTPUT])
+    out = adapted.run(images)
+    np.testing.assert_array_equal(out.embedding, embedding)
+    logits = (features / np.linalg.norm(features, axis=1, keepdims=True)) @ weights.T + bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        out.probabilities, expected / expected.sum(1, keepdims=True), atol=1e-5
+    )
+
+
+def test_graphs_without_backbone_features_say_so(tmp_path: Path) -> None:
+    from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, with_features_output
+
+    model, _ = load_snca_onnx(make_band_mean_model(tmp_path / "base.onnx", tile_size=8))
+    assert with_features_output(model) is None
+    with pytest.raises(SncaError, match="no backbone features"):
+        replace_head(model, np.zeros((2, 3)), np.zeros(2), head_input=FEATURES_OUTPUT)

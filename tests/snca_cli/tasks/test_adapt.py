@@ -160,6 +160,10 @@ def test_adapting_from_an_image_folder_then_evaluating(
         (["R", "--field", "cover"], "--labels FILE and --field NAME are needed"),
         (["R", "--labels", "L", "--field", "nope"], "has no field 'nope' (fields: cover)"),
         (["R", "--labels", "L", "--field", "cover", "--folds", "1"], "--folds must be at least 2"),
+        (
+            ["R", "--labels", "L", "--field", "cover", "--head-input", "x"],
+            "the head reads features or embedding, not 'x'",
+        ),
     ],
 )
 def test_cli_adapt_errors_are_one_line(
@@ -232,3 +236,38 @@ def test_labels_on_the_landsat_scene_make_a_model_that_knows_clouds_it_never_saw
     unknown = [cell for cell, name in classes.items() if name == "unknown"]
     in_clouds = [(r, c) for r, c in unknown if 1 <= r <= 4 and 4 <= c <= 9]
     assert len(unknown) >= 3 and len(in_clouds) >= 0.6 * len(unknown)
+
+
+def test_the_shipped_models_head_reads_its_backbone_features_unless_told(tmp_path: Path) -> None:
+    """The written probabilities are the fitted head on the unit backbone features; with
+    ``head_input="embedding"`` on the 128-d embedding; the embedding is the base model's."""
+    from snca_cli.runtime.default_model import default_model_path
+    from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, load_snca_onnx, with_features_output
+
+    painted = painted_raster(tmp_path / "painted.tif", PAINT, 150)  # the shipped model's tiles
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS, tile=150)
+    base_path = default_model_path()
+    graph, _ = load_snca_onnx(base_path)
+    exposed = OnnxModel(base_path, graph=with_features_output(graph).SerializeToString())
+    with RasterTiling.open(painted, exposed.metadata) as tiling:
+        batch, _ = tiling.read(list(tiling.tiles()))
+    embedding, features = exposed.run_outputs(batch, ["embedding", FEATURES_OUTPUT])
+    for head_input, inputs, width in (
+        ("features", features, 1280),
+        ("embedding", embedding, 128),
+    ):
+        out = tmp_path / f"{head_input}.onnx"
+        report = adapt_model(
+            AdaptConfig(out, None, [painted], labels, "cover", head_input=head_input)
+        )
+        assert report.head.head_input == head_input and report.head.weights.shape == (2, width)
+        adapted = OnnxModel(out).run(batch)
+        np.testing.assert_array_equal(adapted.embedding, embedding)
+        np.testing.assert_allclose(
+            adapted.probabilities, report.head.probabilities(inputs), atol=1e-5
+        )
+        card = json.loads(report.card_json.read_text())
+        assert card["head"]["input"] == head_input
+    with pytest.raises(SncaError, match="the head reads features or embedding, not 'pixels'"):
+        adapt_model(AdaptConfig(tmp_path / "x.onnx", None, [painted], labels, "cover",
+                                head_input="pixels"))  # fmt: skip
