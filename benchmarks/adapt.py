@@ -48,7 +48,7 @@ from transfer import BATCH, embed
 from snca_cli.contract.metadata import EMBEDDING_OUTPUT
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.runtime.default_model import default_model_path
-from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, load_snca_onnx, with_features_output
+from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, load_snca_onnx
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.scene_images import (
     load_split,
@@ -57,7 +57,7 @@ from snca_cli.runtime.scene_images import (
     resize_image,
     scan_scene_folder,
 )
-from snca_cli.tasks.adapt import AdaptConfig, adapt_model, fit_head
+from snca_cli.tasks.adapt import AdaptConfig, adapt_model, features_model, fit_head
 from snca_cli.tasks.classify import classify_raster
 from snca_cli.tasks.evaluate import Embedder, open_embedder
 
@@ -103,10 +103,8 @@ def embed_with_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit embeddings and unit backbone features (what ``snca adapt``'s head reads) of
     ``data/<item>`` images, in order."""
-    graph, _ = load_snca_onnx(model_path)
-    exposed = with_features_output(graph)
-    assert exposed is not None, f"{model_path} has no backbone features"
-    model = OnnxModel(model_path, graph=exposed.SerializeToString())
+    model = features_model(model_path, load_snca_onnx(model_path)[0])
+    assert model is not None, f"{model_path} has no backbone features"
     size, scale = model.metadata.tile_size, np.float32(model.metadata.input_scale["uint8"])
     parts: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for start in range(0, len(items), BATCH):

@@ -21,7 +21,6 @@ is checked against onnxruntime on a random image before training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ from torch import nn
 from snca_cli.contract.metadata import ModelMetadata
 from snca_cli.errors import SncaError
 from snca_cli.runtime.default_model import resolve_model
+from snca_cli.runtime.onnx_graph import load_snca_onnx
+from snca_cli.runtime.onnx_model import OnnxModel
 from snca_train.network import ModelConfig, SceneEmbeddingNet
 
 #: ``--init`` value naming the model that ships with snca.
@@ -69,9 +70,10 @@ def _conv_batch_norm_pairs(module: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchN
     return pairs
 
 
-def _folded_convolutions(graph: onnx.GraphProto) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(weight, bias)`` of every Conv node, in graph order."""
-    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+def _folded_convolutions(
+    graph: onnx.GraphProto, constants: dict[str, np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(weight, bias)`` of every Conv node, in graph order (``constants``: the initialisers)."""
     convolutions = []
     for node in graph.node:
         if node.op_type != "Conv":
@@ -82,47 +84,24 @@ def _folded_convolutions(graph: onnx.GraphProto) -> list[tuple[np.ndarray, np.nd
     return convolutions
 
 
-@dataclass(frozen=True)
-class OnnxInit:
-    """An exported model read for ``--init``: its file, graph, metadata and stored backbone."""
-
-    path: Path
-    graph_model: onnx.ModelProto
-    metadata: ModelMetadata
-    backbone: str
-
-    @property
-    def source(self) -> str:
-        return f"--init {self.path.name}"
-
-
-def read_onnx_init(init: str) -> OnnxInit:
-    """The model an ONNX ``--init`` names (a path, or ``shipped``); SncaError when it is missing,
-    unreadable, not an snca export or quantised."""
+def read_onnx_init(init: str) -> tuple[Path, onnx.ModelProto, ModelMetadata]:
+    """The file, graph and metadata of the model an ONNX ``--init`` names (a path, or
+    ``shipped``); SncaError when it is missing, not an snca model or quantised."""
     path = resolve_model(None if init == SHIPPED else Path(init), "pass --init FILE")
-    source = f"--init {path.name}"
-    if not path.is_file():
-        raise SncaError(f"--init {path} does not exist")
-    try:
-        graph_model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError and others for foreign files
-        raise SncaError(f"{source} is not a readable ONNX model: {exc}") from None
-    props = {prop.key: prop.value for prop in graph_model.metadata_props}
-    metadata = ModelMetadata.from_props(props, source)
+    graph_model, metadata = load_snca_onnx(path)
     if any(node.op_type in QUANTISED_OPS for node in graph_model.graph.node):
-        raise SncaError(f"{source} is quantised (int8); start from the float model")
-    backbone = props.get("backbone", "").strip('"')
-    return OnnxInit(path, graph_model, metadata, backbone)
+        raise SncaError(f"--init {path.name} is quantised (int8); start from the float model")
+    return path, graph_model, metadata
 
 
 def onnx_init_defaults(init: str) -> dict[str, Any]:
     """The training options an ONNX ``--init`` fixes unless given: backbone, embedding size,
     image size (the model's tile size) and the learning rate :data:`FINE_TUNE_LR`."""
-    model = read_onnx_init(init)
+    _, _, metadata = read_onnx_init(init)
     return {
-        "backbone": model.backbone,
-        "embedding_dim": model.metadata.embedding_dim,
-        "image_size": model.metadata.tile_size,
+        "backbone": metadata.backbone,
+        "embedding_dim": metadata.embedding_dim,
+        "image_size": metadata.tile_size,
         "lr": FINE_TUNE_LR,
     }
 
@@ -134,10 +113,10 @@ def network_from_onnx(
     or ``shipped``), and whether its class head is the model's (else it is new); see the module
     docstring. SncaError when the model is not an snca float export of the same backbone,
     embedding size and bands."""
-    exported = read_onnx_init(init)
-    source, metadata, graph_model = exported.source, exported.metadata, exported.graph_model
+    path, graph_model, metadata = read_onnx_init(init)
+    source = f"--init {path.name}"
     stored = {
-        "backbone": exported.backbone,
+        "backbone": metadata.backbone,
         "embedding_dim": metadata.embedding_dim,
         "input_bands": metadata.input_bands,
     }
@@ -150,13 +129,13 @@ def network_from_onnx(
         raise SncaError(f"{source} holds another network ({'; '.join(differences)})")
     model = SceneEmbeddingNet(config, pretrained=False)
     pairs = _conv_batch_norm_pairs(model.backbone)
-    convolutions = _folded_convolutions(graph_model.graph)
+    named = {t.name: numpy_helper.to_array(t) for t in graph_model.graph.initializer}
+    convolutions = _folded_convolutions(graph_model.graph, named)
     if len(pairs) != len(convolutions):
         raise SncaError(
             f"{source} has {len(convolutions)} convolutions, the {config.backbone} network "
             f"{len(pairs)}"
         )
-    named = {t.name: numpy_helper.to_array(t) for t in graph_model.graph.initializer}
     with torch.no_grad():
         for (conv, norm), (weight, bias) in zip(pairs, convolutions, strict=True):
             if tuple(conv.weight.shape) != weight.shape:
@@ -189,22 +168,18 @@ def network_from_onnx(
         if head_kept:
             for name, target in head.items():
                 target.copy_(torch.tensor(named[name]).reshape(target.shape))
-    _check_parity(model, exported.path, metadata, source)
+    _check_parity(model, path, source)
     return model, head_kept
-    return model
 
 
-def _check_parity(
-    model: SceneEmbeddingNet, path: Path, metadata: ModelMetadata, source: str
-) -> None:
+def _check_parity(model: SceneEmbeddingNet, path: Path, source: str) -> None:
     """Refuse a rebuilt network whose embedding differs from the graph's on a random image."""
-    import onnxruntime as ort
-
+    exported = OnnxModel(path, provider="cpu")
+    metadata = exported.metadata
     image = np.random.default_rng(0).random(
         (1, metadata.input_bands, metadata.tile_size, metadata.tile_size), dtype=np.float32
     )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (expected,) = session.run(["embedding"], {session.get_inputs()[0].name: image})
+    expected = exported.run(image).embedding
     model.eval()
     with torch.no_grad():
         embedding, _ = model(torch.from_numpy(image))

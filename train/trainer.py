@@ -150,6 +150,12 @@ class Trainer:
         self.device = training_device(config.device)
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.model.bf16_backbone = config.precision == "bf16"
+        #: Batch norms kept in evaluation mode while training (``config.freeze_batchnorm``).
+        self.frozen_norms = [
+            layer
+            for layer in self.model.modules()
+            if config.freeze_batchnorm and isinstance(layer, nn.BatchNorm2d)
+        ]
         self.train_images = DeviceImages(data.train, self.device)
         self.val_images = DeviceImages(data.val, self.device)
         if self.model.bf16_backbone and self.device.type == "cpu" and not native_bf16():
@@ -299,10 +305,8 @@ class Trainer:
             self.encoder.update(self.model)
             keys = self.encoder.embed(images, self.generators["encoder"])
         self.model.train()
-        if config.freeze_batchnorm:
-            for layer in self.model.modules():
-                if isinstance(layer, nn.BatchNorm2d):
-                    layer.eval()
+        for layer in self.frozen_norms:
+            layer.eval()
         embedding, logits = self.model(images)
         memory = self.bank.features if self.bank is not None else None
         memory_labels = self.bank.labels if self.bank is not None else None

@@ -55,7 +55,7 @@ from snca_cli.runtime.onnx_graph import (
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.scene_images import scan_scene_folder
-from snca_cli.tasks.evaluate import load_batch, open_onnx
+from snca_cli.tasks.evaluate import load_batch, onnx_embedder
 from snca_cli.tasks.labels import (
     LabelledTile,
     check_classes,
@@ -184,6 +184,38 @@ def fit_head(
     )
 
 
+def features_model(path: Path, graph: onnx.ModelProto) -> OnnxModel | None:
+    """The model file ``path`` (its graph: ``graph``) run with its backbone features as the
+    extra output :data:`FEATURES_OUTPUT`; None for a graph without them."""
+    exposed = with_features_output(graph)
+    return None if exposed is None else OnnxModel(path, graph=exposed.SerializeToString())
+
+
+def _output_names(head_input: str) -> list[str]:
+    """The model outputs adapting reads: the embedding, and the head input when it differs."""
+    return [EMBEDDING_OUTPUT] + ([head_input] if head_input != EMBEDDING_OUTPUT else [])
+
+
+def _store(
+    outputs: list[np.ndarray] | None, rows: list[int] | slice, values: list[np.ndarray], n: int
+) -> list[np.ndarray]:
+    """``values`` (one batch per output) written at ``rows`` of N-row arrays made at the first
+    batch."""
+    if outputs is None:
+        outputs = [np.zeros((n, v.shape[1]), np.float32) for v in values]
+    for out, batch in zip(outputs, values, strict=True):
+        out[rows] = batch
+    return outputs
+
+
+def _unit_pair(outputs: list[np.ndarray] | None, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(unit embeddings, unit head inputs) of the stored outputs (empty when nothing ran)."""
+    if outputs is None:
+        outputs = [np.zeros((0, width), np.float32)]
+    unit = [unit_rows(out).astype(np.float32) for out in outputs]
+    return unit[0], unit[-1]
+
+
 def embed_labelled_tiles(
     model: OnnxModel,
     tiles: list[LabelledTile],
@@ -195,9 +227,8 @@ def embed_labelled_tiles(
     """N x D unit embeddings of labelled tiles, read as ``snca classify`` reads them, their
     head inputs (the embeddings again, or the backbone features of a ``model`` opened with
     them as an output) and the tiles' valid fractions (N)."""
-    names = [EMBEDDING_OUTPUT] + ([head_input] if head_input != EMBEDDING_OUTPUT else [])
-    parts: list[list[np.ndarray]] = [[] for _ in names]
-    order: list[int] = []
+    names = _output_names(head_input)
+    outputs: list[np.ndarray] | None = None
     fractions = np.zeros(len(tiles), np.float64)
     by_raster: dict[Path, list[int]] = {}
     for i, tile in enumerate(tiles):
@@ -210,19 +241,12 @@ def embed_labelled_tiles(
                     raise Cancelled("adapting cancelled")
                 chunk = rows[start : start + BATCH_SIZE]
                 batch, fractions[chunk] = tiling.read([tiles[i].tile for i in chunk])
-                for part, values in zip(parts, model.run_outputs(batch, names), strict=True):
-                    part.append(values)
-                order += chunk
+                outputs = _store(outputs, chunk, model.run_outputs(batch, names), len(tiles))
                 done += len(chunk)
                 if progress is not None:
                     progress(done, len(tiles))
-    inverse = np.argsort(np.array(order, dtype=np.int64))
-    outputs = [unit_rows(_stack(part, len(tiles)))[inverse].astype(np.float32) for part in parts]
-    return outputs[0], outputs[-1], fractions
-
-
-def _stack(parts: list[np.ndarray], count: int) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros((count, 0), np.float32)
+    embeddings, inputs = _unit_pair(outputs, model.metadata.embedding_dim)
+    return embeddings, inputs, fractions
 
 
 @dataclass
@@ -321,18 +345,16 @@ def embed_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit embeddings and head inputs of ``root/<item>`` images, read as ``snca evaluate``
     reads them."""
-    embedder = open_onnx(model.path)
-    names = [EMBEDDING_OUTPUT] + ([head_input] if head_input != EMBEDDING_OUTPUT else [])
-    parts: list[list[np.ndarray]] = [[] for _ in names]
+    embedder = onnx_embedder(model)
+    names = _output_names(head_input)
+    outputs: list[np.ndarray] | None = None
     for start in range(0, len(items), BATCH_SIZE):
         chunk = items[start : start + BATCH_SIZE]
-        outputs = model.run_outputs(load_batch(embedder, root, chunk), names)
-        for part, values in zip(parts, outputs, strict=True):
-            part.append(values)
+        values = model.run_outputs(load_batch(embedder, root, chunk), names)
+        outputs = _store(outputs, slice(start, start + len(chunk)), values, len(items))
         if progress is not None:
             progress(start + len(chunk), len(items))
-    stacked = [unit_rows(_stack(part, len(items))).astype(np.float32) for part in parts]
-    return stacked[0], stacked[-1]
+    return _unit_pair(outputs, model.metadata.embedding_dim)
 
 
 def collect_examples(
@@ -399,11 +421,10 @@ def adapt_model(
     base_path = resolve_model(config.model)
     onnx_model, metadata = load_snca_onnx(base_path)
     with_features = (
-        with_features_output(onnx_model) if config.head_input == FEATURES_OUTPUT else None
+        features_model(base_path, onnx_model) if config.head_input == FEATURES_OUTPUT else None
     )
     head_input = EMBEDDING_OUTPUT if with_features is None else FEATURES_OUTPUT
-    graph = None if with_features is None else with_features.SerializeToString()
-    model = OnnxModel(base_path, graph=graph)
+    model = with_features or OnnxModel(base_path)
     if UNKNOWN_CLASS in model.metadata.class_names:
         raise SncaError(f"{base_path.name} has a class named {UNKNOWN_CLASS!r}; rename it")
     examples = collect_examples(config, model, progress, cancelled, head_input)

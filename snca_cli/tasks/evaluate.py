@@ -82,11 +82,15 @@ class Embedder:
 
 def open_onnx(path: Path, provider: str = "auto") -> Embedder:
     """An exported model run by onnxruntime (no torch)."""
-    model = OnnxModel(path, provider=provider)
+    return onnx_embedder(OnnxModel(path, provider=provider))
+
+
+def onnx_embedder(model: OnnxModel) -> Embedder:
+    """An open ONNX model as the evaluation sees it."""
     meta = model.metadata
     seed = meta.training.get("split_seed")
     return Embedder(
-        path=Path(path),
+        path=model.path,
         kind="onnx",
         class_names=meta.class_names,
         image_size=meta.tile_size,

@@ -31,13 +31,6 @@ def _float_list(text: str | None) -> list[float] | None:
         ) from None
 
 
-def _init_value(init: str | None) -> str | None:
-    """``--init`` as stored: ``shipped`` as it is, a path made absolute."""
-    if init is None or init == "shipped":
-        return init
-    return str(Path(init).resolve())
-
-
 def register(app: typer.Typer) -> None:
     """Add the command to the snca app."""
 
@@ -219,6 +212,7 @@ def register(app: typer.Typer) -> None:
         require_train_extra()
         from snca_train.checkpoint import read_checkpoint, resolve_checkpoint
         from snca_train.config import TrainConfig
+        from snca_train.onnx_init import SHIPPED
         from snca_train.run import (
             check_new_run_dir,
             init_defaults,
@@ -260,7 +254,7 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "split_seed": split_seed,
             "weights": str(weights) if weights is not None else None,
-            "init": _init_value(init),
+            "init": init if init in (None, SHIPPED) else str(Path(init).resolve()),
             "freeze_batchnorm": True if freeze_batchnorm else None,
             "pretrained": False if no_pretrained else None,
             "skip_unreadable": True if skip_unreadable else None,
