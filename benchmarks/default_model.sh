@@ -13,7 +13,8 @@ run=${2:?run folder}
 work=${3:-runs/default-model-checks}
 model=snca_cli/models/snca-aid150-lite0.onnx
 mkdir -p "$work" snca_cli/models
-snca export "$run/best.pt" -o "$model" --data "$data" --int8 --force
+# AID's scenes are 0.5-8 m/px: classify and index warn on rasters far outside that
+snca export "$run/best.pt" -o "$model" --data "$data" --int8 --training-resolution 0.5 8 --force
 python benchmarks/mosaic_check.py --model "$model" --data "$data" --split "$run/split.json" \
   --out "$work/mosaic" --force
 python benchmarks/aid_table.py --data "$data" --only-report "$run" --model "$model" \

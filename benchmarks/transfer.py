@@ -11,11 +11,15 @@ ground resolution (table in docs/results.md).
 * **In-domain**: the 1x figure of the same protocol (kNN@10 on the seen classes).
 
 Models: any number of ``NAME=PATH`` (a training checkpoint or an ONNX file), plus the frozen
-ImageNet backbone (``--frozen``). Every figure comes from the same images in the same run.
+ImageNet backbone (``--frozen``) and 30-class models trained on the seed-0 split (``--full
+NAME=PATH``: they saw every class and part of the 20-class split's test images, so they get
+the across-resolution protocol only, on the seen classes of their own split).
+Every figure comes from the same images in the same run.
 
     python benchmarks/transfer.py --data AID --split runs/aid20/current/split.json \\
         --model current=runs/aid20/current/best.pt --model transfer=runs/aid20/transfer/best.pt \\
-        --frozen --out runs/aid20/transfer.json
+        --frozen --full shipped=snca_cli/models/snca-aid150-lite0.onnx \\
+        --out runs/aid20/transfer.json
 """
 
 from __future__ import annotations
@@ -111,10 +115,11 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="NAME=PATH (repeat)")
     parser.add_argument("--frozen", action="store_true", help="the frozen ImageNet backbone too")
     parser.add_argument(
-        "--shipped",
-        type=Path,
-        help="a 30-class model (trained on the seed-0 split): across resolution only, on the "
-        "seen classes of its own split",
+        "--full",
+        action="append",
+        default=[],
+        help="NAME=PATH of a 30-class model trained on the seed-0 split (repeat): across "
+        "resolution only, on the seen classes of its own split",
     )
     parser.add_argument("--image-size", type=int, default=150)
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
@@ -132,13 +137,12 @@ def main() -> None:
         f"seen: {len(seen_split['train'])} database, {len(seen_split['test'])} queries"
     )
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    models = [tuple(spec.split("=", 1)) for spec in args.model]
+    models = [(*spec.split("=", 1), False) for spec in args.model]
     if args.frozen:
-        models.append(("imagenet-frozen", None))
-    if args.shipped is not None:
-        models.append(("shipped-30-class", str(args.shipped)))
+        models.append(("imagenet-frozen", None, False))
+    models += [(*spec.split("=", 1), True) for spec in args.full]
     own = {part: [i for i in full[part] if i.split("/")[0] in seen] for part in full}
-    for name, path in models:
+    for name, path, trained_on_all in models:
         if name in results:
             print(f"{name}: kept from {args.out}")
             continue
@@ -147,7 +151,7 @@ def main() -> None:
             embedder = frozen_embedder(settings, seen)
         else:
             embedder = open_embedder(Path(path))
-        if name == "shipped-30-class":
+        if trained_on_all:
             results[name] = evaluate(embedder, args.data, own, None)
         else:
             results[name] = evaluate(embedder, args.data, seen_split, held)

@@ -39,6 +39,7 @@ from snca_cli.tasks.evaluate import (
 from snca_export.card import build_card, card_paths, render_markdown
 from snca_export.onnx_export import OPSET, check_parity, export_graph, set_metadata
 from snca_export.quantize import images_per_second, quantize_int8
+from snca_train.augment import recipe_label
 from snca_train.checkpoint import load_model
 from snca_train.network import ModelConfig
 
@@ -113,8 +114,9 @@ def _check_options(options: ExportOptions) -> list[Path]:
 
 def training_summary(checkpoint: dict[str, Any], metrics: dict[str, float] | None) -> dict:
     """The ``training`` metadata: data set name, split seed, epochs, loss, validation kNN, the
-    backbone size and the checkpoint a run started from (``--init``) when set and, when known,
-    the test metrics."""
+    augmentation recipe (``classic`` for runs stored before recipes were recorded), the backbone
+    size and the checkpoint a run started from (``--init``) when set and, when known, the test
+    metrics."""
     run_config = checkpoint.get("train_config") or {}
     loss = run_config.get("loss") or {}
     summary: dict[str, Any] = {
@@ -126,6 +128,7 @@ def training_summary(checkpoint: dict[str, Any], metrics: dict[str, float] | Non
     }
     if "sigma" in loss:
         summary["sigma"] = loss["sigma"]
+    summary["augment"] = recipe_label(run_config.get("augment") or {})
     backbone_size = (checkpoint.get("model_config") or {}).get("backbone_size")
     if backbone_size is not None:
         summary["backbone_size"] = backbone_size

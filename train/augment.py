@@ -18,7 +18,8 @@ load unchanged).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +104,21 @@ def recipe(name: str) -> AugmentConfig:
     if name not in RECIPES:
         raise SncaError(f"unknown augmentation {name!r} (choose one of: {', '.join(RECIPES)})")
     return replace(RECIPES[name])
+
+
+def recipe_label(values: dict[str, Any]) -> str:
+    """The recipe a stored :class:`AugmentConfig` (as a dict) started from, with the settings
+    that differ from it, e.g. ``transfer (changed: crop_scale 0.5)``; ``{}`` is ``classic``."""
+    config = AugmentConfig(**values)
+    named = RECIPES.get(config.recipe)
+    if named is None:
+        return config.recipe
+    changed = [
+        f"{item.name} {getattr(config, item.name)}"
+        for item in fields(config)
+        if getattr(config, item.name) != getattr(named, item.name)
+    ]
+    return f"{config.recipe} (changed: {', '.join(changed)})" if changed else config.recipe
 
 
 def grey(images: torch.Tensor) -> torch.Tensor:

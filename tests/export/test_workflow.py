@@ -56,3 +56,18 @@ def test_the_card_names_the_checkpoint_a_run_started_from() -> None:
     assert summary["started_from"] == "snca-ce-bank/last.pt"
     assert summary["backbone_size"] == 224 and summary["epochs"] == 6
     assert "started_from" not in training_summary({"train_config": {"loss": {}}}, None)
+
+
+def test_the_card_names_the_augmentation_recipe() -> None:
+    from dataclasses import asdict, replace
+
+    from snca_export.workflow import training_summary
+    from snca_train.augment import recipe
+
+    stored = asdict(recipe("transfer"))  # what a checkpoint's train_config holds
+    transfer = {"train_config": {"loss": {}, "augment": stored}}
+    assert training_summary(transfer, None)["augment"] == "transfer"
+    # runs stored before the recipe was recorded trained with the classic one
+    assert training_summary({"train_config": {"loss": {}}}, None)["augment"] == "classic"
+    changed = {"train_config": {"augment": asdict(replace(recipe("transfer"), crop_scale=0.5))}}
+    assert training_summary(changed, None)["augment"] == "transfer (changed: crop_scale 0.5)"
