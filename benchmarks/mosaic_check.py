@@ -59,6 +59,7 @@ from snca_cli.tasks.evaluate import (
 from snca_cli.tasks.index.build import build_index
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import read_index
+from snca_cli.tasks.units import RunOptions
 
 #: Where the mosaic lies: UTM zone 33N, 2 m pixels, upper-left corner.
 MOSAIC_CRS = "EPSG:32633"
@@ -228,7 +229,9 @@ def check(
     timings["classify"] = time.perf_counter() - started
     started = time.perf_counter()
     with tile_progress("indexing the mosaic") as progress:
-        build_index([mosaic], model, out / "index", options, force=True, progress=progress)
+        build_index(
+            [mosaic], model, out / "index", options, force=True, run=RunOptions(progress=progress)
+        )
     precision = search_precision(out / "index", grid, cell, SEARCH_K)
     timings["index_and_search"] = time.perf_counter() - started
 

@@ -33,6 +33,7 @@ from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.index.build import build_index
+from snca_cli.tasks.units import RunOptions
 
 #: Tiles per work unit in ``embed`` (set from --unit-tiles).
 UNIT_TILES = [400]
@@ -41,9 +42,8 @@ UNIT_TILES = [400]
 def _build(rasters: list[Path], out: Path, threads: int, cluster: ClusterSpec | None) -> float:
     model = OnnxModel(resolve_model(None), threads=threads)
     start = time.perf_counter()
-    summary = build_index(
-        rasters, model, out, cluster=cluster, force=True, unit_tiles=UNIT_TILES[0]
-    )
+    run = RunOptions(cluster=cluster, unit_tiles=UNIT_TILES[0])
+    summary = build_index(rasters, model, out, force=True, run=run)
     seconds = time.perf_counter() - start
     print(f"    {summary.added} tiles, {summary.units or 1} unit(s): {seconds:.2f} s "
           f"({summary.added / seconds:.1f} tiles/s)")

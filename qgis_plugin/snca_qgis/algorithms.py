@@ -46,10 +46,11 @@ from snca_cli.errors import Cancelled, SncaError
 from snca_cli.runtime.default_model import default_model_path
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.adapt import AdaptConfig, adapt_model
-from snca_cli.tasks.classify import classify_raster
+from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
 from snca_cli.tasks.index.build import plan_index_update, update_index
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import read_index
+from snca_cli.tasks.units import RunOptions
 
 from .label_layer import write_label_file
 from .layers import (
@@ -178,11 +179,17 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         return options
 
     @staticmethod
-    def _hooks(feedback: QgsProcessingFeedback) -> dict[str, Any]:
+    def _run(feedback: QgsProcessingFeedback) -> RunOptions:
+        """The task's hooks on the Processing feedback: progress, cancel, and each warning
+        line in the log as the command line prints it."""
+
         def progress(done: int, total: int) -> None:
             feedback.setProgress(100.0 * done / total if total else 100.0)
 
-        return {"progress": progress, "cancelled": feedback.isCanceled}
+        def warn(line: str) -> None:
+            feedback.pushWarning(f"warning: {line}")
+
+        return RunOptions(progress=progress, cancelled=feedback.isCanceled, warn=warn)
 
     def processAlgorithm(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -274,17 +281,14 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             raise SncaError(f"the classified tiles go to a GeoPackage (.gpkg), not {output}")
         class_map = self.parameterAsOutputLayer(parameters, self.CLASS_MAP, context) or None
         feedback.pushInfo(f"model {model.path.name} on onnxruntime {model.provider_name}")
-        summary = classify_raster(
-            raster,
-            model,
-            output,
+        config = ClassifyConfig(
+            plan_targets([raster], Path(output), class_map=Path(class_map) if class_map else None),
             options,
-            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            class_map=class_map,
             top_k=self.parameterAsInt(parameters, self.TOP_K, context),
             force=True,  # Processing outputs are always overwritten
-            **self._hooks(feedback),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
         )
+        (summary,) = classify(config, model, self._run(feedback)).summaries
         feedback.pushInfo(
             f"{summary.tiles_classified} tiles classified, {summary.tiles_skipped} skipped, "
             f"in {summary.elapsed_s:.1f} s"
@@ -360,9 +364,7 @@ class BuildIndexAlgorithm(SncaAlgorithm):
         batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
         append = self.parameterAsBoolean(parameters, self.APPEND, context)
         update = plan_index_update(index_dir, rasters, replace=not append)
-        summary = update_index(
-            update, model, options, batch_size=batch_size, **self._hooks(feedback)
-        )
+        summary = update_index(update, model, options, batch_size, self._run(feedback))
         if summary is None:
             feedback.pushInfo(f"every raster is already in index {index_dir}")
             return {self.INDEX: str(index_dir), self.COUNT: read_index(index_dir).manifest.count}
@@ -564,6 +566,7 @@ class AdaptModelAlgorithm(SncaAlgorithm):
         base = self.parameterAsFile(parameters, self.MODEL, context)
         if output.suffix.lower() != ".onnx":
             raise SncaError(f"the adapted model is an ONNX file (.onnx), not {output.name}")
+        run = self._run(feedback)
         with tempfile.TemporaryDirectory(prefix="snca-labels-") as folder:
             report = adapt_model(
                 AdaptConfig(
@@ -577,11 +580,12 @@ class AdaptModelAlgorithm(SncaAlgorithm):
                     force=True,  # Processing outputs are always overwritten
                     labels_name=f"layer {labels.name()}",
                 ),
-                progress=lambda _label: self._hooks(feedback)["progress"],
-                cancelled=feedback.isCanceled,
+                progress=lambda _label: run.progress,
+                cancelled=run.cancelled,
             )
         for warning in report.warnings:
-            feedback.reportError(f"warning: {warning}", False)
+            assert run.warn is not None
+            run.warn(warning)
         feedback.pushInfo(report.summary_line())
         accuracy = report.head.cv_accuracy
         return {

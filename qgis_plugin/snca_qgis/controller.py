@@ -38,7 +38,7 @@ from snca_cli.runtime.default_model import default_model_path
 from snca_cli.runtime.georef import raster_resolution_warning
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.adapt import AdaptConfig, AdaptReport, adapt_model
-from snca_cli.tasks.classify import ClassifySummary, classify_raster
+from snca_cli.tasks.classify import ClassifyConfig, ClassifyReport, classify, plan_targets
 from snca_cli.tasks.index.build import IndexSummary, plan_index_update, update_index
 from snca_cli.tasks.index.results import IndexedTile, SearchResult
 from snca_cli.tasks.index.search import TileIndex
@@ -49,6 +49,7 @@ from snca_cli.tasks.output_names import (
     default_index_dir,
     geojson_beside,
 )
+from snca_cli.tasks.units import RunOptions
 
 from .dock import ModelSummary, ResultRow, SncaDock
 from .label_layer import write_label_file
@@ -114,9 +115,14 @@ class SncaController(QObject):
         self.dock.set_status(f"error: {message}")
         self.iface.messageBar().pushMessage(TITLE, message, level=Qgis.Warning, duration=10)
 
-    def _info(self, message: str) -> None:
-        self.dock.set_status(message)
+    def _info(self, message: str, warnings: list[str] | None = None) -> None:
+        """Show a task's result in the status line and the message bar, with the warnings
+        its report carries (each as ``warning: LINE``, as the command line prints it)."""
+        lines = [f"warning: {warning}" for warning in warnings or []]
+        self.dock.set_status("\n".join([message, *lines]))
         self.iface.messageBar().pushMessage(TITLE, message, level=Qgis.Success, duration=5)
+        for line in lines:
+            self.iface.messageBar().pushMessage(TITLE, line, level=Qgis.Warning, duration=10)
 
     def _tiling_changed(self, *_changed: object) -> None:
         self.update_warning()
@@ -240,20 +246,16 @@ class SncaController(QObject):
         if existing and not force:
             self._fail(f"{existing[0]} exists; tick 'Overwrite existing outputs' to replace it")
             return None
+        try:
+            targets = plan_targets([raster], output, class_map=class_map)
+        except SncaError as exc:
+            self._fail(str(exc))
+            return None
         batch_size = self.dock.batch_size.value()
+        config = ClassifyConfig(targets, options, force=force, batch_size=batch_size)
 
-        def work(progress, cancelled) -> ClassifySummary:
-            return classify_raster(
-                raster,
-                model,
-                output,
-                options,
-                batch_size=batch_size,
-                class_map=class_map,
-                force=force,
-                progress=progress,
-                cancelled=cancelled,
-            )
+        def work(progress, cancelled) -> ClassifyReport:
+            return classify(config, model, RunOptions(progress, cancelled))
 
         warning = self.update_warning()
         self.dock.set_status(
@@ -264,7 +266,8 @@ class SncaController(QObject):
     def _classified(self, task: SncaTask) -> None:
         if not self._task_over(task):
             return
-        summary: ClassifySummary = task.result
+        report: ClassifyReport = task.result
+        (summary,) = report.summaries
         names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
         stem = summary.raster.stem
         layer = QgsVectorLayer(f"{summary.output}|layername={stem}", f"{stem} classes", "ogr")
@@ -278,7 +281,8 @@ class SncaController(QObject):
         self._info(
             f"classified {summary.tiles_classified} tiles of {summary.raster.name} "
             f"({summary.tiles_skipped} skipped) in {summary.elapsed_s:.1f} s on "
-            f"{summary.provider}: {summary.output.name}"
+            f"{summary.provider}: {summary.output.name}",
+            report.warnings,
         )
 
     def adapt(self) -> SncaTask | None:
@@ -357,14 +361,7 @@ class SncaController(QObject):
         batch_size = self.dock.batch_size.value()
 
         def work(progress, cancelled) -> IndexSummary | None:
-            return update_index(
-                update,
-                model,
-                options,
-                batch_size=batch_size,
-                progress=progress,
-                cancelled=cancelled,
-            )
+            return update_index(update, model, options, batch_size, RunOptions(progress, cancelled))
 
         verb = "indexing" if rebuild else "adding to the index:"
         self.dock.set_status(f"{verb} {raster.name}...")
@@ -377,7 +374,8 @@ class SncaController(QObject):
         self._indexes = {k: v for k, v in self._indexes.items() if k[0] != str(summary.index_dir)}
         self._info(
             f"index {summary.index_dir.name}: {summary.count} tiles ({summary.added} added, "
-            f"{summary.skipped} skipped, {summary.ann}) in {summary.seconds:.1f} s"
+            f"{summary.skipped} skipped, {summary.ann}) in {summary.seconds:.1f} s",
+            summary.warnings,
         )
 
     # --- search -----------------------------------------------------------------------------

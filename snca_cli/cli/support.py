@@ -11,7 +11,6 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -29,11 +28,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from snca_cli.contract.metadata import ModelMetadata
-from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, first_line
 from snca_cli.hooks import ProgressFactory, ProgressHook
-from snca_cli.runtime.georef import raster_resolution_warning
 
 console = Console()
 error_console = Console(stderr=True)
@@ -187,10 +183,12 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
         yield factory
 
 
-def warn_resolution(rasters: list[Path], metadata: ModelMetadata, tiling: TilingOptions) -> None:
-    """Print ``warning: NAME: ...`` on stderr for each raster far outside the model's training
-    resolutions (:func:`snca_cli.runtime.georef.raster_resolution_warning`)."""
-    for raster in rasters:
-        warning = raster_resolution_warning(raster, metadata, tiling)
-        if warning is not None:
-            error_console.print(f"warning: {Path(raster).name}: {warning}", highlight=False)
+def say(line: str) -> None:
+    """A line for the user on stderr (not part of a command's results)."""
+    error_console.print(line, highlight=False, soft_wrap=True)
+
+
+def warn(line: str) -> None:
+    """A task's warning line on stderr, as ``warning: LINE`` (the same line the dock and
+    Processing show)."""
+    error_console.print(f"warning: {line}", highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ ones keep their class.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,10 +39,16 @@ class OpenSetRule:
             return np.zeros(0, np.float32)
         return (embeddings @ self.prototypes.T).max(axis=1)
 
+    def decide(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each embedding's best similarity to a prototype, and whether it is unknown (below
+        the threshold): the one open-set decision."""
+        similarity = self.best_similarity(embeddings)
+        return similarity, similarity < self.threshold
+
     def is_unknown(self, embeddings: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """True where the best similarity is below ``threshold`` (None: the stored one)."""
-        limit = self.threshold if threshold is None else threshold
-        return self.best_similarity(embeddings) < limit
+        rule = self if threshold is None else replace(self, threshold=threshold)
+        return rule.decide(embeddings)[1]
 
     def to_json(self) -> dict[str, Any]:
         """The ``open_set`` metadata value."""

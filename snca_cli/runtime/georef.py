@@ -128,11 +128,18 @@ def raster_resolution_warning(
     """The resolution warning (:func:`snca_cli.contract.resolution.resolution_warning`) for the
     pixels the model sees of ``raster``: the target resolution when it is resampled, else its own.
     A raster that cannot be opened gets none here (the task reports it)."""
+    try:
+        with rasterio.open(gdal_path(raster)) as source:
+            return dataset_resolution_warning(source, metadata, options)
+    except (rasterio.errors.RasterioError, OSError):
+        return None
+
+
+def dataset_resolution_warning(
+    source: rasterio.io.DatasetReader, metadata: ModelMetadata, options: TilingOptions
+) -> str | None:
+    """:func:`raster_resolution_warning` of an open raster."""
     target = target_resolution_m(metadata, options)
     if target is None:
-        try:
-            with rasterio.open(gdal_path(raster)) as source:
-                target = raster_pixel_size_m(source)
-        except (rasterio.errors.RasterioError, OSError):
-            return None
+        target = raster_pixel_size_m(source)
     return resolution_warning(metadata, target)

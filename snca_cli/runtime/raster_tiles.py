@@ -40,7 +40,11 @@ from snca_cli.contract.scaling import (
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError, check_utf8_path, first_line
 from snca_cli.runtime.block_cache import block_cache_bytes, bounded_block_cache
-from snca_cli.runtime.georef import resampled_view, target_resolution_m
+from snca_cli.runtime.georef import (
+    dataset_resolution_warning,
+    resampled_view,
+    target_resolution_m,
+)
 from snca_cli.runtime.grid import Tile, TileGrid
 from snca_cli.runtime.paths import gdal_path, is_remote
 
@@ -78,6 +82,7 @@ class RasterTiling:
         options: TilingOptions,
         bands: tuple[int, ...],
         resources: contextlib.ExitStack,
+        scaling: ValueScaling | None = None,
     ) -> None:
         self.path = path
         self._resources = resources  # closes the datasets and releases the block-cache cap
@@ -105,18 +110,25 @@ class RasterTiling:
         self.n_cols = self.grid.n_cols
         self._band_list = list(bands)
         self._validity, self._nodata = _validity_source(dataset, bands)
-        self.scaling = self._scaling(metadata)
+        self._metadata = metadata
+        self._chosen_scaling = scaling
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
     def open(
-        cls, path: Path | str, metadata: ModelMetadata, options: TilingOptions | None = None
+        cls,
+        path: Path | str,
+        metadata: ModelMetadata,
+        options: TilingOptions | None = None,
+        scaling: ValueScaling | None = None,
     ) -> RasterTiling:
         """Open ``path`` and build its tile grid for a model; raise SncaError on bad input.
 
         Refuses a missing or unreadable file, a raster without CRS or georeferencing, a rotated
         raster, band choices the model cannot take and a raster smaller than one tile.
+        ``scaling``: the value scaling an earlier opening of the same raster with the same
+        options chose (:attr:`scaling`), so that it is not sampled again.
         """
         options = (options or TilingOptions()).for_model(metadata)
         options.check()
@@ -142,7 +154,7 @@ class RasterTiling:
                 resources.enter_context(dataset)
             tile_rows = math.ceil(metadata.tile_size * dataset.res[1] / source.res[1])
             resources.enter_context(bounded_block_cache(block_cache_bytes(source, tile_rows)))
-            return cls(path, source, dataset, metadata, options, bands, resources)
+            return cls(path, source, dataset, metadata, options, bands, resources, scaling)
         except BaseException:
             resources.close()
             raise
@@ -175,6 +187,11 @@ class RasterTiling:
     def tile_at(self, x: float, y: float) -> Tile | None:
         """The tile holding the point ``(x, y)`` (raster CRS), or None outside the raster."""
         return self.grid.tile_at(x, y)
+
+    def resolution_warning(self, metadata: ModelMetadata) -> str | None:
+        """The warning when the pixels the model sees are far from its training resolutions
+        (:func:`snca_cli.runtime.georef.raster_resolution_warning`), else None."""
+        return dataset_resolution_warning(self._source, metadata, self.options)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -280,6 +297,15 @@ class RasterTiling:
             ) from None
 
     # -- scaling -------------------------------------------------------------------------
+
+    @property
+    def scaling(self) -> ValueScaling:
+        """How raw values become model input, chosen on first use (the ``auto`` and
+        ``percentile`` stretches sample the raster) and kept; SncaError when the model cannot
+        take the raster's values."""
+        if self._chosen_scaling is None:
+            self._chosen_scaling = self._scaling(self._metadata)
+        return self._chosen_scaling
 
     def _scaling(self, metadata: ModelMetadata) -> ValueScaling:
         """The raster's value scaling (:mod:`snca_cli.contract.scaling`), chosen once: the

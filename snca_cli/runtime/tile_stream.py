@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snca_cli.contract.scaling import ValueScaling
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
@@ -103,6 +104,7 @@ class RasterEmbedding(Iterator[TileBatch]):
         tiling: the raster's :class:`RasterTiling` (CRS, grid transform, tile geometry).
         stats: the :class:`TilingStats` of the run, updated as batches come.
         model: the :class:`OnnxModel` run on the tiles.
+        scaling: the raster's value scaling (chosen when the run starts).
     """
 
     def __init__(
@@ -114,10 +116,16 @@ class RasterEmbedding(Iterator[TileBatch]):
         progress: ProgressHook | None,
         cancelled: CancelHook | None,
         rows: tuple[int, int] | None = None,
+        scaling: ValueScaling | None = None,
     ) -> None:
         check_batch_size(batch_size, model)
         self.model = model
-        self.tiling = RasterTiling.open(raster_path, model.metadata, options)
+        self.tiling = RasterTiling.open(raster_path, model.metadata, options, scaling)
+        try:
+            self.scaling = self.tiling.scaling  # chosen now: values the model cannot take fail
+        except BaseException:
+            self.tiling.close()
+            raise
         n_rows = self.tiling.grid.n_rows
         self.rows = (0, n_rows) if rows is None else (max(0, rows[0]), min(n_rows, rows[1]))
         band_rows = max(0, self.rows[1] - self.rows[0])
@@ -273,6 +281,7 @@ def embed_raster(
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
     rows: tuple[int, int] | None = None,
+    scaling: ValueScaling | None = None,
 ) -> RasterEmbedding:
     """Embed and classify every tile of a raster with enough valid pixels.
 
@@ -291,7 +300,9 @@ def embed_raster(
             :class:`Cancelled` is raised.
         rows: only the tiles of grid rows ``[start, stop)`` (a band of a raster too large for
             one work unit); default every row.
+        scaling: the raster's value scaling when already chosen (see :meth:`RasterTiling.open`).
     """
     return RasterEmbedding(
-        raster_path, model, options or TilingOptions(), batch_size, progress, cancelled, rows
+        raster_path, model, options or TilingOptions(), batch_size, progress, cancelled, rows,
+        scaling,
     )

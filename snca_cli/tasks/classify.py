@@ -24,8 +24,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +39,18 @@ from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.block_cache import bounded_block_cache
-from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
-from snca_cli.runtime.tile_stream import RasterEmbedding, TilingStats, embed_raster
 from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
 from snca_cli.tasks.output_names import class_map_name, geojson_beside
-from snca_cli.tasks.shards import (
-    UNIT_TILES,
-    Shard,
+from snca_cli.tasks.units import (
+    RasterResult,
+    RunOptions,
+    UnitRun,
     plan_units,
     remove_work_folder,
     run_units,
-    work_folder,
 )
 
 #: Raster suffixes picked up when a folder is given.
@@ -95,6 +92,8 @@ class ClassifySummary:
     scaling: dict[str, object] = field(default_factory=dict)
     #: the same as one line for users
     scaling_line: str = ""
+    #: work units of the raster (1 in this process; more when a cluster cut it into row bands)
+    units: int = 1
 
     @property
     def class_area_km2(self) -> dict[str, float] | None:
@@ -157,7 +156,8 @@ def read_raster_list(path: Path) -> list[Path]:
 
 def expand_rasters(paths: list[Path]) -> list[Path]:
     """The rasters named: files as given, folders replaced by the rasters in them (sorted),
-    ``.txt`` files by the rasters they list (:func:`read_raster_list`)."""
+    ``.txt`` files by the rasters they list (:func:`read_raster_list`); a local file that does
+    not exist is refused here, before a model is loaded."""
     rasters: list[Path] = []
     for path in paths:
         if path.suffix.lower() == LIST_SUFFIX and path.is_file():
@@ -171,6 +171,8 @@ def expand_rasters(paths: list[Path]) -> list[Path]:
                     f"folder {path} holds no rasters ({', '.join(RASTER_SUFFIXES)} files)"
                 )
             rasters.extend(found)
+        elif not is_remote(path) and not path.exists():
+            raise SncaError(f"raster {path} does not exist")
         else:
             rasters.append(path)
     return rasters
@@ -225,17 +227,9 @@ def plan_targets(
     return targets
 
 
-@dataclass(frozen=True)
-class OpenSet:
-    """The open-set rule a run applies and its threshold."""
-
-    rule: OpenSetRule
-    threshold: float
-
-
-def open_set_of(metadata: ModelMetadata, threshold: float | None = None) -> OpenSet | None:
-    """The open-set rule of a run: the model's with its threshold, or ``threshold`` instead
-    (-1 keeps every tile's class); None for a model without a rule."""
+def open_set_of(metadata: ModelMetadata, threshold: float | None = None) -> OpenSetRule | None:
+    """The open-set rule a run applies: the model's, with ``threshold`` instead of its own when
+    given (-1 keeps every tile's class); None for a model without a rule."""
     if metadata.open_set is None:
         if threshold is not None:
             raise SncaError(
@@ -243,14 +237,92 @@ def open_set_of(metadata: ModelMetadata, threshold: float | None = None) -> Open
                 "drop --unknown-threshold"
             )
         return None
-    limit = metadata.open_set.threshold if threshold is None else check_threshold(threshold)
-    return OpenSet(metadata.open_set, limit)
+    if threshold is None:
+        return metadata.open_set
+    return replace(metadata.open_set, threshold=check_threshold(threshold))
 
 
-def output_class_names(metadata: ModelMetadata, open_set: OpenSet | None) -> list[str]:
+def output_class_names(metadata: ModelMetadata, open_set: OpenSetRule | None) -> list[str]:
     """The classes a run writes: the model's, then ``unknown`` with an open-set rule."""
     names = list(metadata.class_names)
     return names + [UNKNOWN_CLASS] if open_set is not None else names
+
+
+@dataclass
+class ClassifyConfig:
+    """What to classify and how: the one input of :func:`classify`.
+
+    Attributes:
+        targets: the rasters and their output files (:func:`plan_targets`).
+        tiling: tiling options (filled in for the model by the run).
+        top_k: how many best classes each tile records (at most the number of classes).
+        unknown_threshold: the open-set threshold instead of the model's (:func:`open_set_of`).
+        force: overwrite existing outputs.
+        batch_size: tiles per model run.
+    """
+
+    targets: list[ClassifyTarget]
+    tiling: TilingOptions = field(default_factory=TilingOptions)
+    top_k: int = 3
+    unknown_threshold: float | None = None
+    force: bool = False
+    batch_size: int = 32
+
+
+@dataclass
+class ClassifyReport:
+    """What :func:`classify` did: one summary per raster, the warnings of the run (one line
+    each, e.g. a resolution far from the model's), and the work units."""
+
+    summaries: list[ClassifySummary]
+    warnings: list[str]
+    units: int = 0
+    reused: int = 0
+
+
+def classify(
+    config: ClassifyConfig, model: OnnxModel, run: RunOptions | None = None
+) -> ClassifyReport:
+    """Classify every tile of every target's raster and write its GeoPackage, GeoJSON and
+    class map (each raster's files one transaction), in this process or on a cluster
+    (``run.cluster``, :mod:`snca_cli.tasks.units`); the outputs are the same either way.
+
+    Raises:
+        SncaError: bad input or an existing output without ``force`` (checked before any work).
+        snca_cli.errors.Cancelled: the ``cancelled`` hook returned True; the raster being
+            written is not published (a cluster run keeps its finished units for the rerun).
+    """
+    run = run or RunOptions()
+    if not config.targets:
+        raise SncaError("no raster to classify")
+    open_set = open_set_of(model.metadata, config.unknown_threshold)
+    class_names = output_class_names(model.metadata, open_set)
+    if config.top_k < 1:
+        raise SncaError(f"top-k must be at least 1 (got {config.top_k})")
+    top_k = min(config.top_k, model.metadata.num_classes)
+    options = config.tiling.for_model(model.metadata)
+    options.check()
+    check_output_paths([p for t in config.targets for p in t.paths()], config.force)
+    names = [absolute_source(t.raster) for t in config.targets]
+    plan = plan_units(names, model, options, run.unit_tiles if run.distributed else 0, run.warn)
+    output = config.targets[0].output
+    stats = UnitRun()
+    results = run_units(
+        plan, model, options, config.batch_size, run, output,
+        keep_embeddings=open_set is not None, stats=stats,
+    )
+    summaries = []
+    for target, result in zip(config.targets, results, strict=True):
+        started = time.perf_counter()
+        tiles = _TileResults.of_raster(result, open_set)
+        scaling = plan.scalings[result.raster]
+        with RasterTiling.open(result.raster, model.metadata, options, scaling) as tiling:
+            _write_outputs(target, tiling, tiles, class_names, top_k, config.force, run.cancelled)
+            summary = _summary(target, tiling, tiles, result, class_names, model, top_k)
+        summary.elapsed_s = result.seconds + time.perf_counter() - started
+        summaries.append(summary)
+    remove_work_folder(run, output)
+    return ClassifyReport(summaries, plan.warnings, stats.units, stats.reused)
 
 
 def classify_raster(
@@ -258,65 +330,26 @@ def classify_raster(
     model: OnnxModel,
     output: Path | str,
     options: TilingOptions | None = None,
-    batch_size: int = 32,
+    *,
     geojson: Path | str | None = None,
     class_map: Path | str | None = None,
-    top_k: int = 3,
-    force: bool = False,
     progress: ProgressHook | None = None,
     cancelled: CancelHook | None = None,
-    unknown_threshold: float | None = None,
+    **settings: object,
 ) -> ClassifySummary:
-    """Classify every tile of a raster and write the GeoPackage, GeoJSON and class map.
-
-    Args:
-        raster_path: a georeferenced raster.
-        model: the ONNX model.
-        output: the GeoPackage to write (layer named after the raster).
-        options: tiling options.
-        batch_size: tiles per model run.
-        geojson: the EPSG:4326 GeoJSON copy (default: ``output`` with suffix ``.geojson``).
-        class_map: a class-map COG to write too (None: none).
-        top_k: how many best classes each tile records (at most the number of classes).
-        force: overwrite existing outputs.
-        progress, cancelled: hooks, as for :func:`snca_cli.runtime.tile_stream.embed_raster`.
-        unknown_threshold: the open-set threshold instead of the model's (see
-            :func:`open_set_of`).
-
-    Raises:
-        SncaError: bad input or an existing output without ``force`` (checked before any work).
-        snca_cli.errors.Cancelled: the ``cancelled`` hook returned True; nothing was written.
-    """
-    started = time.perf_counter()
+    """:func:`classify` of one raster into ``output`` (a GeoPackage), its ``geojson`` (default:
+    beside it) and ``class_map`` (None: none), in this process; ``settings`` are the other
+    :class:`ClassifyConfig` fields (``top_k``, ``force``, ``batch_size``,
+    ``unknown_threshold``)."""
     output = Path(output)
-    geojson = Path(geojson) if geojson is not None else geojson_beside(output)
-    class_map = Path(class_map) if class_map is not None else None
-    open_set = open_set_of(model.metadata, unknown_threshold)
-    class_names = output_class_names(model.metadata, open_set)
-    if top_k < 1:
-        raise SncaError(f"top-k must be at least 1 (got {top_k})")
-    top_k = min(top_k, model.metadata.num_classes)
-    targets = [output, geojson] + ([class_map] if class_map is not None else [])
-    check_output_paths(targets, force)
-
-    with embed_raster(raster_path, model, options, batch_size, progress, cancelled) as run:
-        tiling = run.tiling
-        results = _TileResults.collect(run, open_set)
-        target = ClassifyTarget(Path(raster_path), output, geojson, class_map)
-        _write_outputs(target, tiling, results, class_names, top_k, force, cancelled)
-        return _summary(
-            Path(raster_path),
-            output,
-            geojson,
-            class_map,
-            tiling,
-            results,
-            run.stats,
-            class_names,
-            model,
-            top_k,
-            time.perf_counter() - started,
-        )
+    target = ClassifyTarget(
+        Path(raster_path),
+        output,
+        Path(geojson) if geojson is not None else geojson_beside(output),
+        Path(class_map) if class_map is not None else None,
+    )
+    config = ClassifyConfig([target], options or TilingOptions(), **settings)  # type: ignore[arg-type]
+    return classify(config, model, RunOptions(progress, cancelled)).summaries[0]
 
 
 def _write_outputs(
@@ -357,72 +390,6 @@ def _write_outputs(
             raise Cancelled()  # before anything is published
 
 
-def classify_on_cluster(
-    targets: list[ClassifyTarget],
-    model: OnnxModel,
-    options: TilingOptions,
-    cluster: ClusterSpec,
-    batch_size: int = 32,
-    top_k: int = 3,
-    force: bool = False,
-    progress: ProgressHook | None = None,
-    cancelled: CancelHook | None = None,
-    say: Callable[[str], None] | None = None,
-    unit_tiles: int = UNIT_TILES,
-    unknown_threshold: float | None = None,
-) -> list[ClassifySummary]:
-    """Classify every target's raster on a Dask cluster, then write each one's outputs as
-    :func:`classify_raster` does (the same files, equal values).
-
-    The rasters are cut into work units (:mod:`snca_cli.tasks.shards`) whose shards go to a
-    work folder beside the first output; ``progress(done, total)`` counts the tiles of the
-    whole run. A cancelled, failed or killed run keeps its finished shards: the same command
-    run again reuses them, and the work folder is deleted once every output is written.
-    """
-    started = time.perf_counter()
-    if not targets:
-        raise SncaError("no raster to classify")
-    open_set = open_set_of(model.metadata, unknown_threshold)
-    class_names = output_class_names(model.metadata, open_set)
-    if top_k < 1:
-        raise SncaError(f"top-k must be at least 1 (got {top_k})")
-    top_k = min(top_k, model.metadata.num_classes)
-    options = options.for_model(model.metadata)
-    check_output_paths([p for t in targets for p in t.paths()], force)
-    names = [absolute_source(t.raster) for t in targets]
-    units = plan_units(names, model, options, unit_tiles)
-    work_dir = work_folder(targets[0].output)
-    done = run_units(units, model, options, batch_size, work_dir, cluster, progress, cancelled, say)
-    summaries = []
-    for target, name in zip(targets, names, strict=True):
-        shards = [s for s in done.shards if s.unit.raster == name]
-        results = _TileResults.from_shards(shards, model.metadata.num_classes, open_set)
-        stats = TilingStats(
-            total=sum(s.unit.tiles for s in shards),
-            embedded=len(results.tile_id),
-            skipped=sum(s.skipped for s in shards),
-        )
-        with RasterTiling.open(name, model.metadata, options) as tiling:
-            _write_outputs(target, tiling, results, class_names, top_k, force, cancelled)
-            summaries.append(
-                _summary(
-                    Path(target.raster),
-                    target.output,
-                    target.geojson,
-                    target.class_map,
-                    tiling,
-                    results,
-                    stats,
-                    class_names,
-                    model,
-                    top_k,
-                    time.perf_counter() - started,
-                )
-            )
-    remove_work_folder(work_dir)
-    return summaries
-
-
 @dataclass
 class _TileResults:
     """Per-tile results of a run (no pixels): a few numbers per classified tile."""
@@ -439,46 +406,9 @@ class _TileResults:
     unknown: np.ndarray | None = None
 
     @classmethod
-    def collect(cls, run: RasterEmbedding, open_set: OpenSet | None = None) -> _TileResults:
-        """Run ``run`` to the end, keeping each classified tile's numbers."""
-        ids, rows, cols, bounds, fractions, probabilities, sims = [], [], [], [], [], [], []
-        for batch in run:
-            ids.extend(t.tile_id for t in batch.tiles)
-            rows.extend(t.row for t in batch.tiles)
-            cols.extend(t.col for t in batch.tiles)
-            bounds.extend(t.bounds for t in batch.tiles)
-            fractions.extend(t.valid_fraction for t in batch.tiles)
-            probabilities.append(batch.probabilities)
-            if open_set is not None:
-                sims.append(open_set.rule.best_similarity(batch.embedding))
-        classes = run.model.metadata.num_classes
-        results = cls(
-            tile_id=np.array(ids, dtype=np.int64),
-            row=np.array(rows, dtype=np.int64),
-            col=np.array(cols, dtype=np.int64),
-            bounds=np.array(bounds, dtype=np.float64).reshape(-1, 4),
-            valid_fraction=np.array(fractions, dtype=np.float64),
-            probabilities=(
-                np.concatenate(probabilities).astype(np.float64)
-                if probabilities
-                else np.zeros((0, classes))
-            ),
-        )
-        if open_set is not None:
-            results.mark_unknown(np.concatenate([*sims, np.zeros(0, np.float32)]), open_set)
-        return results
-
-    def mark_unknown(self, similarity: np.ndarray, open_set: OpenSet) -> None:
-        """Record the tiles' best prototype similarity and which are unknown."""
-        self.similarity = similarity.astype(np.float64)
-        self.unknown = self.similarity < open_set.threshold
-
-    @classmethod
-    def from_shards(
-        cls, shards: list[Shard], classes: int, open_set: OpenSet | None = None
-    ) -> _TileResults:
-        """The results of a raster's shards, in unit (grid) order."""
-        tiles = np.concatenate([s.tiles for s in shards])
+    def of_raster(cls, result: RasterResult, open_set: OpenSetRule | None) -> _TileResults:
+        """The results of a raster's units, in grid order."""
+        tiles = result.tiles
         results = cls(
             tile_id=tiles["grid_id"].astype(np.int64),
             row=tiles["row"].astype(np.int64),
@@ -486,14 +416,13 @@ class _TileResults:
             bounds=np.stack(
                 [tiles["minx"], tiles["miny"], tiles["maxx"], tiles["maxy"]], axis=1
             ).astype(np.float64),
-            valid_fraction=np.concatenate([s.valid_fraction for s in shards]),
-            probabilities=np.concatenate(
-                [s.probabilities for s in shards] + [np.zeros((0, classes), np.float32)]
-            ).astype(np.float64),
+            valid_fraction=result.valid_fraction,
+            probabilities=result.probabilities.astype(np.float64),
         )
         if open_set is not None:
-            embeddings = np.concatenate([s.embeddings for s in shards])
-            results.mark_unknown(open_set.rule.best_similarity(embeddings), open_set)
+            assert result.embeddings is not None
+            similarity, unknown = open_set.decide(result.embeddings)
+            results.similarity, results.unknown = similarity.astype(np.float64), unknown
         return results
 
     @property
@@ -607,17 +536,13 @@ def write_class_map(
 
 
 def _summary(
-    raster: Path,
-    output: Path,
-    geojson: Path,
-    class_map: Path | None,
+    target: ClassifyTarget,
     tiling: RasterTiling,
     results: _TileResults,
-    stats: TilingStats,
+    raster: RasterResult,
     names: list[str],
     model: OnnxModel,
     top_k: int,
-    elapsed: float,
 ) -> ClassifySummary:
     owned = tiling.grid.owned_pixels()[results.row, results.col] * tiling.grid.pixel_area
     best = results.class_id
@@ -629,24 +554,26 @@ def _summary(
     else:
         unit_name, unit_metres = tiling.crs.linear_units_factor
         unit, km2_per_unit = f"{unit_name}²", unit_metres**2 / 1e6
+    classified = len(results.tile_id)
     return ClassifySummary(
-        raster=raster,
-        output=output,
-        geojson=geojson,
-        class_map=class_map,
+        raster=target.raster,
+        output=target.output,
+        geojson=target.geojson,
+        class_map=target.class_map,
         crs=tiling.crs.to_string(),
-        tiles_total=stats.total,
-        tiles_classified=stats.embedded,
-        tiles_skipped=stats.skipped,
+        tiles_total=classified + raster.skipped,
+        tiles_classified=classified,
+        tiles_skipped=raster.skipped,
         class_tiles={n: int(c) for n, c in zip(names, tiles, strict=True)},
         class_area={n: float(a) for n, a in zip(names, areas, strict=True)},
         skipped_area=skipped_area,
         area_unit=unit,
         km2_per_area_unit=km2_per_unit,
-        elapsed_s=elapsed,
+        elapsed_s=raster.seconds,
         provider=model.provider_name,
         resampled=tiling.resampled,
         top_k=top_k,
         scaling=tiling.scaling.record(),
         scaling_line=tiling.scaling.describe(),
+        units=raster.units,
     )

@@ -26,6 +26,7 @@ from snca_cli.tasks.index.build import IndexSummary, build_index
 from snca_cli.tasks.index.results import IndexedTile, SearchResult
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.output_names import geojson_beside
+from snca_cli.tasks.units import RunOptions
 
 #: Sentinel-2 band files stacked as red, green, blue.
 SENTINEL2_RGB = ("s2_B04.jp2", "s2_B03.jp2", "s2_B02.jp2")
@@ -247,7 +248,7 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
         config.options,
         force=config.force,
         batch_size=config.batch_size,
-        progress=hook("index"),
+        run=RunOptions(progress=hook("index")),
     )
     index = TileIndex.open(targets["index"])
     result = index.search_tile(choose_query_tile(index), k=config.k)

@@ -7,29 +7,16 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import (
-    console,
-    error_console,
-    exit_on_error,
-    tile_progress,
-    warn_resolution,
-)
+from snca_cli.cli.support import console, exit_on_error, say, tile_progress, warn
 from snca_cli.cli.tables import summary_table
-from snca_cli.contract.tiling import TilingOptions, tiling_options
+from snca_cli.contract.tiling import tiling_options
 from snca_cli.runtime.atomic import check_output_paths
 from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.runtime.raster_tiles import RasterTiling
-from snca_cli.tasks.classify import (
-    LIST_SUFFIX,
-    ClassifySummary,
-    ClassifyTarget,
-    classify_on_cluster,
-    classify_raster,
-    expand_rasters,
-    plan_targets,
-)
+from snca_cli.tasks.classify import LIST_SUFFIX, ClassifyConfig, expand_rasters, plan_targets
+from snca_cli.tasks.classify import classify as classify_job
+from snca_cli.tasks.units import RunOptions
 
 HELP = """Classify every tile of one or more rasters with an snca ONNX model.
 
@@ -82,74 +69,43 @@ def register(app: typer.Typer) -> None:
         workers: int = options.WORKERS,
         cluster: str | None = options.CLUSTER,
     ) -> None:
-        spec = ClusterSpec(workers=workers, address=cluster)
         tiling = tiling_options(overlap, resolution, bands, min_valid, stretch, edge)
         expanded = expand_rasters(rasters)
         folder_input = any(r.is_dir() or r.suffix.lower() == LIST_SUFFIX for r in rasters)
         targets = plan_targets(expanded, output, geojson, class_map, folder=folder_input or None)
-        # refuse clashing or existing outputs before any work
+        config = ClassifyConfig(targets, tiling, top_k, unknown_threshold, force, batch_size)
+        # refuse clashing or existing outputs before the model is loaded
         check_output_paths([path for target in targets for path in target.paths()], force)
+        spec = ClusterSpec(workers=workers, address=cluster)
         model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
         meta = model.metadata
-        tiling = tiling.for_model(meta)
         console.print(
             f"model [bold]{model.path.name}[/]: {meta.num_classes} classes, "
             f"{meta.tile_size} px tiles, {meta.input_bands} bands; provider [bold]"
             f"{model.provider_name}[/]"
         )
-        for target in targets:  # refuse any bad raster before writing anything
-            RasterTiling.open(target.raster, meta, tiling).close()
-        warn_resolution([target.raster for target in targets], meta, tiling)
-        if spec.distributed:
-            with tile_progress(f"{len(targets)} raster(s) on the cluster") as progress:
-                summaries = classify_on_cluster(
-                    targets, model, tiling, spec, batch_size, top_k, force, progress,
-                    say=lambda line: error_console.print(line, highlight=False),
-                    unknown_threshold=unknown_threshold,
-                )
-        else:
-            summaries = (
-                _classify_one(target, model, tiling, batch_size, top_k, force, unknown_threshold)
-                for target in targets
-            )
-        for summary in summaries:
-            error_console.print(
-                f"{summary.raster.name}: scaled by {summary.scaling_line}", highlight=False
-            )
+        where = f"{len(targets)} raster(s) on the cluster" if spec.distributed else (
+            targets[0].raster.name if len(targets) == 1 else f"{len(targets)} rasters"
+        )
+        with tile_progress(where) as progress:
+            run = RunOptions(progress=progress, cluster=spec, say=say, warn=warn)
+            report = classify_job(config, model, run)
+        for summary in report.summaries:
+            say(f"{summary.raster.name}: scaled by {summary.scaling_line}")
             console.print(summary_table(summary))
             written = [summary.output, summary.geojson] + (
                 [summary.class_map] if summary.class_map else []
             )
+            units = f", {summary.units} work units" if summary.units > 1 else ""
             console.print(
                 f"{summary.tiles_total:,} tiles: {summary.tiles_classified:,} classified, "
-                f"{summary.tiles_skipped:,} skipped (< {tiling.min_valid:.0%} valid) in "
+                f"{summary.tiles_skipped:,} skipped (< {config.tiling.min_valid:.0%} valid) in "
                 f"{summary.elapsed_s:.1f} s ({summary.tiles_per_second:,.1f} tiles/s, "
-                f"{summary.provider}); wrote {', '.join(str(p) for p in written)}",
+                f"{summary.provider}{units}); wrote {', '.join(str(p) for p in written)}",
                 highlight=False,
             )
-
-
-def _classify_one(
-    target: ClassifyTarget,
-    model: OnnxModel,
-    options: TilingOptions,
-    batch_size: int,
-    top_k: int,
-    force: bool,
-    unknown_threshold: float | None,
-) -> ClassifySummary:
-    """Classify one raster with a progress bar on stderr."""
-    with tile_progress(target.raster.name) as progress:
-        return classify_raster(
-            target.raster,
-            model,
-            target.output,
-            options,
-            batch_size=batch_size,
-            geojson=target.geojson,
-            class_map=target.class_map,
-            top_k=top_k,
-            force=force,
-            progress=progress,
-            unknown_threshold=unknown_threshold,
-        )
+        if report.units and spec.distributed:
+            console.print(
+                f"{report.units} work units, {report.reused} reused from an earlier run",
+                highlight=False,
+            )

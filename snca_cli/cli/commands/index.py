@@ -8,13 +8,7 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import (
-    console,
-    error_console,
-    exit_on_error,
-    tile_progress,
-    warn_resolution,
-)
+from snca_cli.cli.support import console, error_console, exit_on_error, say, tile_progress, warn
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.runtime.ann import IndexParams, hnswlib_available
 from snca_cli.runtime.cluster import ClusterSpec
@@ -29,6 +23,7 @@ from snca_cli.tasks.index.build import (
     parse_count,
 )
 from snca_cli.tasks.index.geoparquet import export_geoparquet
+from snca_cli.tasks.units import RunOptions
 
 HELP = """Build or extend an index of tile embeddings for `snca search`."""
 
@@ -64,11 +59,6 @@ names the model and its SHA-256. Opens in geopandas, DuckDB, QGIS (GDAL 3.8+).
 """
 
 index_app = typer.Typer(name="index", help=HELP, no_args_is_help=True)
-
-
-def _say(message: str) -> None:
-    """Tell the user why the command waits (another writer holds the index)."""
-    error_console.print(message, highlight=False, soft_wrap=True)
 
 
 def _report(summary: IndexSummary, verb: str) -> None:
@@ -125,13 +115,10 @@ def build(
     model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
     if not hnswlib_available():
         error_console.print("hnswlib is not installed: the index will be searched exactly")
-    warn_resolution(paths, model.metadata, tiling)
+    size = parse_count(shard_size, "--shard-size")
     with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
-        summary = build_index(
-            paths, model, output, tiling, params, force, batch_size, progress=progress,
-            waiting=_say, shard_size=parse_count(shard_size, "--shard-size"), cluster=spec,
-            say=_say,
-        )
+        run = RunOptions(progress=progress, waiting=say, cluster=spec, say=say, warn=warn)
+        summary = build_index(paths, model, output, tiling, params, force, batch_size, size, run)
     _report(summary, "indexed")
 
 
@@ -153,10 +140,8 @@ def add(
     paths = expand_rasters(rasters)
     model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
     with tile_progress(f"adding {len(paths)} raster(s)", transient=False) as progress:
-        summary = add_to_index(
-            index_dir, paths, model, batch_size=batch_size, progress=progress, waiting=_say,
-            cluster=spec, say=_say,
-        )
+        run = RunOptions(progress=progress, waiting=say, cluster=spec, say=say, warn=warn)
+        summary = add_to_index(index_dir, paths, model, batch_size=batch_size, run=run)
     _report(summary, "added")
 
 
@@ -171,7 +156,7 @@ def merge(
     force: bool = typer.Option(False, "--force", help="Replace an existing index."),
 ) -> None:
     size = None if shard_size is None else parse_count(shard_size, "--shard-size")
-    summary = merge_indexes(indexes, output, force, size, waiting=_say)
+    summary = merge_indexes(indexes, output, force, size, waiting=say)
     _report(summary, "merged")
 
 

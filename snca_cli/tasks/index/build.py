@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +22,16 @@ from rasterio.crs import CRS
 
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
-from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.ann import (
     HnswSearch,
     IndexParams,
     build_hnsw,
     hnswlib_available,
-    normalize,
     shard_ranges,
 )
 from snca_cli.runtime.atomic import atomic_output, check_output_paths
-from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote
-from snca_cli.runtime.raster_tiles import RasterTiling
-from snca_cli.runtime.tile_stream import embed_raster
 from snca_cli.tasks.index.store import (
     MANIFEST_NAME,
     TILE_DTYPE,
@@ -48,14 +43,12 @@ from snca_cli.tasks.index.store import (
     read_index,
     write_index_files,
 )
-from snca_cli.tasks.shards import (
-    UNIT_TILES,
-    Shard,
+from snca_cli.tasks.units import (
+    RunOptions,
+    UnitRun,
     plan_units,
     remove_work_folder,
     run_units,
-    tile_rows,
-    work_folder,
 )
 
 
@@ -73,7 +66,8 @@ class IndexSummary:
     seconds: float
     shards: int = 1  # hnswlib graphs of the index
     units: int = 0  # work units run on a cluster (0: in this process)
-    reused: int = 0  # of them, finished shards of an earlier run reused
+    reused: int = 0  # of them, finished units of an earlier run reused
+    warnings: list[str] = field(default_factory=list)  # one line each (e.g. resolution)
 
 
 @dataclass
@@ -85,6 +79,7 @@ class _NewTiles:
     embeddings: np.ndarray
     units: int = 0
     reused: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -99,13 +94,14 @@ class _NewTiles:
         dim: int,
         units: int = 0,
         reused: int = 0,
+        warnings: list[str] | None = None,
     ) -> _NewTiles:
         """The rasters' tiles and embeddings joined in order (none: empty arrays)."""
         tiles = np.concatenate(tile_parts) if tile_parts else np.zeros(0, TILE_DTYPE)
         embeddings = (
             np.concatenate(embedding_parts) if embedding_parts else np.zeros((0, dim), np.float32)
         )
-        return cls(rasters, tiles, embeddings, units, reused)
+        return cls(rasters, tiles, embeddings, units, reused, list(warnings or []))
 
 
 def _raster_paths(rasters: Sequence[Path | str], known: Sequence[str] = ()) -> list[Path]:
@@ -134,15 +130,6 @@ def _relative_path(path: Path, index_dir: Path) -> str:
         return str(path)
 
 
-def _tile_totals(paths: list[Path], model: OnnxModel, options: TilingOptions) -> list[int]:
-    """Open every raster before any work (bad input fails fast); return their tile counts."""
-    totals = []
-    for path in paths:
-        with RasterTiling.open(path, model.metadata, options) as tiling:
-            totals.append(tiling.tile_count)
-    return totals
-
-
 def _layer_name(crs: CRS, known: dict[str, str]) -> str:
     """The tiles.gpkg layer of a CRS: ``tiles_epsg_<code>`` or ``tiles_crs_<n>``."""
     wkt = crs.to_wkt()
@@ -150,66 +137,6 @@ def _layer_name(crs: CRS, known: dict[str, str]) -> str:
         epsg = crs.to_epsg()
         known[wkt] = f"tiles_epsg_{epsg}" if epsg else f"tiles_crs_{len(known) + 1}"
     return known[wkt]
-
-
-def _embed_rasters(
-    paths: list[Path],
-    model: OnnxModel,
-    options: TilingOptions,
-    index_dir: Path,
-    first_tile_id: int,
-    first_raster: int,
-    layers: dict[str, str],
-    batch_size: int,
-    progress: ProgressHook | None,
-    cancelled: CancelHook | None,
-) -> _NewTiles:
-    """Embed every tile of ``paths``; tile ids start at ``first_tile_id``."""
-    totals = _tile_totals(paths, model, options)
-    grand_total, done_before = sum(totals), 0
-    rasters: list[IndexedRaster] = []
-    tile_parts: list[np.ndarray] = []
-    embedding_parts: list[np.ndarray] = []
-    next_id = first_tile_id
-    for number, path in enumerate(paths):
-
-        def report(done: int, _total: int, offset: int = done_before) -> None:
-            if progress is not None:
-                progress(offset + done, grand_total)
-
-        count = 0
-        with embed_raster(path, model, options, batch_size, report, cancelled) as run:
-            tiling = run.tiling
-            for batch in run:
-                if batch.embedding.shape[1] != model.metadata.embedding_dim:
-                    raise SncaError(
-                        f"model {model.path.name} produced {batch.embedding.shape[1]}-d "
-                        f"embeddings; its metadata says {model.metadata.embedding_dim}"
-                    )
-                tile_parts.append(tile_rows(batch, first_raster + number))
-                embedding_parts.append(normalize(batch.embedding))
-                count += len(batch.tiles)
-            skipped = run.stats.skipped
-        rasters.append(
-            IndexedRaster(
-                path=absolute_source(path),
-                relative_path=_relative_path(path, index_dir),
-                crs_wkt=tiling.crs.to_wkt(),
-                epsg=tiling.crs.to_epsg(),
-                transform=list(tiling.transform)[:6],
-                width=tiling.width,
-                height=tiling.height,
-                resampled=tiling.resampled,
-                first_tile_id=next_id,
-                tile_count=count,
-                skipped=skipped,
-                layer=_layer_name(tiling.crs, layers),
-                scaling=tiling.scaling.record(),
-            )
-        )
-        next_id += count
-        done_before += totals[number]
-    return _NewTiles.join(rasters, tile_parts, embedding_parts, model.metadata.embedding_dim)
 
 
 def _embed(
@@ -223,46 +150,36 @@ def _embed(
     batch_size: int,
     run: RunOptions,
 ) -> _NewTiles:
-    """Embed ``paths`` in this process or, with ``run.cluster``, on a Dask cluster."""
-    if run.cluster is None or not run.cluster.distributed:
-        return _embed_rasters(
-            paths, model, options, index_dir, first_tile_id, first_raster, layers,
-            batch_size, run.progress, run.cancelled,
-        )
+    """Embed every tile of ``paths`` through the executor (:mod:`snca_cli.tasks.units`), in
+    this process or on ``run.cluster``; tile ids start at ``first_tile_id``."""
     names = [absolute_source(p) for p in paths]
-    units = plan_units(names, model, options, run.unit_tiles)
-    done = run_units(
-        units, model, options, batch_size, work_folder(index_dir), run.cluster,
-        run.progress, run.cancelled, run.say,
-    )
-    by_raster: dict[str, list[Shard]] = {}
-    for shard in done.shards:
-        by_raster.setdefault(shard.unit.raster, []).append(shard)
+    plan = plan_units(names, model, options, run.unit_tiles if run.distributed else 0, run.warn)
+    stats = UnitRun()
     rasters, tile_parts, embedding_parts = [], [], []
     next_id = first_tile_id
-    for number, (path, name) in enumerate(zip(paths, names, strict=True)):
-        shards = by_raster[name]
-        first = shards[0]
-        tiles = np.concatenate([s.tiles for s in shards])
+    results = run_units(plan, model, options, batch_size, run, index_dir, stats=stats)
+    for number, (path, result) in enumerate(zip(paths, results, strict=True)):
+        tiles = result.tiles
         tiles["raster"] = first_raster + number
         tile_parts.append(tiles)
-        embedding_parts.append(np.concatenate([s.embeddings for s in shards]))
-        crs = CRS.from_wkt(first.crs_wkt)
+        assert result.embeddings is not None
+        embedding_parts.append(result.embeddings)
+        crs = CRS.from_wkt(result.crs_wkt)
         rasters.append(
             IndexedRaster(
-                path=name,
+                path=result.raster,
                 relative_path=_relative_path(path, index_dir),
                 crs_wkt=crs.to_wkt(),
                 epsg=crs.to_epsg(),
-                transform=first.transform,
-                width=first.width,
-                height=first.height,
-                resampled=first.resampled,
+                transform=result.transform,
+                width=result.width,
+                height=result.height,
+                resampled=result.resampled,
                 first_tile_id=next_id,
                 tile_count=len(tiles),
-                skipped=sum(s.skipped for s in shards),
+                skipped=result.skipped,
                 layer=_layer_name(crs, layers),
-                scaling=first.scaling,
+                scaling=result.scaling,
             )
         )
         next_id += len(tiles)
@@ -271,8 +188,9 @@ def _embed(
         tile_parts,
         embedding_parts,
         model.metadata.embedding_dim,
-        units=len(units),
-        reused=done.reused,
+        units=stats.units if run.distributed else 0,
+        reused=stats.reused,
+        warnings=plan.warnings,
     )
 
 
@@ -303,29 +221,6 @@ def save_graphs(
     return len(ranges)
 
 
-@dataclass
-class RunOptions:
-    """How a build or an add runs: its hooks and, optionally, the Dask cluster it uses.
-
-    Attributes:
-        progress: ``progress(done, total)`` over the tiles of all rasters.
-        cancelled: polled; returning True stops the run (:class:`snca_cli.errors.Cancelled`);
-            nothing is left behind but the finished shards of a cluster run, reused by the
-            rerun.
-        waiting: called with a message when another writer holds the index's lock.
-        cluster: where the tiles are embedded (None: in this process).
-        say: called with the Dask dashboard address.
-        unit_tiles: tiles per work unit on a cluster (larger rasters are cut into row bands).
-    """
-
-    progress: ProgressHook | None = None
-    cancelled: CancelHook | None = None
-    waiting: Callable[[str], None] | None = None
-    cluster: ClusterSpec | None = None
-    say: Callable[[str], None] | None = None
-    unit_tiles: int = UNIT_TILES
-
-
 def build_index(
     rasters: Sequence[Path | str],
     model: OnnxModel,
@@ -334,13 +229,8 @@ def build_index(
     params: IndexParams | None = None,
     force: bool = False,
     batch_size: int = 32,
-    progress: ProgressHook | None = None,
-    cancelled: CancelHook | None = None,
-    waiting: Callable[[str], None] | None = None,
     shard_size: int = 0,
-    cluster: ClusterSpec | None = None,
-    say: Callable[[str], None] | None = None,
-    unit_tiles: int = UNIT_TILES,
+    run: RunOptions | None = None,
 ) -> IndexSummary:
     """Embed every tile of ``rasters`` with ``model`` and write a new index to ``index_dir``.
 
@@ -353,14 +243,12 @@ def build_index(
             the manifest for every later ``add``.
         params: hnswlib parameters (M, ef_construction, ef).
         batch_size: tiles per model run.
-        progress: ``progress(done, total)`` over the tiles of all rasters.
-        cancelled: polled; returning True stops the build (:class:`snca_cli.errors.Cancelled`), and
-            nothing is left behind.
-        waiting: ``waiting(message)`` is called when another writer holds the index's lock (this
-            build then waits for it).
         shard_size: tiles per hnswlib graph (0: one graph); a sharded index is searched by
             fan-out over its shards.
-        cluster, say, unit_tiles: embed on a Dask cluster (see :class:`RunOptions`).
+        run: hooks (progress over the tiles of all rasters; cancel, which leaves nothing
+            behind; ``waiting`` when another writer holds the index's lock; ``warn`` for each
+            warning line, which the summary lists too) and the cluster the tiles are embedded
+            on (:class:`snca_cli.tasks.units.RunOptions`).
 
     Without hnswlib the index is written without graph and searched exactly.
     """
@@ -374,8 +262,8 @@ def build_index(
     ann = "hnswlib" if hnswlib_available() else "exact"
     if shard_size < 0:
         raise SncaError(f"--shard-size must be 0 (one graph) or more tiles; got {shard_size}")
-    run = RunOptions(progress, cancelled, waiting, cluster, say, unit_tiles)
-    with index_lock(index_dir, cancelled, waiting):
+    run = run or RunOptions()
+    with index_lock(index_dir, run.cancelled, run.waiting):
         if index_dir.is_dir() and not any(index_dir.iterdir()):
             index_dir.rmdir()  # an empty folder (made by a file dialog) is not an index to keep
         _check_index_target(index_dir, force)  # again: another writer may have made one
@@ -405,8 +293,7 @@ def build_index(
                 shard_size=shard_size,
             )
             write_index_files(tmp, manifest, new.tiles, new.embeddings)
-        if run.cluster is not None and run.cluster.distributed:
-            remove_work_folder(work_folder(index_dir))
+        remove_work_folder(run, index_dir)
     return IndexSummary(
         index_dir=index_dir,
         count=len(new.tiles),
@@ -419,6 +306,7 @@ def build_index(
         shards=shards,
         units=new.units,
         reused=new.reused,
+        warnings=new.warnings,
     )
 
 
@@ -438,12 +326,7 @@ def add_to_index(
     model: OnnxModel,
     options: TilingOptions | None = None,
     batch_size: int = 32,
-    progress: ProgressHook | None = None,
-    cancelled: CancelHook | None = None,
-    waiting: Callable[[str], None] | None = None,
-    cluster: ClusterSpec | None = None,
-    say: Callable[[str], None] | None = None,
-    unit_tiles: int = UNIT_TILES,
+    run: RunOptions | None = None,
 ) -> IndexSummary:
     """Append the tiles of new ``rasters`` to an index without rebuilding it.
 
@@ -451,16 +334,15 @@ def add_to_index(
     (``options``, when given, must equal them). Tile ids continue after the last one. New
     versions of every file are written into a temporary folder that replaces the index only
     when complete: on any error or cancel the old index is left as it was. The whole add holds
-    the index's writer lock (a second writer waits; ``waiting(message)`` says so). New tiles
-    fill the last hnswlib shard of a sharded index, then new shards. ``cluster``, ``say``,
-    ``unit_tiles``: embed on a Dask cluster (see :class:`RunOptions`).
+    the index's writer lock (a second writer waits; ``run.waiting(message)`` says so). New
+    tiles fill the last hnswlib shard of a sharded index, then new shards. ``run``: as for
+    :func:`build_index`.
     """
     index_dir = Path(index_dir)
-    run = RunOptions(progress, cancelled, waiting, cluster, say, unit_tiles)
-    with index_lock(index_dir, cancelled, waiting):
+    run = run or RunOptions()
+    with index_lock(index_dir, run.cancelled, run.waiting):
         summary = _add_locked(index_dir, rasters, model, options, batch_size, run)
-    if cluster is not None and cluster.distributed:
-        remove_work_folder(work_folder(index_dir))
+    remove_work_folder(run, index_dir)
     return summary
 
 
@@ -519,6 +401,7 @@ def _add_locked(
         shards=shards,
         units=new.units,
         reused=new.reused,
+        warnings=new.warnings,
     )
 
 
@@ -560,32 +443,19 @@ def update_index(
     model: OnnxModel,
     options: TilingOptions | None = None,
     batch_size: int = 32,
-    progress: ProgressHook | None = None,
-    cancelled: CancelHook | None = None,
+    run: RunOptions | None = None,
 ) -> IndexSummary | None:
     """Carry out a :class:`IndexUpdate` (None when it has nothing to do); a rebuild replaces
     an existing index."""
     if update.rebuild:
         return build_index(
-            update.rasters,
-            model,
-            update.index_dir,
-            options,
-            force=True,
-            batch_size=batch_size,
-            progress=progress,
-            cancelled=cancelled,
+            update.rasters, model, update.index_dir, options, force=True,
+            batch_size=batch_size, run=run,
         )
     if not update.rasters:
         return None
     return add_to_index(
-        update.index_dir,
-        update.rasters,
-        model,
-        options,
-        batch_size=batch_size,
-        progress=progress,
-        cancelled=cancelled,
+        update.index_dir, update.rasters, model, options, batch_size=batch_size, run=run
     )
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from snca_cli.cli import app
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.index.store import read_index
-from snca_cli.tasks.shards import SHARD_MANIFEST, work_folder
+from snca_cli.tasks.units import UNIT_MANIFEST, work_folder
 from tests.helpers.classify_data import read_layer
 from tests.helpers.index_data import TILE, colour_grid
 from tests.helpers.onnx_models import make_band_mean_model
@@ -139,13 +139,13 @@ def test_ctrl_c_then_the_same_command_reuses_the_finished_shards(tmp_path: Path)
     )
     work = work_folder(idx)
     deadline = time.monotonic() + 120
-    while not list(work.glob(f"unit-*/{SHARD_MANIFEST}")) and time.monotonic() < deadline:
+    while not list(work.glob(f"unit-*/{UNIT_MANIFEST}")) and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted: stopped cleanly" in stderr and not idx.exists()
-    finished = len(list(work.glob(f"unit-*/{SHARD_MANIFEST}")))
+    finished = len(list(work.glob(f"unit-*/{UNIT_MANIFEST}")))
     assert 1 <= finished < 7
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr

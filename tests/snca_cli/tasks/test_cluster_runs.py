@@ -1,5 +1,5 @@
-"""Classify and index on a Dask LocalCluster (snca_cli.tasks.shards): the same results as the
-single-process path, a killed worker, a cancelled run resumed from its finished shards."""
+"""Classify and index on a Dask LocalCluster (snca_cli.tasks.units): the same results as the
+single-process path, a killed worker, a cancelled run resumed from its finished units."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from snca_cli.errors import Cancelled
 from snca_cli.runtime.cluster import ClusterSpec, model_loads
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.tasks.classify import classify_on_cluster, classify_raster, plan_targets
+from snca_cli.tasks.classify import ClassifyConfig, classify, classify_raster, plan_targets
 from snca_cli.tasks.index.build import build_index
 from snca_cli.tasks.index.store import read_index
-from snca_cli.tasks.shards import SHARD_MANIFEST, plan_units, read_shard, work_folder
+from snca_cli.tasks.units import UNIT_MANIFEST, RunOptions, plan_units, read_unit, work_folder
 from tests.helpers.classify_data import read_layer
 from tests.helpers.index_data import TILE, colour_grid
 from tests.helpers.rasters import painted_raster, write_raster
@@ -72,8 +72,9 @@ def test_index_on_two_workers_equals_the_single_process_index(
     options = TilingOptions(overlap=0.25)
     build_index(rasters, model, tmp_path / "one", options)
     spec = ClusterSpec(address=cluster.scheduler_address)
-    summary = build_index(rasters, model, tmp_path / "two", options, cluster=spec, unit_tiles=8)
-    assert summary.units == len(plan_units([str(r) for r in rasters], model, options, 8)) > 3
+    run = RunOptions(cluster=spec, unit_tiles=8)
+    summary = build_index(rasters, model, tmp_path / "two", options, run=run)
+    assert summary.units == len(plan_units([str(r) for r in rasters], model, options, 8).units) > 3
     one, two = _index_state(tmp_path / "one"), _index_state(tmp_path / "two")
     assert one[0] == two[0]  # manifest: counts, rasters, tile ids, sha256 of the arrays
     assert (one[1] == two[1]).all()
@@ -99,7 +100,8 @@ def test_classify_on_two_workers_equals_the_single_process_outputs(
         )
     targets = plan_targets(rasters, tmp_path / "two", class_map=tmp_path / "two")
     spec = ClusterSpec(address=cluster.scheduler_address)
-    summaries = classify_on_cluster(targets, model, options, spec, unit_tiles=8)
+    run = RunOptions(cluster=spec, unit_tiles=8)
+    summaries = classify(ClassifyConfig(targets, options), model, run).summaries
     for a, b, summary in zip(single, targets, summaries, strict=True):
         _, rings_a, fields_a = read_layer(a.output)
         _, rings_b, fields_b = read_layer(b.output)
@@ -137,17 +139,15 @@ def test_a_worker_killed_mid_run_does_not_change_the_index(tmp_path: Path) -> No
                 os.kill(pids[busy[0]], signal.SIGKILL)
 
         spec = ClusterSpec(address=local.scheduler_address)
-        build_index(
-            [raster], model, tmp_path / "two", cluster=spec, unit_tiles=4,
-            progress=kill_a_busy_worker,
-        )
+        run = RunOptions(progress=kill_a_busy_worker, cluster=spec, unit_tiles=4)
+        build_index([raster], model, tmp_path / "two", run=run)
     assert killed  # a worker with a unit in flight was killed
     one, two = _index_state(tmp_path / "one"), _index_state(tmp_path / "two")
     assert one[0] == two[0] and (one[1] == two[1]).all()
     np.testing.assert_allclose(one[2], two[2], atol=1e-6, rtol=0)
 
 
-def test_a_cancelled_run_is_resumed_from_its_finished_shards(
+def test_a_cancelled_run_is_resumed_from_its_finished_units(
     tmp_path: Path, model: OnnxModel
 ) -> None:
     rasters = _rasters(tmp_path / "in")
@@ -158,20 +158,23 @@ def test_a_cancelled_run_is_resumed_from_its_finished_shards(
 
     spec = ClusterSpec(workers=2)
     with pytest.raises(Cancelled):
-        build_index(
-            rasters, model, tmp_path / "idx", cluster=spec, unit_tiles=4,
-            progress=stop_after_two_units, cancelled=lambda: len(calls) >= 2,
+        run = RunOptions(
+            progress=stop_after_two_units, cancelled=lambda: len(calls) >= 2, cluster=spec,
+            unit_tiles=4,
         )
+        build_index(rasters, model, tmp_path / "idx", run=run)
     assert not (tmp_path / "idx").exists()
     work = work_folder(tmp_path / "idx")
     options = TilingOptions().for_model(model.metadata)
-    units = plan_units([str(r) for r in rasters], model, options, 4)
+    units = plan_units([str(r) for r in rasters], model, options, 4).units
     finished = [
-        u for u in units if read_shard(u.folder(work, model.sha256, options), u) is not None
+        u for u in units if read_unit(u.folder(work, model.sha256, options), u) is not None
     ]
     assert 2 <= len(finished) < len(units)
-    assert all((u.folder(work, model.sha256, options) / SHARD_MANIFEST).is_file() for u in finished)
-    summary = build_index(rasters, model, tmp_path / "idx", cluster=spec, unit_tiles=4)
+    assert all((u.folder(work, model.sha256, options) / UNIT_MANIFEST).is_file() for u in finished)
+    summary = build_index(
+        rasters, model, tmp_path / "idx", run=RunOptions(cluster=spec, unit_tiles=4)
+    )
     assert summary.units == len(units) and summary.reused == len(finished)
     build_index(rasters, model, tmp_path / "ref")
     ref, resumed = _index_state(tmp_path / "ref"), _index_state(tmp_path / "idx")
@@ -187,14 +190,14 @@ def test_the_landsat_scene_on_two_workers_equals_the_single_process_run(
     model = OnnxModel(resolve_model(None))
     spec = ClusterSpec(address=cluster.scheduler_address)
     build_index([landsat_rgb], model, tmp_path / "one")
-    build_index([landsat_rgb], model, tmp_path / "two", cluster=spec, unit_tiles=6)
+    build_index([landsat_rgb], model, tmp_path / "two", run=RunOptions(cluster=spec, unit_tiles=6))
     one, two = _index_state(tmp_path / "one"), _index_state(tmp_path / "two")
     assert one[0] == two[0] and (one[1] == two[1]).all() and len(one[1]) == 19
     np.testing.assert_allclose(one[2], two[2], atol=1e-6, rtol=0)
     options = TilingOptions().for_model(model.metadata)
     classify_raster(landsat_rgb, model, tmp_path / "one.gpkg", options)
     (target,) = plan_targets([landsat_rgb], tmp_path / "two.gpkg")
-    classify_on_cluster([target], model, options, spec, unit_tiles=6)
+    classify(ClassifyConfig([target], options), model, RunOptions(cluster=spec, unit_tiles=6))
     fields_a, fields_b = read_layer(tmp_path / "one.gpkg")[2], read_layer(tmp_path / "two.gpkg")[2]
     assert (fields_a["class_name"] == fields_b["class_name"]).all()
     for name in ("score", "top1_prob", "top2_prob", "valid_fraction"):

@@ -29,6 +29,7 @@ from snca_cli.tasks.index.store import (
     TILES_NAME,
     read_index,
 )
+from snca_cli.tasks.units import RunOptions
 from tests.helpers.gpkg import GPKG_APPLICATION_ID, gpkg_version
 from tests.helpers.index_data import (
     TILE,
@@ -155,7 +156,7 @@ def test_progress_runs_over_the_tiles_of_all_rasters(
         model,
         tmp_path / "idx",
         batch_size=5,
-        progress=lambda done, total: calls.append((done, total)),
+        run=RunOptions(progress=lambda done, total: calls.append((done, total))),
     )
     assert {total for _, total in calls} == {16}
     done = [d for d, _ in calls]
@@ -230,7 +231,9 @@ def test_a_cancelled_build_leaves_nothing(tmp_path: Path, model: OnnxModel, rast
         return len(calls) > 3
 
     with pytest.raises(Cancelled):
-        build_index([raster], model, tmp_path / "idx", batch_size=2, cancelled=cancelled)
+        build_index(
+            [raster], model, tmp_path / "idx", batch_size=2, run=RunOptions(cancelled=cancelled)
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["band_mean.onnx", "painted.tif"]
 
 

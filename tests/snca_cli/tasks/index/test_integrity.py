@@ -16,6 +16,7 @@ import pytest
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.index.build import add_to_index, build_index
 from snca_cli.tasks.index.store import DATA_FILES, MANIFEST_NAME, index_lock, read_index
+from snca_cli.tasks.units import RunOptions
 from tests.helpers.index_data import TILE, colour_grid
 from tests.helpers.rasters import painted_raster
 
@@ -79,7 +80,7 @@ def test_a_second_writer_waits_for_the_first_and_says_so(
     held.wait()
     messages: list[str] = []
     started = time.perf_counter()
-    add_to_index(index_dir, [second], model, waiting=messages.append)
+    add_to_index(index_dir, [second], model, run=RunOptions(waiting=messages.append))
     waited = time.perf_counter() - started
     holder.join()
     assert waited >= 0.3

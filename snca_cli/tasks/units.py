@@ -1,0 +1,518 @@
+"""The one executor of tile jobs: plan work units, run them here or on Dask, merge in input order.
+
+``snca classify`` and ``snca index build/add`` run through it, in this process or on a cluster:
+
+1. **Plan** (:func:`plan_units`): every raster is opened once (bad input fails here, before any
+   work) and cut into :class:`WorkUnit` s: a whole raster in this process, or ``unit_tiles``
+   tiles' worth of grid rows of a large raster on a cluster. The plan also holds the rasters'
+   warnings (a resolution far from the model's), so every face shows the same ones.
+2. **Run** (:func:`run_units`): each unit is embedded by :func:`embed_unit`, the only code that
+   turns a unit into a :class:`UnitResult`. In this process that is a loop (the one-worker
+   case); on Dask (:mod:`snca_cli.runtime.cluster`) each worker keeps one onnxruntime session
+   per model and writes its unit's result (``embeddings.npy``, ``probabilities.npy``,
+   ``tiles.npy``, ``valid_fraction.npy`` and ``unit.json`` with each file's sha256 and its own
+   checksum) atomically into the run's work folder beside the output. A unit folder is named
+   after a hash of its raster, rows, model and tiling options, so running the same command
+   again reuses every finished unit (verified by checksum; a damaged one is recomputed).
+3. **Merge** (:func:`merge_rasters`): the units of each raster are joined in unit order (input
+   order, never completion order), so tile ids, embeddings and classes are the same whatever
+   the number of workers.
+
+"Unit" is a piece of Dask work; "shard" is a part of an index's hnswlib graph
+(:mod:`snca_cli.runtime.ann`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from snca_cli.contract.scaling import ValueScaling
+from snca_cli.contract.tiling import TilingOptions
+from snca_cli.errors import Cancelled, SncaError
+from snca_cli.hooks import CancelHook, ProgressHook
+from snca_cli.runtime.ann import normalize
+from snca_cli.runtime.atomic import atomic_output, recover_outputs
+from snca_cli.runtime.cluster import ClusterSpec, ModelSpec, open_cluster, worker_model
+from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.tile_stream import TileBatch, embed_raster
+from snca_cli.tasks.index.store import TILE_DTYPE, file_digest, manifest_checksum
+
+#: Tiles per work unit on a cluster: rasters with more tiles are cut into bands of whole rows.
+UNIT_TILES = 20_000
+UNIT_MANIFEST = "unit.json"
+UNIT_FILES = ("embeddings.npy", "probabilities.npy", "tiles.npy", "valid_fraction.npy")
+#: Seconds between two checks of the cancel hook while waiting on the cluster.
+POLL_S = 0.2
+
+
+@dataclass
+class RunOptions:
+    """How a job runs: its hooks and where its units go.
+
+    Attributes:
+        progress: ``progress(done, total)`` over the tiles of all rasters.
+        cancelled: polled; returning True stops the run (:class:`snca_cli.errors.Cancelled`);
+            nothing is left behind but the finished units of a cluster run, reused by the rerun.
+        waiting: called with a message when another writer holds an index's lock.
+        cluster: where the units run (None or no workers/address: in this process).
+        say: called with lines for the user (the Dask dashboard address).
+        warn: called with each warning line as soon as it is known (a job's report lists
+            them too).
+        unit_tiles: tiles per work unit on a cluster (larger rasters are cut into row bands).
+    """
+
+    progress: ProgressHook | None = None
+    cancelled: CancelHook | None = None
+    waiting: Callable[[str], None] | None = None
+    cluster: ClusterSpec | None = None
+    say: Callable[[str], None] | None = None
+    warn: Callable[[str], None] | None = None
+    unit_tiles: int = UNIT_TILES
+
+    @property
+    def distributed(self) -> bool:
+        """Whether units go to Dask rather than running in this process."""
+        return self.cluster is not None and self.cluster.distributed
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Grid rows ``[row_start, row_stop)`` of a raster; ``number`` is its place in the run."""
+
+    number: int
+    raster: str  # the name GDAL opens
+    row_start: int
+    row_stop: int
+    tiles: int  # tiles of the band (skipped ones included)
+
+    def key(self, model_sha256: str, options: TilingOptions) -> str:
+        """What the result depends on, hashed: a changed model or option is never reused."""
+        text = json.dumps(
+            [self.raster, self.row_start, self.row_stop, model_sha256, asdict(options)],
+            sort_keys=True,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def folder(self, work_dir: Path, model_sha256: str, options: TilingOptions) -> Path:
+        return Path(work_dir) / f"unit-{self.number:06d}-{self.key(model_sha256, options)}"
+
+
+@dataclass
+class UnitPlan:
+    """The units of a run, one warning line per raster that has one, and each raster's value
+    scaling as chosen when it was planned (reused by the units run in this process)."""
+
+    units: list[WorkUnit]
+    warnings: list[str] = field(default_factory=list)
+    scalings: dict[str, ValueScaling] = field(default_factory=dict)
+
+    @property
+    def rasters(self) -> list[str]:
+        """The rasters, in input order."""
+        return list(dict.fromkeys(unit.raster for unit in self.units))
+
+    @property
+    def tiles(self) -> int:
+        """Tiles of every unit (skipped ones included)."""
+        return sum(unit.tiles for unit in self.units)
+
+
+@dataclass
+class UnitResult:
+    """What one unit produced (tiles with enough valid pixels only), and its raster's grid."""
+
+    unit: WorkUnit
+    tiles: np.ndarray  # TILE_DTYPE (raster 0), in grid order
+    embeddings: np.ndarray | None  # N x D unit float32; None when not kept
+    probabilities: np.ndarray  # N x C float32
+    valid_fraction: np.ndarray  # N float64 (the tile table keeps float32)
+    crs_wkt: str
+    transform: list[float]  # the tiling grid (same for every unit of a raster)
+    width: int
+    height: int
+    resampled: bool
+    skipped: int
+    scaling: dict = field(default_factory=dict)  # the raster's ValueScaling.record()
+    seconds: float = 0.0  # time spent embedding the unit
+
+
+@dataclass
+class RasterResult:
+    """The units of one raster joined in grid order (see :func:`merge_rasters`)."""
+
+    raster: str
+    tiles: np.ndarray
+    embeddings: np.ndarray | None
+    probabilities: np.ndarray
+    valid_fraction: np.ndarray
+    crs_wkt: str
+    transform: list[float]
+    width: int
+    height: int
+    resampled: bool
+    skipped: int
+    scaling: dict
+    seconds: float
+    units: int
+
+
+@dataclass
+class UnitRun:
+    """What running the units did, filled in as the run goes."""
+
+    units: int = 0  # units of the run
+    reused: int = 0  # of them, finished units of an earlier run reused
+    dashboard: str | None = None  # the Dask dashboard's address
+
+
+def plan_units(
+    rasters: list[str],
+    model: OnnxModel,
+    options: TilingOptions,
+    unit_tiles: int = 0,
+    warn: Callable[[str], None] | None = None,
+) -> UnitPlan:
+    """Open every raster once (bad input fails here, before any work), note its resolution
+    warning (also given to ``warn``), and cut it into units of whole tile rows holding about
+    ``unit_tiles`` tiles (0: one unit per raster)."""
+    plan = UnitPlan([])
+    units = plan.units
+    for raster in rasters:
+        with RasterTiling.open(raster, model.metadata, options) as tiling:
+            n_rows, n_cols = tiling.grid.n_rows, tiling.grid.n_cols
+            warning = tiling.resolution_warning(model.metadata)
+            plan.scalings[raster] = tiling.scaling  # a model that cannot take it fails here
+        if warning is not None:
+            plan.warnings.append(f"{Path(raster).name}: {warning}")
+            if warn is not None:
+                warn(plan.warnings[-1])
+        rows_per_unit = n_rows if unit_tiles <= 0 else max(1, unit_tiles // max(1, n_cols))
+        for start in range(0, n_rows, rows_per_unit):
+            stop = min(n_rows, start + rows_per_unit)
+            units.append(WorkUnit(len(units), raster, start, stop, (stop - start) * n_cols))
+    return plan
+
+
+def tile_rows(batch: TileBatch, raster: int) -> np.ndarray:
+    """The tile table rows (:data:`TILE_DTYPE`) of a batch of a raster's tiles."""
+    rows = np.zeros(len(batch.tiles), dtype=TILE_DTYPE)
+    rows["raster"] = raster
+    rows["grid_id"] = [t.tile_id for t in batch.tiles]
+    rows["row"] = [t.row for t in batch.tiles]
+    rows["col"] = [t.col for t in batch.tiles]
+    windows = np.array([t.window for t in batch.tiles], dtype=np.int64).reshape(-1, 4)
+    bounds = np.array([t.bounds for t in batch.tiles], dtype=np.float64).reshape(-1, 4)
+    for i, name in enumerate(("col_off", "row_off", "width", "height")):
+        rows[name] = windows[:, i]
+    for i, name in enumerate(("minx", "miny", "maxx", "maxy")):
+        rows[name] = bounds[:, i]
+    rows["valid_fraction"] = [t.valid_fraction for t in batch.tiles]
+    rows["class_index"] = batch.probabilities.argmax(axis=1)
+    rows["score"] = batch.probabilities.max(axis=1)
+    return rows
+
+
+def embed_unit(
+    unit: WorkUnit,
+    model: OnnxModel,
+    options: TilingOptions,
+    batch_size: int,
+    progress: ProgressHook | None = None,
+    cancelled: CancelHook | None = None,
+    keep_embeddings: bool = True,
+    scaling: ValueScaling | None = None,
+) -> UnitResult:
+    """Embed the tiles of one unit: the one implementation, in this process or on a worker.
+    ``scaling``: the raster's value scaling when already chosen (:class:`UnitPlan`)."""
+    started = time.perf_counter()
+    meta = model.metadata
+    tiles, embeddings, probabilities, fractions = [], [], [], []
+    rows = (unit.row_start, unit.row_stop)
+    with embed_raster(
+        unit.raster, model, options, batch_size, progress, cancelled, rows, scaling
+    ) as run:
+        tiling = run.tiling
+        for batch in run:
+            if batch.embedding.shape[1] != meta.embedding_dim:
+                raise SncaError(
+                    f"model {model.path.name} produced {batch.embedding.shape[1]}-d "
+                    f"embeddings; its metadata says {meta.embedding_dim}"
+                )
+            tiles.append(tile_rows(batch, 0))
+            if keep_embeddings:
+                embeddings.append(normalize(batch.embedding))
+            probabilities.append(batch.probabilities.astype(np.float32))
+            fractions.extend(t.valid_fraction for t in batch.tiles)
+        skipped = run.stats.skipped
+    return UnitResult(
+        unit=unit,
+        tiles=_joined(tiles, np.zeros(0, TILE_DTYPE)),
+        embeddings=(
+            _joined(embeddings, np.zeros((0, meta.embedding_dim), np.float32))
+            if keep_embeddings else None
+        ),
+        probabilities=_joined(probabilities, np.zeros((0, meta.num_classes), np.float32)),
+        valid_fraction=np.array(fractions, dtype=np.float64),
+        crs_wkt=tiling.crs.to_wkt(),
+        transform=list(tiling.transform)[:6],
+        width=tiling.width,
+        height=tiling.height,
+        resampled=tiling.resampled,
+        skipped=skipped,
+        scaling=tiling.scaling.record(),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _joined(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    return np.concatenate(parts) if parts else empty
+
+
+def save_unit(folder: Path, result: UnitResult) -> None:
+    """Write a unit's result into ``folder`` atomically, with checksums."""
+    arrays = {
+        "tiles.npy": result.tiles,
+        "embeddings.npy": result.embeddings,
+        "probabilities.npy": result.probabilities,
+        "valid_fraction.npy": result.valid_fraction,
+    }
+    with atomic_output(folder, force=True, directory=True) as tmp:
+        files = {}
+        for name, values in arrays.items():
+            np.save(tmp / name, values, allow_pickle=False)
+            with open(tmp / name, "rb") as handle:
+                files[name] = {
+                    "bytes": os.fstat(handle.fileno()).st_size,
+                    "sha256": file_digest(handle),
+                }
+        payload = {
+            "unit": asdict(result.unit),
+            "crs_wkt": result.crs_wkt,
+            "transform": result.transform,
+            "width": result.width,
+            "height": result.height,
+            "resampled": result.resampled,
+            "scaling": result.scaling,
+            "skipped": result.skipped,
+            "seconds": result.seconds,
+            "files": files,
+        }
+        payload["checksum"] = manifest_checksum(payload)
+        (tmp / UNIT_MANIFEST).write_text(json.dumps(payload))
+
+
+def read_unit(folder: Path, unit: WorkUnit) -> UnitResult | None:
+    """The result in ``folder`` when it is complete, of ``unit`` and matches its checksums;
+    None otherwise (missing or damaged: the unit is computed again)."""
+    try:
+        payload = json.loads((folder / UNIT_MANIFEST).read_text())
+        if payload.pop("checksum", None) != manifest_checksum(payload):
+            return None
+        if WorkUnit(**payload["unit"]) != unit:
+            return None
+        arrays = {}
+        for name in UNIT_FILES:
+            with open(folder / name, "rb") as handle:
+                expected = payload["files"][name]
+                if os.fstat(handle.fileno()).st_size != expected["bytes"]:
+                    return None
+                if file_digest(handle) != expected["sha256"]:
+                    return None
+                arrays[name] = np.load(handle, allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if arrays["tiles.npy"].dtype != TILE_DTYPE:
+        return None
+    return UnitResult(
+        unit=unit,
+        tiles=arrays["tiles.npy"],
+        embeddings=arrays["embeddings.npy"],
+        probabilities=arrays["probabilities.npy"],
+        valid_fraction=arrays["valid_fraction.npy"],
+        crs_wkt=payload["crs_wkt"],
+        transform=[float(v) for v in payload["transform"]],
+        width=int(payload["width"]),
+        height=int(payload["height"]),
+        resampled=bool(payload["resampled"]),
+        skipped=int(payload["skipped"]),
+        scaling=dict(payload.get("scaling", {})),
+        seconds=float(payload.get("seconds", 0.0)),
+    )
+
+
+def run_unit_on_worker(
+    unit: WorkUnit,
+    model_spec: ModelSpec,
+    model_sha256: str,
+    options: TilingOptions,
+    batch_size: int,
+    work_dir: str,
+) -> tuple[str, bool]:
+    """On a worker: embed one unit into its folder; return the folder and whether a finished
+    result was reused."""
+    folder = unit.folder(Path(work_dir), model_sha256, options)
+    if read_unit(folder, unit) is not None:
+        return str(folder), True
+    save_unit(folder, embed_unit(unit, worker_model(model_spec), options, batch_size))
+    return str(folder), False
+
+
+def work_folder(output: Path) -> Path:
+    """The work folder of a cluster run writing ``output``: ``.<name>.units`` beside it (a
+    shared path when the output is on one, so that remote workers reach it)."""
+    output = Path(output).absolute()
+    return output.with_name(f".{output.name}.units")
+
+
+def run_units(
+    plan: UnitPlan,
+    model: OnnxModel,
+    options: TilingOptions,
+    batch_size: int,
+    run: RunOptions,
+    output: Path,
+    keep_embeddings: bool = True,
+    stats: UnitRun | None = None,
+) -> Iterator[RasterResult]:
+    """Run every unit of ``plan``, in this process or on ``run.cluster``; yield each raster's
+    results (:func:`merge_rasters`) in input order.
+
+    ``run.progress(done, total)`` counts the tiles of the whole run; ``run.cancelled`` is
+    polled. In this process a raster is yielded as soon as its units are done, so only one
+    raster's results are held at a time. On a cluster the units go through the work folder of
+    ``output`` (:func:`work_folder`): a unit whose worker dies is run again by Dask on another
+    worker, a cancelled or failed run keeps its finished units for the rerun, and
+    ``keep_embeddings`` is ignored (the unit files always hold them). ``stats`` gets the counts.
+    """
+    stats = stats if stats is not None else UnitRun()
+    stats.units = len(plan.units)
+    if run.distributed:
+        results = _run_on_cluster(plan, model, options, batch_size, run, work_folder(output), stats)
+        yield from merge_rasters(results)
+        return
+    total, before = plan.tiles, 0
+    for raster in plan.rasters:
+        results = []
+        for unit in (u for u in plan.units if u.raster == raster):
+
+            def report(done: int, _total: int, offset: int = before) -> None:
+                if run.progress is not None:
+                    run.progress(offset + done, total)
+
+            results.append(
+                embed_unit(
+                    unit, model, options, batch_size, report, run.cancelled, keep_embeddings,
+                    plan.scalings.get(raster),
+                )
+            )
+            before += unit.tiles
+        yield from merge_rasters(results)
+
+
+def _run_on_cluster(
+    plan: UnitPlan,
+    model: OnnxModel,
+    options: TilingOptions,
+    batch_size: int,
+    run: RunOptions,
+    work_dir: Path,
+    stats: UnitRun,
+) -> list[UnitResult]:
+    """Every unit on Dask; their results read back in unit order."""
+    import distributed
+
+    assert run.cluster is not None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    recover_outputs(work_dir)  # staging folders of workers killed mid-write
+    spec = ModelSpec.of(model, run.cluster.threads_per_worker)
+    total = plan.tiles
+    folders: dict[int, tuple[str, bool]] = {}
+    with open_cluster(run.cluster) as client:
+        stats.dashboard = getattr(client, "dashboard_link", None)
+        if run.say is not None and stats.dashboard:
+            run.say(f"Dask dashboard: {stats.dashboard}")
+        futures = {
+            client.submit(
+                run_unit_on_worker, unit, spec, model.sha256, options, batch_size, str(work_dir),
+                key=f"snca-unit-{unit.number}-{unit.key(model.sha256, options)}",
+            ): unit
+            for unit in plan.units
+        }
+        remaining = set(futures)
+        done = 0
+        try:
+            while remaining:
+                if run.cancelled is not None and run.cancelled():
+                    raise Cancelled()
+                try:
+                    finished, _ = distributed.wait(
+                        list(remaining), timeout=POLL_S, return_when="FIRST_COMPLETED"
+                    )
+                except TimeoutError:
+                    continue
+                for future in sorted(finished, key=lambda f: futures[f].number):
+                    remaining.discard(future)
+                    unit = futures[future]
+                    folders[unit.number] = future.result()
+                    done += unit.tiles
+                    if run.progress is not None:
+                        run.progress(done, total)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+    stats.reused = sum(reused for _, reused in folders.values())
+    results = []
+    for unit in plan.units:
+        result = read_unit(Path(folders[unit.number][0]), unit)
+        if result is None:
+            raise SncaError(f"the result of unit {unit.number} ({unit.raster}) is damaged; rerun")
+        results.append(result)
+    return results
+
+
+def merge_rasters(results: list[UnitResult]) -> list[RasterResult]:
+    """The units' results joined per raster, rasters in input order, tiles in grid order."""
+    by_raster: dict[str, list[UnitResult]] = {}
+    for result in results:
+        by_raster.setdefault(result.unit.raster, []).append(result)
+    merged = []
+    for raster, parts in by_raster.items():
+        first = parts[0]
+        embeddings = [p.embeddings for p in parts]
+        merged.append(
+            RasterResult(
+                raster=raster,
+                tiles=np.concatenate([p.tiles for p in parts]),
+                embeddings=(
+                    None if any(e is None for e in embeddings) else np.concatenate(embeddings)
+                ),
+                probabilities=np.concatenate([p.probabilities for p in parts]),
+                valid_fraction=np.concatenate([p.valid_fraction for p in parts]),
+                crs_wkt=first.crs_wkt,
+                transform=first.transform,
+                width=first.width,
+                height=first.height,
+                resampled=first.resampled,
+                skipped=sum(p.skipped for p in parts),
+                scaling=first.scaling,
+                seconds=sum(p.seconds for p in parts),
+                units=len(parts),
+            )
+        )
+    return merged
+
+
+def remove_work_folder(run: RunOptions, output: Path) -> None:
+    """Delete the work folder of a cluster run writing ``output`` once it is published."""
+    if run.distributed:
+        shutil.rmtree(work_folder(output), ignore_errors=True)
