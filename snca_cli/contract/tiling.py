@@ -55,7 +55,7 @@ class TilingOptions:
         bands: 1-based raster bands to feed the model, in order, e.g. ``(3, 2, 1)``; ``None``
             takes the first ``input_bands`` bands.
         min_valid: tiles with a smaller fraction of valid pixels are skipped (0..1).
-        stretch: ``"auto"`` (default) chooses per raster (:func:`scaling.auto_scaling`);
+        stretch: ``"auto"`` (default) chooses per raster (:func:`scaling.choose_scaling`);
             ``"model"`` (or ``None``) scales by the model's ``input_scale``; ``"percentile"``
             maps the 2..98 % percentiles of each band (sampled over the raster) to [0, 1].
         edge: ``"shift"`` moves edge tiles inward; ``"pad"`` lets them reach past the edge.

@@ -33,9 +33,9 @@ from snca_cli.contract.metadata import ModelMetadata
 from snca_cli.contract.scaling import (
     STRETCH_SAMPLE_TILES,
     ValueScaling,
-    auto_scaling,
-    input_scaling,
-    percentile_scaling,
+    carries_gdal_scale,
+    choose_scaling,
+    needs_sample,
 )
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError, check_utf8_path, first_line
@@ -308,29 +308,21 @@ class RasterTiling:
         return self._chosen_scaling
 
     def _scaling(self, metadata: ModelMetadata) -> ValueScaling:
-        """The raster's value scaling (:mod:`snca_cli.contract.scaling`), chosen once: the
-        percentile stretch, the model's input_scale, or (``auto``) whichever fits the values."""
+        """The raster's value scaling, chosen once by :func:`choose_scaling` from a sample of
+        the raster (taken only when the stretch looks at one)."""
         stretch = self.options.stretch
-        dtype = self._dataset.dtypes[self.bands[0] - 1]
-        if stretch in (None, "model"):
-            return input_scaling(dtype, metadata.input_scale, len(self.bands), "chosen")
-        sample = self._stretch_sample()
-        if stretch == "percentile":
-            if sample is None:
-                raise SncaError(f"raster {self.path.name} has no valid pixels to stretch")
-            return percentile_scaling(sample, "chosen")
-        if sample is None:
-            return input_scaling(
-                dtype, metadata.input_scale, len(self.bands), "no valid pixels sampled"
-            )
-        return auto_scaling(sample, dtype, metadata.input_scale, self._gdal_scaled())
-
-    def _gdal_scaled(self) -> bool:
-        """Whether a band read carries a GDAL scale or offset (physical values)."""
-        scales, offsets = self._source.scales, self._source.offsets
-        return any(
-            (scales[band - 1] or 1.0) != 1.0 or (offsets[band - 1] or 0.0) != 0.0
-            for band in self.bands
+        sample = self._stretch_sample() if needs_sample(stretch) else None
+        return choose_scaling(
+            stretch,
+            sample,
+            self._dataset.dtypes[self.bands[0] - 1],
+            metadata.input_scale,
+            len(self.bands),
+            gdal_scaled=carries_gdal_scale(
+                [self._source.scales[band - 1] for band in self.bands],
+                [self._source.offsets[band - 1] for band in self.bands],
+            ),
+            source=f"raster {self.path.name}",
         )
 
     def _stretch_sample(self) -> np.ndarray | None:

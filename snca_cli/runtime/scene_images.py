@@ -109,13 +109,19 @@ def load_split(path: Path) -> dict:
     return payload
 
 
+def reads_with_gdal(path: Path) -> bool:
+    """Whether :func:`read_image` reads ``path`` with GDAL (a GeoTIFF, a GDAL virtual file or a
+    URL: every band, in its own type, with its GDAL metadata) rather than PIL."""
+    return is_remote(path) or Path(path).suffix.lower() in (".tif", ".tiff")
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an image as an H x W x bands array in its own data type (jpg/png via PIL, tif via
     rasterio so that multi-band and 16-bit files keep every band; a GDAL virtual file or URL,
     whatever its format, via rasterio)."""
     path = Path(path)
     try:
-        if is_remote(path) or path.suffix.lower() in (".tif", ".tiff"):
+        if reads_with_gdal(path):
             import rasterio
 
             with rasterio.open(gdal_path(path)) as src:

@@ -32,6 +32,7 @@ import rasterio
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from snca_cli.contract.scaling import to_uint8
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressFactory
@@ -97,7 +98,7 @@ def chip_name(tile: LabelledTile) -> str:
 def _write_chip(path: Path, pixels: np.ndarray, tiling: RasterTiling, window: Window) -> None:
     """Write model input ``pixels`` (bands x T x T in [0, 1]) as an 8-bit GeoTIFF on
     ``window`` of the tiling grid."""
-    data = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+    data = to_uint8(pixels)
     profile: dict[str, Any] = {
         "driver": "GTiff",
         "width": data.shape[2],

@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from snca_cli.contract.scaling import percentile_scaling
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
 from snca_cli.hooks import ProgressFactory, ProgressHook
@@ -111,7 +112,8 @@ def choose_query_tile(index: TileIndex) -> IndexedTile:
 
 
 def stretched_preview(raster: Path, max_size: int = 1000) -> tuple[np.ndarray, tuple]:
-    """A 2-98 % stretched RGB preview (H x W x 3 in [0, 1]) and its extent (l, r, b, t)."""
+    """An RGB preview (H x W x 3 in [0, 1]) stretched by the percentile stretch of its own
+    values (:func:`snca_cli.contract.scaling.percentile_scaling`), and its extent (l, r, b, t)."""
     with rasterio.open(raster) as src:
         scale = max(src.width, src.height) / max_size
         shape = (
@@ -119,10 +121,9 @@ def stretched_preview(raster: Path, max_size: int = 1000) -> tuple[np.ndarray, t
             max(1, round(src.height / max(scale, 1))),
             max(1, round(src.width / max(scale, 1))),
         )
-        data = src.read([1, 2, 3], out_shape=shape, resampling=Resampling.average).astype(float)
+        data = src.read([1, 2, 3], out_shape=shape, resampling=Resampling.average)
         extent = (src.bounds.left, src.bounds.right, src.bounds.bottom, src.bounds.top)
-    low, high = np.percentile(data, [2, 98], axis=(1, 2), keepdims=True)
-    rgb = np.clip((data - low) / np.maximum(high - low, 1e-9), 0, 1)
+    rgb = percentile_scaling(data.reshape(3, -1), data.dtype)(data)
     return np.moveaxis(rgb, 0, -1), extent
 
 

@@ -1,9 +1,9 @@
 """A 4 x 4 GeoTIFF mosaic of real AID test scenes whose classes are known (needs shared data).
 
 Each 150 x 150 cell holds one held-out test scene (from the shipped model's card) of a different
-class, in EPSG:32633 at 50 cm/px; the scenes' classes are returned row by row. Used to check that
-the models ``snca convert`` writes label every cell in Deepness and GeoDeep as ``snca classify``
-does.
+class (or the 16 scenes asked for), in EPSG:32633 at 50 cm/px; the scenes' classes are returned
+row by row. Used to check that the models ``snca convert`` writes label every cell in Deepness and
+GeoDeep as ``snca classify`` does, and that an image query of a cell's pixels finds its tile.
 """
 
 from __future__ import annotations
@@ -31,16 +31,24 @@ CLASSES = (
 )  # fmt: skip
 
 
-def held_out_scenes(classes: tuple[str, ...] = CLASSES) -> list[str]:
-    """The first test-split scene of each class (paths relative to the AID folder)."""
+def held_out_scenes(classes: tuple[str, ...] = CLASSES, per_class: int = 1) -> list[str]:
+    """The first ``per_class`` test-split scenes of each class, class by class (paths relative
+    to the AID folder)."""
     card = Path(snca_cli.__file__).parent / "models" / "snca-aid150-lite0.card.json"
     test = json.loads(card.read_text())["split"]["test"]
-    return [next(p for p in test if p.split("/")[0] == name) for name in classes]
+    return [
+        scene
+        for name in classes
+        for scene in [p for p in test if p.split("/")[0] == name][:per_class]
+    ]
 
 
-def write_aid_mosaic(aid_dir: Path, path: Path) -> list[str]:
-    """Write the mosaic GeoTIFF to ``path``; return the class of each cell, row by row."""
-    scenes = held_out_scenes()
+def write_aid_mosaic(aid_dir: Path, path: Path, scenes: list[str] | None = None) -> list[str]:
+    """Write the mosaic GeoTIFF of ``scenes`` (GRID x GRID of them, row by row; default: one
+    :func:`held_out_scenes` per class of :data:`CLASSES`) to ``path``; return the class of each
+    cell, row by row."""
+    scenes = held_out_scenes() if scenes is None else scenes
+    assert len(scenes) == GRID * GRID, f"the mosaic holds {GRID * GRID} scenes"
     pixels = np.zeros((3, GRID * CELL, GRID * CELL), np.uint8)
     for i, scene in enumerate(scenes):
         row, col = divmod(i, GRID)

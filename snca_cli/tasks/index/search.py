@@ -370,7 +370,9 @@ class TileIndex:
         """The k tiles most similar to an image file, embedded with the index's model.
 
         The image is resized to the model's tile; a GeoTIFF takes the index's band choice, a
-        JPEG/PNG is used as it is; values are scaled like the rasters were.
+        JPEG/PNG is used as it is; its raw values are scaled like the index's rasters were
+        (:func:`snca_cli.contract.scaling.query_scaling`: by their recorded scaling), so the
+        exact pixels of an indexed tile find that tile with similarity 1.
         """
         check_model(self.manifest, model, self.directory)
         metadata, tiling = model.metadata, self.manifest.tiling
@@ -381,6 +383,7 @@ class TileIndex:
             input_scale=metadata.input_scale,
             bands=tiling.bands,
             stretch=tiling.stretch,
+            index_scalings=[raster.scaling for raster in self.manifest.rasters],
         )
         vector = normalize(model.run(pixels[None]).embedding)[0]
         return self._run(vector, k, class_filter, [], [], f"image {Path(path).name}")

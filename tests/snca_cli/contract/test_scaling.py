@@ -1,4 +1,5 @@
-"""Value scaling of snca_cli.contract.scaling: input_scale per dtype, the percentile stretch."""
+"""Value scaling of snca_cli.contract.scaling: input_scale per dtype, the percentile stretch, the
+one choice between them, its record and how a query image is scaled like an index's rasters."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ import numpy as np
 import pytest
 import rasterio
 
+from snca_cli.contract.scaling import (
+    BY_INPUT_SCALE,
+    BY_PERCENTILES,
+    ValueScaling,
+    carries_gdal_scale,
+    choose_scaling,
+    input_scaling,
+    percentile_scaling,
+    query_scaling,
+    to_uint8,
+)
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
 from snca_cli.runtime.onnx_model import OnnxModel
@@ -136,3 +148,119 @@ def test_the_index_manifest_records_each_rasters_scaling(tmp_path: Path) -> None
     methods = [raster["scaling"]["method"] for raster in manifest["rasters"]]
     assert methods == ["percentile", "input_scale"]
     assert 400 <= manifest["rasters"][0]["scaling"]["low"][0] < 450
+
+
+# ------------------------------------------------------------- the one choice, and its record
+
+INPUT_SCALE = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
+
+
+def low_contrast_uint8() -> np.ndarray:
+    """A uint8 sample (3 bands x 51 values) using 19 % of the range: 100..150, 40..90, 180..230;
+    its 2 and 98 % percentiles are 101 / 41 / 181 and 149 / 89 / 229 exactly."""
+    return np.stack([np.arange(100, 151), np.arange(40, 91), np.arange(180, 231)]).astype(np.uint8)
+
+
+def test_auto_choice_stretches_a_low_contrast_uint8_sample_by_its_exact_percentiles() -> None:
+    scaling = choose_scaling("auto", low_contrast_uint8(), np.uint8, INPUT_SCALE, 3)
+    assert scaling.method == BY_PERCENTILES
+    assert scaling.low == [101.0, 41.0, 181.0] and scaling.high == [149.0, 89.0, 229.0]
+    assert scaling.reason == "values use 19% of the model's uint8 range 0..255"
+    assert scaling.dtype == "uint8"
+    raw = np.array([101, 41, 181], np.uint8)[:, None, None] + np.array([0, 24, 48, 60], np.uint8)
+    assert scaling(raw)[:, 0].tolist() == [[0.0, 0.5, 1.0, 1.0]] * 3
+
+
+def test_the_choice_for_each_stretch() -> None:
+    sample = low_contrast_uint8()
+    model = choose_scaling("model", None, np.uint8, INPUT_SCALE, 3)  # no sample looked at
+    assert (model.method, model.reason, model.high) == (BY_INPUT_SCALE, "chosen", [255.0] * 3)
+    assert choose_scaling(None, sample, np.uint8, INPUT_SCALE, 3).method == BY_INPUT_SCALE
+    stretched = choose_scaling("percentile", sample, np.uint8, INPUT_SCALE, 3)
+    assert (stretched.method, stretched.reason, stretched.low) == (
+        BY_PERCENTILES,
+        "chosen",
+        [101.0, 41.0, 181.0],
+    )
+    full = np.stack([np.arange(256)] * 3).astype(np.uint8)
+    assert choose_scaling("auto", full, np.uint8, INPUT_SCALE, 3).method == BY_INPUT_SCALE
+    physical = choose_scaling("auto", full, np.uint8, INPUT_SCALE, 3, gdal_scaled=True)
+    assert physical.method == BY_PERCENTILES
+    nothing = choose_scaling("auto", None, np.uint16, INPUT_SCALE, 3)
+    assert (nothing.method, nothing.reason) == (BY_INPUT_SCALE, "no valid pixels sampled")
+    with pytest.raises(SncaError, match="raster a.tif has no valid pixels to stretch"):
+        choose_scaling("percentile", None, np.uint8, INPUT_SCALE, 3, source="raster a.tif")
+
+
+def test_gdal_scales_and_offsets_mark_physical_values() -> None:
+    assert not carries_gdal_scale([None, 1.0, 1.0], [None, 0.0, None])
+    assert carries_gdal_scale([2.75e-5] * 3, [-0.2] * 3)
+    assert carries_gdal_scale([1.0, 1.0], [0.0, -0.2])
+
+
+@pytest.mark.parametrize("stretched", [True, False])
+def test_a_scaling_rebuilt_from_its_json_record_scales_exactly_alike(stretched: bool) -> None:
+    raw = np.random.default_rng(6).integers(300, 4000, (3, 40, 40)).astype(np.uint16)
+    if stretched:
+        scaling = percentile_scaling(raw.reshape(3, -1), raw.dtype, "why")
+    else:
+        scaling = input_scaling(raw.dtype, INPUT_SCALE, 3, "why")
+    rebuilt = ValueScaling.from_record(json.loads(json.dumps(scaling.record())))
+    assert rebuilt.record() == scaling.record()
+    assert rebuilt.method == scaling.method and rebuilt.dtype == "uint16"
+    assert np.array_equal(rebuilt(raw), scaling(raw))
+
+
+def test_to_uint8_rounds_and_clips_model_input() -> None:
+    unit = np.array([-0.1, 0.0, 0.49 / 255, 0.51 / 255, 0.5, 1.0, 1.2], np.float32)
+    assert to_uint8(unit).tolist() == [0, 0, 0, 1, 128, 255, 255]
+    assert to_uint8(unit).dtype == np.uint8
+
+
+# --------------------------------------------------------- a query scaled like an index
+
+
+def query_like(records: list[dict], stretch: str | None = "auto", dtype=np.uint8) -> ValueScaling:
+    """The scaling of the low-contrast query (as ``dtype``) against rasters with ``records``."""
+    sample = low_contrast_uint8().astype(dtype)
+    return query_scaling(records, stretch, sample, sample.dtype, INPUT_SCALE)
+
+
+def test_a_query_takes_the_input_scale_every_raster_recorded() -> None:
+    """The query would stretch itself (low contrast), but the rasters were divided by their
+    type's divisor: so is the query, by its own type's."""
+    u16 = input_scaling(np.uint16, INPUT_SCALE, 3, "values use 40%").record()
+    scaling = query_like([u16, u16])
+    assert (scaling.method, scaling.high, scaling.dtype) == (BY_INPUT_SCALE, [255.0] * 3, "uint8")
+    assert query_like([u16], dtype=np.uint16).high == [65535.0] * 3
+
+
+def test_a_query_takes_the_one_percentile_stretch_the_rasters_recorded() -> None:
+    raster = np.random.default_rng(8).integers(0, 120, (3, 500)).astype(np.uint8)
+    recorded = percentile_scaling(raster, np.uint8, "values use 44%")
+    scaling = query_like([recorded.record(), recorded.record()])
+    assert scaling.method == BY_PERCENTILES and scaling.reason == "as the index's rasters"
+    assert scaling.low == recorded.low and scaling.high == recorded.high
+    older = {key: value for key, value in recorded.record().items() if key != "dtype"}
+    assert query_like([older]).low == recorded.low  # a record without its type: applied too
+    own = percentile_scaling(low_contrast_uint8(), np.uint8)
+    # the rasters' values were of another type: the recorded range means nothing to the query
+    uint16 = {**recorded.record(), "dtype": "uint16"}
+    assert query_like([uint16]).low == own.low
+    # rasters stretched each by its own range: the query by its own
+    other = percentile_scaling(raster[:, :250], np.uint8).record()
+    mixed = query_like([recorded.record(), other])
+    assert mixed.low == own.low
+    assert mixed.reason == "the index's rasters were each stretched by their own range"
+
+
+def test_a_query_chooses_for_itself_without_one_recorded_method() -> None:
+    """Rasters scaled by different methods, or an index written before scalings were recorded:
+    the index's stretch applied to the query alone, as before."""
+    u8 = input_scaling(np.uint8, INPUT_SCALE, 3).record()
+    stretched = percentile_scaling(low_contrast_uint8(), np.uint8).record()
+    for records in ([u8, stretched], [{}], [u8, {}], []):
+        assert query_like(records).low == [101.0, 41.0, 181.0]  # auto: the query's percentiles
+        assert query_like(records, stretch="model").method == BY_INPUT_SCALE
+    # no divisor for the query's type (int16): its own choice, not the rasters' input_scale
+    assert query_like([u8], dtype=np.int16).method == BY_PERCENTILES

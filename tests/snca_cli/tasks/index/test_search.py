@@ -252,6 +252,29 @@ def test_geotiff_image_query_takes_the_index_band_choice(
     assert result.hits[0].similarity == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("stretch", ["auto", "percentile", "model"])
+def test_an_image_of_a_low_contrast_tiles_pixels_finds_that_tile(
+    tmp_path: Path, model: OnnxModel, stretch: str
+) -> None:
+    """A query image is scaled like the index's raster (by the scaling it recorded), not by a
+    choice of its own: the exact pixels of a low-contrast tile, which on their own would be
+    percentile-stretched to a grey mean like the noise tiles', find that tile (similarity 1)
+    whether the raster was divided by 255 (auto, model) or stretched by its own percentiles."""
+    rng = np.random.default_rng(11)
+    data = rng.integers(0, 256, (3, 2 * TILE, 3 * TILE)).astype(np.uint8)  # grey on average
+    reddish = np.array([200, 60, 60])[:, None, None] + rng.integers(-8, 9, (3, TILE, TILE))
+    data[:, :TILE, :TILE] = reddish  # tile 0 uses 6 % of the uint8 range
+    raster = write_raster(tmp_path / "low_contrast.tif", data)
+    build_index([raster], model, tmp_path / "idx", options=TilingOptions(stretch=stretch))
+    query = tmp_path / "tile_0.png"
+    Image.fromarray(np.moveaxis(data[:, :TILE, :TILE], 0, -1)).save(query)
+    with TileIndex.open(tmp_path / "idx") as index:
+        recorded = index.manifest.rasters[0].scaling["method"]
+        hit = index.search_image(query, model, k=1).hits[0]
+    assert recorded == ("percentile" if stretch == "percentile" else "input_scale")
+    assert hit.tile.tile_id == 0 and hit.similarity >= 0.9999
+
+
 @pytest.mark.shared_data
 def test_landsat_index_round_trip(tmp_path: Path, landsat_rgb: Path) -> None:
     model = OnnxModel(make_band_mean_model(tmp_path / "m.onnx", tile_size=64))
