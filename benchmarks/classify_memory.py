@@ -29,11 +29,19 @@ LOAD_ONLY = (
 )
 
 
-def peak_rss_mb(command: list[str], log: Path) -> tuple[float, float]:
-    """Run ``command``; return its peak RSS in MB and its wall time in seconds."""
+def peak_rss_mb(
+    command: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[float, float]:
+    """Run ``command`` (in ``env`` and ``cwd`` when given); return its peak RSS in MB and its
+    wall time in seconds."""
     start = time.perf_counter()
     with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd
+        )
         _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
