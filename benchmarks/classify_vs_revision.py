@@ -5,7 +5,8 @@ DEFLATE-compressed GeoTIFF with the shipped model, in fresh processes, alternati
 runs: baseline, this checkout, baseline, ...), so drift of a shared machine hits both alike.
 The baseline is a ``git worktree`` of ``--baseline`` (a commit, branch or tag) in a temporary
 folder, put first on ``PYTHONPATH``; this checkout runs the same way from its own folder.
-Printed per pair: tiles/s and peak RSS of each; then the medians and the ratios
+Printed per pair: tiles per second of the whole command (classified tiles / wall time, start-up
+included) and peak RSS of each; then the medians and the ratios
 this / baseline (throughput >= 0.97 and peak memory <= 1.03 mean "within 3 %").
 
     python benchmarks/classify_vs_revision.py --baseline 71eec61 --size 4500 --pairs 5
@@ -27,7 +28,7 @@ from classify_memory import peak_rss_mb
 from synthetic_raster import write_synthetic_raster
 
 ROOT = Path(__file__).resolve().parent.parent
-TILES_PER_S = re.compile(r"\(([\d,.]+) tiles/s")
+CLASSIFIED = re.compile(r"([\d,]+) classified")
 
 
 def cpu_flags() -> str:
@@ -41,17 +42,18 @@ def cpu_flags() -> str:
 
 
 def classify_once(code: Path, raster: Path, out: Path, log: Path) -> tuple[float, float]:
-    """One `snca classify` run of the package in ``code``: (tiles/s it reports, peak RSS MB)."""
+    """One `snca classify` run of the package in ``code``: (classified tiles per second of the
+    whole command, start-up and model loading included; peak RSS in MB)."""
     command = [
         sys.executable, "-m", "snca_cli.cli", "classify", str(raster), "-o", str(out / "tiles.gpkg"),
         "--resolution", "native", "--force",
     ]
     env = {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"}
-    peak, _seconds = peak_rss_mb(command, log, env=env, cwd=code)
-    found = TILES_PER_S.findall(log.read_text())
+    peak, seconds = peak_rss_mb(command, log, env=env, cwd=code)
+    found = CLASSIFIED.findall(log.read_text())
     if not found:
-        raise SystemExit(f"no tiles/s in the output of {code}:\n{log.read_text()}")
-    return float(found[-1].replace(",", "")), peak
+        raise SystemExit(f"no tile count in the output of {code}:\n{log.read_text()}")
+    return int(found[-1].replace(",", "")) / seconds, peak
 
 
 def main() -> None:
