@@ -45,8 +45,8 @@ def classify_once(code: Path, raster: Path, out: Path, log: Path) -> tuple[float
     """One `snca classify` run of the package in ``code``: (classified tiles per second of the
     whole command, start-up and model loading included; peak RSS in MB)."""
     command = [
-        sys.executable, "-m", "snca_cli.cli", "classify", str(raster), "-o", str(out / "tiles.gpkg"),
-        "--resolution", "native", "--force",
+        sys.executable, "-m", "snca_cli.cli", "classify", str(raster),
+        "-o", str(out / "tiles.gpkg"), "--resolution", "native", "--force",
     ]
     env = {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"}
     peak, seconds = peak_rss_mb(command, log, env=env, cwd=code)
