@@ -32,7 +32,7 @@ from qgis.gui import QgisInterface, QgsRubberBand
 from qgis.PyQt.QtCore import QObject
 from qgis.PyQt.QtGui import QColor
 
-from snca_cli.contract.tiling import TilingOptions
+from snca_cli.contract.tiling import MAX_OVERLAP, TilingOptions, parse_overlap
 from snca_cli.errors import SncaError
 from snca_cli.runtime.default_model import default_model_path
 from snca_cli.runtime.georef import raster_resolution_warning
@@ -95,6 +95,7 @@ class SncaController(QObject):
         self.map_tool = SimilarTileMapTool(iface.mapCanvas())
         self.map_tool.point_chosen.connect(self.find_similar_at)
         self.map_tool.deactivated.connect(lambda: dock.find_button.setChecked(False))
+        dock.overlap.setMaximum(round(MAX_OVERLAP * 100))  # snca's own limit
         dock.model_changed.connect(self.load_model)
         dock.classify_requested.connect(self.classify)
         dock.adapt_requested.connect(self.adapt)
@@ -184,10 +185,11 @@ class SncaController(QObject):
         return layer, raster_file(layer)
 
     def tiling_options(self) -> TilingOptions:
-        """The tiling options chosen in the dock."""
+        """The tiling options chosen in the dock (its percent parsed as typed text is)."""
         bands = self.dock.bands()
+        percent = self.dock.overlap_percent()
         return TilingOptions(
-            overlap=self.dock.overlap_fraction(),
+            overlap=None if percent is None else parse_overlap(f"{percent}%"),
             bands=bands if bands and all(b > 0 for b in bands) else None,
         )
 

@@ -261,7 +261,7 @@ class SncaDock(QDockWidget):
         self.bands_form = _form(bands)
         form.addRow(bands)
         self.overlap = QSpinBox()
-        self.overlap.setRange(MODEL_OVERLAP, 90)
+        self.overlap.setMinimum(MODEL_OVERLAP)  # the maximum comes from snca's tiling rules
         self.overlap.setSuffix(" %")
         self.overlap.setValue(MODEL_OVERLAP)
         self.overlap.setSpecialValueText("model's")
@@ -527,10 +527,10 @@ class SncaDock(QDockWidget):
         """The raster bands (1-based) feeding the model's input bands, in order."""
         return tuple(box.currentBand() for box in self.band_boxes)
 
-    def overlap_fraction(self) -> float | None:
-        """The chosen overlap as a fraction of the tile, or None for the model's own."""
+    def overlap_percent(self) -> int | None:
+        """The chosen overlap in percent of the tile, or None for the model's own."""
         value = self.overlap.value()
-        return None if value == MODEL_OVERLAP else value / 100.0
+        return None if value == MODEL_OVERLAP else value
 
     def selected_class(self) -> str | None:
         """The class filter, or None for any class."""

@@ -95,7 +95,6 @@ class RasterTiling:
         self.height: int = dataset.height
         self.resampled = dataset is not source
         self.tile_size = metadata.tile_size
-        self.stride = self.tile_size - options.overlap_pixels(self.tile_size)
         self.bands = bands
         if self.width < self.tile_size or self.height < self.tile_size:
             scale = " after resampling" if self.resampled else ""
@@ -103,9 +102,10 @@ class RasterTiling:
                 f"raster {path.name} is {self.width} x {self.height} px{scale}, smaller than one "
                 f"{self.tile_size} x {self.tile_size} px tile of the model"
             )
-        self.grid = TileGrid(
-            self.transform, self.width, self.height, self.tile_size, self.stride, options.edge
+        self.grid = TileGrid.for_options(
+            self.transform, self.width, self.height, self.tile_size, options
         )
+        self.stride = self.grid.stride
         self.n_rows = self.grid.n_rows
         self.n_cols = self.grid.n_cols
         self._band_list = list(bands)

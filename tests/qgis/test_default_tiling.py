@@ -76,7 +76,7 @@ def test_dock_processing_and_cli_defaults_tile_alike(plugin, colour_raster, tmp_
     dock = plugin.dock
     dock.layer_combo.setLayer(layer)
     dock.model_file.setFilePath(str(model_path))
-    assert dock.overlap_fraction() is None
+    assert dock.overlap_percent() is None
     task = plugin.controller.classify()
     assert task is not None
     wait_for(lambda: plugin.controller.task is None)

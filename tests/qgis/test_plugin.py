@@ -9,6 +9,8 @@ pytest.importorskip("qgis.core")
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer  # noqa: E402
 from qgis.PyQt.QtCore import Qt  # noqa: E402
 
+from snca_cli.contract.tiling import MAX_OVERLAP  # noqa: E402
+
 pytestmark = pytest.mark.qgis
 
 ALGORITHMS = {"snca:classifyraster", "snca:buildindex", "snca:searchsimilar", "snca:adaptmodel"}
@@ -63,6 +65,9 @@ def test_dock_shows_model_metadata_provider_and_band_mapping(
     options = plugin.controller.tiling_options()
     assert options.bands == (3, 2, 1)
     assert options.overlap == 0.25
+    assert dock.overlap.maximum() == round(MAX_OVERLAP * 100) == 75  # snca's own limit
+    dock.overlap.setValue(90)
+    assert plugin.controller.tiling_options().overlap == 0.75
     assert [dock.class_filter.itemText(i) for i in range(dock.class_filter.count())] == [
         "any class",
         "red",
