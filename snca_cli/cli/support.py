@@ -36,6 +36,9 @@ error_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Exit codes: bad input (one ``error:`` line), an unexpected error, Ctrl-C, SIGTERM.
+EXIT_BAD_INPUT, EXIT_UNEXPECTED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+
 
 
 class Terminated(KeyboardInterrupt):
@@ -87,13 +90,13 @@ def exit_on_error(func: F) -> F:
             error_console.print(
                 f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
             )
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except Terminated:
             error_console.print("terminated: stopped cleanly, no partial output was kept")
-            raise typer.Exit(143) from None
+            raise typer.Exit(EXIT_TERMINATED) from None
         except KeyboardInterrupt:
             error_console.print("interrupted: stopped cleanly, no partial output was kept")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
@@ -106,7 +109,7 @@ def exit_on_error(func: F) -> F:
                 highlight=False,
                 soft_wrap=True,
             )
-            raise typer.Exit(1) from None
+            raise typer.Exit(EXIT_UNEXPECTED) from None
 
     return wrapper  # type: ignore[return-value]
 
