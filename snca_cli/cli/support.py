@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.text import Text
 
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, first_line
-from snca_cli.hooks import ProgressFactory, ProgressHook
+from snca_cli.hooks import PlainProgress, ProgressFactory, ProgressHook
 
 console = Console()
 error_console = Console(stderr=True)
@@ -136,8 +136,12 @@ class TilesPerSecondColumn(ProgressColumn):
 
 @contextlib.contextmanager
 def tile_progress(description: str, transient: bool = True) -> Iterator[ProgressHook]:
-    """A rich progress bar on stderr for tile work; yields the ``progress(done, total)`` hook
-    that the library functions (classify, index build, demo) call."""
+    """A rich progress bar on stderr for tile work, or plain lines now and then when stderr is
+    not a terminal; yields the ``progress(done, total)`` hook that the library functions
+    (classify, index build, demo) call."""
+    if not is_interactive():
+        yield PlainProgress(description, say)
+        return
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -146,9 +150,7 @@ def tile_progress(description: str, transient: bool = True) -> Iterator[Progress
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(
-        *columns, console=error_console, transient=transient, disable=not is_interactive()
-    ) as bar:
+    with Progress(*columns, console=error_console, transient=transient) as bar:
         task = bar.add_task(description, total=None)
 
         def progress(done: int, total: int) -> None:
@@ -159,9 +161,9 @@ def tile_progress(description: str, transient: bool = True) -> Iterator[Progress
 
 @contextlib.contextmanager
 def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
-    """A factory of labelled rich progress bars on stderr, ``factory(label) -> hook``, for
-    library functions that report several parts (evaluation: train images, test images);
-    with ``enabled`` False the factory gives no hooks."""
+    """A factory of labelled progress hooks on stderr, ``factory(label) -> hook``, for library
+    functions that report several parts (evaluation: train images, test images): rich bars,
+    or plain lines when stderr is not a terminal; with ``enabled`` False it gives no hooks."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -173,9 +175,9 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
         def factory(label: str) -> ProgressHook | None:
             if not enabled:
                 return None
-            bar = stack.enter_context(
-                Progress(*columns, console=error_console, disable=not is_interactive())
-            )
+            if not is_interactive():
+                return PlainProgress(label, say, unit="items")
+            bar = stack.enter_context(Progress(*columns, console=error_console))
             task = bar.add_task(label, total=None)
 
             def progress(done: int, total: int) -> None:
