@@ -47,6 +47,19 @@ REQUIRED_KEYS = (
 DEFAULT_INPUT_SCALE: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
 
 
+#: The metadata keeps Deepness's ``resolution`` in centimetres per pixel; every command takes
+#: metres per pixel (``--resolution``) and converts here.
+CM_PER_M = 100.0
+
+
+def resolution_cm_from_m(metres: float) -> float:
+    """The metadata's ``resolution`` (cm/px) of a ground resolution typed in m/px; SncaError
+    unless it is a positive finite number."""
+    if not (math.isfinite(metres) and metres > 0):
+        raise SncaError(f"--resolution takes metres per pixel above 0, e.g. 0.5; got {metres:g}")
+    return round(metres * CM_PER_M, 6)  # 0.3 m is 30 cm, not 30.000000000000004
+
+
 @dataclass
 class ModelMetadata:
     """Everything the runtime needs to know about an exported model."""
@@ -82,7 +95,7 @@ class ModelMetadata:
     @property
     def resolution_m(self) -> float | None:
         """Ground resolution in metres per pixel, or None when the model has none."""
-        return None if self.resolution_cm is None else self.resolution_cm / 100.0
+        return None if self.resolution_cm is None else self.resolution_cm / CM_PER_M
 
     def to_props(self) -> dict[str, str]:
         """The ``metadata_props`` of the ONNX file: every value JSON-encoded."""

@@ -75,7 +75,7 @@ def make_exported(base: Path) -> Exported:
     save_split(run / "split.json", folder, make_split(folder, SPLIT_SEED), SPLIT_SEED)
     model = run / "model.onnx"
     args = ["export", str(checkpoint), "-o", str(model), "--data", str(scenes), "--int8"]
-    args += ["--calibration-images", "8", "--resolution-cm", "30", "--overlap-percent", "25"]
+    args += ["--calibration-images", "8", "--resolution", "0.3", "--overlap-percent", "25"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return Exported(run, scenes, checkpoint, model, run / "model.int8.onnx", result.output)

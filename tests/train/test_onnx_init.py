@@ -57,7 +57,7 @@ def exported(tmp_path_factory) -> tuple[SceneEmbeddingNet, Path, Path, list[str]
     save_checkpoint(checkpoint, make_checkpoint(network, names, 0, str(scenes), 1))
     model = base / "model.onnx"
     args = ["export", str(checkpoint), "-o", str(model), "--data", str(scenes), "--int8"]
-    args += ["--calibration-images", "8", "--resolution-cm", "30"]
+    args += ["--calibration-images", "8", "--resolution", "0.3"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return network, model, scenes, names

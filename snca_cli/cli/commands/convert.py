@@ -8,6 +8,7 @@ import typer
 
 from snca_cli.cli import options
 from snca_cli.cli.support import console, exit_on_error
+from snca_cli.contract.metadata import resolution_cm_from_m
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.tasks.convert import ConvertOptions, convert_model
 
@@ -30,15 +31,20 @@ def register(app: typer.Typer) -> None:
         model_path: Path | None = typer.Argument(None, help=options.MODEL_HELP),
         target: str = typer.Option(..., "--to", help="deepness or segmentor."),
         output: Path = typer.Option(..., "--output", "-o", help="The converted .onnx file."),
-        resolution_cm: float | None = typer.Option(
-            None, "--resolution", help="Ground resolution to write into the copy, cm/px."
+        resolution: float | None = typer.Option(
+            None, "--resolution", help="Ground resolution to write into the copy, m/px."
         ),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
     ) -> None:
         """Write the Deepness or GeoDeep copy of a model."""
         result = convert_model(
             resolve_model(model_path, "name a model file"),
-            ConvertOptions(target, output, resolution_cm=resolution_cm, force=force),
+            ConvertOptions(
+                target,
+                output,
+                resolution_cm=None if resolution is None else resolution_cm_from_m(resolution),
+                force=force,
+            ),
         )
         shape = " x ".join(str(d) for d in result.output_shape)
         console.print(

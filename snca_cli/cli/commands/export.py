@@ -14,6 +14,7 @@ from snca_cli.cli.support import (
     require_train_extra,
 )
 from snca_cli.cli.tables import metrics_table
+from snca_cli.contract.metadata import resolution_cm_from_m
 from snca_cli.tasks.evaluate import DEFAULT_BATCH_SIZE
 
 
@@ -34,13 +35,12 @@ def register(app: typer.Typer) -> None:
         split: Path | None = typer.Option(
             None, "--split", help="split.json to use (default: the one beside the checkpoint)."
         ),
-        resolution_cm: float | None = typer.Option(
+        resolution: float | None = typer.Option(
             None,
             "--resolution",
-            "--resolution-cm",
-            help="Ground resolution of the training scenes, cm/px (written as the model's "
-            "`resolution`; default: that of chips cut by `snca chips --resolution`, else left "
-            "out).",
+            help="Ground resolution of the training scenes, m/px (written as the model's "
+            "`resolution` in cm/px; default: that of chips cut by `snca chips --resolution`, "
+            "else left out).",
         ),
         training_resolution: tuple[float, float] | None = typer.Option(
             None,
@@ -79,7 +79,9 @@ def register(app: typer.Typer) -> None:
                     output=output,
                     data_dir=data,
                     split_file=split,
-                    resolution_cm=resolution_cm,
+                    resolution_cm=(
+                        None if resolution is None else resolution_cm_from_m(resolution)
+                    ),
                     training_resolution_m=training_resolution,
                     overlap_percent=overlap_percent,
                     int8=int8,

@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_convert_writes_the_segmentor_copy(tmp_path: Path) -> None:
     model = make_band_mean_model(tmp_path / "bm.onnx", tile_size=8)
     out = tmp_path / "seg.onnx"
-    args = ["convert", str(model), "--to", "segmentor", "-o", str(out), "--resolution", "25"]
+    args = ["convert", str(model), "--to", "segmentor", "-o", str(out), "--resolution", "0.25"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())

@@ -161,9 +161,9 @@ def test_a_tta_export_averages_the_8_orientations_in_the_graph(
     assert "means over the 8 flips and quarter turns" in model.with_name("tta.card.md").read_text()
 
 
-def test_export_resolution_is_written_in_cm_per_px(exported: Exported, tmp_path: Path) -> None:
+def test_export_resolution_in_m_is_written_in_cm_per_px(exported: Exported, tmp_path: Path) -> None:
     target = tmp_path / "res.onnx"
-    args = ["export", str(exported.checkpoint), "-o", str(target), "--resolution", "50"]
+    args = ["export", str(exported.checkpoint), "-o", str(target), "--resolution", "0.5"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     props = OnnxModel(target).session.get_modelmeta().custom_metadata_map

@@ -127,3 +127,13 @@ def test_the_shipped_models_parse_in_deepness_and_geodeep() -> None:
         assert json.loads(props["orientations"]) == 1, path.name
         assert len(deepness_reads(props)["class_names"][0]) == 30
         assert len(geodeep_reads(props)["class_names"]) == 30
+
+
+def test_resolution_in_metres_becomes_the_metadata_centimetres() -> None:
+    from snca_cli.contract.metadata import resolution_cm_from_m
+
+    assert resolution_cm_from_m(0.5) == 50.0
+    assert resolution_cm_from_m(10) == 1000.0
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(SncaError, match="metres per pixel"):
+            resolution_cm_from_m(bad)

@@ -68,7 +68,7 @@ def test_model_resolution_resamples_a_projected_raster(tmp_path: Path) -> None:
 
 
 def test_refining_a_raster_more_than_16x_per_side_is_refused(tmp_path: Path) -> None:
-    """A model exported for 1 m (e.g. --resolution-cm 100 meant as metres) on 300 m pixels
+    """A model exported for 1 m (e.g. --resolution 100 meant as centimetres) on 300 m pixels
     would cut 90,000x the tiles: refused with the way out; 16x is still allowed."""
     path = write_raster(
         tmp_path / "coarse.tif", painted([[RED, GREEN]], 64), transform=utm_transform(300.0)
