@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         model: Path | None = typer.Option(
             None, "--model", "-m", help="An snca ONNX model (default: the shipped one)."
         ),
-        k: int = typer.Option(10, "-k", help="How many similar tiles to find."),
+        k: int = typer.Option(10, "-k", "--hits", help="How many similar tiles to find."),
         force: bool = typer.Option(False, "--force", help="Overwrite earlier demo outputs."),
     ) -> None:
         from snca_cli.tasks.demo import DemoConfig, run_demo

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
             "-m",
             help="The index's ONNX model, for --image [default: the shipped model].",
         ),
-        k: int = typer.Option(10, "-k", "--k", help="How many similar tiles."),
+        k: int = typer.Option(10, "-k", "--hits", help="How many similar tiles."),
         class_name: str | None = typer.Option(
             None, "--class", help="Only tiles predicted as this class."
         ),
