@@ -24,8 +24,9 @@ PLAIN_PROGRESS_INTERVAL_S = 30.0
 
 class PlainProgress:
     """A progress hook for output that is not a terminal (a log file, a pipe, a CI job): one
-    line ``LABEL: DONE/TOTAL (P %), R/s[, INFO]`` at most every ``interval_s`` seconds and
-    once at the end, so long work is never silent there."""
+    line ``LABEL: DONE/TOTAL (P %), R/s[, INFO]`` every ``interval_s`` seconds, and one at the
+    end when an earlier line was written, so long work is never silent there while work that
+    ends within the interval writes nothing."""
 
     def __init__(
         self,
@@ -48,8 +49,8 @@ class PlainProgress:
     def __call__(self, done: int, total: int) -> None:
         now = self._clock()
         final = total > 0 and done >= total
-        due = self._last is None or now - self._last >= self._interval
-        if self._finished or not (final or due):
+        due = now - (self._started if self._last is None else self._last) >= self._interval
+        if self._finished or not (due or (final and self._last is not None)):
             return
         self._last, self._finished = now, final
         elapsed = now - self._started

@@ -13,30 +13,38 @@ class FakeClock:
         return self.now
 
 
-def test_lines_come_at_most_every_interval_and_once_at_the_end() -> None:
+def test_lines_come_every_interval_and_once_at_the_end() -> None:
     lines: list[str] = []
     clock = FakeClock()
     hook = PlainProgress("scene.tif", lines.append, interval_s=30.0, clock=clock)
-    clock.now += 2.0
-    hook(64, 1_600)  # the first call: a line
     clock.now += 10.0
-    hook(320, 1_600)  # 10 s later: none
+    hook(320, 1_600)  # 10 s in: none
+    clock.now += 22.0
+    hook(1_000, 1_600)  # 32 s in: a line
     clock.now += 20.0
-    hook(1_000, 1_600)  # 30 s after the first line: a line
+    hook(1_300, 1_600)  # 20 s after it: none
     clock.now += 8.0
     hook(1_600, 1_600)  # the end: a line, whenever it comes
     hook(1_600, 1_600)  # once only
     assert lines == [
-        "scene.tif: 64/1,600 (4%), 32.0 tiles/s",
         "scene.tif: 1,000/1,600 (62%), 31.2 tiles/s",
-        "scene.tif: 1,600/1,600 (100%), 40.0 tiles/s",
+        "scene.tif: 1,600/1,600 (100%), 26.7 tiles/s",
     ]
+
+
+def test_work_that_ends_within_the_interval_writes_nothing() -> None:
+    lines: list[str] = []
+    clock = FakeClock()
+    hook = PlainProgress("scene.tif", lines.append, interval_s=30.0, clock=clock)
+    clock.now += 5.0
+    hook(12, 12)
+    assert lines == []
 
 
 def test_info_and_unit_are_shown() -> None:
     lines: list[str] = []
     clock = FakeClock()
-    hook = PlainProgress("epoch 1/28", lines.append, unit="items", clock=clock)
+    hook = PlainProgress("epoch 1/28", lines.append, unit="items", interval_s=3.0, clock=clock)
     hook.info = "snca 1.234 ce 0.456"
     clock.now += 4.0
     hook(2, 10)
