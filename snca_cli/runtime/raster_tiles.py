@@ -110,8 +110,9 @@ class RasterTiling:
         self.n_cols = self.grid.n_cols
         self._band_list = list(bands)
         self._validity, self._nodata = _validity_source(dataset, bands)
-        self._metadata = metadata
-        self._chosen_scaling = scaling
+        #: how raw values become model input: the one given, else chosen now (the ``auto`` and
+        #: ``percentile`` stretches sample the raster); SncaError when the model cannot take them
+        self.scaling = scaling if scaling is not None else self._scaling(metadata)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -297,15 +298,6 @@ class RasterTiling:
             ) from None
 
     # -- scaling -------------------------------------------------------------------------
-
-    @property
-    def scaling(self) -> ValueScaling:
-        """How raw values become model input, chosen on first use (the ``auto`` and
-        ``percentile`` stretches sample the raster) and kept; SncaError when the model cannot
-        take the raster's values."""
-        if self._chosen_scaling is None:
-            self._chosen_scaling = self._scaling(self._metadata)
-        return self._chosen_scaling
 
     def _scaling(self, metadata: ModelMetadata) -> ValueScaling:
         """The raster's value scaling, chosen once by :func:`choose_scaling` from a sample of

@@ -104,7 +104,6 @@ class RasterEmbedding(Iterator[TileBatch]):
         tiling: the raster's :class:`RasterTiling` (CRS, grid transform, tile geometry).
         stats: the :class:`TilingStats` of the run, updated as batches come.
         model: the :class:`OnnxModel` run on the tiles.
-        scaling: the raster's value scaling (chosen when the run starts).
     """
 
     def __init__(
@@ -121,11 +120,6 @@ class RasterEmbedding(Iterator[TileBatch]):
         check_batch_size(batch_size, model)
         self.model = model
         self.tiling = RasterTiling.open(raster_path, model.metadata, options, scaling)
-        try:
-            self.scaling = self.tiling.scaling  # chosen now: values the model cannot take fail
-        except BaseException:
-            self.tiling.close()
-            raise
         n_rows = self.tiling.grid.n_rows
         self.rows = (0, n_rows) if rows is None else (max(0, rows[0]), min(n_rows, rows[1]))
         band_rows = max(0, self.rows[1] - self.rows[0])

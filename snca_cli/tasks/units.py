@@ -191,7 +191,7 @@ def plan_units(
         with RasterTiling.open(raster, model.metadata, options) as tiling:
             n_rows, n_cols = tiling.grid.n_rows, tiling.grid.n_cols
             warning = tiling.resolution_warning(model.metadata)
-            plan.scalings[raster] = tiling.scaling  # a model that cannot take it fails here
+            plan.scalings[raster] = tiling.scaling
         if warning is not None:
             plan.warnings.append(f"{Path(raster).name}: {warning}")
             if warn is not None:
