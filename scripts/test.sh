@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up (idempotent) and run every test: runtime + training in .venv, the plugin in real headless QGIS.
 # Shared real data is used when SNCA_SHARED_DATA names the folder holding aid150/ and geotiff/.
+# Arguments go to both pytest runs: `bash scripts/test.sh -m "not slow"` is the fast lane, no
+# argument runs everything (CI). A selection of no test fails either run (tests/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -9,6 +9,7 @@ software, also inside QGIS's Python).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -44,13 +45,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env_dir = work / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    # the fresh venv alone: a PYTHONPATH naming the checkout would show pip and importlib its
+    # snca.egg-info (already installed, with the source tree's files)
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=clean,
     )
     assert install.returncode == 0, install.stderr[-2000:]
     report = subprocess.run(
-        [str(python), "-c", INSPECT], capture_output=True, text=True, timeout=120, cwd=work
+        [str(python), "-c", INSPECT], capture_output=True, text=True, timeout=120, cwd=work,
+        env=clean,
     )
     assert report.returncode == 0, report.stderr[-2000:]
     return json.loads(report.stdout)

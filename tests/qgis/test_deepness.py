@@ -63,6 +63,13 @@ pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, pytest.mark.slow]
 TARBALL = "qgis-plugin-deepness-f450c63.tar.gz"
 
 
+@pytest.fixture(autouse=True)
+def in_a_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own temporary folder: Deepness's recognition processor writes its
+    result as ``grid_data`` into the current folder, which must never be the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def deepness(shared_data: Path, tmp_path_factory: pytest.TempPathFactory, qgis_app):
     """Deepness's source unpacked into a temporary folder and importable as ``deepness``."""
@@ -178,6 +185,7 @@ def test_deepness_recognition_finds_the_query_tile(
     )
     result = run_processor(definition, layer, params)
     assert result.shape == (GRID * CELL, GRID * CELL)
+    assert (tmp_path / "grid_data").is_file()  # Deepness's scratch copy: here, not in the checkout
     # ours: cosine similarity of each cell's embedding to the query image's
     from tests.helpers.aid_mosaic import mosaic_tiles
 

@@ -38,7 +38,7 @@ first = next((n for n, path in enumerate(before) if "dist-packages" in path), le
 sys.path[:] = before[:first] + added + before[first:]
 """
 
-pytestmark = [pytest.mark.qgis, pytest.mark.shared_data]
+pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, pytest.mark.slow]  # a real QGIS run
 
 
 def _requirements() -> str | None:

@@ -44,6 +44,7 @@ def without_timings(history):
     return [{k: v for k, v in r.items() if "second" not in k} for r in history]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("memory", ["bank", "momentum-encoder"])
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, scenes, memory):
     config = tiny_config(scenes, memory=memory)
@@ -155,6 +156,7 @@ def test_another_architecture_is_refused():
         check_architecture(checkpoint, ModelConfig("resnet50", 3, 16, 3, 32), "run/last.pt")
 
 
+@pytest.mark.slow
 def test_a_run_started_from_a_checkpoint_holds_its_network(tmp_path, scenes):
     first = Trainer.start(tiny_config(scenes, epochs=1), tmp_path / "first", QUIET)
     first.train()

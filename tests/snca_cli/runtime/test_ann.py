@@ -144,19 +144,20 @@ def test_index_parameters_outside_their_range_are_refused(params: dict, message:
         IndexParams(**params)
 
 
-def test_fan_out_over_four_shards_keeps_recall_at_ten_above_0_99() -> None:
-    """200,000 clustered 16-d vectors in 4 shards of 50,000: recall@10 of the merged
+def _fan_out_over_four_shards(shard: int) -> None:
+    """``4 * shard`` clustered 16-d vectors in 4 shards of ``shard``: recall@10 of the merged
     fan-out answers against exact search, and the merge itself (exact per shard = exact)."""
+    count = 4 * shard
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(200, 16))
-    noise = 0.3 * rng.normal(size=(200_000, 16))
-    vectors = normalize(centres[rng.integers(0, 200, 200_000)] + noise)
+    noise = 0.3 * rng.normal(size=(count, 16))
+    vectors = normalize(centres[rng.integers(0, 200, count)] + noise)
     params = IndexParams(M=16, ef_construction=100, ef=128)
-    ranges = ann.shard_ranges(len(vectors), 50_000)
-    assert ranges == [(0, 50_000), (50_000, 100_000), (100_000, 150_000), (150_000, 200_000)]
+    ranges = ann.shard_ranges(len(vectors), shard)
+    assert ranges == [(i * shard, (i + 1) * shard) for i in range(4)]
     shards = [build_hnsw(vectors[a:b], params, np.arange(a, b)) for a, b in ranges]
     sharded = ann.ShardedSearch(shards)
-    assert len(sharded) == 200_000
+    assert len(sharded) == count
     # queries like the stored vectors (a tile's neighbours are searched), none of them stored
     queries = normalize(centres[rng.integers(0, 200, 500)] + 0.3 * rng.normal(size=(500, 16)))
     truth = ExactSearch(vectors).query(queries, 10)
@@ -173,6 +174,17 @@ def test_fan_out_over_four_shards_keeps_recall_at_ten_above_0_99() -> None:
         10,
     )
     np.testing.assert_array_equal(ids, truth.ids)
+
+
+def test_fan_out_over_four_small_shards_keeps_recall_at_ten_above_0_99() -> None:
+    """The fast lane's fan-out: 4 shards of 2,500."""
+    _fan_out_over_four_shards(2_500)
+
+
+@pytest.mark.slow
+def test_fan_out_over_four_shards_keeps_recall_at_ten_above_0_99() -> None:
+    """At scale: 200,000 vectors in 4 shards of 50,000."""
+    _fan_out_over_four_shards(50_000)
 
 
 def test_shard_ranges_cover_every_id_once() -> None:

@@ -202,6 +202,7 @@ def test_fit_head_cross_validates_by_hand_checkable_folds() -> None:
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_labels_on_the_landsat_scene_make_a_model_that_knows_clouds_it_never_saw(
     tmp_path: Path, landsat_rgb: Path
 ) -> None:

@@ -147,6 +147,7 @@ def test_a_worker_killed_mid_run_does_not_change_the_index(tmp_path: Path) -> No
     np.testing.assert_allclose(one[2], two[2], atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_a_cancelled_run_is_resumed_from_its_finished_units(
     tmp_path: Path, model: OnnxModel
 ) -> None:

@@ -27,7 +27,10 @@ from tests.helpers.onnx_models import make_band_mean_model
 from tests.helpers.rasters import painted, painted_raster, write_raster
 
 ROOT = Path(__file__).resolve().parents[3]
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+    pytest.mark.slow,  # each test runs a campaign of killed child processes
+]
 
 
 def _campaign(work: Path, scenario: str, *extra: str) -> list[dict]:

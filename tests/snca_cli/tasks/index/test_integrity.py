@@ -35,6 +35,7 @@ def _campaign(*args: str) -> object:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_every_byte_flip_in_every_index_file_is_refused_or_harmless(
     tmp_path: Path, index_dir: Path
 ) -> None:
@@ -48,6 +49,7 @@ def test_every_byte_flip_in_every_index_file_is_refused_or_harmless(
             assert outcome["refused"] == 120, (name, outcome)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_twenty_pairs_of_concurrent_adds_keep_every_tile(tmp_path: Path, model: OnnxModel) -> None:
     base = painted_raster(tmp_path / "base.tif", colour_grid(3, 4, seed=1), TILE)
