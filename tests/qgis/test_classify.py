@@ -1,4 +1,4 @@
-"""Classify layer: the QgsTask runs snca's classify_raster and adds the styled tile layer."""
+"""Classify layer: the QgsTask runs snca's classify job and adds the styled tile layer."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_classify_layer_adds_the_tile_layer_styled_by_class(
         "#875692",
         "#f38400",
     ]
-    with rasterio.open(task.result.class_map) as src:
+    with rasterio.open(task.result.summaries[0].class_map) as src:
         classes = src.read(1)
     expected = np.argmax(np.asarray(TILE_COLOURS), axis=2)
     assert np.array_equal(classes[::TILE_SIZE, ::TILE_SIZE], expected)
@@ -116,7 +116,7 @@ def test_classify_the_landsat_scene(plugin, landsat_rgb, tmp_path) -> None:
     plugin.dock.output_file.setFilePath(str(tmp_path / "landsat.gpkg"))
     task = _run(plugin, landsat_rgb, model)
 
-    summary = task.result
+    (summary,) = task.result.summaries
     (layer,) = _layers_named("RGB.byte classes")
     assert layer.crs().authid() == "EPSG:32618"
     # 791 x 718 px in 32 px tiles, edge tiles shifted inward: 25 x 23 tiles
