@@ -45,6 +45,7 @@ from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import MANIFEST_NAME
 from snca_cli.tasks.output_names import (
     class_map_beside,
+    default_adapted_model,
     default_classify_output,
     default_index_dir,
     geojson_beside,
@@ -296,7 +297,7 @@ class SncaController(QObject):
         model, raster, options = inputs
         layer = self.dock.labels_layer()
         field = self.dock.label_field.currentField()
-        output = Path(self.dock.adapted_file.filePath() or raster.with_suffix(".adapted.onnx"))
+        output = Path(self.dock.adapted_file.filePath() or default_adapted_model(raster))
         folder = Path(tempfile.mkdtemp(prefix="snca-labels-"))
         try:
             labels = write_label_file(layer, field, folder)

@@ -64,6 +64,7 @@ from snca_cli.tasks.labels import (
     labelled_array,
     read_labels,
 )
+from snca_cli.tasks.output_names import adapted_model_files
 
 #: Inverse regularisation strength of the logistic-regression head (scikit-learn's ``C``).
 HEAD_C = 10.0
@@ -294,18 +295,6 @@ class AdaptReport:
         )
 
 
-def adapt_outputs(output: Path) -> dict[str, Path]:
-    """The files an adapted model ``output`` (``*.onnx``) comes with."""
-    stem = output.with_suffix("")
-    return {
-        "model": output,
-        "card": Path(f"{stem}.card.md"),
-        "card_json": Path(f"{stem}.card.json"),
-        "report_json": Path(f"{stem}.adapt.json"),
-        "confusion_png": Path(f"{stem}.confusion.png"),
-    }
-
-
 def _check_config(config: AdaptConfig) -> None:
     if config.output.suffix.lower() != ".onnx":
         raise SncaError(f"the adapted model must be an .onnx file, not {config.output.name}")
@@ -416,7 +405,7 @@ def adapt_model(
     start = time.perf_counter()
     config.output = Path(config.output)
     _check_config(config)
-    paths = adapt_outputs(config.output)
+    paths = adapted_model_files(config.output)
     check_output_paths(list(paths.values()), config.force)
     base_path = resolve_model(config.model)
     onnx_model, metadata = load_snca_onnx(base_path)

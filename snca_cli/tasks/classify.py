@@ -43,7 +43,7 @@ from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
-from snca_cli.tasks.output_names import class_map_name, geojson_beside
+from snca_cli.tasks.output_names import class_map_name, folder_outputs, geojson_beside
 from snca_cli.tasks.units import (
     RasterResult,
     RunOptions,
@@ -213,8 +213,7 @@ def plan_targets(
         targets = [
             ClassifyTarget(
                 raster,
-                output / f"{raster.stem}.gpkg",
-                geojson_dir / f"{raster.stem}.geojson",
+                *folder_outputs(raster, output, geojson_dir),
                 None if class_map is None else class_map / class_map_name(raster.stem),
             )
             for raster in rasters

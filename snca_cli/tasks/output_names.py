@@ -3,8 +3,11 @@
 * the GeoJSON copy of ``tiles.gpkg`` is ``tiles.geojson`` beside it;
 * the class map of ``tiles.gpkg`` is ``tiles_classes.tif`` beside it; in output folders, raster
   ``R`` gives ``R.gpkg``, ``R.geojson`` and ``R_classes.tif``;
-* when nothing is named (the QGIS dock), raster ``R`` is classified into ``R_snca.gpkg`` and
-  indexed into the folder ``R_snca_index``, beside the raster.
+* when nothing is named (the QGIS dock), raster ``R`` is classified into ``R_snca.gpkg``,
+  indexed into the folder ``R_snca_index`` and adapted into ``R.adapted.onnx``, beside the raster;
+* each output raster ``R`` of a classify into a folder is ``R.gpkg`` and ``R.geojson`` there;
+* an adapted model ``M.onnx`` comes with ``M.card.md``, ``M.card.json``, ``M.adapt.json`` and
+  ``M.confusion.png`` beside it.
 """
 
 from __future__ import annotations
@@ -38,3 +41,26 @@ def default_classify_output(raster: Path) -> Path:
 def default_index_dir(raster: Path) -> Path:
     """The index folder beside ``raster`` when no folder is named."""
     return Path(raster).with_name(f"{Path(raster).stem}_snca_index")
+
+
+def default_adapted_model(raster: Path) -> Path:
+    """The adapted model beside ``raster`` when none is named."""
+    return Path(raster).with_suffix(".adapted.onnx")
+
+
+def folder_outputs(raster: Path, output_dir: Path, geojson_dir: Path) -> tuple[Path, Path]:
+    """The GeoPackage and GeoJSON of ``raster`` classified into folders."""
+    stem = Path(raster).stem
+    return Path(output_dir) / f"{stem}.gpkg", Path(geojson_dir) / f"{stem}.geojson"
+
+
+def adapted_model_files(output: Path) -> dict[str, Path]:
+    """The files an adapted model ``output`` (``*.onnx``) comes with."""
+    stem = Path(output).with_suffix("")
+    return {
+        "model": Path(output),
+        "card": Path(f"{stem}.card.md"),
+        "card_json": Path(f"{stem}.card.json"),
+        "report_json": Path(f"{stem}.adapt.json"),
+        "confusion_png": Path(f"{stem}.confusion.png"),
+    }
