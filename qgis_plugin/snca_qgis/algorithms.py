@@ -97,6 +97,11 @@ def _style_on_load(context: QgsProcessingContext, path: str, class_names: list[s
     context.layerToLoadOnCompletionDetails(path).setPostProcessor(post_processor)
 
 
+def _push_warning(feedback: QgsProcessingFeedback, line: str) -> None:
+    """A task's warning line in the Processing log, as the command line prints it."""
+    feedback.pushWarning(f"warning: {line}")
+
+
 class SncaAlgorithm(QgsProcessingAlgorithm):
     """Shared parameters and the translation of snca errors into Processing errors."""
 
@@ -186,10 +191,11 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         def progress(done: int, total: int) -> None:
             feedback.setProgress(100.0 * done / total if total else 100.0)
 
-        def warn(line: str) -> None:
-            feedback.pushWarning(f"warning: {line}")
-
-        return RunOptions(progress=progress, cancelled=feedback.isCanceled, warn=warn)
+        return RunOptions(
+            progress=progress,
+            cancelled=feedback.isCanceled,
+            warn=lambda line: _push_warning(feedback, line),
+        )
 
     def processAlgorithm(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -584,8 +590,7 @@ class AdaptModelAlgorithm(SncaAlgorithm):
                 cancelled=run.cancelled,
             )
         for warning in report.warnings:
-            assert run.warn is not None
-            run.warn(warning)
+            _push_warning(feedback, warning)
         feedback.pushInfo(report.summary_line())
         accuracy = report.head.cv_accuracy
         return {

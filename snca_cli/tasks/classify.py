@@ -45,8 +45,8 @@ from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
 from snca_cli.tasks.output_names import class_map_name, folder_outputs, geojson_beside
 from snca_cli.tasks.units import (
-    RasterResult,
     RunOptions,
+    UnitResult,
     UnitRun,
     plan_units,
     remove_work_folder,
@@ -303,7 +303,7 @@ def classify(
     options.check()
     check_output_paths([p for t in config.targets for p in t.paths()], config.force)
     names = [absolute_source(t.raster) for t in config.targets]
-    plan = plan_units(names, model, options, run.unit_tiles if run.distributed else 0, run.warn)
+    plan = plan_units(names, model, options, run.planned_unit_tiles, run.warn)
     output = config.targets[0].output
     stats = UnitRun()
     results = run_units(
@@ -314,12 +314,13 @@ def classify(
     for target, result in zip(config.targets, results, strict=True):
         started = time.perf_counter()
         tiles = _TileResults.of_raster(result, open_set)
-        scaling = plan.scalings[result.raster]
-        with RasterTiling.open(result.raster, model.metadata, options, scaling) as tiling:
+        raster = result.unit.raster
+        with RasterTiling.open(raster, model.metadata, options, plan.scalings[raster]) as tiling:
             _write_outputs(target, tiling, tiles, class_names, top_k, config.force, run.cancelled)
-            summary = _summary(target, tiling, tiles, result, class_names, model, top_k)
-        summary.elapsed_s = result.seconds + time.perf_counter() - started
-        summaries.append(summary)
+            seconds = result.seconds + time.perf_counter() - started
+            summaries.append(
+                _summary(target, tiling, tiles, result, class_names, model, top_k, seconds)
+            )
     remove_work_folder(run, output)
     return ClassifyReport(summaries, plan.warnings, stats.units, stats.reused)
 
@@ -405,7 +406,7 @@ class _TileResults:
     unknown: np.ndarray | None = None
 
     @classmethod
-    def of_raster(cls, result: RasterResult, open_set: OpenSetRule | None) -> _TileResults:
+    def of_raster(cls, result: UnitResult, open_set: OpenSetRule | None) -> _TileResults:
         """The results of a raster's units, in grid order."""
         tiles = result.tiles
         results = cls(
@@ -538,10 +539,11 @@ def _summary(
     target: ClassifyTarget,
     tiling: RasterTiling,
     results: _TileResults,
-    raster: RasterResult,
+    raster: UnitResult,
     names: list[str],
     model: OnnxModel,
     top_k: int,
+    elapsed_s: float,
 ) -> ClassifySummary:
     owned = tiling.grid.owned_pixels()[results.row, results.col] * tiling.grid.pixel_area
     best = results.class_id
@@ -568,7 +570,7 @@ def _summary(
         skipped_area=skipped_area,
         area_unit=unit,
         km2_per_area_unit=km2_per_unit,
-        elapsed_s=raster.seconds,
+        elapsed_s=elapsed_s,
         provider=model.provider_name,
         resampled=tiling.resampled,
         top_k=top_k,

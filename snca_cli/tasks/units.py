@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,11 @@ class RunOptions:
     def distributed(self) -> bool:
         """Whether units go to Dask rather than running in this process."""
         return self.cluster is not None and self.cluster.distributed
+
+    @property
+    def planned_unit_tiles(self) -> int:
+        """Tiles per unit to plan: ``unit_tiles`` on a cluster, whole rasters (0) here."""
+        return self.unit_tiles if self.distributed else 0
 
 
 @dataclass(frozen=True)
@@ -144,26 +149,7 @@ class UnitResult:
     skipped: int
     scaling: dict = field(default_factory=dict)  # the raster's ValueScaling.record()
     seconds: float = 0.0  # time spent embedding the unit
-
-
-@dataclass
-class RasterResult:
-    """The units of one raster joined in grid order (see :func:`merge_rasters`)."""
-
-    raster: str
-    tiles: np.ndarray
-    embeddings: np.ndarray | None
-    probabilities: np.ndarray
-    valid_fraction: np.ndarray
-    crs_wkt: str
-    transform: list[float]
-    width: int
-    height: int
-    resampled: bool
-    skipped: int
-    scaling: dict
-    seconds: float
-    units: int
+    units: int = 1  # the units joined in it (:func:`merge_rasters`)
 
 
 @dataclass
@@ -383,7 +369,7 @@ def run_units(
     output: Path,
     keep_embeddings: bool = True,
     stats: UnitRun | None = None,
-) -> Iterator[RasterResult]:
+) -> Iterator[UnitResult]:
     """Run every unit of ``plan``, in this process or on ``run.cluster``; yield each raster's
     results (:func:`merge_rasters`) in input order.
 
@@ -412,7 +398,7 @@ def run_units(
             results.append(
                 embed_unit(
                     unit, model, options, batch_size, report, run.cancelled, keep_embeddings,
-                    plan.scalings.get(raster),
+                    plan.scalings[raster],
                 )
             )
             before += unit.tiles
@@ -480,31 +466,29 @@ def _run_on_cluster(
     return results
 
 
-def merge_rasters(results: list[UnitResult]) -> list[RasterResult]:
-    """The units' results joined per raster, rasters in input order, tiles in grid order."""
+def merge_rasters(results: list[UnitResult]) -> list[UnitResult]:
+    """The units' results joined per raster (one result whose unit spans the raster's rows),
+    rasters in input order, tiles in grid order."""
     by_raster: dict[str, list[UnitResult]] = {}
     for result in results:
         by_raster.setdefault(result.unit.raster, []).append(result)
     merged = []
-    for raster, parts in by_raster.items():
-        first = parts[0]
+    for parts in by_raster.values():
+        first, last = parts[0], parts[-1]
         embeddings = [p.embeddings for p in parts]
         merged.append(
-            RasterResult(
-                raster=raster,
+            replace(
+                first,
+                unit=replace(
+                    first.unit, row_stop=last.unit.row_stop, tiles=sum(p.unit.tiles for p in parts)
+                ),
                 tiles=np.concatenate([p.tiles for p in parts]),
                 embeddings=(
                     None if any(e is None for e in embeddings) else np.concatenate(embeddings)
                 ),
                 probabilities=np.concatenate([p.probabilities for p in parts]),
                 valid_fraction=np.concatenate([p.valid_fraction for p in parts]),
-                crs_wkt=first.crs_wkt,
-                transform=first.transform,
-                width=first.width,
-                height=first.height,
-                resampled=first.resampled,
                 skipped=sum(p.skipped for p in parts),
-                scaling=first.scaling,
                 seconds=sum(p.seconds for p in parts),
                 units=len(parts),
             )

@@ -153,7 +153,7 @@ def _embed(
     """Embed every tile of ``paths`` through the executor (:mod:`snca_cli.tasks.units`), in
     this process or on ``run.cluster``; tile ids start at ``first_tile_id``."""
     names = [absolute_source(p) for p in paths]
-    plan = plan_units(names, model, options, run.unit_tiles if run.distributed else 0, run.warn)
+    plan = plan_units(names, model, options, run.planned_unit_tiles, run.warn)
     stats = UnitRun()
     rasters, tile_parts, embedding_parts = [], [], []
     next_id = first_tile_id
@@ -167,7 +167,7 @@ def _embed(
         crs = CRS.from_wkt(result.crs_wkt)
         rasters.append(
             IndexedRaster(
-                path=result.raster,
+                path=result.unit.raster,
                 relative_path=_relative_path(path, index_dir),
                 crs_wkt=crs.to_wkt(),
                 epsg=crs.to_epsg(),
