@@ -24,8 +24,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-extras="test,cluster"
-[ "$with_train" = 1 ] && extras="train,test,cluster"
+extras="hnsw,test,cluster"
+[ "$with_train" = 1 ] && extras="hnsw,train,test,cluster"
 .venv/bin/python -m pip install -q -e ".[$extras]"
 
 if [ "$with_qgis" = 1 ]; then
