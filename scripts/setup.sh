@@ -2,9 +2,9 @@
 # Set up snca for development on a Debian/Ubuntu machine (idempotent; quick when already done).
 #   .venv       runtime + training and cluster extras + test tools (torch, dask, onnx, onnxruntime,
 #               rasterio, hnswlib, ...)
-#   .venv-qgis  QGIS's own Python (/usr/bin/python3, --system-site-packages) set up the way users
-#               do it: the plugin's own install command (docs/qgis.md), with this checkout for
-#               `snca`, then the test tools on top without changing anything it installed
+#   .venv-qgis  QGIS's own Python (/usr/bin/python3, --system-site-packages) with this checkout's
+#               snca under the constraints of the plugin's runtime installer (QGIS's packages at
+#               their versions) and hnswlib (the exact search is tested too), then the test tools on top without changing anything it installed
 # Usage: bash scripts/setup.sh [--no-train] [--no-qgis]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +24,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-extras="hnsw,test,cluster"
-[ "$with_train" = 1 ] && extras="hnsw,train,test,cluster"
+extras="hnsw,test,cluster,release"
+[ "$with_train" = 1 ] && extras="hnsw,train,test,cluster,release"
 .venv/bin/python -m pip install -q -e ".[$extras]"
 
 if [ "$with_qgis" = 1 ]; then
@@ -46,12 +46,10 @@ if [ "$with_qgis" = 1 ]; then
   if [ ! -x .venv-qgis/bin/python ]; then
     /usr/bin/python3 -m venv --system-site-packages .venv-qgis
   fi
-  # the command the plugin prints (`python -m pip install snca 'numpy<2'` for QGIS 3.22's numpy 1),
-  # run as printed except that `snca` is this checkout: no extra pins
-  command=$(PYTHONPATH=qgis_plugin .venv-qgis/bin/python -m snca_qgis.dependencies)
-  command=$(printf '%s\n' "$command" | sed -E 's/ snca( |$)/ .\1/')
-  echo "QGIS environment: $command"
-  eval "$command -q"
+  # snca from this checkout, with every package QGIS's Python has kept at its version: the
+  # constraints the plugin's Install runtime button applies (snca_qgis/installer.py)
+  PYTHONPATH=qgis_plugin /usr/bin/python3 -c 'from snca_qgis.installer import constraints_for, present_distributions; print("\n".join(constraints_for(present_distributions())))' > .venv-qgis/qgis-constraints.txt
+  .venv-qgis/bin/python -m pip install -q -c .venv-qgis/qgis-constraints.txt ".[hnsw]"
   # test tools, constrained to what is installed so they cannot change the plugin's runtime
   .venv-qgis/bin/python -m pip freeze --exclude-editable | grep -v ' @ ' > .venv-qgis/constraints.txt
   .venv-qgis/bin/python -m pip install -q -c .venv-qgis/constraints.txt \

@@ -31,8 +31,7 @@ def check_utf8_path(path: os.PathLike[str] | str, role: str) -> None:
     except UnicodeEncodeError:
         shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise SncaError(
-            f"{role} {shown} has a name that is not valid UTF-8, which GDAL cannot open; "
-            "rename it"
+            f"{role} {shown} has a name that is not valid UTF-8, which GDAL cannot open; rename it"
         ) from None
 
 

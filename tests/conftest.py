@@ -46,13 +46,17 @@ def _untracked_files() -> set[str] | None:
     try:
         top = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--show-toplevel"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if top.returncode != 0 or Path(top.stdout.strip()).resolve() != ROOT:
             return None
         status = subprocess.run(
             ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=normal", "-z"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

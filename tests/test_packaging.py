@@ -36,9 +36,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("packaging")
     wheels = work / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(ROOT)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("snca-*.whl")
@@ -50,11 +62,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=600, env=clean,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=clean,
     )
     assert install.returncode == 0, install.stderr[-2000:]
     report = subprocess.run(
-        [str(python), "-c", INSPECT], capture_output=True, text=True, timeout=120, cwd=work,
+        [str(python), "-c", INSPECT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=work,
         env=clean,
     )
     assert report.returncode == 0, report.stderr[-2000:]

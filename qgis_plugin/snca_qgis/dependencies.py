@@ -1,49 +1,37 @@
-"""Which Python packages the plugin needs in QGIS's own Python, and the exact pip command.
+"""Whether QGIS's own Python can run snca, and the command-line install of its runtime.
 
-The plugin never installs anything itself: when a package is missing it shows one message with
-the command to run, for the Python interpreter QGIS really uses (inside QGIS ``sys.executable``
-is the QGIS program, not Python: ``/usr/bin/qgis`` on Linux). When every package imports, a smoke
-run (:func:`smoke_test`: a tiny in-memory GeoTIFF read with rasterio, the shipped model run on
-one tile) catches a runtime that imports but breaks at the first click.
+The plugin imports snca only after :func:`check_dependencies` found it. When it is missing, the
+dock offers to install it (:mod:`snca_qgis.installer`: the snca wheel inside the plugin, its
+dependencies from the package index, into a folder the plugin owns). Inside QGIS
+``sys.executable`` is the QGIS program, not Python (``/usr/bin/qgis`` on Linux):
+:func:`qgis_python_executable` finds the interpreter that pip must run with. When every package
+imports, a smoke run (:func:`smoke_test`: a tiny in-memory GeoTIFF read with rasterio, the
+shipped model run on one tile) catches a runtime that imports but breaks at the first click.
+
+From a terminal (administrators; in the folder that holds ``snca_qgis``)::
+
+    python3 -m snca_qgis.dependencies           # install (or repair) the runtime
+    python3 -m snca_qgis.dependencies --check   # say whether it works
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import ntpath
 import os
 import posixpath
-import shlex
 import sys
-import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from .installer import InstallError, activate, install_runtime, runtime_folder
 
 #: The oldest Python the snca package supports.
 MINIMUM_PYTHON = (3, 10)
 
-
-@dataclass(frozen=True)
-class Requirement:
-    """A module the plugin imports and the pip requirement that provides it."""
-
-    module: str
-    pip_name: str
-    required: bool = True
-
-
-#: The pip name of the snca package: it declares everything else the plugin needs.
-SNCA_PACKAGE = "snca"
-
-REQUIREMENTS = (
-    Requirement("snca_cli", SNCA_PACKAGE),
-    Requirement("numpy", "numpy"),
-    Requirement("onnxruntime", "onnxruntime"),
-    Requirement("rasterio", "rasterio"),
-    Requirement("pyogrio", "pyogrio"),
-    # optional: without it indexes are searched exactly (slower on large indexes)
-    Requirement("hnswlib", "hnswlib", required=False),
-)
+#: Modules the plugin imports (``snca_cli`` is the snca package; it declares the others).
+REQUIRED_MODULES = ("snca_cli", "numpy", "onnxruntime", "rasterio", "pyogrio")
 
 
 @dataclass
@@ -51,42 +39,21 @@ class DependencyReport:
     """The outcome of :func:`check_dependencies`."""
 
     python: str
-    missing: list[Requirement] = field(default_factory=list)
-    missing_optional: list[Requirement] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     python_too_old: bool = False
-    numpy_major: int | None = None
-    externally_managed: bool = False
     #: Why the smoke run failed (one line), None when it passed or was not run.
     smoke_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether every required package imports and the smoke run passed (the optional
-        packages may be missing)."""
+        """Whether every required module imports and the smoke run passed."""
         return not self.missing and not self.python_too_old and self.smoke_error is None
 
-    def install_command(self, include_optional: bool = True) -> str:
-        """The pip command for QGIS's Python that installs what is missing, or "" if nothing is.
-
-        When ``snca`` itself is missing the command is :func:`full_install_command` (``snca``
-        declares everything else the plugin needs); otherwise it names the missing packages.
-        """
-        if self.smoke_error is not None and not self.missing:
-            return pip_command(
-                self.python,
-                [SNCA_PACKAGE],
-                self.numpy_major,
-                self.externally_managed,
-                upgrade=True,
-            )
-        wanted = list(self.missing) + (list(self.missing_optional) if include_optional else [])
-        if not wanted:
-            return ""
-        names = list(dict.fromkeys(req.pip_name for req in wanted))
-        if SNCA_PACKAGE in names:
-            names = [SNCA_PACKAGE]
-        return pip_command(self.python, names, self.numpy_major, self.externally_managed)
+    @property
+    def installable(self) -> bool:
+        """Whether the dock's install button can help (not when Python itself is too old)."""
+        return not self.ok and not self.python_too_old
 
     def message(self) -> str:
         """One clear message for the message bar and the dock, or "" when all is there."""
@@ -97,78 +64,18 @@ class DependencyReport:
                 f"{sys.version.split()[0]}. Use a QGIS release that ships Python {version}+."
             )
         if self.missing:
-            names = ", ".join(req.module for req in self.missing)
             return (
-                f"SNCA cannot run: {names} missing from QGIS's Python. Install with: "
-                f"{self.install_command()}  (then restart QGIS)"
+                "SNCA's runtime is not installed in QGIS's Python (missing: "
+                f"{', '.join(self.missing)}). Press Install runtime in the SNCA dock: it "
+                "downloads the packages QGIS lacks into the plugin's own folder and leaves "
+                "QGIS's packages as they are."
             )
         if self.smoke_error is not None:
             return (
-                f"SNCA cannot run: its runtime in QGIS's Python fails a test run "
-                f"({self.smoke_error}). Repair it with: {self.install_command()}  (then restart "
-                "QGIS)"
-            )
-        if self.missing_optional:
-            return (
-                "hnswlib is not installed: similarity search uses the exact (slower) search. "
-                f"Install it with: {self.install_command()}"
+                f"SNCA's runtime fails a test run ({self.smoke_error}). Press Repair runtime in "
+                "the SNCA dock to install it again."
             )
         return ""
-
-
-def pip_command(
-    python: str,
-    names: list[str],
-    numpy_major: int | None,
-    externally_managed: bool,
-    upgrade: bool = False,
-) -> str:
-    """``python -m pip install [flags] NAMES...``, quoted for the user's shell.
-
-    QGIS's compiled modules are built against the numpy QGIS runs: when that is numpy 1 the
-    command pins ``numpy<2`` so that pip does not upgrade it underneath QGIS (with numpy 2, as
-    in current QGIS builds, nothing is pinned). A distribution's Python marked externally
-    managed (PEP 668, e.g. Debian 12) gets a ``--user`` install, which pip only allows there with
-    ``--break-system-packages``; it leaves the system's own packages untouched. ``upgrade``
-    adds ``--upgrade`` (a broken runtime: brings its dependencies to the versions it declares).
-    """
-    names = list(names)
-    if numpy_major is not None and numpy_major < 2 and "numpy" not in names:
-        names.append("numpy<2")
-    flags = ["--upgrade"] if upgrade else []
-    flags += ["--user", "--break-system-packages"] if externally_managed else []
-    return " ".join([quote(python), "-m", "pip", "install", *flags, *map(quote, names)])
-
-
-def full_install_command() -> str:
-    """The command that installs everything the plugin needs into the Python running this code
-    (QGIS's), whatever is installed already: the command docs/qgis.md gives."""
-    return pip_command(
-        qgis_python_executable(qgis_prefix=_qgis_prefix()),
-        [SNCA_PACKAGE],
-        _numpy_major(),
-        is_externally_managed(),
-    )
-
-
-def _numpy_major() -> int | None:
-    """The major version of the numpy this Python imports, or None without one."""
-    try:
-        import numpy
-    except Exception:  # a broken numpy is reported as missing by check_dependencies
-        return None
-    try:
-        return int(str(numpy.__version__).split(".")[0])
-    except (AttributeError, ValueError):
-        return None
-
-
-def quote(argument: str, platform: str = sys.platform) -> str:
-    """Quote one command-line argument for the user's shell (cmd.exe on Windows)."""
-    if platform.startswith("win"):
-        needs = any(c in argument for c in ' <>|&^"') or not argument
-        return f'"{argument}"' if needs else argument
-    return shlex.quote(argument)
 
 
 def _looks_like_python(path: str, windows: bool) -> bool:
@@ -220,14 +127,6 @@ def qgis_python_executable(
             if exists(candidate):
                 return candidate
     return "python" if windows else f"python{version}"
-
-
-def is_externally_managed() -> bool:
-    """Whether pip refuses to install into this Python (PEP 668): a distribution's Python,
-    outside any virtual environment, whose standard library holds ``EXTERNALLY-MANAGED``."""
-    if sys.prefix != sys.base_prefix:
-        return False
-    return os.path.isfile(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
 
 
 def _qgis_prefix() -> str | None:
@@ -284,24 +183,48 @@ def smoke_test() -> str | None:
 
 
 def check_dependencies(smoke: bool = True) -> DependencyReport:
-    """Import every requirement (never installing anything) and report what is missing; when
-    all required ones import and ``smoke`` is set, run :func:`smoke_test`."""
-    report = DependencyReport(
-        python=qgis_python_executable(qgis_prefix=_qgis_prefix()),
-        externally_managed=is_externally_managed(),
-    )
+    """Import every required module (after putting the plugin's runtime, if installed, on the
+    path) and report what is missing; when all import and ``smoke`` is set, run
+    :func:`smoke_test`."""
+    activate()
+    report = DependencyReport(python=qgis_python_executable(qgis_prefix=_qgis_prefix()))
     report.python_too_old = sys.version_info[:2] < MINIMUM_PYTHON
-    for requirement in REQUIREMENTS:
-        error = _try_import(requirement.module)
-        if error is None:
-            continue
-        report.errors[requirement.module] = error
-        (report.missing if requirement.required else report.missing_optional).append(requirement)
-    report.numpy_major = _numpy_major()
+    for module in REQUIRED_MODULES:
+        error = _try_import(module)
+        if error is not None:
+            report.errors[module] = error
+            report.missing.append(module)
     if smoke and not report.missing and not report.python_too_old:
         report.smoke_error = smoke_test()
     return report
 
 
-if __name__ == "__main__":  # python -m snca_qgis.dependencies: the full install command
-    print(full_install_command())
+def main(argv: list[str] | None = None) -> int:
+    """``python -m snca_qgis.dependencies``: install the runtime (pip's log, then one line),
+    or with ``--check`` say whether it works; the exit code is 0 when it does."""
+    parser = argparse.ArgumentParser(
+        prog="python -m snca_qgis.dependencies",
+        description="Install snca's runtime for this Python into the plugin's own folder.",
+    )
+    parser.add_argument("--check", action="store_true", help="only say whether it works")
+    args = parser.parse_args(argv)
+    if not args.check:
+        try:
+            result = install_runtime(sys.executable)
+        except InstallError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"installed {len(result.installed)} packages into {result.folder} in "
+            f"{result.seconds:.0f} s (kept {len(result.kept)} of this Python's own)"
+        )
+    report = check_dependencies()
+    if not report.ok:
+        print(f"error: {report.message()}", file=sys.stderr)
+        return 1
+    print(f"snca's runtime works in {report.python} ({runtime_folder()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,7 +21,6 @@ from qgis.gui import (
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QCheckBox,
     QComboBox,
     QDockWidget,
@@ -30,6 +29,7 @@ from qgis.PyQt.QtWidgets import (
     QGroupBox,
     QHeaderView,
     QLabel,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -53,6 +53,8 @@ MIN_FIELD_WIDTH = 120
 ELIDE_CHARS = 36
 #: onnxruntime providers (short names) that run on a GPU or another accelerator.
 GPU_PROVIDERS = ("CUDA", "TensorRT", "ROCM", "MIGraphX", "Dml", "CoreML")
+#: Lines of pip's output the install log keeps.
+INSTALL_LOG_LINES = 2000
 #: Text of the class filter entry that keeps every class.
 ANY_CLASS = "any class"
 
@@ -167,6 +169,7 @@ class SncaDock(QDockWidget):
     clear_examples_requested = pyqtSignal()
     cancel_requested = pyqtSignal()
     model_changed = pyqtSignal(str)
+    install_requested = pyqtSignal()
     result_activated = pyqtSignal(object)  # ResultRow
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -174,7 +177,6 @@ class SncaDock(QDockWidget):
         self.setObjectName("SncaSceneSearchDock")
         self._model: ModelSummary | None = None
         self._rows: list[ResultRow] = []
-        self._command = ""
         self._busy = False
         self.band_boxes: list[QgsRasterBandComboBox] = []
 
@@ -217,6 +219,7 @@ class SncaDock(QDockWidget):
         return group
 
     def _problem_box(self) -> QWidget:
+        """The runtime problem, the button that installs the runtime, pip's progress and log."""
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -224,10 +227,24 @@ class SncaDock(QDockWidget):
         self.message_label.setTextFormat(Qt.PlainText)
         self.message_label.setStyleSheet("color: #a00000; font-weight: bold;")
         layout.addWidget(self.message_label)
-        self.copy_button = QPushButton("Copy install command")
-        self.copy_button.setToolTip("Copy the command to the clipboard, for a terminal")
-        self.copy_button.clicked.connect(self._copy_command)
-        layout.addWidget(self.copy_button, alignment=Qt.AlignLeft)
+        self.install_button = QPushButton("Install runtime")
+        self.install_button.setToolTip(
+            "Install snca and the packages QGIS lacks (onnxruntime, rasterio, ...) into the "
+            "plugin's own folder with QGIS's Python's pip; QGIS's own packages stay as they are"
+        )
+        self.install_button.clicked.connect(self.install_requested)
+        layout.addWidget(self.install_button, alignment=Qt.AlignLeft)
+        self.install_progress = QProgressBar()
+        self.install_progress.setRange(0, 0)  # pip gives no total: busy
+        self.install_progress.setVisible(False)
+        layout.addWidget(self.install_progress)
+        self.install_log = QPlainTextEdit()
+        self.install_log.setReadOnly(True)
+        self.install_log.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.install_log.setMaximumBlockCount(INSTALL_LOG_LINES)
+        self.install_log.setFixedHeight(8 * self.install_log.fontMetrics().lineSpacing())
+        self.install_log.setVisible(False)
+        layout.addWidget(self.install_log)
         box.setVisible(False)
         self.problem_box = box
         return box
@@ -428,16 +445,30 @@ class SncaDock(QDockWidget):
         }
 
     # --- state shown -----------------------------------------------------------------------
-    def show_problem(self, text: str, command: str = "") -> None:
-        """Show a problem (a missing dependency) above everything, with a button copying
-        ``command``; "" hides it."""
-        self._command = command
+    def show_problem(self, text: str, installable: bool = False, repair: bool = False) -> None:
+        """Show a problem with the runtime above everything ("" hides it), with the button that
+        installs (or, ``repair``, reinstalls) it when ``installable``."""
         self.message_label.setText(text)
-        self.copy_button.setVisible(bool(command))
+        self.install_button.setText("Repair runtime" if repair else "Install runtime")
+        self.install_button.setVisible(installable)
+        self.install_button.setEnabled(True)
         self.problem_box.setVisible(bool(text))
 
-    def _copy_command(self) -> None:
-        QApplication.clipboard().setText(self._command)
+    def install_started(self) -> None:
+        """The runtime install runs: busy bar and pip's log shown, the button disabled."""
+        self.install_button.setEnabled(False)
+        self.install_log.clear()
+        self.install_log.setVisible(True)
+        self.install_progress.setVisible(True)
+
+    def add_install_log(self, line: str) -> None:
+        """Append one line of pip's output."""
+        self.install_log.appendPlainText(line)
+
+    def install_finished(self) -> None:
+        """The runtime install ended (the log stays for reading)."""
+        self.install_progress.setVisible(False)
+        self.install_button.setEnabled(True)
 
     def set_warning(self, text: str | None) -> None:
         """Show a warning about the chosen raster and model (None hides it)."""

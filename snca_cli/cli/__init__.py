@@ -105,5 +105,3 @@ for module in (train, evaluate, export, convert, adapt, chips, info, classify, i
 def main() -> None:
     """Console-script entry point."""
     app()
-
-

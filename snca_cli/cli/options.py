@@ -43,7 +43,7 @@ THREADS = typer.Option(0, help="onnxruntime intra-op threads (0: its default).")
 WORKERS = typer.Option(
     0,
     "--workers",
-    help="Run on a Dask LocalCluster of N processes (needs `pip install \"snca[cluster]\"`); "
+    help='Run on a Dask LocalCluster of N processes (needs `pip install "snca[cluster]"`); '
     "0: in this process.",
 )
 CLUSTER = typer.Option(

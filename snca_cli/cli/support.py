@@ -40,7 +40,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_INPUT, EXIT_UNEXPECTED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 
 
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C so the same cleanup runs."""
 

@@ -161,9 +161,7 @@ class ModelMetadata:
                 orientations=int(values.get("orientations", 1)),
                 embedding_sha256=values.get("embedding_sha256"),
                 training_resolution_m=(
-                    None
-                    if trained_at is None
-                    else (float(trained_at[0]), float(trained_at[1]))
+                    None if trained_at is None else (float(trained_at[0]), float(trained_at[1]))
                 ),
             )
             if "open_set" in values:

@@ -115,7 +115,6 @@ class TilingOptions:
             self.overlap_pixels(_LARGEST_TILE if self.overlap >= 1 else 100)
 
 
-
 def model_overlap(metadata: ModelMetadata) -> float:
     """The model's ``tiles_overlap`` metadata (percent) as an overlap fraction for tiling."""
     if not 0.0 <= metadata.tiles_overlap < 100.0:

@@ -90,4 +90,3 @@ def bounded_block_cache(limit: int) -> Iterator[None]:
         yield
     finally:
         _BLOCK_CACHE_CAP.release(limit)
-

@@ -38,6 +38,12 @@ class Tile:
     valid_fraction: float | None = None
 
 
+def apply_affine(transform: Affine, x: float, y: float) -> tuple[float, float]:
+    """``transform`` applied to the point ``(x, y)``, from its coefficients: the same on affine 2
+    (no ``@``) and affine 3 (``*`` deprecated), so QGIS's Python may hold either."""
+    a, b, c, d, e, f = transform[:6]
+    return a * x + b * y + c, d * x + e * y + f
+
 
 def tile_offsets(length: int, tile_size: int, stride: int, edge: str) -> np.ndarray:
     """Start offsets of the tiles along one axis of ``length`` pixels.
@@ -61,7 +67,6 @@ def _owner_boundaries(offsets: np.ndarray, tile_size: int) -> np.ndarray:
 def nearest_tiles(offsets: np.ndarray, tile_size: int, coords: np.ndarray) -> np.ndarray:
     """For pixel coordinates along one axis, the index of the tile whose centre is nearest."""
     return np.searchsorted(_owner_boundaries(offsets, tile_size), coords, side="right")
-
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,8 @@ class TileGrid:
             raise IndexError(f"tile ({row}, {col}) outside the {self.n_rows} x {self.n_cols} grid")
         col_off, row_off = int(self.col_offsets[col]), int(self.row_offsets[row])
         window = (col_off, row_off, self.tile_size, self.tile_size)
-        x0, y0 = self.transform @ (col_off, row_off + self.tile_size)
-        x1, y1 = self.transform @ (col_off + self.tile_size, row_off)
+        x0, y0 = apply_affine(self.transform, col_off, row_off + self.tile_size)
+        x1, y1 = apply_affine(self.transform, col_off + self.tile_size, row_off)
         bounds = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         return Tile(row * self.n_cols + col, row, col, window, tuple(float(v) for v in bounds))
 
@@ -140,7 +145,7 @@ class TileGrid:
 
         With overlap several tiles hold a point; the one whose centre is nearest wins.
         """
-        col_f, row_f = ~self.transform @ (x, y)
+        col_f, row_f = apply_affine(~self.transform, x, y)
         if not (0 <= col_f < self.width and 0 <= row_f < self.height):
             return None
         col = int(nearest_tiles(self.col_offsets, self.tile_size, np.array([col_f]))[0])

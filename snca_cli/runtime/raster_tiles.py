@@ -406,5 +406,3 @@ def _check_source(
             f"{metadata.input_bands}, reading bands {', '.join(map(str, bands))}{hint}"
         )
     return tuple(bands)
-
-

@@ -297,6 +297,12 @@ def embed_raster(
         scaling: the raster's value scaling when already chosen (see :meth:`RasterTiling.open`).
     """
     return RasterEmbedding(
-        raster_path, model, options or TilingOptions(), batch_size, progress, cancelled, rows,
+        raster_path,
+        model,
+        options or TilingOptions(),
+        batch_size,
+        progress,
+        cancelled,
+        rows,
         scaling,
     )

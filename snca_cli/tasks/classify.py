@@ -307,8 +307,14 @@ def classify(
     output = config.targets[0].output
     stats = UnitRun()
     results = run_units(
-        plan, model, options, config.batch_size, run, output,
-        keep_embeddings=open_set is not None, stats=stats,
+        plan,
+        model,
+        options,
+        config.batch_size,
+        run,
+        output,
+        keep_embeddings=open_set is not None,
+        stats=stats,
     )
     summaries = []
     for target, result in zip(config.targets, results, strict=True):

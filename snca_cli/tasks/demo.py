@@ -42,9 +42,7 @@ class DemoConfig:
     k: int = 10
     force: bool = False
     batch_size: int = 32
-    options: TilingOptions = field(
-        default_factory=lambda: TilingOptions(resolution="native")
-    )
+    options: TilingOptions = field(default_factory=lambda: TilingOptions(resolution="native"))
 
 
 @dataclass

@@ -245,7 +245,8 @@ def embed_unit(
         tiles=_joined(tiles, np.zeros(0, TILE_DTYPE)),
         embeddings=(
             _joined(embeddings, np.zeros((0, meta.embedding_dim), np.float32))
-            if keep_embeddings else None
+            if keep_embeddings
+            else None
         ),
         probabilities=_joined(probabilities, np.zeros((0, meta.num_classes), np.float32)),
         valid_fraction=np.array(fractions, dtype=np.float64),
@@ -397,7 +398,13 @@ def run_units(
 
             results.append(
                 embed_unit(
-                    unit, model, options, batch_size, report, run.cancelled, keep_embeddings,
+                    unit,
+                    model,
+                    options,
+                    batch_size,
+                    report,
+                    run.cancelled,
+                    keep_embeddings,
                     plan.scalings[raster],
                 )
             )
@@ -429,7 +436,13 @@ def _run_on_cluster(
             run.say(f"Dask dashboard: {stats.dashboard}")
         futures = {
             client.submit(
-                run_unit_on_worker, unit, spec, model.sha256, options, batch_size, str(work_dir),
+                run_unit_on_worker,
+                unit,
+                spec,
+                model.sha256,
+                options,
+                batch_size,
+                str(work_dir),
                 key=f"snca-unit-{unit.number}-{unit.key(model.sha256, options)}",
             ): unit
             for unit in plan.units

@@ -1,5 +1,5 @@
-"""Missing dependencies: the plugin still starts, says what to install for QGIS's Python, and
-never crashes; without hnswlib the exact search is used."""
+"""Missing dependencies: the plugin still starts, offers to install its runtime, and never
+crashes; without hnswlib the exact search is used, without a word."""
 
 from __future__ import annotations
 
@@ -17,10 +17,6 @@ from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer  # noqa: 
 from tests.qgis.events import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.qgis
-
-ROOT = Path(__file__).resolve().parents[2]
-#: What docs/qgis.md and the plugin tell a Debian 12 user (QGIS 3.22 from apt) to run.
-DEBIAN_COMMAND = "/usr/bin/python3 -m pip install --user --break-system-packages snca 'numpy<2'"
 
 
 def test_the_python_of_qgis_is_found_on_each_platform() -> None:
@@ -64,66 +60,8 @@ def test_the_python_of_qgis_is_found_on_each_platform() -> None:
     )
 
 
-def test_install_command_names_what_is_missing_and_keeps_numpy_1() -> None:
-    from snca_qgis.dependencies import REQUIREMENTS, DependencyReport
-
-    by_module = {r.module: r for r in REQUIREMENTS}
-    report = DependencyReport(
-        python="/opt/qgis python/bin/python3",
-        missing=[by_module["snca_cli"], by_module["onnxruntime"]],
-        missing_optional=[by_module["hnswlib"]],
-        numpy_major=1,
-    )
-    assert not report.ok
-    # snca declares onnxruntime, hnswlib, ...: the command names snca only
-    assert report.install_command() == (
-        "'/opt/qgis python/bin/python3' -m pip install snca 'numpy<2'"
-    )
-    assert report.message() == (
-        "SNCA cannot run: snca_cli, onnxruntime missing from QGIS's Python. Install with: "
-        "'/opt/qgis python/bin/python3' -m pip install snca 'numpy<2'"
-        "  (then restart QGIS)"
-    )
-    broken_runtime = DependencyReport(
-        python="python3", missing=[by_module["onnxruntime"]], numpy_major=2
-    )
-    assert broken_runtime.install_command() == "python3 -m pip install onnxruntime"
-    optional_only = DependencyReport(python="python3", missing_optional=[by_module["hnswlib"]])
-    assert optional_only.ok
-    assert optional_only.install_command() == "python3 -m pip install hnswlib"
-    debian = DependencyReport(
-        python="/usr/bin/python3",
-        missing=[by_module["snca_cli"]],
-        numpy_major=1,
-        externally_managed=True,
-    )
-    assert debian.install_command() == DEBIAN_COMMAND
-    assert DEBIAN_COMMAND in (ROOT / "docs" / "qgis.md").read_text()
-
-
-def test_the_full_command_is_the_one_this_environment_was_built_with() -> None:
-    """scripts/setup.sh builds .venv-qgis with `python -m snca_qgis.dependencies` (the checkout
-    for snca): for QGIS 3.22's numpy 1 that is `pip install snca 'numpy<2'`."""
-    import numpy
-
-    from snca_qgis.dependencies import full_install_command
-
-    pin = " 'numpy<2'" if numpy.__version__.startswith("1.") else ""
-    assert full_install_command() == f"{sys.executable} -m pip install snca{pin}"
-
-
-def test_windows_arguments_are_quoted_for_cmd() -> None:
-    from snca_qgis.dependencies import quote
-
-    assert quote(r"C:\Program Files\QGIS 3.22\apps\Python39\python.exe", "win32") == (
-        r'"C:\Program Files\QGIS 3.22\apps\Python39\python.exe"'
-    )
-    assert quote("numpy<2", "win32") == '"numpy<2"'
-    assert quote("snca", "win32") == "snca"
-
-
 @pytest.mark.parametrize("missing", ["onnxruntime", "snca_cli"])
-def test_plugin_starts_without_a_required_module_and_says_how_to_install_it(
+def test_plugin_starts_without_a_required_module_and_offers_to_install_it(
     iface, monkeypatch, missing
 ) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # `import <missing>` now raises ImportError
@@ -133,17 +71,22 @@ def test_plugin_starts_without_a_required_module_and_says_how_to_install_it(
     plugin.initGui()
     try:
         report = plugin.dependencies
-        assert [r.module for r in report.missing] == [missing]
-        command = f"{report.python} -m pip install {'snca' if missing == 'snca_cli' else missing}"
-        assert command in plugin.dock.message_label.text()
-        assert plugin.dock.message_label.isVisibleTo(plugin.dock)
+        assert report.missing == [missing] and report.installable
+        dock = plugin.dock
+        assert f"(missing: {missing}). Press Install runtime" in dock.message_label.text()
+        assert dock.message_label.isVisibleTo(dock)
+        assert dock.install_button.isVisibleTo(dock)
+        assert dock.install_button.text() == "Install runtime"
+        assert not dock.install_log.isVisibleTo(dock)
         (item,) = iface.bar.items()
         assert item.level() == Qgis.Critical
-        assert f"{missing} missing from QGIS's Python" in html.unescape(item.text())
+        assert html.unescape(item.text()).endswith(
+            f"SNCA's runtime is not installed in QGIS's Python (missing: {missing})."
+        )
         assert plugin.controller is None and plugin.provider is None
         assert QgsApplication.processingRegistry().providerById("snca") is None
-        assert not plugin.dock.classify_button.isEnabled()
-        assert not plugin.dock.find_button.isEnabled()
+        assert not dock.classify_button.isEnabled()
+        assert not dock.find_button.isEnabled()
     finally:
         plugin.unload()
     assert iface.toolbar.actions() == []
@@ -158,9 +101,7 @@ def test_without_hnswlib_the_index_is_exact_and_search_still_works(
     plugin = snca_qgis.classFactory(iface)
     plugin.initGui()
     try:
-        (item,) = iface.bar.items()
-        assert item.level() == Qgis.Info
-        assert "exact (slower) search" in item.text()
+        assert iface.bar.items() == []  # the exact search needs no message
         assert plugin.controller is not None
 
         layer = QgsRasterLayer(str(colour_raster), "colours")
@@ -202,7 +143,7 @@ def test_the_smoke_run_passes_on_a_working_runtime() -> None:
     assert report.ok and report.smoke_error is None
 
 
-def test_a_runtime_that_imports_but_breaks_is_reported_with_a_repair_command(
+def test_a_runtime_that_imports_but_breaks_is_reported_with_a_repair_button(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from snca_cli.runtime import default_model
@@ -216,5 +157,5 @@ def test_a_runtime_that_imports_but_breaks_is_reported_with_a_repair_command(
     assert report.smoke_error is not None and report.smoke_error.startswith("SncaError: ")
     assert not report.ok
     assert "fails a test run (SncaError: " in report.message()
-    command = report.install_command()
-    assert " -m pip install --upgrade " in command and " snca" in command
+    assert report.message().endswith("Press Repair runtime in the SNCA dock to install it again.")
+    assert report.installable

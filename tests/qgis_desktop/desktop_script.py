@@ -12,6 +12,8 @@ through its own exit action (``QgsApplication.exit()`` crashes QGIS 3.22 on tear
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -19,14 +21,38 @@ import time
 import traceback
 from pathlib import Path
 
-from qgis.core import QgsProject, QgsRasterLayer
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsFeature,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 from qgis.PyQt.QtCore import QCoreApplication, QPoint, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
-from qgis.utils import iface, plugins
+from qgis.utils import iface, plugin_paths, plugins
 
 PLUGIN = "snca_qgis"
-#: Seconds to wait for one task (classify, index) before giving up.
+#: Seconds to wait for one task (classify, index, adapt) before giving up.
 TASK_TIMEOUT_S = 120.0
+#: Seconds the runtime install may take (downloads from the package index).
+INSTALL_TIMEOUT_S = 600.0
+#: Warnings and errors written to QGIS's log while the script runs: (tag, level, message).
+LOG_WARNINGS: list[list] = []
+
+
+def _log_received(message: str, tag: str, level) -> None:
+    if level in (Qgis.Warning, Qgis.Critical):
+        LOG_WARNINGS.append([tag, int(level), message])
+
+
+QgsApplication.messageLog().messageReceived.connect(_log_received)
+
+
+def plugin_path(name: str) -> str:
+    """The folder QGIS loaded the plugin ``name`` from."""
+    return next(str(Path(root) / name) for root in plugin_paths if (Path(root) / name).is_dir())
 
 
 def wait(seconds: float) -> None:
@@ -110,8 +136,8 @@ def run(config: dict) -> dict:
     window.showNormal()
     window.setGeometry(0, 0, 1600, 1000)
     wait(1.0)
-    wait_until(lambda: PLUGIN in plugins, 30, "the plugin to load")
-    plugin = plugins[PLUGIN]
+    started_from_zip = time.monotonic()
+    plugin = install_plugin_and_runtime(config, out, shot_dir, shots)
     dock = plugin.dock
     controller = plugin.controller
     out["dependency_problem"] = dock.message_label.text() if dock.message_label.isVisible() else ""
@@ -148,11 +174,17 @@ def run(config: dict) -> dict:
     started = time.monotonic()
     click(dock.classify_button)
     wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "classify")
-    out["steps"].append({"step": "classify", "seconds": time.monotonic() - started,
-                         "status": dock.status_label.text()})
+    out["steps"].append(
+        {
+            "step": "classify",
+            "seconds": time.monotonic() - started,
+            "status": dock.status_label.text(),
+        }
+    )
     classes = layer_named(f"{raster.stem} classes")
     if classes is None:
         raise RuntimeError(f"no classes layer after classify: {dock.status_label.text()}")
+    out["zip_to_classified_layer_s"] = time.monotonic() - started_from_zip
     out["classes_layer"] = {
         "features": classes.featureCount(),
         "legend_expanded": plugin_legend_expanded(classes),
@@ -162,8 +194,9 @@ def run(config: dict) -> dict:
     started = time.monotonic()
     click(dock.index_button)
     wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "index")
-    out["steps"].append({"step": "index", "seconds": time.monotonic() - started,
-                         "status": dock.status_label.text()})
+    out["steps"].append(
+        {"step": "index", "seconds": time.monotonic() - started, "status": dock.status_label.text()}
+    )
 
     click(dock.find_button)
     x, y = config["click"]
@@ -204,7 +237,100 @@ def run(config: dict) -> dict:
     wait(1.0)
     out["highlighted"] = controller.highlighted_tile()
     screenshot(shot_dir, "qgis_zoomed", shots)
+
+    out["adapt"] = adapt_to_labels(dock, controller, classes, work)
+    out["qgis_packages_after"] = qgis_packages()
+    out["log_warnings"] = LOG_WARNINGS
     return out
+
+
+def qgis_packages() -> dict:
+    """Version and file of the packages QGIS itself imports, as this QGIS imports them."""
+    seen = {}
+    for name in ("numpy", "matplotlib", "attr"):
+        module = importlib.import_module(name)
+        seen[name] = {"version": module.__version__, "file": module.__file__}
+    return seen
+
+
+def install_plugin_and_runtime(config: dict, out: dict, shot_dir: Path, shots: list[str]):
+    """Install the plugin zip with the Plugin Manager's "Install from ZIP" code, then press the
+    dock's Install runtime button and wait until the plugin has enabled itself."""
+    import pyplugin_installer
+
+    out["snca_importable_before"] = importlib.util.find_spec("snca_cli") is not None
+    out["qgis_packages_before"] = qgis_packages()
+    pyplugin_installer.instance().installFromZipFile(config["plugin_zip"])
+    wait_until(lambda: PLUGIN in plugins, 30, "the plugin to load")
+    plugin = plugins[PLUGIN]
+    dock = plugin.dock
+    wait(0.5)
+    out["before_install"] = {
+        "problem": dock.message_label.text(),
+        "button": dock.install_button.text(),
+        "button_visible": dock.install_button.isVisible(),
+        "classify_enabled": dock.classify_button.isEnabled(),
+    }
+    screenshot(shot_dir, "qgis_install_runtime", shots)
+    started = time.monotonic()
+    click(dock.install_button)
+    wait_until(lambda: plugin.install_task is None, INSTALL_TIMEOUT_S, "the runtime install")
+    wait(0.5)
+    log = dock.install_log.toPlainText().splitlines()
+    folder = Path(plugin_path(PLUGIN)) / "runtime"
+    records = sorted(folder.glob("py*/snca-runtime.json"))
+    out["install"] = {
+        "seconds": time.monotonic() - started,
+        "problem": dock.message_label.text() if dock.problem_box.isVisible() else "",
+        "log_lines": len(log),
+        "log_tail": log[-5:],
+        "controller": plugin.controller is not None,
+        "record": json.loads(records[0].read_text()) if records else None,
+        "record_path": str(records[0]) if records else None,
+    }
+    if plugin.controller is None:
+        raise RuntimeError(f"the runtime install did not enable the plugin: {out['install']}")
+    return plugin
+
+
+def adapt_to_labels(dock, controller, classes, work: Path) -> dict:
+    """Label the centres of classified tiles of the two commonest classes in a point layer,
+    adapt the model to it with the dock's button, and report the model loaded after."""
+    by_class: dict[str, list] = {}
+    for feature in classes.getFeatures():
+        by_class.setdefault(feature["class_name"], []).append(feature)
+    common = sorted(by_class, key=lambda name: -len(by_class[name]))[:2]
+    labels = QgsVectorLayer(
+        f"Point?crs={classes.crs().authid()}&field=cover:string", "my labels", "memory"
+    )
+    points = []
+    for name in common:
+        for tile in by_class[name][:4]:
+            point = QgsFeature(labels.fields())
+            point.setGeometry(tile.geometry().centroid())
+            point.setAttribute("cover", name.lower())
+            points.append(point)
+    labels.dataProvider().addFeatures(points)
+    QgsProject.instance().addMapLayer(labels)
+    dock.adapt_group.setCollapsed(False)  # the section opens as a click on its title does
+    wait(0.3)
+    dock.settings_scroll.ensureWidgetVisible(dock.adapt_button)
+    dock.labels_combo.setLayer(labels)
+    dock.label_field.setField("cover")
+    adapted = work / "adapted.onnx"
+    dock.adapted_file.setFilePath(str(adapted))
+    started = time.monotonic()
+    click(dock.adapt_button)
+    wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "adapt")
+    return {
+        "classes": [name.lower() for name in common],
+        "labels": len(points),
+        "seconds": time.monotonic() - started,
+        "status": dock.status_label.text(),
+        "model_loaded": dock.model_file.filePath(),
+        "model_classes": list(controller.model.metadata.class_names) if controller.model else [],
+        "written": adapted.is_file(),
+    }
 
 
 def plugin_legend_expanded(layer) -> bool:
@@ -219,8 +345,11 @@ def main() -> None:
         out = run(config)
         out["ok"] = True
     except Exception as exc:  # reported in the JSON, then QGIS quits all the same
-        out = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-               "traceback": traceback.format_exc()}
+        out = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1, default=str))
     tmp.replace(result_path)

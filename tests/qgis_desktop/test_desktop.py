@@ -1,9 +1,14 @@
-"""The plugin in the real QGIS desktop: Debian's ``qgis`` under Xvfb, a fresh profile with the
-plugin installed from the built zip, QGIS's Python given the runtime of ``.venv-qgis`` (the
-plugin's own install command, see ``scripts/setup.sh``), and a startup script that clicks the
-dock's buttons and the map (``desktop_script.py``).
+"""The plugin in the real QGIS desktop, installed the way a user installs it: Debian's ``qgis``
+under Xvfb, a fresh profile, nothing from this checkout in QGIS's Python and no compiler
+(``CC``/``CXX`` are ``/bin/false``). The release artifacts are built (``scripts/release.py``); a
+startup script (``desktop_script.py``) installs the plugin zip through the Plugin Manager's own
+"Install from ZIP" code, presses the dock's Install runtime button, then classifies, indexes,
+clicks the map to search and adapts the model, all with real clicks.
 
-Skipped when ``qgis``, ``xvfb-run`` or ``.venv-qgis`` are missing, unless ``SNCA_REQUIRE_QGIS=1``.
+QGIS's own packages (numpy, matplotlib, attrs, ...) must be the same before and after, inside
+QGIS and for every other Python program of the user (``pip list`` of QGIS's Python).
+
+Skipped when ``qgis`` or ``xvfb-run`` are missing, unless ``SNCA_REQUIRE_QGIS=1``.
 ``SNCA_SCREENSHOT_DIR`` names a folder that receives the screenshots (``docs/img`` for the docs).
 """
 
@@ -14,29 +19,19 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("desktop_script.py")
-VENV_QGIS = ROOT / ".venv-qgis"
+#: QGIS's own Python on Debian (python3-qgis).
+QGIS_PYTHON = "/usr/bin/python3"
 #: Tile of the Landsat scene that is clicked: (row, col) of the classify grid, inside the scene.
 CLICK_TILE = (2, 2)
-#: Seconds QGIS may take for the whole run (start, classify, index, search, quit).
-TIMEOUT_S = 300
-
-#: Puts a site folder (and its .pth files) before the system's dist-packages, as the user site.
-SITECUSTOMIZE = """import site
-import sys
-
-before = list(sys.path)
-site.addsitedir({site!r})
-added = [path for path in sys.path if path not in before]
-first = next((n for n, path in enumerate(before) if "dist-packages" in path), len(before))
-sys.path[:] = before[:first] + added + before[first:]
-"""
+#: Seconds QGIS may take for the whole run (start, runtime install from the package index,
+#: classify, index, search, adapt, quit).
+TIMEOUT_S = 900
 
 pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, pytest.mark.slow]  # a real QGIS run
 
@@ -46,9 +41,30 @@ def _requirements() -> str | None:
     for program in ("qgis", "xvfb-run"):
         if shutil.which(program) is None:
             return f"{program} is not installed (apt-get install qgis xvfb)"
-    if not (VENV_QGIS / "bin" / "python").exists():
-        return ".venv-qgis is missing (bash scripts/setup.sh)"
     return None
+
+
+def qgis_pip_list() -> list[dict]:
+    """``pip list`` of QGIS's Python as any program of the user sees it (user site included)."""
+    listed = subprocess.run(
+        [QGIS_PYTHON, "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"],
+        check=True, capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
+    )  # fmt: skip
+    return json.loads(listed.stdout)
+
+
+def _user_environment(config: Path) -> dict[str, str]:
+    """The environment of a user's QGIS: no compiler, nothing of this checkout or its venvs."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("QT_QPA_PLATFORM", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
+    env.update(SNCA_DESKTOP_CONFIG=str(config), CC="/bin/false", CXX="/bin/false")
+    env["PATH"] = os.pathsep.join(
+        part for part in env["PATH"].split(os.pathsep) if not part.startswith(str(ROOT))
+    )
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -65,31 +81,19 @@ def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> 
     raster = work / landsat_rgb.name
     shutil.copy(landsat_rgb, raster)
 
-    # the plugin, from the zip users install
+    # the release artifacts users download
     dist = base / "dist"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_plugin_zip.py"), "--output", str(dist)],
+        [sys.executable, str(ROOT / "scripts" / "release.py"), "--output", str(dist)],
         check=True,
         capture_output=True,
     )
     profile = base / "profiles" / "profiles" / "default"
-    plugins = profile / "python" / "plugins"
-    plugins.mkdir(parents=True)
-    with zipfile.ZipFile(next(dist.glob("snca_qgis-*.zip"))) as archive:
-        archive.extractall(plugins)
-    (profile / "QGIS").mkdir()
+    (profile / "QGIS").mkdir(parents=True)
     (profile / "QGIS" / "QGIS3.ini").write_text(
-        "[PythonPlugins]\nsnca_qgis=true\n"
         "[qgis]\ncheckVersion=false\nshowTips322=false\nshowTips=false\n"
         "[core]\nNewsFeed\\httpsfeedqgisorg\\disabled=true\n"
     )
-
-    # QGIS's Python sees the runtime installed into .venv-qgis as it sees a --user install:
-    # ahead of the system's dist-packages (whose older attrs would break affine)
-    site_dir = next((VENV_QGIS / "lib").glob("python3.*/site-packages"))
-    hook = base / "site"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE.format(site=str(site_dir)))
 
     x, y = _tile_centre(raster, *CLICK_TILE)
     result = base / "result.json"
@@ -98,18 +102,22 @@ def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> 
     config.write_text(
         json.dumps(
             {"raster": str(raster), "work": str(work), "click": [x, y], "result": str(result),
-             "screenshots": str(shots)}
+             "screenshots": str(shots), "plugin_zip": str(next(dist.glob("snca_qgis-*.zip")))}
         )
-    )
-    env = dict(os.environ, SNCA_DESKTOP_CONFIG=str(config), PYTHONPATH=str(hook))
-    env.pop("QT_QPA_PLATFORM", None)
+    )  # fmt: skip
+    packages_before = qgis_pip_list()
     command = [
         "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
         "qgis", "--profiles-path", str(base / "profiles"), "--nologo", "--noversioncheck",
         "--code", str(SCRIPT),
     ]  # fmt: skip
     run = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+        command,
+        env=_user_environment(config),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
     )
     assert result.is_file(), f"QGIS wrote no report (rc {run.returncode}): {run.stderr[-3000:]}"
     report = json.loads(result.read_text())
@@ -118,7 +126,16 @@ def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> 
     if copy_to:
         for shot in report["screenshots"]:
             shutil.copy(shot, Path(copy_to) / Path(shot).name)
-    return {"report": report, "work": work, "raster": raster, "returncode": run.returncode}
+    return {
+        "report": report,
+        "work": work,
+        "raster": raster,
+        "returncode": run.returncode,
+        "stderr": run.stderr,
+        "profile": profile,
+        "packages_before": packages_before,
+        "packages_after": qgis_pip_list(),
+    }
 
 
 def _tile_centre(raster: Path, row: int, col: int) -> tuple[float, float]:
@@ -177,17 +194,21 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
     assert len(under) == 1
     clicked = under.iloc[0]
     assert (int(clicked["tile_id"]), int(clicked["row"]), int(clicked["col"])) == (
-        CLICK_TILE[0] * 6 + CLICK_TILE[1], *CLICK_TILE
+        CLICK_TILE[0] * 6 + CLICK_TILE[1],
+        *CLICK_TILE,
     )  # 6 columns of 150 px tiles in the 791 px wide scene
 
     (query,) = report["query_layer"]["features"]
     assert query["example"] == "positive"
     assert (query["tile_id"], query["row"], query["col"]) == (
-        int(clicked["tile_id"]), int(clicked["row"]), int(clicked["col"])
+        int(clicked["tile_id"]),
+        int(clicked["row"]),
+        int(clicked["col"]),
     )
     assert query["raster"] == "RGB.byte.tif"
-    assert f"tile {query['tile_id']} (row {query['row']}, col {query['col']})" in (
-        report["status_after_search"]
+    assert (
+        f"tile {query['tile_id']} (row {query['row']}, col {query['col']})"
+        in (report["status_after_search"])
     )
 
     out = work.parent / "cli_search.gpkg"
@@ -205,7 +226,10 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
     assert len(cli_hits) == len(layer_hits) == len(rows) == 10
     for hit, feature, row in zip(cli_hits.itertuples(), layer_hits, rows, strict=True):
         assert (feature["rank"], feature["tile_id"], feature["row"], feature["col"]) == (
-            hit.rank, hit.tile_id, hit.row, hit.col
+            hit.rank,
+            hit.tile_id,
+            hit.row,
+            hit.col,
         )
         assert row[0] == str(hit.rank)
         assert row[3] == f"{hit.tile_id} ({hit.row}, {hit.col})"
@@ -227,7 +251,9 @@ def test_similar_tiles_are_readable(desktop_run: dict) -> None:
     # a double click on rank 1 in the table zooms to it and outlines it
     first = similar["features"][0]
     assert report["highlighted"] == {
-        "rank": 1, "tile_id": first["tile_id"], "raster": "RGB.byte.tif"
+        "rank": 1,
+        "tile_id": first["tile_id"],
+        "raster": "RGB.byte.tif",
     }
 
 
@@ -241,7 +267,10 @@ def test_screenshots_of_the_real_window(desktop_run: dict) -> None:
 
     report = desktop_run["report"]
     names = [Path(p).name for p in report["screenshots"]]
-    assert names == ["qgis_classes.png", "qgis_window.png", "qgis_dock.png", "qgis_zoomed.png"]
+    assert names == [
+        "qgis_install_runtime.png", "qgis_classes.png", "qgis_window.png", "qgis_dock.png",
+        "qgis_zoomed.png",
+    ]  # fmt: skip
     for shot in report["screenshots"]:
         with Image.open(shot) as image:
             if Path(shot).name == "qgis_dock.png":
@@ -249,3 +278,48 @@ def test_screenshots_of_the_real_window(desktop_run: dict) -> None:
             else:
                 assert image.size == (1600, 1000)
             assert len(image.convert("L").resize((64, 40)).getcolors(4096)) > 20  # not blank
+
+
+def test_one_button_installs_the_runtime_from_the_plugin_zip(desktop_run: dict) -> None:
+    report, profile = desktop_run["report"], desktop_run["profile"]
+    assert not report["snca_importable_before"]
+    before = report["before_install"]
+    assert before["button"] == "Install runtime" and before["button_visible"]
+    assert "not installed" in before["problem"] and not before["classify_enabled"]
+    install = report["install"]
+    assert install["controller"] and install["problem"] == "", install
+    record = install["record"]
+    # the wheel inside the plugin, into the plugin's own folder of the profile
+    assert record["wheel"].startswith("snca-") and record["installed"][0].startswith("snca==")
+    expected = profile / "python" / "plugins" / "snca_qgis" / "runtime"
+    assert Path(install["record_path"]).parent.parent == expected
+    installed = {entry.split("==")[0].lower() for entry in record["installed"]}
+    assert {"onnxruntime", "rasterio", "pyogrio"} <= installed
+    # what QGIS's Python has is used as it is, never installed again
+    kept = {entry.split("==")[0].lower() for entry in record["kept"]}
+    assert {"numpy", "matplotlib", "attrs"} <= kept
+    assert not installed & kept
+    assert install["log_lines"] > 10  # pip's own log, line by line in the dock
+
+
+def test_qgis_own_packages_are_untouched(desktop_run: dict) -> None:
+    report = desktop_run["report"]
+    assert report["qgis_packages_after"] == report["qgis_packages_before"]
+    for seen in report["qgis_packages_after"].values():
+        assert "snca_qgis" not in seen["file"]  # QGIS's own copy, not one from the runtime
+    # every other Python program of the user sees the same packages as before
+    assert desktop_run["packages_after"] == desktop_run["packages_before"]
+
+
+def test_no_warning_from_snca_in_qgis_log(desktop_run: dict) -> None:
+    """No Python warning (deprecations, unclosed files, a second matplotlib) and nothing at
+    warning level in the plugin's own log; the message bar's lines are the dock's messages."""
+    log = desktop_run["report"]["log_warnings"]
+    assert [entry for entry in log if entry[0] in ("Python warning", "SNCA")] == []
+
+
+def test_adapt_loads_a_model_of_the_labelled_classes(desktop_run: dict) -> None:
+    adapt = desktop_run["report"]["adapt"]
+    assert adapt["written"], adapt
+    assert Path(adapt["model_loaded"]).name == "adapted.onnx"
+    assert set(adapt["classes"]) <= set(adapt["model_classes"]), adapt

@@ -84,8 +84,10 @@ def register(app: typer.Typer) -> None:
             f"{meta.tile_size} px tiles, {meta.input_bands} bands; provider [bold]"
             f"{model.provider_name}[/]"
         )
-        where = f"{len(targets)} raster(s) on the cluster" if spec.distributed else (
-            targets[0].raster.name if len(targets) == 1 else f"{len(targets)} rasters"
+        where = (
+            f"{len(targets)} raster(s) on the cluster"
+            if spec.distributed
+            else (targets[0].raster.name if len(targets) == 1 else f"{len(targets)} rasters")
         )
         with tile_progress(where) as progress:
             run = RunOptions(progress=progress, cluster=spec, say=say, warn=warn)

@@ -449,8 +449,13 @@ def update_index(
     an existing index."""
     if update.rebuild:
         return build_index(
-            update.rasters, model, update.index_dir, options, force=True,
-            batch_size=batch_size, run=run,
+            update.rasters,
+            model,
+            update.index_dir,
+            options,
+            force=True,
+            batch_size=batch_size,
+            run=run,
         )
     if not update.rasters:
         return None
@@ -521,10 +526,21 @@ def merge_indexes(
     embeddings = np.concatenate([np.asarray(f.embeddings) for f in opened])
     manifest = Manifest(
         **{
-            **{k: getattr(first, k) for k in (
-                "model_sha256", "model_name", "embedding_dim", "class_names", "tile_size",
-                "model_resolution_m", "input_bands", "tiling", "params", "ann",
-            )},
+            **{
+                k: getattr(first, k)
+                for k in (
+                    "model_sha256",
+                    "model_name",
+                    "embedding_dim",
+                    "class_names",
+                    "tile_size",
+                    "model_resolution_m",
+                    "input_bands",
+                    "tiling",
+                    "params",
+                    "ann",
+                )
+            },
             "count": len(tiles),
             "graph_bytes": 0,
             "rasters": rasters,
@@ -536,7 +552,8 @@ def merge_indexes(
         with atomic_output(output, force=force, directory=True) as tmp:
             shards = (
                 save_graphs(tmp, embeddings, manifest.params, shard_size)
-                if manifest.ann == "hnswlib" else 0
+                if manifest.ann == "hnswlib"
+                else 0
             )
             write_index_files(tmp, manifest, tiles, embeddings)
     return IndexSummary(

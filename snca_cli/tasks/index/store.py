@@ -481,7 +481,8 @@ def _check_files(
         if file_digest(handle) != expected.get("sha256"):
             raise _corrupt(directory, f"{name} does not match its checksum (damaged file)")
     try:
-        tiles = np.load(handles.pop(TILES_NAME), allow_pickle=False)
+        with handles.pop(TILES_NAME) as handle:  # read whole: nothing left open
+            tiles = np.load(handle, allow_pickle=False)
         embeddings = _load_array(handles.pop(EMBEDDINGS_NAME), mmap)
     except (OSError, ValueError, EOFError) as exc:
         raise _corrupt(directory, f"unreadable array file ({exc})") from None

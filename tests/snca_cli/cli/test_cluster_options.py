@@ -48,8 +48,19 @@ def test_index_build_on_two_workers_from_a_raster_list(
     idx = tmp_path / "idx"
     built = runner.invoke(
         app,
-        ["index", "build", str(listed), "-m", str(model.path), "-o", str(idx), "--workers", "2",
-         "--shard-size", "10"],
+        [
+            "index",
+            "build",
+            str(listed),
+            "-m",
+            str(model.path),
+            "-o",
+            str(idx),
+            "--workers",
+            "2",
+            "--shard-size",
+            "10",
+        ],
     )
     assert built.exit_code == 0, built.output
     out = _words(built.output)
@@ -73,8 +84,8 @@ def test_classify_on_two_workers_writes_the_same_layers(
 ) -> None:
     for name, extra in (("one", []), ("two", ["--workers", "2"])):
         done = runner.invoke(
-            app, ["classify", str(listed), "-m", str(model.path), "-o", str(tmp_path / name),
-                  *extra],
+            app,
+            ["classify", str(listed), "-m", str(model.path), "-o", str(tmp_path / name), *extra],
         )
         assert done.exit_code == 0, done.output
     for stem in ("a", "b"):
@@ -88,19 +99,22 @@ def test_index_merge_joins_two_indexes(tmp_path: Path, model: OnnxModel, listed:
     a = painted_raster(tmp_path / "x.tif", colour_grid(3, 4, seed=8), TILE)
     b = painted_raster(tmp_path / "y.tif", colour_grid(1, 2, seed=9), TILE)
     for raster, name in ((a, "ia"), (b, "ib")):
-        assert runner.invoke(
-            app, ["index", "build", str(raster), "-m", str(model.path), "-o",
-                  str(tmp_path / name)],
-        ).exit_code == 0
+        assert (
+            runner.invoke(
+                app,
+                ["index", "build", str(raster), "-m", str(model.path), "-o", str(tmp_path / name)],
+            ).exit_code
+            == 0
+        )
     merged = runner.invoke(
-        app, ["index", "merge", str(tmp_path / "ia"), str(tmp_path / "ib"), "-o",
-              str(tmp_path / "m")],
+        app,
+        ["index", "merge", str(tmp_path / "ia"), str(tmp_path / "ib"), "-o", str(tmp_path / "m")],
     )
     assert merged.exit_code == 0, merged.output
     assert "merged 14 tiles of 2 raster(s)" in _words(merged.output)
     again = runner.invoke(
-        app, ["index", "merge", str(tmp_path / "ia"), str(tmp_path / "ib"), "-o",
-              str(tmp_path / "m")],
+        app,
+        ["index", "merge", str(tmp_path / "ia"), str(tmp_path / "ib"), "-o", str(tmp_path / "m")],
     )
     assert again.exit_code == 2 and again.output.startswith("error: ")
 
@@ -117,8 +131,8 @@ def test_bad_cluster_options_are_one_line(
     tmp_path: Path, model: OnnxModel, listed: Path, extra: list[str], message: str
 ) -> None:
     done = runner.invoke(
-        app, ["index", "build", str(listed), "-m", str(model.path), "-o", str(tmp_path / "i"),
-              *extra],
+        app,
+        ["index", "build", str(listed), "-m", str(model.path), "-o", str(tmp_path / "i"), *extra],
     )
     assert done.exit_code == 2
     assert done.output.startswith("error: ") and message in done.output
@@ -133,10 +147,25 @@ def test_ctrl_c_then_the_same_command_reuses_the_finished_shards(tmp_path: Path)
     colours = np.random.default_rng(4).integers(1, 255, (512, 256, 3))
     raster = write_raster(tmp_path / "big.tif", painted(colours, 8))  # 131,072 tiles: 7 units
     idx = tmp_path / "idx"
-    command = [sys.executable, "-m", "snca_cli.cli", "index", "build", str(raster), "-m",
-               str(model), "-o", str(idx), "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "snca_cli.cli",
+        "index",
+        "build",
+        str(raster),
+        "-m",
+        str(model),
+        "-o",
+        str(idx),
+        "--workers",
+        "2",
+    ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     work = work_folder(idx)

@@ -18,9 +18,7 @@ def _snca(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The `snca` console script as a user runs it (the module when no script is installed)."""
     script = shutil.which("snca", path=str(Path(sys.executable).parent))
     command = [script] if script else [sys.executable, "-m", "snca_cli.cli"]
-    return subprocess.run(
-        [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize(

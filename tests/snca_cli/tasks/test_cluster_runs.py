@@ -49,7 +49,9 @@ def _rasters(root: Path) -> list[Path]:
     behind = painted_raster(root / "behind.tif", colour_grid(2, 5, seed=6), TILE)
     rasterio.shutil.copy(behind, root / "virtual.vrt", driver="VRT")
     return [
-        painted, hole, write_raster(root / "noise.tif", noise.astype(np.uint8)),
+        painted,
+        hole,
+        write_raster(root / "noise.tif", noise.astype(np.uint8)),
         root / "virtual.vrt",
     ]
 
@@ -95,7 +97,11 @@ def test_classify_on_two_workers_equals_the_single_process_outputs(
     single = plan_targets(rasters, tmp_path / "one", class_map=tmp_path / "one")
     for target in single:
         classify_raster(
-            target.raster, model, target.output, options, geojson=target.geojson,
+            target.raster,
+            model,
+            target.output,
+            options,
+            geojson=target.geojson,
             class_map=target.class_map,
         )
     targets = plan_targets(rasters, tmp_path / "two", class_map=tmp_path / "two")
@@ -160,7 +166,9 @@ def test_a_cancelled_run_is_resumed_from_its_finished_units(
     spec = ClusterSpec(workers=2)
     with pytest.raises(Cancelled):
         run = RunOptions(
-            progress=stop_after_two_units, cancelled=lambda: len(calls) >= 2, cluster=spec,
+            progress=stop_after_two_units,
+            cancelled=lambda: len(calls) >= 2,
+            cluster=spec,
             unit_tiles=4,
         )
         build_index(rasters, model, tmp_path / "idx", run=run)
@@ -168,9 +176,7 @@ def test_a_cancelled_run_is_resumed_from_its_finished_units(
     work = work_folder(tmp_path / "idx")
     options = TilingOptions().for_model(model.metadata)
     units = plan_units([str(r) for r in rasters], model, options, 4).units
-    finished = [
-        u for u in units if read_unit(u.folder(work, model.sha256, options), u) is not None
-    ]
+    finished = [u for u in units if read_unit(u.folder(work, model.sha256, options), u) is not None]
     assert 2 <= len(finished) < len(units)
     assert all((u.folder(work, model.sha256, options) / UNIT_MANIFEST).is_file() for u in finished)
     summary = build_index(
