@@ -52,7 +52,7 @@ from snca_cli.tasks.output_names import (
 )
 from snca_cli.tasks.units import RunOptions
 
-from .dock import ModelSummary, ResultRow, SncaDock
+from .dock import FIND_HINT, ModelSummary, ResultRow, SncaDock
 from .label_layer import write_label_file
 from .layers import (
     crs_for_snca,
@@ -93,6 +93,8 @@ class SncaController(QObject):
         self.highlight.setFillColor(QColor(0, 0, 0, 0))
         self.highlight.setWidth(4)
         self._highlighted: ResultRow | None = None
+        self._project_generation = 0
+        QgsProject.instance().cleared.connect(self._project_cleared)
         self.map_tool = SimilarTileMapTool(iface.mapCanvas())
         self.map_tool.point_chosen.connect(self.find_similar_at)
         self.map_tool.deactivated.connect(lambda: dock.find_button.setChecked(False))
@@ -195,7 +197,27 @@ class SncaController(QObject):
         )
 
     # --- tasks ------------------------------------------------------------------------------
+    def _project_cleared(self) -> None:
+        """The project was closed (or a new one opened): a running task's layers no longer
+        belong anywhere; they are not added to the next project."""
+        self._project_generation += 1
+        self._similar_layer_id = self._query_layer_id = None
+        self.highlight.reset(QgsWkbTypes.PolygonGeometry)
+
+    def _project_changed_since(self, task: SncaTask) -> bool:
+        """Whether the project the task was started in was closed meanwhile; then the status
+        says where its outputs are."""
+        if task.project_generation == self._project_generation:
+            return False
+        what = task.description().removeprefix(f"{TITLE}: ")
+        self.dock.set_status(
+            f"{what}: done, but the project it was started in was closed; its outputs are on "
+            "disk and were not added to this project"
+        )
+        return True
+
     def _start(self, task: SncaTask) -> SncaTask:
+        task.project_generation = self._project_generation
         self.task = task
         self.dock.set_actions_enabled(False)
         self.dock.set_progress(0)
@@ -210,7 +232,11 @@ class SncaController(QObject):
         self.dock.set_actions_enabled(True)
         if task.was_cancelled:
             self.dock.set_progress(0)
-            self.dock.set_status("cancelled: nothing was written")
+            what = task.description().removeprefix(f"{TITLE}: ")
+            self.dock.set_status(f"cancelled: nothing was written ({what})")
+            self.iface.messageBar().pushMessage(
+                TITLE, f"{what}: cancelled", level=Qgis.Info, duration=5
+            )
             return False
         if task.error is not None:
             self._fail(task.error)
@@ -267,7 +293,7 @@ class SncaController(QObject):
         return self._start(SncaTask(f"SNCA: classify {raster.name}", work, self._classified))
 
     def _classified(self, task: SncaTask) -> None:
-        if not self._task_over(task):
+        if not self._task_over(task) or self._project_changed_since(task):
             return
         report: ClassifyReport = task.result
         (summary,) = report.summaries
@@ -399,7 +425,7 @@ class SncaController(QObject):
         canvas = self.iface.mapCanvas()
         if active:
             canvas.setMapTool(self.map_tool)
-            self.dock.set_status("click a tile on the map")
+            self.dock.set_status(FIND_HINT)
         elif canvas.mapTool() is self.map_tool:
             canvas.unsetMapTool(self.map_tool)
 
@@ -533,6 +559,7 @@ class SncaController(QObject):
         self.dock.layer_combo.layerChanged.disconnect(self._tiling_changed)
         self.dock.overlap.valueChanged.disconnect(self._tiling_changed)
         self.iface.mapCanvas().scene().removeItem(self.highlight)
+        QgsProject.instance().cleared.disconnect(self._project_cleared)
         if self.task is not None:
             self.task.detach()
             self.task = None

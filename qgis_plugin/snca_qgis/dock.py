@@ -36,23 +36,33 @@ from qgis.PyQt.QtWidgets import (
     QScrollBar,
     QSizePolicy,
     QSpinBox,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-#: Columns of the results table ("Tile": grid id, then (row, col), as in the classify outputs).
-RESULT_COLUMNS = ("Rank", "Similarity", "Class", "Tile", "Raster")
+#: Columns of the results table ("#": rank; "Tile": the grid id of the classify outputs, its row
+#: and column in the tooltip).
+RESULT_COLUMNS = ("#", "Similarity", "Class", "Tile", "Raster")
 #: Result rows the table shows without scrolling.
-VISIBLE_RESULT_ROWS = 6
+VISIBLE_RESULT_ROWS = 5
 #: Width (px) the dock's fields and labels can shrink to.
 MIN_FIELD_WIDTH = 120
 #: Longest word a label shows whole; longer ones (paths) are elided in the middle.
 ELIDE_CHARS = 36
 #: onnxruntime providers (short names) that run on a GPU or another accelerator.
 GPU_PROVIDERS = ("CUDA", "TensorRT", "ROCM", "MIGraphX", "Dml", "CoreML")
+#: Most class names the model box lists in its text (more: in its tooltip only).
+INLINE_CLASS_NAMES = 8
+#: Lines of the status line shown (its tooltip has all of it).
+STATUS_LINES = 3
+#: What the clicks of the Find similar map tool do (its tooltip, and the status when it is on).
+FIND_HINT = (
+    "click a tile on the map to find the tiles most like it; Ctrl+click adds a tile to search "
+    "for, Shift+click a tile to rank away from"
+)
 #: Lines of pip's output the install log keeps.
 INSTALL_LOG_LINES = 2000
 #: Text of the class filter entry that keeps every class.
@@ -135,6 +145,22 @@ def _narrow(combo: QComboBox) -> QComboBox:
     return combo
 
 
+def _scrolling(*sections: QWidget) -> QScrollArea:
+    """A vertically scrolling page of ``sections``, one below the other."""
+    body = QWidget()
+    layout = QVBoxLayout(body)
+    layout.setContentsMargins(2, 2, 2, 2)
+    for section in sections:
+        layout.addWidget(section)
+    layout.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(body)
+    scroll.setFrameShape(QScrollArea.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+    return scroll
+
+
 def _form(parent: QWidget) -> QFormLayout:
     """A form whose labels go above their fields when the dock is narrow."""
     form = QFormLayout(parent)
@@ -157,9 +183,11 @@ def _file_widget(mode: QgsFileWidget.StorageMode, tooltip: str) -> QgsFileWidget
 class SncaDock(QDockWidget):
     """The dock widget. Signals fire on the buttons; the controller does the work.
 
-    Its settings are sections (collapsible group boxes) in a scroll area that only scrolls
-    vertically; :meth:`add_section` appends one. The results are a pane of their own below a
-    splitter, sized to show at least :data:`VISIBLE_RESULT_ROWS` rows.
+    Three tabs: *Search* (the action buttons and the similar tiles, the table taking the room
+    left), *Settings* (model, raster, outputs, search) and *Adapt*, the last two scrolling
+    vertically only. The progress bar and the status line are pinned below the tabs, so the
+    buttons, the status and :data:`VISIBLE_RESULT_ROWS` result rows show at any dock height
+    from about 300 px (a 1366 x 768 window with another panel docked on the same side).
     """
 
     classify_requested = pyqtSignal()
@@ -180,44 +208,35 @@ class SncaDock(QDockWidget):
         self._busy = False
         self.band_boxes: list[QgsRasterBandComboBox] = []
 
-        body = QWidget()
-        self.sections = QVBoxLayout(body)
-        self.sections.addWidget(self._problem_box())
-        for section in (
-            self._model_group(),
-            self._raster_group(),
-            self._outputs_group(),
-            self._actions_group(),
-            self._adapt_group(),
-        ):
-            self.sections.addWidget(section)
-        self.sections.addStretch(1)
-
-        self.settings_scroll = QScrollArea()
-        self.settings_scroll.setWidgetResizable(True)
-        self.settings_scroll.setWidget(body)
-        self.settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
-
-        self.splitter = QSplitter(Qt.Vertical)
-        self.splitter.addWidget(self.settings_scroll)
-        self.splitter.addWidget(self._results_group())
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.setWidget(self.splitter)
+        root = QWidget()
+        layout = QVBoxLayout(root)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self._problem_box())
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.search_page = self._search_page()
+        self.settings_scroll = _scrolling(
+            self._model_group(), self._raster_group(), self._outputs_group(), self._search_group()
+        )
+        self.adapt_scroll = _scrolling(self._adapt_group())
+        self.tabs.addTab(self.search_page, "Search")
+        self.tabs.addTab(self.settings_scroll, "Settings")
+        self.tabs.addTab(self.adapt_scroll, "Adapt")
+        layout.addWidget(self.tabs, 1)
+        # pinned below the tabs: always visible, whatever the dock's height
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setMaximumHeight(self.fontMetrics().height() + 4)
+        layout.addWidget(self.progress)
+        self.status_label = wrapping_label()
+        self.status_label.setMaximumHeight(STATUS_LINES * self.fontMetrics().lineSpacing() + 4)
+        self.status_label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        layout.addWidget(self.status_label)
+        self.setWidget(root)
         self.set_model(None)
 
     # --- building ------------------------------------------------------------------------
-    def add_section(
-        self, title: str, widget: QWidget, collapsed: bool = False
-    ) -> QgsCollapsibleGroupBox:
-        """Append a collapsible section holding ``widget`` below the others."""
-        group = QgsCollapsibleGroupBox(title)
-        QVBoxLayout(group).addWidget(widget)
-        group.setCollapsed(collapsed)
-        self.sections.insertWidget(self.sections.count() - 1, group)
-        return group
-
     def _problem_box(self) -> QWidget:
         """The runtime problem, the button that installs the runtime, pip's progress and log."""
         box = QWidget()
@@ -314,20 +333,20 @@ class SncaDock(QDockWidget):
         form.addRow("Index folder", self.index_dir)
         return group
 
-    def _actions_group(self) -> QGroupBox:
-        group = QgsCollapsibleGroupBox("Actions")
-        layout = QVBoxLayout(group)
+    def _search_page(self) -> QWidget:
+        """The actions and the similar tiles: the tab a user works in."""
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(2, 4, 2, 2)
         grid = QGridLayout()
+        grid.setSpacing(3)
         self.classify_button = QPushButton("Classify layer")
         self.classify_button.clicked.connect(self.classify_requested)
         self.index_button = QPushButton("Build index")
         self.index_button.clicked.connect(self.index_requested)
         self.find_button = QPushButton("Find similar")
         self.find_button.setCheckable(True)
-        self.find_button.setToolTip(
-            "Click a tile on the map to list the tiles most like it; Ctrl+click adds a tile "
-            "to search for, Shift+click a tile to rank away from"
-        )
+        self.find_button.setToolTip(FIND_HINT)
         self.find_button.toggled.connect(self.find_similar_toggled)
         self.clear_button = QPushButton("Clear examples")
         self.clear_button.setToolTip("Forget the clicked example tiles")
@@ -347,22 +366,19 @@ class SncaDock(QDockWidget):
             button.setMinimumWidth(MIN_FIELD_WIDTH // 2)
             grid.addWidget(button, number // 2, number % 2)
         layout.addLayout(grid)
-        search = QWidget()
-        form = _form(search)
+        layout.addWidget(self._results_group(), 1)
+        return page
+
+    def _search_group(self) -> QGroupBox:
+        group = QgsCollapsibleGroupBox("Similar tiles")
+        form = _form(group)
         self.k = QSpinBox()
         self.k.setRange(1, 1000)
         self.k.setValue(10)
-        form.addRow("Similar tiles (k)", self.k)
+        form.addRow("How many (k)", self.k)
         self.class_filter = _narrow(QComboBox())
         self.class_filter.setToolTip("Only return tiles predicted as this class")
         form.addRow("Class", self.class_filter)
-        layout.addWidget(search)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        layout.addWidget(self.progress)
-        self.status_label = wrapping_label()
-        layout.addWidget(self.status_label)
         return group
 
     def _adapt_group(self) -> QGroupBox:
@@ -396,7 +412,6 @@ class SncaDock(QDockWidget):
         form.addRow(self.adapt_button)
         self.adapt_result = wrapping_label()
         form.addRow(self.adapt_result)
-        group.setCollapsed(True)
         self.adapt_group = group
         return group
 
@@ -412,7 +427,7 @@ class SncaDock(QDockWidget):
     def _results_group(self) -> QGroupBox:
         group = QGroupBox("Similar tiles (double-click a row to zoom)")
         layout = QVBoxLayout(group)
-        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setContentsMargins(2, 2, 2, 2)
         table = QTableWidget(0, len(RESULT_COLUMNS))
         table.setHorizontalHeaderLabels(RESULT_COLUMNS)
         table.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -420,17 +435,20 @@ class SncaDock(QDockWidget):
         table.setTextElideMode(Qt.ElideMiddle)
         table.setWordWrap(False)
         table.verticalHeader().setVisible(False)
+        rows = table.fontMetrics().height() + 6  # compact rows: more of them in a short dock
+        table.verticalHeader().setDefaultSectionSize(rows)
         header = table.horizontalHeader()
-        for column in range(len(RESULT_COLUMNS)):
-            stretch = RESULT_COLUMNS[column] in ("Class", "Raster")
+        # rank, similarity and tile id are short: as wide as their text; class and raster
+        # names share the rest (elided in the middle, in full in their tooltips)
+        for column, name in enumerate(RESULT_COLUMNS):
+            stretch = name in ("Class", "Raster")
             header.setSectionResizeMode(
                 column, QHeaderView.Stretch if stretch else QHeaderView.ResizeToContents
             )
-        header.setMinimumSectionSize(24)
+        header.setMinimumSectionSize(20)
         table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
-        rows = table.verticalHeader().defaultSectionSize()
         table.setMinimumHeight(
-            header.sizeHint().height() + rows * VISIBLE_RESULT_ROWS + 2 * table.frameWidth() + 4
+            header.sizeHint().height() + rows * VISIBLE_RESULT_ROWS + 2 * table.frameWidth() + 2
         )
         table.cellDoubleClicked.connect(self._row_activated)
         layout.addWidget(table)
@@ -441,6 +459,7 @@ class SncaDock(QDockWidget):
         """The dock's horizontal scrollbars (settings, results), to check that none shows."""
         return {
             "settings": self.settings_scroll.horizontalScrollBar(),
+            "adapt": self.adapt_scroll.horizontalScrollBar(),
             "results": self.results_table.horizontalScrollBar(),
         }
 
@@ -511,13 +530,18 @@ class SncaDock(QDockWidget):
             if model.training_resolution_m
             else ""
         )
+        named = (
+            f"classes: {html.escape(classes)}"
+            if len(model.class_names) <= INLINE_CLASS_NAMES
+            else "classes (their names: hover here)"
+        )
         self.model_info.setText(
             f"<b>{html.escape(elide_words(model.name))}</b><br>{len(model.class_names)} "
-            f"classes: {html.escape(classes)}<br>tiles {model.tile_size} x {model.tile_size} px "
+            f"{named}<br>tiles {model.tile_size} x {model.tile_size} px "
             f"at {_resolution_text(model.resolution_cm)}{trained}; {model.input_bands} band(s) "
             f"in; {model.embedding_dim}-d embedding"
         )
-        self.model_info.setToolTip(model.name)
+        self.model_info.setToolTip(f"{model.name}\nclasses: {classes}")
         self.overlap.setSpecialValueText(f"model's ({model.tiles_overlap_percent:g} %)")
         device = "GPU" if model.provider in GPU_PROVIDERS else "CPU"
         self.provider_label.setText(f"{device} (onnxruntime {model.provider}ExecutionProvider)")
@@ -580,23 +604,26 @@ class SncaDock(QDockWidget):
         return self.status_label.toolTip() or self.status_label.text()
 
     def set_results(self, rows: list[ResultRow]) -> None:
-        """Fill the results table, best first."""
+        """Fill the results table, best first; no row stays selected from the last search."""
         self._rows = list(rows)
+        self.results_table.clearSelection()
         self.results_table.setRowCount(len(rows))
         for index, row in enumerate(rows):
+            tile = f"tile {row.tile_id}: row {row.row}, col {row.col}"
             values = (
-                str(row.rank),
-                f"{row.similarity:.4f}",
-                row.class_name,
-                f"{row.tile_id} ({row.row}, {row.col})",
-                row.raster,
+                (str(row.rank), f"rank {row.rank}"),
+                (f"{row.similarity:.4f}", f"cosine similarity {row.similarity:.6f}"),
+                (row.class_name, row.class_name),
+                (str(row.tile_id), tile),
+                (row.raster, row.raster),
             )
-            for column, value in enumerate(values):
+            for column, (value, tooltip) in enumerate(values):
                 item = QTableWidgetItem(value)
-                if column < 2:
+                if column < 2 or column == 3:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                item.setToolTip(value)
+                item.setToolTip(tooltip)
                 self.results_table.setItem(index, column, item)
+        self.results_table.setCurrentItem(None)
 
     def _row_activated(self, row: int, _column: int) -> None:
         if 0 <= row < len(self._rows):

@@ -7,7 +7,7 @@ example to search for, Shift+click as an example to rank away from (:data:`CLICK
 from __future__ import annotations
 
 from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
-from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapToolEmitPoint
+from qgis.gui import QgsMapCanvas, QgsMapMouseEvent, QgsMapTool, QgsMapToolEmitPoint
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 
 #: What a click does, by keyboard modifier: a new search, one more positive, one negative.
@@ -24,6 +24,11 @@ class SimilarTileMapTool(QgsMapToolEmitPoint):
     def __init__(self, canvas: QgsMapCanvas) -> None:
         super().__init__(canvas)
         self.setCursor(Qt.CrossCursor)
+
+    def flags(self) -> QgsMapTool.Flags:
+        """None of QgsMapToolEmitPoint's: with ``AllowZoomRect`` the canvas itself would take a
+        Shift+press as the start of a zoom rectangle, and the Shift+click never reach us."""
+        return QgsMapTool.Flags()
 
     def canvasReleaseEvent(self, event: QgsMapMouseEvent) -> None:
         """A left-button release picks the point (a press and drag does not pan here)."""

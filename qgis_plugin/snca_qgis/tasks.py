@@ -38,14 +38,17 @@ class SncaTask(QgsTask):
         self.result: Any = None
         self.error: str | None = None
         self.was_cancelled = False
+        #: Which project the task was started in (the controller's count of closed projects).
+        self.project_generation = 0
 
     def run(self) -> bool:
         """The work, in a worker thread; never raises."""
         try:
             self.result = self._work(self._report, self.isCanceled)
         except Cancelled:
+            # a cancel that left nothing behind is not a failure: QGIS would say "Task failed"
             self.was_cancelled = True
-            return False
+            return True
         except SncaError as exc:
             self.error = str(exc)
             return False
