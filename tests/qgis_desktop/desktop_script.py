@@ -31,6 +31,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication, QPoint, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtWidgets import QDockWidget, QStyle
 from qgis.utils import iface, plugin_paths, plugins
 
 PLUGIN = "snca_qgis"
@@ -150,6 +151,9 @@ def run(config: dict) -> dict:
     }
     if controller is None:
         raise RuntimeError(f"the plugin found no runtime: {out['dependency_problem']}")
+    detour = time.monotonic()
+    cancel_and_close_mid_task(dock, controller, config, out)
+    started_from_zip += time.monotonic() - detour  # the scripted detours are not the user's path
     out["model_preselected"] = dock.model_file.filePath()
     out["model_info"] = dock.model_info.text()
     out["buttons_enabled_with_model"] = dock.classify_button.isEnabled()
@@ -238,10 +242,171 @@ def run(config: dict) -> dict:
     out["highlighted"] = controller.highlighted_tile()
     screenshot(shot_dir, "qgis_zoomed", shots)
 
+    canvas.setExtent(layer.extent())
+    canvas.refresh()
+    wait(1.0)
+    shift_and_ctrl_clicks(canvas, controller, out)
     out["adapt"] = adapt_to_labels(dock, controller, classes, work)
+    out["layouts"] = {
+        f"{w}x{h}": layout_with_toolbox(dock, w, h, shot_dir, shots)
+        for w, h in ((1600, 1000), (1366, 768))
+    }
     out["qgis_packages_after"] = qgis_packages()
     out["log_warnings"] = LOG_WARNINGS
     return out
+
+
+def click_map(canvas, x: float, y: float, modifiers=Qt.NoModifier) -> None:
+    """A real click (press and release) on the map canvas's viewport at map point (x, y)."""
+    pixel = canvas.getCoordinateTransform().transform(x, y)
+    where = QPoint(int(round(pixel.x())), int(round(pixel.y())))
+    QTest.mouseClick(canvas.viewport(), Qt.LeftButton, modifiers, where)
+    QCoreApplication.processEvents()
+
+
+def ranking(controller) -> list[int]:
+    return [hit.tile_id for hit in controller.last_result.hits]
+
+
+def tile_centre(controller, rank: int) -> tuple[float, float]:
+    """The centre of the similar tile at ``rank`` (1-based), in the similar layer's CRS."""
+    layer = controller.similar_layer()
+    feature = next(f for f in layer.getFeatures() if f["rank"] == rank)
+    point = feature.geometry().centroid().asPoint()
+    return point.x(), point.y()
+
+
+def shift_and_ctrl_clicks(canvas, controller, out: dict) -> None:
+    """Shift+click the current rank-1 tile (rank it away), then Ctrl+click the new rank-2 tile
+    (search for it too), through the canvas as a person does."""
+    before = ranking(controller)
+    clicked = before[0]
+    previous = controller.last_result
+    click_map(canvas, *tile_centre(controller, 1), Qt.ShiftModifier)
+    wait_until(lambda: controller.last_result is not previous, 30, "the Shift+click search")
+    query = controller.query_layer()
+    out["shift_click"] = {
+        "clicked_tile": clicked,
+        "ranking_before": before,
+        "ranking_after": ranking(controller),
+        "negatives": [tile.tile_id for tile in controller.negatives],
+        "query_examples": [f["example"] for f in query.getFeatures()],
+    }
+    previous = controller.last_result
+    click_map(canvas, *tile_centre(controller, 2), Qt.ControlModifier)
+    wait_until(lambda: controller.last_result is not previous, 30, "the Ctrl+click search")
+    out["ctrl_click"] = {
+        "positives": [tile.tile_id for tile in controller.positives],
+        "ranking_after": ranking(controller),
+    }
+
+
+def start_big_classify(dock, controller, raster_layer, output: Path):
+    """Click Classify on the big raster and wait until its task runs; the task."""
+    dock.layer_combo.setLayer(raster_layer)
+    dock.output_file.setFilePath(str(output))
+    click(dock.classify_button)
+    wait_until(
+        lambda: controller.task is not None and dock.progress.value() > 0,
+        TASK_TIMEOUT_S,
+        "the big classify to run",
+    )
+    return controller.task
+
+
+def cancel_and_close_mid_task(dock, controller, config: dict, out: dict) -> None:
+    """Cancel a running classify with the dock's button; then close the project (Project >
+    Close) while another runs: its layer must not land in the next project."""
+    work = Path(config["work"])
+    project = QgsProject.instance()
+    big = QgsRasterLayer(config["big_raster"], "big")
+    project.addMapLayer(big)
+    task = start_big_classify(dock, controller, big, work / "big_cancelled.gpkg")
+    ends: list[str] = []
+    task.taskCompleted.connect(lambda: ends.append("complete"))
+    task.taskTerminated.connect(lambda: ends.append("terminated"))
+    click(dock.cancel_button)
+    wait_until(lambda: controller.task is None and ends, TASK_TIMEOUT_S, "the cancel")
+    wait(0.5)
+    out["cancelled"] = {
+        "task_was_running": True,
+        "task_status": ends[0],
+        "status": dock.status_text(),
+        "status_visible": not dock.status_label.visibleRegion().isEmpty(),
+        "left_behind": sorted(p.name for p in work.glob("big_cancelled*")),
+    }
+
+    output = work / "big_closed.gpkg"
+    start_big_classify(dock, controller, big, output)
+    running = controller.task is not None
+    project.setDirty(False)
+    iface.actionCloseProject().trigger()
+    wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "the classify of a closed project")
+    wait(0.5)
+    out["project_closed"] = {
+        "task_was_running": running,
+        "layers_after": [layer.name() for layer in QgsProject.instance().mapLayers().values()],
+        "dirty_after": QgsProject.instance().isDirty(),
+        "status": dock.status_text(),
+        "written": output.is_file(),
+    }
+
+
+def shown_characters(table, column: int) -> list[list[int]]:
+    """For each row: how many characters of the cell in ``column`` show, and its length."""
+    metrics = table.fontMetrics()
+    margin = 2 * (table.style().pixelMetric(QStyle.PM_FocusFrameHMargin, None, table) + 1)
+    shown = []
+    for row in range(table.rowCount()):
+        text = table.item(row, column).text()
+        elided = metrics.elidedText(text, Qt.ElideMiddle, table.columnWidth(column) - margin)
+        shown.append([len(elided.replace("\u2026", "")), len(text)])
+    return shown
+
+
+def fully_shown(widget) -> bool:
+    """Whether all of ``widget`` is on screen (not clipped by the dock or a scroll area)."""
+    return widget.isVisible() and widget.visibleRegion().boundingRect().size() == widget.size()
+
+
+def layout_with_toolbox(dock, width: int, height: int, shot_dir: Path, shots: list[str]) -> dict:
+    """Dock the Processing Toolbox below the SNCA dock (same side), size the window, and report
+    what of the dock a person sees."""
+    window = iface.mainWindow()
+    toolbox = next(
+        d for d in window.findChildren(QDockWidget) if "Processing Toolbox" in d.windowTitle()
+    )
+    toolbox.setFloating(False)
+    window.addDockWidget(Qt.RightDockWidgetArea, toolbox)
+    window.splitDockWidget(dock, toolbox, Qt.Vertical)
+    toolbox.show()
+    window.showNormal()
+    window.setGeometry(0, 0, width, height)
+    wait(1.5)
+    tab_bar = dock.tabs.tabBar()
+    QTest.mouseClick(tab_bar, Qt.LeftButton, Qt.NoModifier, tab_bar.tabRect(0).center())
+    wait(0.5)
+    table = dock.results_table
+    buttons = (dock.classify_button, dock.index_button, dock.find_button, dock.clear_button,
+               dock.cancel_button)  # fmt: skip
+    seen = geometry(dock)
+    seen.update(
+        window=[window.width(), window.height()],
+        dock_height=dock.height(),
+        toolbox_beside=(
+            toolbox.isVisible()
+            and window.dockWidgetArea(toolbox) == window.dockWidgetArea(dock)
+            and abs(toolbox.geometry().left() - dock.geometry().left()) < 5
+        ),
+        buttons_hidden=[button.text() for button in buttons if not fully_shown(button)],
+        status_visible=fully_shown(dock.status_label),
+        shown_characters={
+            "Class": shown_characters(table, 2),
+            "Raster": shown_characters(table, 4),
+        },
+    )
+    screenshot(shot_dir, f"qgis_{width}x{height}_toolbox", shots)
+    return seen
 
 
 def qgis_packages() -> dict:
@@ -312,9 +477,9 @@ def adapt_to_labels(dock, controller, classes, work: Path) -> dict:
             points.append(point)
     labels.dataProvider().addFeatures(points)
     QgsProject.instance().addMapLayer(labels)
-    dock.adapt_group.setCollapsed(False)  # the section opens as a click on its title does
+    tab_bar = dock.tabs.tabBar()
+    QTest.mouseClick(tab_bar, Qt.LeftButton, Qt.NoModifier, tab_bar.tabRect(2).center())
     wait(0.3)
-    dock.settings_scroll.ensureWidgetVisible(dock.adapt_button)
     dock.labels_combo.setLayer(labels)
     dock.label_field.setField("cover")
     adapted = work / "adapted.onnx"

@@ -29,6 +29,11 @@ SCRIPT = Path(__file__).with_name("desktop_script.py")
 QGIS_PYTHON = "/usr/bin/python3"
 #: Tile of the Landsat scene that is clicked: (row, col) of the classify grid, inside the scene.
 CLICK_TILE = (2, 2)
+#: The Landsat scene under a long, Sentinel-2-like file name (the results table must show it).
+RASTER_NAME = "S2B_MSIL2A_20230615T103629_N0509_R008_T32UNE_20230615T142312_TCI_10m.tif"
+STEM = RASTER_NAME.removesuffix(".tif")
+#: Side of the generated raster that keeps a task running long enough to cancel it (px).
+BIG_SIDE = 4500
 #: Seconds QGIS may take for the whole run (start, runtime install from the package index,
 #: classify, index, search, adapt, quit).
 TIMEOUT_S = 900
@@ -78,8 +83,9 @@ def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> 
     base = tmp_path_factory.mktemp("desktop")
     work = base / "work"
     work.mkdir()
-    raster = work / landsat_rgb.name
+    raster = work / RASTER_NAME
     shutil.copy(landsat_rgb, raster)
+    big = _big_raster(base / "big.tif", raster)
 
     # the release artifacts users download
     dist = base / "dist"
@@ -102,7 +108,8 @@ def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> 
     config.write_text(
         json.dumps(
             {"raster": str(raster), "work": str(work), "click": [x, y], "result": str(result),
-             "screenshots": str(shots), "plugin_zip": str(next(dist.glob("snca_qgis-*.zip")))}
+             "screenshots": str(shots), "plugin_zip": str(next(dist.glob("snca_qgis-*.zip"))),
+             "big_raster": str(big)}
         )
     )  # fmt: skip
     packages_before = qgis_pip_list()
@@ -136,6 +143,27 @@ def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> 
         "packages_before": packages_before,
         "packages_after": qgis_pip_list(),
     }
+
+
+def _big_raster(path: Path, like: Path) -> Path:
+    """A large RGB GeoTIFF in the CRS of ``like``: classifying it takes seconds."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(like) as src:
+        crs, (west, north) = src.crs, (src.bounds.left, src.bounds.top)
+    rows = np.linspace(0, 255, BIG_SIDE, dtype=np.float32)
+    band = (np.add.outer(rows, rows[::-1]) / 2).astype(np.uint8)
+    profile = {
+        "driver": "GTiff", "width": BIG_SIDE, "height": BIG_SIDE, "count": 3, "dtype": "uint8",
+        "crs": crs, "transform": from_origin(west, north, 2.0, 2.0), "tiled": True,
+        "compress": "deflate",
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        for index in (1, 2, 3):
+            dst.write(np.roll(band, 300 * index, axis=1), index)
+    return path
 
 
 def _tile_centre(raster: Path, row: int, col: int) -> tuple[float, float]:
@@ -180,6 +208,25 @@ def test_dock_fits_its_default_width_and_shows_the_results(desktop_run: dict) ->
     assert results["table_rows_fully_visible"] >= 5, results
 
 
+@pytest.mark.parametrize("size", ["1600x1000", "1366x768"])
+def test_controls_status_and_five_rows_show_with_the_toolbox_docked_beside(
+    desktop_run: dict, size: str
+) -> None:
+    """The Processing Toolbox docked on the same side (below the dock): the buttons, the status
+    line and five result rows still show, and no class or raster name is cut below 8
+    characters (the long file name is elided in the middle, in full in its tooltip)."""
+    seen = desktop_run["report"]["layouts"][size]
+    assert seen["window"] == [int(v) for v in size.split("x")], seen
+    assert seen["toolbox_beside"], seen
+    assert seen["buttons_hidden"] == [], seen
+    assert seen["status_visible"], seen
+    assert seen["table_rows_fully_visible"] >= 5, seen
+    assert seen["horizontal_scrollbars"] == [], seen
+    for column in ("Class", "Raster"):
+        for shown, length in seen["shown_characters"][column]:
+            assert shown >= min(8, length), (column, shown, length, seen)
+
+
 def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
     """The clicked tile: its id in the classify GeoPackage, the query layer, the status line, and
     `snca search --tile-id` of the same index, whose hits are the table's rows."""
@@ -187,7 +234,7 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
     from shapely.geometry import Point
 
     report, work = desktop_run["report"], desktop_run["work"]
-    classes = gpd.read_file(work / "RGB.byte_snca.gpkg")
+    classes = gpd.read_file(work / f"{STEM}_snca.gpkg")
     assert len(classes) == report["classes_layer"]["features"] == 19
     x, y = json.loads((work.parent / "config.json").read_text())["click"]
     under = classes[classes.contains(Point(x, y))]
@@ -205,7 +252,7 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
         int(clicked["row"]),
         int(clicked["col"]),
     )
-    assert query["raster"] == "RGB.byte.tif"
+    assert query["raster"] == RASTER_NAME
     assert (
         f"tile {query['tile_id']} (row {query['row']}, col {query['col']})"
         in (report["status_after_search"])
@@ -213,8 +260,8 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
 
     out = work.parent / "cli_search.gpkg"
     subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "snca"), "search", str(work / "RGB.byte_snca_index"),
-         "--tile-id", str(query["tile_id"]), "--raster", "RGB.byte.tif", "-o", str(out)],
+        [str(ROOT / ".venv" / "bin" / "snca"), "search", str(work / f"{STEM}_snca_index"),
+         "--tile-id", str(query["tile_id"]), "--raster", RASTER_NAME, "-o", str(out)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     cli_query = gpd.read_file(out, layer="query")
@@ -222,7 +269,7 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
     cli_hits = gpd.read_file(out, layer="similar_tiles").sort_values("rank")
     layer_hits = report["similar_layer"]["features"]
     rows = report["table"]["rows"]
-    assert report["table"]["headers"] == ["Rank", "Similarity", "Class", "Tile", "Raster"]
+    assert report["table"]["headers"] == ["#", "Similarity", "Class", "Tile", "Raster"]
     assert len(cli_hits) == len(layer_hits) == len(rows) == 10
     for hit, feature, row in zip(cli_hits.itertuples(), layer_hits, rows, strict=True):
         assert (feature["rank"], feature["tile_id"], feature["row"], feature["col"]) == (
@@ -232,7 +279,7 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
             hit.col,
         )
         assert row[0] == str(hit.rank)
-        assert row[3] == f"{hit.tile_id} ({hit.row}, {hit.col})"
+        assert row[3] == str(hit.tile_id) and row[4] == RASTER_NAME
         assert abs(float(row[1]) - hit.similarity) < 1e-3
         # the classify GeoPackage names the same tile by the same id
         same = classes[classes["tile_id"] == hit.tile_id]
@@ -253,7 +300,7 @@ def test_similar_tiles_are_readable(desktop_run: dict) -> None:
     assert report["highlighted"] == {
         "rank": 1,
         "tile_id": first["tile_id"],
-        "raster": "RGB.byte.tif",
+        "raster": RASTER_NAME,
     }
 
 
@@ -269,12 +316,15 @@ def test_screenshots_of_the_real_window(desktop_run: dict) -> None:
     names = [Path(p).name for p in report["screenshots"]]
     assert names == [
         "qgis_install_runtime.png", "qgis_classes.png", "qgis_window.png", "qgis_dock.png",
-        "qgis_zoomed.png",
+        "qgis_zoomed.png", "qgis_1600x1000_toolbox.png", "qgis_1366x768_toolbox.png",
     ]  # fmt: skip
     for shot in report["screenshots"]:
         with Image.open(shot) as image:
-            if Path(shot).name == "qgis_dock.png":
+            name = Path(shot).name
+            if name == "qgis_dock.png":
                 assert image.width == report["geometry_results"]["dock_width"]
+            elif name == "qgis_1366x768_toolbox.png":
+                assert image.size == (1366, 768)
             else:
                 assert image.size == (1600, 1000)
             assert len(image.convert("L").resize((64, 40)).getcolors(4096)) > 20  # not blank
@@ -323,3 +373,32 @@ def test_adapt_loads_a_model_of_the_labelled_classes(desktop_run: dict) -> None:
     assert adapt["written"], adapt
     assert Path(adapt["model_loaded"]).name == "adapted.onnx"
     assert set(adapt["classes"]) <= set(adapt["model_classes"]), adapt
+
+
+def test_shift_click_through_the_canvas_ranks_a_tile_away(desktop_run: dict) -> None:
+    """Ctrl and Shift clicks sent to the map canvas's viewport, as a person clicks: Shift adds
+    a negative example and the ranking changes; Ctrl adds a positive one."""
+    shift = desktop_run["report"]["shift_click"]
+    assert shift["negatives"] == [shift["clicked_tile"]]
+    assert shift["ranking_after"] != shift["ranking_before"]
+    assert shift["clicked_tile"] not in shift["ranking_after"][:1]
+    assert "negative" in shift["query_examples"]
+    ctrl = desktop_run["report"]["ctrl_click"]
+    assert len(ctrl["positives"]) == 2 and ctrl["ranking_after"] != shift["ranking_after"]
+
+
+def test_closing_the_project_mid_task_adds_nothing_to_the_next(desktop_run: dict) -> None:
+    closed = desktop_run["report"]["project_closed"]
+    assert closed["task_was_running"]
+    assert closed["layers_after"] == [] and not closed["dirty_after"], closed
+    assert "project it was started in was closed" in closed["status"]
+    assert closed["written"]  # the outputs are on disk all the same
+
+
+def test_a_cancel_is_shown_as_cancelled(desktop_run: dict) -> None:
+    cancel = desktop_run["report"]["cancelled"]
+    assert cancel["task_was_running"]
+    assert cancel["status"].startswith("cancelled: nothing was written (classify big.tif)")
+    assert cancel["status_visible"]
+    assert cancel["task_status"] == "complete"  # QGIS does not report it as a failed task
+    assert cancel["left_behind"] == []
