@@ -17,6 +17,9 @@ from snca_cli.errors import SncaError
 
 #: Similarities the exact search holds at once (queries x stored rows): bounds its memory.
 EXACT_BLOCK_ELEMENTS = 1 << 24
+#: Stored rows per chunk of the exact search's top-k: only chunks whose best similarity reaches
+#: the k-th best chunk maximum are read twice.
+EXACT_CHUNK_ROWS = 256
 
 
 #: Largest hnswlib M (links per node; hnswlib suggests 2-100) and search width.
@@ -116,8 +119,45 @@ def _top_k_rows(similarities: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.n
     return np.take_along_axis(ids, order, axis=1), np.take_along_axis(similarities, order, axis=1)
 
 
+def _block_candidates(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every entry of ``sims`` (stored rows x queries) at least as similar as its query's k-th
+    best, as (query, row, similarity) arrays: at least ``min(k, rows)`` per query.
+
+    The k-th largest maximum of the ``EXACT_CHUNK_ROWS``-row chunks is a lower bound of the
+    k-th best (the maxima are k distinct entries), so only the chunks that reach it are read
+    again; entries tied with the k-th best all stay, for the merge to order them by id.
+    """
+    rows, queries = sims.shape
+    chunk = EXACT_CHUNK_ROWS
+    full = rows // chunk
+    maxima = sims[: full * chunk].reshape(full, chunk, queries).max(axis=1)
+    if full * chunk < rows:
+        maxima = np.concatenate([maxima, sims[full * chunk :].max(axis=0, keepdims=True)])
+    chunks = len(maxima)
+    if chunks > k:
+        bound = np.partition(maxima, chunks - k, axis=0)[chunks - k]
+    else:
+        bound = np.full(queries, -np.inf, dtype=sims.dtype)
+    chunk_index, query = np.nonzero(maxima >= bound)
+    row = chunk_index[:, None] * chunk + np.arange(chunk)
+    values = sims[np.minimum(row, rows - 1), query[:, None]]
+    keep = (row < rows) & (values >= bound[query][:, None])
+    return np.broadcast_to(query[:, None], row.shape)[keep], row[keep], values[keep]
+
+
+def _merge_top_k(
+    query: np.ndarray, ids: np.ndarray, sims: np.ndarray, queries: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k best candidates of each of ``queries`` queries (``queries`` x k ids and
+    similarities), by similarity then the smaller id; each query needs at least k candidates."""
+    order = np.lexsort((ids, -sims, query))
+    counts = np.bincount(query, minlength=queries)
+    take = order[(np.cumsum(counts) - counts)[:, None] + np.arange(k)]
+    return ids[take], sims[take]
+
+
 class ExactSearch:
-    """Brute-force cosine search: the product of the normalized queries and every embedding."""
+    """Brute-force cosine search: the product of every embedding and the normalized queries."""
 
     name = "exact"
 
@@ -142,21 +182,30 @@ class ExactSearch:
         return int(self.embeddings.shape[0])
 
     def query(self, vectors: np.ndarray, k: int) -> Neighbours:
-        """The k most similar stored vectors of each query (k is capped at the index size)."""
+        """The k most similar stored vectors of each query (k is capped at the index size).
+
+        One matrix product per block of stored rows (``EXACT_BLOCK_ELEMENTS`` similarities),
+        whose candidates are merged into the running top-k.
+        """
         queries = normalize(_check_queries(vectors, self.dim))
         k = min(int(k), len(self))
         if k < 1:
             return Neighbours.none(len(queries))
-        best_ids = np.empty((len(queries), 0), dtype=np.int64)
-        best_sims = np.empty((len(queries), 0), dtype=np.float32)
-        rows = max(4 * k, EXACT_BLOCK_ELEMENTS // len(queries))
+        count = len(queries)
+        best_ids = np.empty((count, 0), dtype=np.int64)
+        best_sims = np.empty((count, 0), dtype=np.float32)
+        # the first block holds at least k rows, so every query has k candidates from then on
+        rows = max(4 * k, EXACT_BLOCK_ELEMENTS // max(1, count))
         for start in range(0, len(self), rows):
             block = np.asarray(self.embeddings[start : start + rows], dtype=np.float32)
-            sims = queries @ block.T
-            block_ids = np.broadcast_to(self.ids[start : start + len(block)], sims.shape)
-            sims = np.concatenate([best_sims, sims], axis=1)
-            ids = np.concatenate([best_ids, block_ids], axis=1)
-            best_ids, best_sims = _top_k_rows(sims, ids, k)
+            query, row, sims = _block_candidates(block @ queries.T, k)
+            best_ids, best_sims = _merge_top_k(
+                np.concatenate([np.repeat(np.arange(count), best_ids.shape[1]), query]),
+                np.concatenate([best_ids.ravel(), self.ids[start + row]]),
+                np.concatenate([best_sims.ravel(), sims]),
+                count,
+                k,
+            )
         return Neighbours(ids=best_ids, similarities=best_sims)
 
 

@@ -57,6 +57,42 @@ def test_exact_search_breaks_ties_by_smaller_id(monkeypatch: pytest.MonkeyPatch)
     np.testing.assert_allclose(found.similarities, [[1.0, 1.0, 1.0]], atol=1e-6)
 
 
+def test_exact_search_chunk_bound_keeps_ties_and_orders_them_by_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # chunks of 7 rows (an uneven last chunk) in blocks of 300: the chunk maxima bound the
+    # top-k; duplicates spread over chunks and blocks tie, shuffled ids decide among them
+    embeddings = clustered_unit_vectors(1000, 8, clusters=10, seed=8)
+    embeddings[500:1000:37] = embeddings[3]
+    queries = np.concatenate([embeddings[[3]], clustered_unit_vectors(5, 8, clusters=10, seed=9)])
+    ids = np.random.default_rng(10).permutation(5000)[:1000]
+    monkeypatch.setattr(ann, "EXACT_CHUNK_ROWS", 7)
+    monkeypatch.setattr(ann, "EXACT_BLOCK_ELEMENTS", len(queries) * 300)
+    found = ExactSearch(embeddings, ids=ids).query(queries, k=12)
+    sims = normalize(queries) @ embeddings.T
+    order = np.array([np.lexsort((ids, -row))[:12] for row in sims])
+    np.testing.assert_array_equal(found.ids, ids[order])
+    np.testing.assert_allclose(
+        found.similarities, np.take_along_axis(sims, order, axis=1), atol=1e-6
+    )
+    assert found.ids[0].tolist() == sorted(ids[[3, *range(500, 1000, 37)]].tolist())[:12]
+
+
+def test_exact_search_keeps_the_chunk_maximum_that_bounds_the_top_k(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the best rows sit one per 4-row chunk, so the 3rd best is the 3rd chunk maximum itself;
+    # row 9 ties with it inside its chunk and has the smaller id
+    angles = np.full(41, np.pi / 2)
+    angles[0:40:4] = 0.01 * np.arange(10)
+    angles[9] = angles[8]
+    stored = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    ids = np.arange(41)[::-1].copy()
+    monkeypatch.setattr(ann, "EXACT_CHUNK_ROWS", 4)
+    found = ExactSearch(stored, ids=ids).query(np.array([[1.0, 0.0]]), k=3)
+    assert found.ids.tolist() == [[ids[0], ids[4], ids[9]]]
+
+
 def test_exact_search_uses_given_ids_and_caps_k() -> None:
     stored = normalize(np.array([[1.0, 0.0], [0.0, 1.0]]))
     found = ExactSearch(stored, ids=np.array([40, 7])).query(np.array([[0.0, 1.0]]), k=10)
