@@ -69,7 +69,7 @@ def test_no_generic_top_level_package_is_installed(installed: dict) -> None:
 
 
 @pytest.mark.slow
-def test_the_installed_packages_hold_their_modules_and_the_shipped_model(installed: dict) -> None:
+def test_the_installed_packages_hold_their_modules_model_and_demo_scene(installed: dict) -> None:
     files = set(installed["files"])
     for path in (
         "snca_train/trainer.py",
@@ -77,6 +77,8 @@ def test_the_installed_packages_hold_their_modules_and_the_shipped_model(install
         "snca_export/workflow.py",
         "snca_cli/tasks/index/search.py",
         "snca_cli/models/snca-aid150-lite0.onnx",
+        "snca_cli/demo_data/sentinel2_rgb_10m.tif",
+        "snca_cli/demo_data/NOTICE.md",
     ):
         assert path in files, path
 
