@@ -5,8 +5,10 @@ The wheel is installed into a fresh venv with exactly ``onnxruntime==MIN`` and `
 the bounds must also agree with the other dependencies). There every shipped model (fp32 and
 int8) must give this environment's embeddings and probabilities within a tolerance, and
 ``snca classify`` a GeoTIFF (cut from the demo scene) with each model the same classes. A bound
-set too low fails here: onnxruntime 1.17 refuses the int8 model's ai.onnx.ml opset 5, and
-onnxruntime 1.18.0 cannot be installed with numpy 1.24.0 (it needs 1.24.2).
+set too low fails here (both tried): with numpy 1.24.0, pip cannot install onnxruntime 1.17.3 or
+1.18.0 (they need numpy 1.24.2); with numpy 1.24.2, onnxruntime 1.17.3 installs but refuses the
+int8 model ("Opset 5 is under development ... ai.onnx.ml is till opset 4"). Why 1.18.1 and not
+1.18.0 (which runs both models on numpy 1): pyproject.toml's comment.
 
 The other end, the newest releases pip resolves, is the main test environment: it installs
 the dependencies without upper bounds, so every other test runs on them.
