@@ -9,15 +9,10 @@ software, also inside QGIS's Python).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import venv
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.wheel import build_wheel, create_venv, run_in
 
 INSPECT = """
 import json
@@ -34,49 +29,10 @@ print(json.dumps({"top": top, "files": [str(f) for f in dist.files], "entry_poin
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The RECORD and entry points of snca installed from a wheel into a fresh venv."""
     work = tmp_path_factory.mktemp("packaging")
-    wheels = work / "wheels"
-    build = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(wheels),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
-    (wheel,) = wheels.glob("snca-*.whl")
-    env_dir = work / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    # the fresh venv alone: a PYTHONPATH naming the checkout would show pip and importlib its
-    # snca.egg-info (already installed, with the source tree's files)
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=clean,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
-    report = subprocess.run(
-        [str(python), "-c", INSPECT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=work,
-        env=clean,
-    )
-    assert report.returncode == 0, report.stderr[-2000:]
+    wheel = build_wheel(work / "wheels")
+    python = create_venv(work / "venv")
+    run_in([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], timeout=600)
+    report = run_in([python, "-c", INSPECT], timeout=120, cwd=work)
     return json.loads(report.stdout)
 
 
@@ -88,7 +44,7 @@ def test_no_generic_top_level_package_is_installed(installed: dict) -> None:
 
 
 @pytest.mark.slow
-def test_the_installed_packages_hold_their_modules_and_the_shipped_model(installed: dict) -> None:
+def test_the_installed_packages_hold_their_modules_model_and_demo_scene(installed: dict) -> None:
     files = set(installed["files"])
     for path in (
         "snca_train/trainer.py",
@@ -96,6 +52,8 @@ def test_the_installed_packages_hold_their_modules_and_the_shipped_model(install
         "snca_export/workflow.py",
         "snca_cli/tasks/index/search.py",
         "snca_cli/models/snca-aid150-lite0.onnx",
+        "snca_cli/demo_data/sentinel2_rgb_10m.tif",
+        "snca_cli/demo_data/NOTICE.md",
     ):
         assert path in files, path
 

