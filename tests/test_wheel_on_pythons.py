@@ -22,22 +22,13 @@ from pathlib import Path
 import pyogrio
 import pytest
 
+from snca_cli.tasks.demo import demo_outputs
+from snca_cli.tasks.output_names import geojson_beside
 from tests.helpers.wheel import build_wheel, clean_environment, create_venv, run_in
 
 pytestmark = pytest.mark.slow
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-#: The demo's outputs, files and the index folder.
-DEMO_FILES = (
-    "sentinel2_rgb.tif",
-    "tiles.gpkg",
-    "tiles.geojson",
-    "classes.tif",
-    "similar.gpkg",
-    "similar.geojson",
-    "quicklook.png",
-    "index/manifest.json",
-)
 
 
 def runs_as(candidate: str | Path, version: str) -> bool:
@@ -46,7 +37,9 @@ def runs_as(candidate: str | Path, version: str) -> bool:
     try:
         result = subprocess.run(
             [str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -100,14 +93,17 @@ def test_wheel_installs_from_binaries_and_runs_the_demo(
     no_compiler = clean_environment(CC="/bin/false", CXX="/bin/false")
     install = run_in(
         [venv_python, "-m", "pip", "install", "--only-binary=:all:", f"{wheel}[demo]"],
-        timeout=900, env=no_compiler,
+        timeout=900,
+        env=no_compiler,
     )
     assert "does not provide the extra" not in install.stdout + install.stderr
     out = tmp_path / "demo"
     demo = run_in([venv_python.parent / "snca", "demo", "--output", out], 600, cwd=tmp_path)
     assert "quick-look" in demo.stdout
-    for name in DEMO_FILES:
-        assert (out / name).is_file(), name
+    outputs = demo_outputs(out)  # of this checkout: the installed wheel must write the same
+    for role, path in outputs.items():
+        assert (path / "manifest.json" if role == "index" else path).is_file(), role
+    assert geojson_beside(outputs["search"]).is_file()
     # the shipped 900 x 900 px scene in 150 px tiles: 6 x 6
     assert pyogrio.read_info(out / "tiles.gpkg")["features"] == 36
     assert pyogrio.read_info(out / "similar.gpkg", layer="similar_tiles")["features"] == 10

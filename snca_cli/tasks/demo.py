@@ -175,6 +175,24 @@ def draw_quicklook(
     return output
 
 
+#: What the demo writes into its output folder, by role (``index`` is a folder).
+DEMO_OUTPUTS = {
+    "raster": "sentinel2_rgb.tif",
+    "tiles": "tiles.gpkg",
+    "geojson": "tiles.geojson",
+    "classes": "classes.tif",
+    "index": "index",
+    "search": "similar.gpkg",
+    "quicklook": "quicklook.png",
+}
+
+
+def demo_outputs(folder: Path) -> dict[str, Path]:
+    """The demo's outputs in ``folder``, by role (see :data:`DEMO_OUTPUTS`); the search also
+    writes the GeoJSON beside its GeoPackage."""
+    return {role: folder / name for role, name in DEMO_OUTPUTS.items()}
+
+
 def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> DemoReport:
     """Run the main job end to end and write everything into ``config.output``.
 
@@ -188,15 +206,7 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
     out = Path(config.output)
     if out.exists() and not out.is_dir():
         raise SncaError(f"{out} exists and is not a folder")
-    targets = {
-        "raster": out / "sentinel2_rgb.tif",
-        "tiles": out / "tiles.gpkg",
-        "geojson": out / "tiles.geojson",
-        "classes": out / "classes.tif",
-        "index": out / "index",
-        "search": out / "similar.gpkg",
-        "quicklook": out / "quicklook.png",
-    }
+    targets = demo_outputs(out)
     check_output_paths(
         [*targets.values(), geojson_beside(targets["search"])],
         config.force,

@@ -11,7 +11,8 @@ import rasterio
 from snca_cli.contract.scaling import ValueScaling
 from snca_cli.errors import SncaError
 from snca_cli.tasks.classify import SCALING_METADATA
-from snca_cli.tasks.demo import DemoConfig, demo_scene_path, run_demo
+from snca_cli.tasks.demo import DemoConfig, demo_outputs, demo_scene_path, run_demo
+from snca_cli.tasks.output_names import geojson_beside
 from tests.helpers.onnx_models import make_band_mean_model
 
 
@@ -36,17 +37,10 @@ def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -
     )
     report = run_demo(DemoConfig(output=tmp_path / "demo", model=model, k=5))
     out = tmp_path / "demo"
-    for name in (
-        "sentinel2_rgb.tif",
-        "tiles.gpkg",
-        "tiles.geojson",
-        "classes.tif",
-        "similar.gpkg",
-        "similar.geojson",
-        "quicklook.png",
-    ):
-        assert (out / name).is_file(), name
-    assert (out / "index" / "manifest.json").is_file()
+    outputs = demo_outputs(out)
+    for role, path in outputs.items():
+        assert (path / "manifest.json" if role == "index" else path).is_file(), role
+    assert geojson_beside(outputs["search"]).is_file()
     assert (out / "sentinel2_rgb.tif").read_bytes() == demo_scene_path().read_bytes()
     # 900 x 900 px in 150 px tiles: 6 x 6 tiles, none shifted
     assert report.classify.tiles_total == report.classify.tiles_classified == 36
