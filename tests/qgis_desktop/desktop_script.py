@@ -27,6 +27,7 @@ from qgis.core import (
     QgsFeature,
     QgsProject,
     QgsRasterLayer,
+    QgsSettings,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QPoint, Qt, QTimer
@@ -340,6 +341,9 @@ def cancel_and_close_mid_task(dock, controller, config: dict, out: dict) -> None
     start_big_classify(dock, controller, big, output)
     running = controller.task is not None
     project.setDirty(False)
+    # QGIS counts layers under the system's temporary folder (where the test's files are) as
+    # temporary ones, and would ask before closing the project
+    QgsSettings().setValue("askToSaveMemoryLayers", False, QgsSettings.App)
     iface.mainWindow().findChild(QAction, "mActionCloseProject").trigger()  # Project > Close
     wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "the classify of a closed project")
     wait(0.5)

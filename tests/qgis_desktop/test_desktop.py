@@ -97,10 +97,7 @@ def desktop_run(tmp_path_factory: pytest.TempPathFactory, landsat_rgb: Path) -> 
     profile = base / "profiles" / "profiles" / "default"
     (profile / "QGIS").mkdir(parents=True)
     (profile / "QGIS" / "QGIS3.ini").write_text(
-        # askToSaveMemoryLayers: QGIS counts layers under the system's temporary folder (where
-        # the test's files are) as temporary, and would ask before closing the project
         "[qgis]\ncheckVersion=false\nshowTips322=false\nshowTips=false\n"
-        "askToSaveMemoryLayers=false\n"
         "[core]\nNewsFeed\\httpsfeedqgisorg\\disabled=true\n"
     )
 
