@@ -8,11 +8,13 @@ wrapper over one ``snca_cli`` call, with the Processing feedback as progress and
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from qgis.core import (
     QgsFeatureSink,
+    QgsMapLayer,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -36,8 +38,6 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
-    QgsRasterLayer,
-    QgsVectorLayer,
     QgsWkbTypes,
 )
 
@@ -62,6 +62,8 @@ from .layers import (
     similar_tile_fields,
     style_class_layer,
     style_class_map,
+    style_query_layer,
+    style_similar_layer,
 )
 from .raster_source import raster_file
 
@@ -69,32 +71,32 @@ GROUP = "Scene embeddings"
 GROUP_ID = "sceneembeddings"
 
 #: Post-processors must outlive the algorithm run that created them (Processing calls them
-#: after the run, when loading the outputs); keyed by output path.
+#: after the run, when loading the outputs); keyed by output.
 _POST_PROCESSORS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
 
 
-class ClassStyle(QgsProcessingLayerPostProcessorInterface):
-    """Styles a loaded classification output (tiles or class map) with the class colours."""
+class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Styles an output when Processing loads it, as the dock styles its layers."""
 
-    def __init__(self, class_names: list[str]) -> None:
+    def __init__(self, style: Callable[[QgsMapLayer], None]) -> None:
         super().__init__()
-        self.class_names = class_names
+        self.style = style
 
     def postProcessLayer(
-        self, layer: Any, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+        self, layer: QgsMapLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> None:
-        if isinstance(layer, QgsVectorLayer):
-            style_class_layer(layer, self.class_names)
-        elif isinstance(layer, QgsRasterLayer):
-            style_class_map(layer, self.class_names)
+        self.style(layer)
 
 
-def _style_on_load(context: QgsProcessingContext, path: str, class_names: list[str]) -> None:
-    if not path or not context.willLoadLayerOnCompletion(path):
+def _style_on_load(
+    context: QgsProcessingContext, output: str, style: Callable[[QgsMapLayer], None]
+) -> None:
+    """Have ``style`` applied to ``output`` (a path or a layer id) if Processing loads it."""
+    if not output or not context.willLoadLayerOnCompletion(output):
         return
-    post_processor = ClassStyle(class_names)
-    _POST_PROCESSORS[path] = post_processor
-    context.layerToLoadOnCompletionDetails(path).setPostProcessor(post_processor)
+    post_processor = StyleOnLoad(style)
+    _POST_PROCESSORS[output] = post_processor
+    context.layerToLoadOnCompletionDetails(output).setPostProcessor(post_processor)
 
 
 def _push_warning(feedback: QgsProcessingFeedback, line: str) -> None:
@@ -300,10 +302,10 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             f"in {summary.elapsed_s:.1f} s"
         )
         names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
-        _style_on_load(context, output, names)
+        _style_on_load(context, output, lambda layer: style_class_layer(layer, names))
         results: dict[str, Any] = {self.OUTPUT: output, self.TILES: summary.tiles_classified}
         if class_map:
-            _style_on_load(context, class_map, names)
+            _style_on_load(context, class_map, lambda layer: style_class_map(layer, names))
             results[self.CLASS_MAP] = class_map
         return results
 
@@ -402,7 +404,9 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         return (
             "Finds the indexed tile under the point and returns the k tiles of the index most "
             "similar to it (cosine similarity of the embeddings; the query tile itself is "
-            "excluded), ranked from 1, optionally only tiles predicted as one class."
+            "excluded), ranked from 1, optionally only tiles predicted as one class.\n"
+            "Similar tiles load as the dock shows them: fills on a fixed similarity ramp, "
+            "labelled with their rank; Query tile: the tile under the point, as a cyan outline."
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
@@ -437,7 +441,7 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterFeatureSink(
-                self.QUERY, "Query tile", QgsProcessing.TypeVectorPolygon, None, True, False
+                self.QUERY, "Query tile", QgsProcessing.TypeVectorPolygon, None, True, True
             )
         )
 
@@ -471,6 +475,7 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for feature in hit_features(result.hits, crs, transform_context):
             sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        _style_on_load(context, dest, style_similar_layer)
         results: dict[str, Any] = {self.OUTPUT: dest}
         query_sink, query_dest = self.parameterAsSink(
             parameters, self.QUERY, context, query_tile_fields(), QgsWkbTypes.Polygon, crs
@@ -478,6 +483,7 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         if query_sink is not None:
             query = query_feature(result.query, "positive", crs, transform_context)
             query_sink.addFeature(query, QgsFeatureSink.FastInsert)
+            _style_on_load(context, query_dest, style_query_layer)
             results[self.QUERY] = query_dest
         return results
 

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("qgis.core")
 
 from qgis.core import (  # noqa: E402
+    QgsApplication,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsVectorLayer,
@@ -155,3 +156,44 @@ def test_outputs_loaded_by_processing_are_styled_by_class(
     assert layer.featureCount() == 12
     assert layer.renderer().classAttribute() == "class_name"
     assert [c.value() for c in layer.renderer().categories()] == CLASS_NAMES
+
+
+def test_search_outputs_loaded_by_processing_are_styled_as_the_dock_styles_them(
+    provider, colour_raster, band_mean_model, project, tmp_path
+) -> None:
+    import processing
+
+    index_dir = tmp_path / "index"
+    _run("snca:buildindex", {"INPUT": [str(colour_raster)], "MODEL": str(band_mean_model),
+                             "INDEX": str(index_dir)})  # fmt: skip
+    minx, miny, maxx, maxy = tile_bounds(1, 1, TILE_SIZE)
+    results = processing.runAndLoadResults(
+        "snca:searchsimilar",
+        {
+            "INDEX": str(index_dir),
+            "POINT": f"{(minx + maxx) / 2},{(miny + maxy) / 2} [EPSG:32633]",
+            "K": 3,
+            "OUTPUT": "TEMPORARY_OUTPUT",
+            "QUERY": "TEMPORARY_OUTPUT",
+        },
+    )
+    algorithm = QgsApplication.processingRegistry().algorithmById("snca:searchsimilar")
+    assert algorithm.parameterDefinition("QUERY").createByDefault()  # ticked in the dialog
+    layers = {layer.id(): layer for layer in project.mapLayers().values()}
+    similar, query = layers[results["OUTPUT"]], layers[results["QUERY"]]
+    assert similar.featureCount() == 3 and query.featureCount() == 1
+
+    renderer = similar.renderer()
+    assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "similarity"
+    assert [r.label() for r in renderer.ranges()] == [
+        "< 0.5", "0.5 - 0.7", "0.7 - 0.8", "0.8 - 0.9", "0.9 - 1.0",
+    ]  # fmt: skip
+    assert renderer.orderByEnabled()  # rank 1 drawn last, on top
+    assert similar.labelsEnabled()
+    labels = similar.labeling().settings()
+    assert labels.isExpression and labels.fieldName == "'#' || \"rank\""
+
+    renderer = query.renderer()
+    assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "example"
+    (feature,) = query.getFeatures()
+    assert feature["example"] == "positive" and feature["tile_id"] == 5
