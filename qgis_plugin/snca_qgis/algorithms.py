@@ -1,7 +1,7 @@
 """Processing algorithms: Classify raster, Build index, Search similar tiles, Adapt model.
 
 They run from the toolbox, in batch mode, in the modeler and with ``qgis_process``
-(``qgis_process run snca:classifyraster -- INPUT=... MODEL=... OUTPUT=...``). Each one is a thin
+(``qgis_process run snca:classifyraster -- INPUT=... OUTPUT=...``). Each one is a thin
 wrapper over one ``snca_cli`` call, with the Processing feedback as progress and cancel hooks.
 """
 
@@ -43,7 +43,7 @@ from qgis.core import (
 
 from snca_cli.contract.tiling import TilingOptions, parse_bands
 from snca_cli.errors import Cancelled, SncaError
-from snca_cli.runtime.default_model import default_model_path
+from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.adapt import AdaptConfig, adapt_model
 from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
@@ -121,10 +121,14 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> SncaAlgorithm:
         return type(self)()
 
-    def _add_model_parameters(self) -> None:
+    def _add_model_parameter(
+        self, description: str = "ONNX model (empty: the shipped model)"
+    ) -> None:
+        """An optional model file: ``qgis_process`` (QGIS 3.22) ignores file defaults, so the
+        shipped model is what an empty value means, not a default path."""
         self.addParameter(
             QgsProcessingParameterFile(
-                self.MODEL, "snca ONNX model", QgsProcessingParameterFile.File, "onnx"
+                self.MODEL, description, QgsProcessingParameterFile.File, "onnx", None, True
             )
         )
 
@@ -166,7 +170,9 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         )
 
     def _model(self, parameters: dict, context: QgsProcessingContext) -> OnnxModel:
-        return OnnxModel(self.parameterAsFile(parameters, self.MODEL, context))
+        """The chosen model, or the shipped one when none is chosen."""
+        path = self.parameterAsFile(parameters, self.MODEL, context)
+        return OnnxModel(resolve_model(path or None, hint="choose an ONNX model"))
 
     def _options(
         self, parameters: dict, context: QgsProcessingContext, bands: list[int] | None = None
@@ -242,7 +248,7 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
 
     def initAlgorithm(self, config: dict | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster layer"))
-        self._add_model_parameters()
+        self._add_model_parameter()
         self.addParameter(
             QgsProcessingParameterBand(
                 self.BANDS,
@@ -339,7 +345,7 @@ class BuildIndexAlgorithm(SncaAlgorithm):
                 self.INPUT, "Raster layers", QgsProcessing.TypeRaster
             )
         )
-        self._add_model_parameters()
+        self._add_model_parameter()
         self.addParameter(
             QgsProcessingParameterString(
                 self.BANDS,
@@ -532,16 +538,7 @@ class AdaptModelAlgorithm(SncaAlgorithm):
             )
         )
         self.addParameter(QgsProcessingParameterField(self.FIELD, "Class field", None, self.LABELS))
-        shipped = default_model_path()
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                "Base snca ONNX model (default: the shipped one)",
-                QgsProcessingParameterFile.File,
-                "onnx",
-                str(shipped) if shipped.is_file() else None,
-            )
-        )
+        self._add_model_parameter("Base ONNX model (empty: the shipped model)")
         self._add_tiling_parameters(batch_size=False)
         self.addParameter(
             QgsProcessingParameterNumber(

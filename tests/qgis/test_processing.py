@@ -14,6 +14,7 @@ from qgis.core import (  # noqa: E402
     QgsApplication,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsVectorLayer,
 )
 
@@ -23,6 +24,7 @@ from tests.qgis.rasters import (  # noqa: E402
     TILE_SIZE,
     expected_band_mean,
     tile_bounds,
+    write_tile_colours,
 )
 
 pytestmark = pytest.mark.qgis
@@ -197,3 +199,27 @@ def test_search_outputs_loaded_by_processing_are_styled_as_the_dock_styles_them(
     assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "example"
     (feature,) = query.getFeatures()
     assert feature["example"] == "positive" and feature["tile_id"] == 5
+
+
+def test_the_model_is_optional(provider) -> None:
+    registry = QgsApplication.processingRegistry()
+    for algorithm_id in ("classifyraster", "buildindex", "adaptmodel"):
+        model = registry.algorithmById(f"snca:{algorithm_id}").parameterDefinition("MODEL")
+        assert model.flags() & QgsProcessingParameterDefinition.FlagOptional
+        assert model.defaultValue() is None  # qgis_process ignores file defaults anyway
+        assert model.description().endswith("ONNX model (empty: the shipped model)")
+
+
+def test_without_a_model_the_shipped_model_classifies(provider, tmp_path) -> None:
+    from snca_cli.runtime.default_model import default_model_path
+    from snca_cli.runtime.onnx_model import OnnxModel
+
+    shipped = OnnxModel(default_model_path()).metadata
+    raster = write_tile_colours(
+        tmp_path / "scene.tif", [[(90, 120, 60), (200, 190, 170)]], shipped.tile_size, pixel=2.0
+    )
+    output = tmp_path / "tiles.gpkg"
+    results = _run("snca:classifyraster", {"INPUT": str(raster), "OUTPUT": str(output)})
+    assert results["TILES"] == 2
+    classes = {f["class_name"] for f in QgsVectorLayer(str(output)).getFeatures()}
+    assert classes and classes <= set(shipped.class_names)
