@@ -3,6 +3,12 @@
 They run from the toolbox, in batch mode, in the modeler and with ``qgis_process``
 (``qgis_process run snca:classifyraster -- INPUT=... OUTPUT=...``). Each one is a thin
 wrapper over one ``snca_cli`` call, with the Processing feedback as progress and cancel hooks.
+
+This module loads without the snca runtime: parameters, names and help need QGIS only, and
+``snca_cli`` is imported when an algorithm runs. When the plugin found no working runtime, the
+provider creates the algorithms with the line that says how to install it (``unavailable``):
+the Processing dialog shows it (:meth:`SncaAlgorithm.canExecute`) and every run
+(``processing.run``, ``qgis_process``, batch mode) stops with it.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsFeatureSink,
@@ -41,18 +47,6 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from snca_cli.contract.tiling import TilingOptions, parse_bands
-from snca_cli.errors import Cancelled, SncaError
-from snca_cli.runtime.default_model import resolve_model
-from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.tasks.adapt import AdaptConfig, adapt_model
-from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
-from snca_cli.tasks.index.build import plan_index_update, update_index
-from snca_cli.tasks.index.search import TileIndex
-from snca_cli.tasks.index.store import read_index
-from snca_cli.tasks.units import RunOptions
-
-from .label_layer import write_label_file
 from .layers import (
     crs_for_snca,
     hit_features,
@@ -65,7 +59,11 @@ from .layers import (
     style_query_layer,
     style_similar_layer,
 )
-from .raster_source import raster_file
+
+if TYPE_CHECKING:
+    from snca_cli.contract.tiling import TilingOptions
+    from snca_cli.runtime.onnx_model import OnnxModel
+    from snca_cli.tasks.units import RunOptions
 
 GROUP = "Scene embeddings"
 GROUP_ID = "sceneembeddings"
@@ -105,12 +103,21 @@ def _push_warning(feedback: QgsProcessingFeedback, line: str) -> None:
 
 
 class SncaAlgorithm(QgsProcessingAlgorithm):
-    """Shared parameters and the translation of snca errors into Processing errors."""
+    """Shared parameters, the missing runtime's message, and the translation of snca errors
+    into Processing errors.
+
+    ``unavailable`` is empty when the runtime works, else the one line that says how to
+    install it: the algorithm is listed as usual but never runs.
+    """
 
     MODEL = "MODEL"
     OVERLAP = "OVERLAP"
     MIN_VALID = "MIN_VALID"
     BATCH_SIZE = "BATCH_SIZE"
+
+    def __init__(self, unavailable: str = "") -> None:
+        super().__init__()
+        self.unavailable = unavailable
 
     def group(self) -> str:
         return GROUP
@@ -119,7 +126,19 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         return GROUP_ID
 
     def createInstance(self) -> SncaAlgorithm:
-        return type(self)()
+        return type(self)(self.unavailable)
+
+    def canExecute(self) -> tuple[bool, str]:
+        """Whether the runtime works; if not, how to install it (the dialog shows it)."""
+        return not self.unavailable, self.unavailable
+
+    def checkParameterValues(
+        self, parameters: dict, context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """Without the runtime, how to install it (before any complaint about parameters)."""
+        if self.unavailable:
+            return False, self.unavailable
+        return super().checkParameterValues(parameters, context)
 
     def _add_model_parameter(
         self, description: str = "ONNX model (empty: the shipped model)"
@@ -171,12 +190,17 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
 
     def _model(self, parameters: dict, context: QgsProcessingContext) -> OnnxModel:
         """The chosen model, or the shipped one when none is chosen."""
+        from snca_cli.runtime.default_model import resolve_model
+        from snca_cli.runtime.onnx_model import OnnxModel
+
         path = self.parameterAsFile(parameters, self.MODEL, context)
         return OnnxModel(resolve_model(path or None, hint="choose an ONNX model"))
 
     def _options(
         self, parameters: dict, context: QgsProcessingContext, bands: list[int] | None = None
     ) -> TilingOptions:
+        from snca_cli.contract.tiling import TilingOptions
+
         chosen = parameters.get(self.OVERLAP)
         overlap = (
             None
@@ -195,6 +219,7 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
     def _run(feedback: QgsProcessingFeedback) -> RunOptions:
         """The task's hooks on the Processing feedback: progress, cancel, and each warning
         line in the log as the command line prints it."""
+        from snca_cli.tasks.units import RunOptions
 
         def progress(done: int, total: int) -> None:
             feedback.setProgress(100.0 * done / total if total else 100.0)
@@ -208,6 +233,10 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        if self.unavailable:  # a caller that skipped checkParameterValues
+            raise QgsProcessingException(self.unavailable)
+        from snca_cli.errors import Cancelled, SncaError
+
         try:
             return self.run_snca(parameters, context, feedback)
         except Cancelled:
@@ -283,16 +312,22 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
+
+        from .raster_source import raster_file
+
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
-            raise SncaError("choose a raster layer")
+            raise QgsProcessingException("choose a raster layer")
         raster = raster_file(layer)
         model = self._model(parameters, context)
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         options = self._options(parameters, context, bands)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if Path(output).suffix.lower() != ".gpkg":
-            raise SncaError(f"the classified tiles go to a GeoPackage (.gpkg), not {output}")
+            raise QgsProcessingException(
+                f"the classified tiles go to a GeoPackage (.gpkg), not {output}"
+            )
         class_map = self.parameterAsOutputLayer(parameters, self.CLASS_MAP, context) or None
         feedback.pushInfo(f"model {model.path.name} on onnxruntime {model.provider_name}")
         config = ClassifyConfig(
@@ -363,14 +398,21 @@ class BuildIndexAlgorithm(SncaAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Tiles in the index"))
 
     def _bands(self, parameters: dict, context: QgsProcessingContext) -> list[int]:
+        from snca_cli.contract.tiling import parse_bands
+
         return list(parse_bands(self.parameterAsString(parameters, self.BANDS, context)) or ())
 
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.index.build import plan_index_update, update_index
+        from snca_cli.tasks.index.store import read_index
+
+        from .raster_source import raster_file
+
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            raise SncaError("choose at least one raster layer")
+            raise QgsProcessingException("choose at least one raster layer")
         rasters = [raster_file(layer) for layer in layers]
         model = self._model(parameters, context)
         options = self._options(parameters, context, self._bands(parameters, context))
@@ -454,6 +496,8 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.index.search import TileIndex
+
         index = TileIndex.open(
             self.parameterAsFile(parameters, self.INDEX, context),
             exact=self.parameterAsBoolean(parameters, self.EXACT, context),
@@ -565,16 +609,23 @@ class AdaptModelAlgorithm(SncaAlgorithm):
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.adapt import AdaptConfig, adapt_model
+
+        from .label_layer import write_label_file
+        from .raster_source import raster_file
+
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            raise SncaError("choose at least one raster layer")
+            raise QgsProcessingException("choose at least one raster layer")
         labels = self.parameterAsVectorLayer(parameters, self.LABELS, context)
         fields = self.parameterAsFields(parameters, self.FIELD, context)
         field = fields[0] if fields else ""
         output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
         base = self.parameterAsFile(parameters, self.MODEL, context)
         if output.suffix.lower() != ".onnx":
-            raise SncaError(f"the adapted model is an ONNX file (.onnx), not {output.name}")
+            raise QgsProcessingException(
+                f"the adapted model is an ONNX file (.onnx), not {output.name}"
+            )
         run = self._run(feedback)
         with tempfile.TemporaryDirectory(prefix="snca-labels-") as folder:
             report = adapt_model(

@@ -1,11 +1,13 @@
-"""The three Processing algorithms from the command line: `qgis_process run snca:...` on the real
+"""The Processing algorithms from the command line: `qgis_process run snca:...` on the real
 Landsat raster, with the plugin installed from its zip into a fresh profile and enabled there.
 
 Debian 12's ``/usr/bin/qgis_process`` wrapper passes ``QGIS_OPTS='--noversioncheck'`` from
 ``/etc/default/qgis``, which ``qgis_process`` rejects ("Command --noversioncheck not known!"),
 so the test runs ``qgis_process.bin`` as docs/qgis.md tells users to. The snca runtime comes
 from the environment these tests run in (built as users build it), put before the system's
-packages on ``PYTHONPATH`` as a ``--user`` install is.
+packages on ``PYTHONPATH`` as a ``--user`` install is; without it (and without user
+packages) QGIS's Python has no runtime, as on a fresh install: the system's Python has no
+onnxruntime (Debian packages none).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "snca_cli" / "models" / "snca-aid150-lite0.onnx"
+NOT_INSTALLED = (
+    "SNCA's runtime is not installed: open the SNCA dock and press Install runtime (or run "
+    "python3 -m snca_qgis.dependencies in the plugins folder)"
+)
 
 
 def qgis_process_binary() -> str:
@@ -44,7 +50,8 @@ def qgis_process_binary() -> str:
 
 @pytest.fixture(scope="module")
 def qgis_process(tmp_path_factory: pytest.TempPathFactory):
-    """Run ``qgis_process ARGS...`` in a fresh profile holding the plugin from its zip."""
+    """Run ``qgis_process ARGS...`` in a fresh profile holding the plugin from its zip; with
+    ``runtime=False`` without the snca runtime on the path."""
     binary = qgis_process_binary()
     root = tmp_path_factory.mktemp("qgis_process")
     built = subprocess.run(
@@ -64,10 +71,17 @@ def qgis_process(tmp_path_factory: pytest.TempPathFactory):
         "QGIS_CUSTOM_CONFIG_PATH": str(config),
         "PYTHONPATH": sysconfig.get_paths()["purelib"],
     }
+    bare = {key: value for key, value in env.items() if key != "PYTHONPATH"}
+    bare["PYTHONNOUSERSITE"] = "1"
 
-    def run(*args: str) -> subprocess.CompletedProcess:
+    def run(*args: str, runtime: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [binary, *args], capture_output=True, text=True, env=env, timeout=300, cwd=root
+            [binary, *args],
+            capture_output=True,
+            text=True,
+            env=env if runtime else bare,
+            timeout=300,
+            cwd=root,
         )
 
     enabled = run("plugins", "enable", "snca_qgis")
@@ -121,3 +135,19 @@ def test_classify_index_and_search_from_the_command_line(
     )["results"]  # fmt: skip
     assert Path(found["OUTPUT"]) == similar
     assert pyogrio.read_info(similar)["features"] == 5
+
+
+def test_without_the_runtime_each_algorithm_says_how_to_install_it(
+    qgis_process, landsat_rgb: Path, tmp_path: Path
+) -> None:
+    listed = qgis_process("list", runtime=False)
+    assert "snca:classifyraster" in listed.stdout
+    tiles = tmp_path / "tiles.gpkg"
+    done = qgis_process(
+        "run", "snca:classifyraster", "--", f"INPUT={landsat_rgb}", f"OUTPUT={tiles}",
+        runtime=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "not found" not in done.stdout + done.stderr
+    assert f"\t{NOT_INSTALLED}\n" in done.stderr
+    assert not tiles.exists()
