@@ -68,6 +68,23 @@ if TYPE_CHECKING:
 GROUP = "Scene embeddings"
 GROUP_ID = "sceneembeddings"
 
+#: The help of the parameters several algorithms share (one paragraph each).
+MODEL_HELP = (
+    "ONNX model: an snca model file (.onnx); empty: the model shipped with the plugin "
+    "(snca-aid150-lite0, 30 scene classes of the AID data set)."
+)
+BANDS_HELP = (
+    "Model bands: the raster bands fed to the model, in the model's band order (a BGR raster "
+    "for an RGB model: 3, 2, 1); empty: the raster's first bands."
+)
+TILING_HELP = (
+    "Tile overlap: the share of a tile that neighbouring tiles cover, in % of the tile; "
+    "empty: the model's own overlap (its tiles_overlap, as snca classify without --overlap).\n"
+    "Minimum valid pixel fraction: tiles with a smaller fraction of valid (not no-data) "
+    "pixels are skipped."
+)
+BATCH_HELP = "Tiles per model run: the batch size; larger runs faster and takes more memory."
+
 #: Post-processors must outlive the algorithm run that created them (Processing calls them
 #: after the run, when loading the outputs); keyed by output.
 _POST_PROCESSORS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
@@ -155,7 +172,7 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.OVERLAP,
-                "Overlap between tiles (% of the tile; empty: the model's tiles_overlap)",
+                "Tile overlap, % (empty: the model's)",
                 QgsProcessingParameterNumber.Double,
                 None,
                 True,
@@ -166,7 +183,7 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.MIN_VALID,
-                "Minimum fraction of valid pixels for a tile to be used",
+                "Minimum valid pixel fraction of a tile",
                 QgsProcessingParameterNumber.Double,
                 0.5,
                 False,
@@ -272,7 +289,10 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             "Cuts the raster into the model's tiles, classifies every tile with enough valid "
             "pixels and writes a GeoPackage of tile polygons (class_id, class_name, score, "
             "top-k classes), an EPSG:4326 GeoJSON beside it and, optionally, a class-map "
-            "raster (band 1 class id, band 2 confidence %)."
+            "raster (band 1 class id, band 2 confidence %).\n"
+            f"{MODEL_HELP}\n{BANDS_HELP}\n{TILING_HELP}\n{BATCH_HELP}\n"
+            "Best classes per tile: how many of the most likely classes each tile records "
+            "(top1_name, top1_prob, ...)."
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
@@ -281,7 +301,7 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
         self.addParameter(
             QgsProcessingParameterBand(
                 self.BANDS,
-                "Raster bands feeding the model, in order (default: the first ones)",
+                "Model bands, in order (empty: the first)",
                 None,
                 self.INPUT,
                 True,
@@ -292,7 +312,7 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.TOP_K,
-                "Best classes recorded per tile",
+                "Best classes per tile",
                 QgsProcessingParameterNumber.Integer,
                 3,
                 False,
@@ -371,7 +391,8 @@ class BuildIndexAlgorithm(SncaAlgorithm):
             "Embeds every tile of the rasters with the model and writes a similar-tile index "
             "folder (hnswlib graph when hnswlib is installed, else exact search). With "
             "'Add to an existing index' the rasters are appended to the index in the folder "
-            "(built with the same model and tiling) instead of replacing it."
+            "(built with the same model and tiling) instead of replacing it.\n"
+            f"{MODEL_HELP}\n{BANDS_HELP} Comma separated: 3,2,1.\n{TILING_HELP}\n{BATCH_HELP}"
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
@@ -384,7 +405,7 @@ class BuildIndexAlgorithm(SncaAlgorithm):
         self.addParameter(
             QgsProcessingParameterString(
                 self.BANDS,
-                "Raster bands feeding the model, comma separated (default: the first ones)",
+                "Model bands, e.g. 3,2,1 (empty: the first)",
                 "",
                 False,
                 True,
@@ -453,6 +474,11 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
             "Finds the indexed tile under the point and returns the k tiles of the index most "
             "similar to it (cosine similarity of the embeddings; the query tile itself is "
             "excluded), ranked from 1, optionally only tiles predicted as one class.\n"
+            "Index folder: an index built by Build index (or snca index build).\n"
+            "Only tiles of this class: a class name of the index's model; empty: any class.\n"
+            "Exact search: compare with every tile of the index instead of searching the "
+            "hnswlib graph (exact, slower on large indexes; without hnswlib every search is "
+            "exact).\n"
             "Similar tiles load as the dock shows them: fills on a fixed similarity ramp, "
             "labelled with their rank; Query tile: the tile under the point, as a cyan outline."
         )
@@ -565,7 +591,11 @@ class AdaptModelAlgorithm(SncaAlgorithm):
             "embedding (indexes built with the base model stay valid), the new classes and a "
             "calibrated threshold below which tiles are classified 'unknown'. Beside it: a "
             "model card (.card.md, .card.json), a report (.adapt.json) and a confusion matrix "
-            "(.confusion.png)."
+            "(.confusion.png).\n"
+            "Base ONNX model: the model to adapt; empty: the model shipped with the plugin.\n"
+            f"{TILING_HELP}\n"
+            "Cross-validation folds: at most this many (fewer when a class has fewer "
+            "labelled tiles)."
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:

@@ -30,6 +30,11 @@ from tests.qgis.rasters import (  # noqa: E402
 pytestmark = pytest.mark.qgis
 
 
+#: The longest parameter description the Processing dialog shows unclipped (the rest of what a
+#: parameter means goes to the algorithm's help).
+MAX_DESCRIPTION = 45
+
+
 def _run(algorithm: str, parameters: dict) -> dict:
     import processing
 
@@ -201,13 +206,18 @@ def test_search_outputs_loaded_by_processing_are_styled_as_the_dock_styles_them(
     assert feature["example"] == "positive" and feature["tile_id"] == 5
 
 
-def test_the_model_is_optional(provider) -> None:
+def test_the_model_is_optional_and_descriptions_are_short(provider) -> None:
     registry = QgsApplication.processingRegistry()
     for algorithm_id in ("classifyraster", "buildindex", "adaptmodel"):
         model = registry.algorithmById(f"snca:{algorithm_id}").parameterDefinition("MODEL")
         assert model.flags() & QgsProcessingParameterDefinition.FlagOptional
         assert model.defaultValue() is None  # qgis_process ignores file defaults anyway
         assert model.description().endswith("ONNX model (empty: the shipped model)")
+        help_text = registry.algorithmById(f"snca:{algorithm_id}").shortHelpString()
+        assert "empty: the model shipped with the plugin" in help_text  # the detail goes here
+    for algorithm in provider.algorithms():
+        for parameter in algorithm.parameterDefinitions():
+            assert len(parameter.description()) <= MAX_DESCRIPTION, parameter.description()
 
 
 def test_without_a_model_the_shipped_model_classifies(provider, tmp_path) -> None:
