@@ -2,7 +2,8 @@
 
 They run from the toolbox, in batch mode, in the modeler and with ``qgis_process``
 (``qgis_process run snca:classifyraster -- INPUT=... OUTPUT=...``). Each one is a thin
-wrapper over one ``snca_cli`` call, with the Processing feedback as progress and cancel hooks.
+wrapper over one ``snca_cli`` call, with the Processing feedback as progress and cancel hooks,
+and every warning of the task in the Processing log.
 
 This module loads without the snca runtime: parameters, names and help need QGIS only, and
 ``snca_cli`` is imported when an algorithm runs. When the plugin found no working runtime, the
