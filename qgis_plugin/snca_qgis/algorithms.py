@@ -1,18 +1,27 @@
 """Processing algorithms: Classify raster, Build index, Search similar tiles, Adapt model.
 
 They run from the toolbox, in batch mode, in the modeler and with ``qgis_process``
-(``qgis_process run snca:classifyraster -- INPUT=... MODEL=... OUTPUT=...``). Each one is a thin
-wrapper over one ``snca_cli`` call, with the Processing feedback as progress and cancel hooks.
+(``qgis_process run snca:classifyraster -- INPUT=... OUTPUT=...``). Each one is a thin
+wrapper over one ``snca_cli`` call, with the Processing feedback as progress and cancel hooks,
+and every warning of the task in the Processing log.
+
+This module loads without the snca runtime: parameters, names and help need QGIS only, and
+``snca_cli`` is imported when an algorithm runs. When the plugin found no working runtime, the
+provider creates the algorithms with the line that says how to install it (``unavailable``):
+the Processing dialog shows it (:meth:`SncaAlgorithm.canExecute`) and every run
+(``processing.run``, ``qgis_process``, batch mode) stops with it.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qgis.core import (
     QgsFeatureSink,
+    QgsMapLayer,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -36,23 +45,9 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingParameterVectorLayer,
-    QgsRasterLayer,
-    QgsVectorLayer,
     QgsWkbTypes,
 )
 
-from snca_cli.contract.tiling import TilingOptions, parse_bands
-from snca_cli.errors import Cancelled, SncaError
-from snca_cli.runtime.default_model import default_model_path
-from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.tasks.adapt import AdaptConfig, adapt_model
-from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
-from snca_cli.tasks.index.build import plan_index_update, update_index
-from snca_cli.tasks.index.search import TileIndex
-from snca_cli.tasks.index.store import read_index
-from snca_cli.tasks.units import RunOptions
-
-from .label_layer import write_label_file
 from .layers import (
     crs_for_snca,
     hit_features,
@@ -62,39 +57,62 @@ from .layers import (
     similar_tile_fields,
     style_class_layer,
     style_class_map,
+    style_query_layer,
+    style_similar_layer,
 )
-from .raster_source import raster_file
+
+if TYPE_CHECKING:
+    from snca_cli.contract.tiling import TilingOptions
+    from snca_cli.runtime.onnx_model import OnnxModel
+    from snca_cli.tasks.units import RunOptions
 
 GROUP = "Scene embeddings"
 GROUP_ID = "sceneembeddings"
 
+#: The help of the parameters several algorithms share (one paragraph each).
+MODEL_HELP = (
+    "ONNX model: an snca model file (.onnx); empty: the model shipped with the plugin "
+    "(snca-aid150-lite0, 30 scene classes of the AID data set)."
+)
+BANDS_HELP = (
+    "Model bands: the raster bands fed to the model, in the model's band order (a BGR raster "
+    "for an RGB model: 3, 2, 1); empty: the raster's first bands."
+)
+TILING_HELP = (
+    "Tile overlap: the share of a tile that neighbouring tiles cover, in % of the tile; "
+    "empty: the model's own overlap (its tiles_overlap, as snca classify without --overlap).\n"
+    "Minimum valid pixel fraction: tiles with a smaller fraction of valid (not no-data) "
+    "pixels are skipped."
+)
+BATCH_HELP = "Tiles per model run: the batch size; larger runs faster and takes more memory."
+
 #: Post-processors must outlive the algorithm run that created them (Processing calls them
-#: after the run, when loading the outputs); keyed by output path.
+#: after the run, when loading the outputs); keyed by output.
 _POST_PROCESSORS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
 
 
-class ClassStyle(QgsProcessingLayerPostProcessorInterface):
-    """Styles a loaded classification output (tiles or class map) with the class colours."""
+class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Styles an output when Processing loads it, as the dock styles its layers."""
 
-    def __init__(self, class_names: list[str]) -> None:
+    def __init__(self, style: Callable[[QgsMapLayer], None]) -> None:
         super().__init__()
-        self.class_names = class_names
+        self.style = style
 
     def postProcessLayer(
-        self, layer: Any, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+        self, layer: QgsMapLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> None:
-        if isinstance(layer, QgsVectorLayer):
-            style_class_layer(layer, self.class_names)
-        elif isinstance(layer, QgsRasterLayer):
-            style_class_map(layer, self.class_names)
+        self.style(layer)
 
 
-def _style_on_load(context: QgsProcessingContext, path: str, class_names: list[str]) -> None:
-    if not path or not context.willLoadLayerOnCompletion(path):
+def _style_on_load(
+    context: QgsProcessingContext, output: str, style: Callable[[QgsMapLayer], None]
+) -> None:
+    """Have ``style`` applied to ``output`` (a path or a layer id) if Processing loads it."""
+    if not output or not context.willLoadLayerOnCompletion(output):
         return
-    post_processor = ClassStyle(class_names)
-    _POST_PROCESSORS[path] = post_processor
-    context.layerToLoadOnCompletionDetails(path).setPostProcessor(post_processor)
+    post_processor = StyleOnLoad(style)
+    _POST_PROCESSORS[output] = post_processor
+    context.layerToLoadOnCompletionDetails(output).setPostProcessor(post_processor)
 
 
 def _push_warning(feedback: QgsProcessingFeedback, line: str) -> None:
@@ -103,12 +121,21 @@ def _push_warning(feedback: QgsProcessingFeedback, line: str) -> None:
 
 
 class SncaAlgorithm(QgsProcessingAlgorithm):
-    """Shared parameters and the translation of snca errors into Processing errors."""
+    """Shared parameters, the missing runtime's message, and the translation of snca errors
+    into Processing errors.
+
+    ``unavailable`` is empty when the runtime works, else the one line that says how to
+    install it: the algorithm is listed as usual but never runs.
+    """
 
     MODEL = "MODEL"
     OVERLAP = "OVERLAP"
     MIN_VALID = "MIN_VALID"
     BATCH_SIZE = "BATCH_SIZE"
+
+    def __init__(self, unavailable: str = "") -> None:
+        super().__init__()
+        self.unavailable = unavailable
 
     def group(self) -> str:
         return GROUP
@@ -117,12 +144,28 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         return GROUP_ID
 
     def createInstance(self) -> SncaAlgorithm:
-        return type(self)()
+        return type(self)(self.unavailable)
 
-    def _add_model_parameters(self) -> None:
+    def canExecute(self) -> tuple[bool, str]:
+        """Whether the runtime works; if not, how to install it (the dialog shows it)."""
+        return not self.unavailable, self.unavailable
+
+    def checkParameterValues(
+        self, parameters: dict, context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """Without the runtime, how to install it (before any complaint about parameters)."""
+        if self.unavailable:
+            return False, self.unavailable
+        return super().checkParameterValues(parameters, context)
+
+    def _add_model_parameter(
+        self, description: str = "ONNX model (empty: the shipped model)"
+    ) -> None:
+        """An optional model file: ``qgis_process`` (QGIS 3.22) ignores file defaults, so the
+        shipped model is what an empty value means, not a default path."""
         self.addParameter(
             QgsProcessingParameterFile(
-                self.MODEL, "snca ONNX model", QgsProcessingParameterFile.File, "onnx"
+                self.MODEL, description, QgsProcessingParameterFile.File, "onnx", None, True
             )
         )
 
@@ -130,7 +173,7 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.OVERLAP,
-                "Overlap between tiles (% of the tile; empty: the model's tiles_overlap)",
+                "Tile overlap, % (empty: the model's)",
                 QgsProcessingParameterNumber.Double,
                 None,
                 True,
@@ -141,7 +184,7 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.MIN_VALID,
-                "Minimum fraction of valid pixels for a tile to be used",
+                "Minimum valid pixel fraction of a tile",
                 QgsProcessingParameterNumber.Double,
                 0.5,
                 False,
@@ -164,11 +207,18 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
         )
 
     def _model(self, parameters: dict, context: QgsProcessingContext) -> OnnxModel:
-        return OnnxModel(self.parameterAsFile(parameters, self.MODEL, context))
+        """The chosen model, or the shipped one when none is chosen."""
+        from snca_cli.runtime.default_model import resolve_model
+        from snca_cli.runtime.onnx_model import OnnxModel
+
+        path = self.parameterAsFile(parameters, self.MODEL, context)
+        return OnnxModel(resolve_model(path or None, hint="choose an ONNX model"))
 
     def _options(
         self, parameters: dict, context: QgsProcessingContext, bands: list[int] | None = None
     ) -> TilingOptions:
+        from snca_cli.contract.tiling import TilingOptions
+
         chosen = parameters.get(self.OVERLAP)
         overlap = (
             None
@@ -187,6 +237,7 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
     def _run(feedback: QgsProcessingFeedback) -> RunOptions:
         """The task's hooks on the Processing feedback: progress, cancel, and each warning
         line in the log as the command line prints it."""
+        from snca_cli.tasks.units import RunOptions
 
         def progress(done: int, total: int) -> None:
             feedback.setProgress(100.0 * done / total if total else 100.0)
@@ -200,6 +251,10 @@ class SncaAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        if self.unavailable:  # a caller that skipped checkParameterValues
+            raise QgsProcessingException(self.unavailable)
+        from snca_cli.errors import Cancelled, SncaError
+
         try:
             return self.run_snca(parameters, context, feedback)
         except Cancelled:
@@ -235,16 +290,19 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             "Cuts the raster into the model's tiles, classifies every tile with enough valid "
             "pixels and writes a GeoPackage of tile polygons (class_id, class_name, score, "
             "top-k classes), an EPSG:4326 GeoJSON beside it and, optionally, a class-map "
-            "raster (band 1 class id, band 2 confidence %)."
+            "raster (band 1 class id, band 2 confidence %).\n"
+            f"{MODEL_HELP}\n{BANDS_HELP}\n{TILING_HELP}\n{BATCH_HELP}\n"
+            "Best classes per tile: how many of the most likely classes each tile records "
+            "(top1_name, top1_prob, ...)."
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster layer"))
-        self._add_model_parameters()
+        self._add_model_parameter()
         self.addParameter(
             QgsProcessingParameterBand(
                 self.BANDS,
-                "Raster bands feeding the model, in order (default: the first ones)",
+                "Model bands, in order (empty: the first)",
                 None,
                 self.INPUT,
                 True,
@@ -255,7 +313,7 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.TOP_K,
-                "Best classes recorded per tile",
+                "Best classes per tile",
                 QgsProcessingParameterNumber.Integer,
                 3,
                 False,
@@ -275,16 +333,22 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
+
+        from .raster_source import raster_file
+
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
-            raise SncaError("choose a raster layer")
+            raise QgsProcessingException("choose a raster layer")
         raster = raster_file(layer)
         model = self._model(parameters, context)
         bands = self.parameterAsInts(parameters, self.BANDS, context)
         options = self._options(parameters, context, bands)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if Path(output).suffix.lower() != ".gpkg":
-            raise SncaError(f"the classified tiles go to a GeoPackage (.gpkg), not {output}")
+            raise QgsProcessingException(
+                f"the classified tiles go to a GeoPackage (.gpkg), not {output}"
+            )
         class_map = self.parameterAsOutputLayer(parameters, self.CLASS_MAP, context) or None
         feedback.pushInfo(f"model {model.path.name} on onnxruntime {model.provider_name}")
         config = ClassifyConfig(
@@ -300,10 +364,10 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             f"in {summary.elapsed_s:.1f} s"
         )
         names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
-        _style_on_load(context, output, names)
+        _style_on_load(context, output, lambda layer: style_class_layer(layer, names))
         results: dict[str, Any] = {self.OUTPUT: output, self.TILES: summary.tiles_classified}
         if class_map:
-            _style_on_load(context, class_map, names)
+            _style_on_load(context, class_map, lambda layer: style_class_map(layer, names))
             results[self.CLASS_MAP] = class_map
         return results
 
@@ -328,7 +392,8 @@ class BuildIndexAlgorithm(SncaAlgorithm):
             "Embeds every tile of the rasters with the model and writes a similar-tile index "
             "folder (hnswlib graph when hnswlib is installed, else exact search). With "
             "'Add to an existing index' the rasters are appended to the index in the folder "
-            "(built with the same model and tiling) instead of replacing it."
+            "(built with the same model and tiling) instead of replacing it.\n"
+            f"{MODEL_HELP}\n{BANDS_HELP} Comma separated: 3,2,1.\n{TILING_HELP}\n{BATCH_HELP}"
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
@@ -337,11 +402,11 @@ class BuildIndexAlgorithm(SncaAlgorithm):
                 self.INPUT, "Raster layers", QgsProcessing.TypeRaster
             )
         )
-        self._add_model_parameters()
+        self._add_model_parameter()
         self.addParameter(
             QgsProcessingParameterString(
                 self.BANDS,
-                "Raster bands feeding the model, comma separated (default: the first ones)",
+                "Model bands, e.g. 3,2,1 (empty: the first)",
                 "",
                 False,
                 True,
@@ -355,14 +420,21 @@ class BuildIndexAlgorithm(SncaAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Tiles in the index"))
 
     def _bands(self, parameters: dict, context: QgsProcessingContext) -> list[int]:
+        from snca_cli.contract.tiling import parse_bands
+
         return list(parse_bands(self.parameterAsString(parameters, self.BANDS, context)) or ())
 
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.index.build import plan_index_update, update_index
+        from snca_cli.tasks.index.store import read_index
+
+        from .raster_source import raster_file
+
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            raise SncaError("choose at least one raster layer")
+            raise QgsProcessingException("choose at least one raster layer")
         rasters = [raster_file(layer) for layer in layers]
         model = self._model(parameters, context)
         options = self._options(parameters, context, self._bands(parameters, context))
@@ -402,7 +474,14 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         return (
             "Finds the indexed tile under the point and returns the k tiles of the index most "
             "similar to it (cosine similarity of the embeddings; the query tile itself is "
-            "excluded), ranked from 1, optionally only tiles predicted as one class."
+            "excluded), ranked from 1, optionally only tiles predicted as one class.\n"
+            "Index folder: an index built by Build index (or snca index build).\n"
+            "Only tiles of this class: a class name of the index's model; empty: any class.\n"
+            "Exact search: compare with every tile of the index instead of searching the "
+            "hnswlib graph (exact, slower on large indexes; without hnswlib every search is "
+            "exact).\n"
+            "Similar tiles load as the dock shows them: fills on a fixed similarity ramp, "
+            "labelled with their rank; Query tile: the tile under the point, as a cyan outline."
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
@@ -437,13 +516,15 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterFeatureSink(
-                self.QUERY, "Query tile", QgsProcessing.TypeVectorPolygon, None, True, False
+                self.QUERY, "Query tile", QgsProcessing.TypeVectorPolygon, None, True, True
             )
         )
 
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.index.search import TileIndex
+
         index = TileIndex.open(
             self.parameterAsFile(parameters, self.INDEX, context),
             exact=self.parameterAsBoolean(parameters, self.EXACT, context),
@@ -471,6 +552,7 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for feature in hit_features(result.hits, crs, transform_context):
             sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        _style_on_load(context, dest, style_similar_layer)
         results: dict[str, Any] = {self.OUTPUT: dest}
         query_sink, query_dest = self.parameterAsSink(
             parameters, self.QUERY, context, query_tile_fields(), QgsWkbTypes.Polygon, crs
@@ -478,6 +560,7 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         if query_sink is not None:
             query = query_feature(result.query, "positive", crs, transform_context)
             query_sink.addFeature(query, QgsFeatureSink.FastInsert)
+            _style_on_load(context, query_dest, style_query_layer)
             results[self.QUERY] = query_dest
         return results
 
@@ -509,7 +592,11 @@ class AdaptModelAlgorithm(SncaAlgorithm):
             "embedding (indexes built with the base model stay valid), the new classes and a "
             "calibrated threshold below which tiles are classified 'unknown'. Beside it: a "
             "model card (.card.md, .card.json), a report (.adapt.json) and a confusion matrix "
-            "(.confusion.png)."
+            "(.confusion.png).\n"
+            "Base ONNX model: the model to adapt; empty: the model shipped with the plugin.\n"
+            f"{TILING_HELP}\n"
+            "Cross-validation folds: at most this many (fewer when a class has fewer "
+            "labelled tiles)."
         )
 
     def initAlgorithm(self, config: dict | None = None) -> None:
@@ -526,16 +613,7 @@ class AdaptModelAlgorithm(SncaAlgorithm):
             )
         )
         self.addParameter(QgsProcessingParameterField(self.FIELD, "Class field", None, self.LABELS))
-        shipped = default_model_path()
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                "Base snca ONNX model (default: the shipped one)",
-                QgsProcessingParameterFile.File,
-                "onnx",
-                str(shipped) if shipped.is_file() else None,
-            )
-        )
+        self._add_model_parameter("Base ONNX model (empty: the shipped model)")
         self._add_tiling_parameters(batch_size=False)
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -562,16 +640,23 @@ class AdaptModelAlgorithm(SncaAlgorithm):
     def run_snca(
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
+        from snca_cli.tasks.adapt import AdaptConfig, adapt_model
+
+        from .label_layer import write_label_file
+        from .raster_source import raster_file
+
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         if not layers:
-            raise SncaError("choose at least one raster layer")
+            raise QgsProcessingException("choose at least one raster layer")
         labels = self.parameterAsVectorLayer(parameters, self.LABELS, context)
         fields = self.parameterAsFields(parameters, self.FIELD, context)
         field = fields[0] if fields else ""
         output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
         base = self.parameterAsFile(parameters, self.MODEL, context)
         if output.suffix.lower() != ".onnx":
-            raise SncaError(f"the adapted model is an ONNX file (.onnx), not {output.name}")
+            raise QgsProcessingException(
+                f"the adapted model is an ONNX file (.onnx), not {output.name}"
+            )
         run = self._run(feedback)
         with tempfile.TemporaryDirectory(prefix="snca-labels-") as folder:
             report = adapt_model(

@@ -77,6 +77,20 @@ class DependencyReport:
             )
         return ""
 
+    def processing_line(self) -> str:
+        """One line for the Processing algorithms (dialog, ``qgis_process``) when the runtime
+        does not work: how to install it, or, when Python is too old, :meth:`message`."""
+        if self.python_too_old:
+            return self.message()
+        if self.missing:
+            problem, button = "is not installed", "Install runtime"
+        else:
+            problem, button = f"fails a test run ({self.smoke_error})", "Repair runtime"
+        return (
+            f"SNCA's runtime {problem}: open the SNCA dock and press {button} (or run "
+            "python3 -m snca_qgis.dependencies in the plugins folder)"
+        )
+
 
 def _looks_like_python(path: str, windows: bool) -> bool:
     name = (ntpath if windows else posixpath).basename(path)

@@ -262,6 +262,14 @@ def rank_labels() -> QgsVectorLayerSimpleLabeling:
     return QgsVectorLayerSimpleLabeling(settings)
 
 
+def style_similar_layer(layer: QgsVectorLayer) -> None:
+    """Style a layer of similar tiles (fields of :func:`similar_tile_fields`): the similarity
+    ramp, labelled with the ranks."""
+    layer.setRenderer(similarity_renderer())
+    layer.setLabeling(rank_labels())
+    layer.setLabelsEnabled(True)
+
+
 def expand_legend(layer: QgsVectorLayer | QgsRasterLayer) -> None:
     """Open the layer's legend (its classes) in the Layers panel."""
     node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
@@ -296,9 +304,7 @@ def similar_tiles_layer(
     """A memory layer (new, or ``layer`` refilled) of the hits, styled by similarity."""
     if layer is None or layer.crs() != crs:
         layer = _memory_layer(SIMILAR_LAYER_NAME, similar_tile_fields(), crs)
-        layer.setRenderer(similarity_renderer())
-        layer.setLabeling(rank_labels())
-        layer.setLabelsEnabled(True)
+        style_similar_layer(layer)
     replace_features(layer, hit_features(hits, crs, context))
     layer.triggerRepaint()
     return layer
@@ -327,6 +333,11 @@ def query_renderer() -> QgsCategorizedSymbolRenderer:
     )
 
 
+def style_query_layer(layer: QgsVectorLayer) -> None:
+    """Style a layer of query tiles (fields of :func:`query_tile_fields`) as outlines."""
+    layer.setRenderer(query_renderer())
+
+
 def query_tile_layer(
     positives: Sequence[Any],
     negatives: Sequence[Any],
@@ -337,7 +348,7 @@ def query_tile_layer(
     """A memory layer (new, or ``layer`` refilled) with the example tiles as outlines."""
     if layer is None or layer.crs() != crs:
         layer = _memory_layer(QUERY_LAYER_NAME, query_tile_fields(), crs)
-        layer.setRenderer(query_renderer())
+        style_query_layer(layer)
     features = [query_feature(tile, "positive", crs, context) for tile in positives]
     features += [query_feature(tile, "negative", crs, context) for tile in negatives]
     replace_features(layer, features)

@@ -2,8 +2,8 @@
 
 The snca runtime is imported only after :func:`check_dependencies` found it: without it the
 plugin still starts, shows one message and the dock's Install runtime button, and disables its
-actions; once the button's background install has finished, the plugin enables itself (no
-restart of QGIS).
+actions, and the Processing algorithms are listed but say how to install the runtime; once the
+button's background install has finished, the plugin enables itself (no restart of QGIS).
 """
 
 from __future__ import annotations
@@ -46,12 +46,17 @@ class SncaPlugin:
         return self.dependencies
 
     def initProcessing(self) -> None:
-        """Register the Processing provider (also called by ``qgis_process``)."""
-        if self.provider is not None or not self._check().ok:
+        """Register the Processing provider (also called by ``qgis_process``); without a
+        working runtime its algorithms say how to install it. Called again once the runtime
+        works, it lets them run."""
+        report = self._check()
+        unavailable = "" if report.ok else report.processing_line()
+        if self.provider is not None:
+            self.provider.set_unavailable(unavailable)
             return
         from .provider import SncaProvider
 
-        self.provider = SncaProvider()
+        self.provider = SncaProvider(unavailable)
         QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:
@@ -77,12 +82,12 @@ class SncaPlugin:
             QgsMessageLog.logMessage(
                 html.escape(f"cannot import {module}: {error}"), TITLE, Qgis.Info
             )
+        self.initProcessing()
         if report.ok:
             from .controller import SncaController
 
             self.dock.show_problem("")
             self.controller = SncaController(self.iface, self.dock)
-            self.initProcessing()
             return
         self.dock.set_actions_enabled(False)
         self.dock.cancel_button.setEnabled(False)

@@ -1,4 +1,8 @@
-"""The Processing provider "snca": its algorithms appear in the toolbox under SNCA."""
+"""The Processing provider "snca": its algorithms appear in the toolbox under SNCA.
+
+It is registered whether or not the snca runtime works: without it the algorithms are listed
+as usual and each one says how to install the runtime instead of running.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,15 @@ ICON_PATH = Path(__file__).resolve().parent / "icon.png"
 
 class SncaProvider(QgsProcessingProvider):
     """Provider ``snca``: algorithms ``classifyraster``, ``buildindex``, ``searchsimilar``,
-    ``adaptmodel``."""
+    ``adaptmodel``.
+
+    ``unavailable`` is empty when the runtime works, else the line its algorithms answer with;
+    :meth:`set_unavailable` changes it (the runtime was installed) and reloads them.
+    """
+
+    def __init__(self, unavailable: str = "") -> None:
+        super().__init__()
+        self.unavailable = unavailable
 
     def id(self) -> str:
         return "snca"
@@ -33,6 +45,12 @@ class SncaProvider(QgsProcessingProvider):
     def icon(self) -> QIcon:
         return QIcon(str(ICON_PATH))
 
+    def set_unavailable(self, unavailable: str) -> None:
+        """Say whether the runtime works now (see the class) and reload the algorithms."""
+        if unavailable != self.unavailable:
+            self.unavailable = unavailable
+            self.refreshAlgorithms()
+
     def loadAlgorithms(self) -> None:
         for algorithm in (
             ClassifyRasterAlgorithm,
@@ -40,4 +58,4 @@ class SncaProvider(QgsProcessingProvider):
             SearchSimilarAlgorithm,
             AdaptModelAlgorithm,
         ):
-            self.addAlgorithm(algorithm())
+            self.addAlgorithm(algorithm(self.unavailable))

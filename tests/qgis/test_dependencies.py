@@ -1,5 +1,6 @@
-"""Missing dependencies: the plugin still starts, offers to install its runtime, and never
-crashes; without hnswlib the exact search is used, without a word."""
+"""Missing dependencies: the plugin still starts, offers to install its runtime, lists its
+Processing algorithms (which say how to install it) and never crashes; without hnswlib the
+exact search is used, without a word."""
 
 from __future__ import annotations
 
@@ -7,16 +8,47 @@ import html
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 pytest.importorskip("qgis.core")
 
-from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer  # noqa: E402
+from qgis.core import (  # noqa: E402
+    Qgis,
+    QgsApplication,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsRasterLayer,
+)
 
 from tests.qgis.events import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.qgis
+
+#: What each Processing algorithm answers without the runtime.
+NOT_INSTALLED = (
+    "SNCA's runtime is not installed: open the SNCA dock and press Install runtime (or run "
+    "python3 -m snca_qgis.dependencies in the plugins folder)"
+)
+ALGORITHMS = {
+    "snca:classifyraster": "Classify raster",
+    "snca:buildindex": "Build index",
+    "snca:searchsimilar": "Search similar tiles",
+    "snca:adaptmodel": "Adapt model to a labelled layer",
+}
+
+
+def without_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the runtime were not installed: snca_cli and each of its modules fail to import,
+    and the plugin's modules are imported afresh (none loaded with the runtime is reused)."""
+    for name in ["snca_cli", *sys.modules]:
+        if name.split(".")[0] == "snca_cli":
+            monkeypatch.setitem(sys.modules, name, None)
+        elif name.split(".")[0] == "snca_qgis":
+            monkeypatch.delitem(sys.modules, name)
 
 
 def test_the_python_of_qgis_is_found_on_each_platform() -> None:
@@ -83,13 +115,66 @@ def test_plugin_starts_without_a_required_module_and_offers_to_install_it(
         assert html.unescape(item.text()).endswith(
             f"SNCA's runtime is not installed in QGIS's Python (missing: {missing})."
         )
-        assert plugin.controller is None and plugin.provider is None
-        assert QgsApplication.processingRegistry().providerById("snca") is None
+        assert plugin.controller is None
+        assert QgsApplication.processingRegistry().providerById("snca") is plugin.provider
+        assert plugin.provider.unavailable.startswith("SNCA's runtime is not installed: ")
         assert not dock.classify_button.isEnabled()
         assert not dock.find_button.isEnabled()
     finally:
         plugin.unload()
     assert iface.toolbar.actions() == []
+
+
+def test_without_the_runtime_the_algorithms_are_listed_and_say_how_to_install_it(
+    iface, monkeypatch, colour_raster: Path, tmp_path: Path
+) -> None:
+    import processing
+
+    without_the_runtime(monkeypatch)
+    import snca_qgis
+
+    plugin = snca_qgis.classFactory(iface)
+    plugin.initGui()
+    try:
+        registry = QgsApplication.processingRegistry()
+        assert registry.providerById("snca") is plugin.provider
+        algorithms = plugin.provider.algorithms()
+        assert {a.id(): a.displayName() for a in algorithms} == ALGORITHMS
+        for algorithm in algorithms:
+            assert algorithm.parameterDefinitions()  # the dialog's fields, without snca_cli
+            assert algorithm.create().canExecute() == (False, NOT_INSTALLED)  # the dialog's
+        output = tmp_path / "tiles.gpkg"
+        parameters = {"INPUT": str(colour_raster), "OUTPUT": str(output)}
+        with pytest.raises(QgsProcessingException) as raised:  # as qgis_process, batch mode
+            processing.run("snca:classifyraster", parameters, feedback=QgsProcessingFeedback())
+        assert str(raised.value).splitlines()[-1] == NOT_INSTALLED
+        # a script running the algorithm itself skips checkParameterValues: the same line
+        algorithm = registry.createAlgorithmById("snca:classifyraster")
+        with pytest.raises(QgsProcessingException, match="^SNCA's runtime is not installed: "):
+            algorithm.processAlgorithm(parameters, QgsProcessingContext(), QgsProcessingFeedback())
+        assert not output.exists()
+    finally:
+        plugin.unload()
+    assert QgsApplication.processingRegistry().providerById("snca") is None
+
+
+def test_once_the_runtime_is_installed_the_algorithms_run(iface, monkeypatch) -> None:
+    import snca_qgis
+
+    plugin = snca_qgis.classFactory(iface)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    plugin.initGui()
+    try:
+        algorithm = plugin.provider.algorithm("classifyraster")
+        assert algorithm.create().canExecute() == (False, plugin.provider.unavailable)
+        monkeypatch.undo()  # the Install runtime button's task has installed it
+        plugin._installed(SimpleNamespace(error=None, result=None))
+        assert plugin.controller is not None
+        assert QgsApplication.processingRegistry().providerById("snca") is plugin.provider
+        algorithm = plugin.provider.algorithm("classifyraster")
+        assert algorithm.create().canExecute() == (True, "")
+    finally:
+        plugin.unload()
 
 
 def test_without_hnswlib_the_index_is_exact_and_search_still_works(
@@ -133,6 +218,7 @@ def test_a_python_older_than_snca_supports_is_named(monkeypatch) -> None:
         "SNCA needs Python 3.10 or newer; this QGIS runs Python 3.9.18. "
         "Use a QGIS release that ships Python 3.10+."
     )
+    assert report.processing_line() == report.message()  # no install helps
 
 
 def test_the_smoke_run_passes_on_a_working_runtime() -> None:
@@ -158,4 +244,9 @@ def test_a_runtime_that_imports_but_breaks_is_reported_with_a_repair_button(
     assert not report.ok
     assert "fails a test run (SncaError: " in report.message()
     assert report.message().endswith("Press Repair runtime in the SNCA dock to install it again.")
+    assert report.processing_line().startswith("SNCA's runtime fails a test run (SncaError: ")
+    assert report.processing_line().endswith(
+        "open the SNCA dock and press Repair runtime (or run python3 -m snca_qgis.dependencies "
+        "in the plugins folder)"
+    )
     assert report.installable

@@ -11,8 +11,10 @@ import pytest
 pytest.importorskip("qgis.core")
 
 from qgis.core import (  # noqa: E402
+    QgsApplication,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsVectorLayer,
 )
 
@@ -22,9 +24,15 @@ from tests.qgis.rasters import (  # noqa: E402
     TILE_SIZE,
     expected_band_mean,
     tile_bounds,
+    write_tile_colours,
 )
 
 pytestmark = pytest.mark.qgis
+
+
+#: The longest parameter description the Processing dialog shows unclipped (the rest of what a
+#: parameter means goes to the algorithm's help).
+MAX_DESCRIPTION = 45
 
 
 def _run(algorithm: str, parameters: dict) -> dict:
@@ -155,3 +163,73 @@ def test_outputs_loaded_by_processing_are_styled_by_class(
     assert layer.featureCount() == 12
     assert layer.renderer().classAttribute() == "class_name"
     assert [c.value() for c in layer.renderer().categories()] == CLASS_NAMES
+
+
+def test_search_outputs_loaded_by_processing_are_styled_as_the_dock_styles_them(
+    provider, colour_raster, band_mean_model, project, tmp_path
+) -> None:
+    import processing
+
+    index_dir = tmp_path / "index"
+    _run("snca:buildindex", {"INPUT": [str(colour_raster)], "MODEL": str(band_mean_model),
+                             "INDEX": str(index_dir)})  # fmt: skip
+    minx, miny, maxx, maxy = tile_bounds(1, 1, TILE_SIZE)
+    results = processing.runAndLoadResults(
+        "snca:searchsimilar",
+        {
+            "INDEX": str(index_dir),
+            "POINT": f"{(minx + maxx) / 2},{(miny + maxy) / 2} [EPSG:32633]",
+            "K": 3,
+            "OUTPUT": "TEMPORARY_OUTPUT",
+            "QUERY": "TEMPORARY_OUTPUT",
+        },
+    )
+    algorithm = QgsApplication.processingRegistry().algorithmById("snca:searchsimilar")
+    assert algorithm.parameterDefinition("QUERY").createByDefault()  # ticked in the dialog
+    layers = {layer.id(): layer for layer in project.mapLayers().values()}
+    similar, query = layers[results["OUTPUT"]], layers[results["QUERY"]]
+    assert similar.featureCount() == 3 and query.featureCount() == 1
+
+    renderer = similar.renderer()
+    assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "similarity"
+    assert [r.label() for r in renderer.ranges()] == [
+        "< 0.5", "0.5 - 0.7", "0.7 - 0.8", "0.8 - 0.9", "0.9 - 1.0",
+    ]  # fmt: skip
+    assert renderer.orderByEnabled()  # rank 1 drawn last, on top
+    assert similar.labelsEnabled()
+    labels = similar.labeling().settings()
+    assert labels.isExpression and labels.fieldName == "'#' || \"rank\""
+
+    renderer = query.renderer()
+    assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "example"
+    (feature,) = query.getFeatures()
+    assert feature["example"] == "positive" and feature["tile_id"] == 5
+
+
+def test_the_model_is_optional_and_descriptions_are_short(provider) -> None:
+    registry = QgsApplication.processingRegistry()
+    for algorithm_id in ("classifyraster", "buildindex", "adaptmodel"):
+        model = registry.algorithmById(f"snca:{algorithm_id}").parameterDefinition("MODEL")
+        assert model.flags() & QgsProcessingParameterDefinition.FlagOptional
+        assert model.defaultValue() is None  # qgis_process ignores file defaults anyway
+        assert model.description().endswith("ONNX model (empty: the shipped model)")
+        help_text = registry.algorithmById(f"snca:{algorithm_id}").shortHelpString()
+        assert "empty: the model shipped with the plugin" in help_text  # the detail goes here
+    for algorithm in provider.algorithms():
+        for parameter in algorithm.parameterDefinitions():
+            assert len(parameter.description()) <= MAX_DESCRIPTION, parameter.description()
+
+
+def test_without_a_model_the_shipped_model_classifies(provider, tmp_path) -> None:
+    from snca_cli.runtime.default_model import default_model_path
+    from snca_cli.runtime.onnx_model import OnnxModel
+
+    shipped = OnnxModel(default_model_path()).metadata
+    raster = write_tile_colours(
+        tmp_path / "scene.tif", [[(90, 120, 60), (200, 190, 170)]], shipped.tile_size, pixel=2.0
+    )
+    output = tmp_path / "tiles.gpkg"
+    results = _run("snca:classifyraster", {"INPUT": str(raster), "OUTPUT": str(output)})
+    assert results["TILES"] == 2
+    classes = {f["class_name"] for f in QgsVectorLayer(str(output)).getFeatures()}
+    assert classes and classes <= set(shipped.class_names)
