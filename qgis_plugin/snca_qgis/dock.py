@@ -45,7 +45,7 @@ from qgis.PyQt.QtWidgets import (
 
 #: Columns of the results table ("#": rank; "Tile": the grid id of the classify outputs, its row
 #: and column in the tooltip).
-RESULT_COLUMNS = ("#", "Similarity", "Class", "Tile", "Raster")
+RESULT_COLUMNS = ("#", "Sim.", "Class", "Tile", "Raster")
 #: Result rows the table shows without scrolling.
 VISIBLE_RESULT_ROWS = 5
 #: Width (px) the dock's fields and labels can shrink to.

@@ -248,6 +248,11 @@ def run(config: dict) -> dict:
     wait(1.0)
     shift_and_ctrl_clicks(canvas, controller, out)
     out["adapt"] = adapt_to_labels(dock, controller, classes, work)
+    tab_bar = dock.tabs.tabBar()
+    QTest.mouseClick(tab_bar, Qt.LeftButton, Qt.NoModifier, tab_bar.tabRect(0).center())
+    out["adapted_search_classes"] = search_with_the_adapted_model(
+        dock, controller, canvas, work, *config["click"]
+    )
     out["layouts"] = {
         f"{w}x{h}": layout_with_toolbox(dock, w, h, shot_dir, shots)
         for w, h in ((1600, 1000), (1366, 768))
@@ -266,7 +271,7 @@ def click_map(canvas, x: float, y: float, modifiers=Qt.NoModifier) -> None:
 
 
 def ranking(controller) -> list[int]:
-    return [hit.tile_id for hit in controller.last_result.hits]
+    return [hit.tile.tile_id for hit in controller.last_result.hits]
 
 
 def tile_centre(controller, rank: int) -> tuple[float, float]:
@@ -462,6 +467,25 @@ def install_plugin_and_runtime(config: dict, out: dict, shot_dir: Path, shots: l
     return plugin
 
 
+def long_class_name(name: str) -> str:
+    """A long class name for the adapted model (the results table must stay readable)."""
+    return f"{name.lower()}_and_its_surroundings"
+
+
+def search_with_the_adapted_model(dock, controller, canvas, work: Path, x: float, y: float):
+    """Index the raster with the adapted model (loaded by Adapt) and search from (x, y): the
+    table then lists the adapted model's long class names."""
+    dock.index_dir.setFilePath(str(work / "adapted_index"))
+    click(dock.index_button)
+    wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "the adapted index")
+    click(dock.clear_button)
+    previous = controller.last_result
+    click_map(canvas, x, y)
+    wait_until(lambda: controller.last_result is not previous, 30, "the adapted search")
+    table = dock.results_table
+    return sorted({table.item(row, 2).text() for row in range(table.rowCount())})
+
+
 def adapt_to_labels(dock, controller, classes, work: Path) -> dict:
     """Label the centres of classified tiles of the two commonest classes in a point layer,
     adapt the model to it with the dock's button, and report the model loaded after."""
@@ -477,7 +501,7 @@ def adapt_to_labels(dock, controller, classes, work: Path) -> dict:
         for tile in by_class[name][:4]:
             point = QgsFeature(labels.fields())
             point.setGeometry(tile.geometry().centroid())
-            point.setAttribute("cover", name.lower())
+            point.setAttribute("cover", long_class_name(name))
             points.append(point)
     labels.dataProvider().addFeatures(points)
     QgsProject.instance().addMapLayer(labels)
@@ -492,7 +516,7 @@ def adapt_to_labels(dock, controller, classes, work: Path) -> dict:
     click(dock.adapt_button)
     wait_until(lambda: controller.task is None, TASK_TIMEOUT_S, "adapt")
     return {
-        "classes": [name.lower() for name in common],
+        "classes": [long_class_name(name) for name in common],
         "labels": len(points),
         "seconds": time.monotonic() - started,
         "status": dock.status_label.text(),

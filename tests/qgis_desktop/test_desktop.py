@@ -222,6 +222,7 @@ def test_controls_status_and_five_rows_show_with_the_toolbox_docked_beside(
     assert seen["status_visible"], seen
     assert seen["table_rows_fully_visible"] >= 5, seen
     assert seen["horizontal_scrollbars"] == [], seen
+    assert max(length for _shown, length in seen["shown_characters"]["Class"]) >= 20
     for column in ("Class", "Raster"):
         for shown, length in seen["shown_characters"][column]:
             assert shown >= min(8, length), (column, shown, length, seen)
