@@ -14,6 +14,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from snca_cli.contract.class_colours import class_colours
 from snca_cli.contract.scaling import percentile_scaling
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
@@ -26,7 +27,7 @@ from snca_cli.tasks.classify import ClassifySummary, classify_raster
 from snca_cli.tasks.index.build import IndexSummary, build_index
 from snca_cli.tasks.index.results import IndexedTile, SearchResult
 from snca_cli.tasks.index.search import TileIndex
-from snca_cli.tasks.output_names import geojson_beside
+from snca_cli.tasks.output_names import class_map_sidecars, geojson_beside
 from snca_cli.tasks.units import RunOptions
 
 #: Sentinel-2 band files stacked as red, green, blue.
@@ -138,8 +139,7 @@ def draw_quicklook(
     rgb, extent = stretched_preview(raster)
     tiles = [index.tile(i) for i in range(index.count)]
     classes = sorted({t.class_name for t in tiles})
-    palette = plt.get_cmap("tab20")
-    colour = {name: palette(index.class_names.index(name) % 20) for name in classes}
+    colour = class_colours(index.class_names)
     figure, axes = plt.subplots(figsize=(11, 9), dpi=110)
     axes.imshow(rgb, extent=extent)
     for tile in tiles:
@@ -219,7 +219,11 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
         "quicklook": out / "quicklook.png",
     }
     check_output_paths(
-        [*targets.values(), geojson_beside(targets["search"])],
+        [
+            *targets.values(),
+            *class_map_sidecars(targets["classes"]),
+            geojson_beside(targets["search"]),
+        ],
         config.force,
         folders=[targets["index"]],
     )

@@ -101,7 +101,7 @@ def test_classify_index_and_search_from_the_command_line(
     )  # fmt: skip
     # 791 x 718 px in 150 px tiles: 6 x 5 = 30, of which 11 are mostly no-data and skipped
     assert classified["TILES"] == 19
-    assert pyogrio.read_info(tiles)["features"] == 19
+    assert pyogrio.read_info(tiles, layer=0)["features"] == 19
     index = tmp_path / "index"
     built = run_json(
         qgis_process, "snca:buildindex", INPUT=str(landsat_rgb), MODEL=str(MODEL),
@@ -116,4 +116,4 @@ def test_classify_index_and_search_from_the_command_line(
         POINT="220650,2719200 [EPSG:32618]", K="5", OUTPUT=str(similar),
     )  # fmt: skip
     assert Path(found["OUTPUT"]) == similar
-    assert pyogrio.read_info(similar)["features"] == 5
+    assert pyogrio.read_info(similar, layer=0)["features"] == 5

@@ -39,7 +39,7 @@ def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -
     # 1933 x 1947 px in 150 px tiles, edge tiles shifted inward: 13 x 13 tiles
     assert report.classify.tiles_total == 169
     assert report.index.count == report.classify.tiles_classified
-    meta = pyogrio.read_info(out / "tiles.gpkg")
+    meta = pyogrio.read_info(out / "tiles.gpkg", layer="sentinel2_rgb")
     assert meta["features"] == report.classify.tiles_classified
     hits = report.search.hits
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
