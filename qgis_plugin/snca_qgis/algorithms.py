@@ -46,7 +46,7 @@ from snca_cli.errors import Cancelled, SncaError
 from snca_cli.runtime.default_model import default_model_path
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.adapt import AdaptConfig, adapt_model
-from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
+from snca_cli.tasks.classify import ClassifyConfig, ClassifySummary, classify, plan_targets
 from snca_cli.tasks.index.build import plan_index_update, update_index
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import read_index
@@ -76,23 +76,24 @@ _POST_PROCESSORS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
 class ClassStyle(QgsProcessingLayerPostProcessorInterface):
     """Styles a loaded classification output (tiles or class map) with the class colours."""
 
-    def __init__(self, class_names: list[str]) -> None:
+    def __init__(self, colours: dict[str, str], counts: dict[str, int]) -> None:
         super().__init__()
-        self.class_names = class_names
+        self.colours = colours
+        self.counts = counts
 
     def postProcessLayer(
         self, layer: Any, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> None:
         if isinstance(layer, QgsVectorLayer):
-            style_class_layer(layer, self.class_names)
+            style_class_layer(layer, self.colours)
         elif isinstance(layer, QgsRasterLayer):
-            style_class_map(layer, self.class_names)
+            style_class_map(layer, self.colours, self.counts)
 
 
-def _style_on_load(context: QgsProcessingContext, path: str, class_names: list[str]) -> None:
+def _style_on_load(context: QgsProcessingContext, path: str, summary: ClassifySummary) -> None:
     if not path or not context.willLoadLayerOnCompletion(path):
         return
-    post_processor = ClassStyle(class_names)
+    post_processor = ClassStyle(summary.class_colours, summary.class_tiles)
     _POST_PROCESSORS[path] = post_processor
     context.layerToLoadOnCompletionDetails(path).setPostProcessor(post_processor)
 
@@ -299,11 +300,10 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             f"{summary.tiles_classified} tiles classified, {summary.tiles_skipped} skipped, "
             f"in {summary.elapsed_s:.1f} s"
         )
-        names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
-        _style_on_load(context, output, names)
+        _style_on_load(context, output, summary)
         results: dict[str, Any] = {self.OUTPUT: output, self.TILES: summary.tiles_classified}
         if class_map:
-            _style_on_load(context, class_map, names)
+            _style_on_load(context, class_map, summary)
             results[self.CLASS_MAP] = class_map
         return results
 
