@@ -363,11 +363,13 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
             f"{summary.tiles_classified} tiles classified, {summary.tiles_skipped} skipped, "
             f"in {summary.elapsed_s:.1f} s"
         )
-        names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
-        _style_on_load(context, output, lambda layer: style_class_layer(layer, names))
+        colours, counts = summary.class_colours, summary.class_tiles
+        _style_on_load(context, output, lambda layer: style_class_layer(layer, colours))
         results: dict[str, Any] = {self.OUTPUT: output, self.TILES: summary.tiles_classified}
         if class_map:
-            _style_on_load(context, class_map, lambda layer: style_class_map(layer, names))
+            _style_on_load(
+                context, class_map, lambda layer: style_class_map(layer, colours, counts)
+            )
             results[self.CLASS_MAP] = class_map
         return results
 

@@ -48,7 +48,6 @@ from snca_cli.tasks.output_names import (
     default_adapted_model,
     default_classify_output,
     default_index_dir,
-    geojson_beside,
 )
 from snca_cli.tasks.units import RunOptions
 
@@ -271,14 +270,14 @@ class SncaController(QObject):
         output = Path(self.dock.output_file.filePath() or default_classify_output(raster))
         class_map = class_map_beside(output) if self.dock.class_map.isChecked() else None
         force = self.dock.overwrite.isChecked()
-        existing = [p for p in (output, geojson_beside(output), class_map) if p and p.exists()]
-        if existing and not force:
-            self._fail(f"{existing[0]} exists; tick 'Overwrite existing outputs' to replace it")
-            return None
         try:
             targets = plan_targets([raster], output, class_map=class_map)
         except SncaError as exc:
             self._fail(str(exc))
+            return None
+        existing = [p for p in targets[0].paths() if p.exists()]
+        if existing and not force:
+            self._fail(f"{existing[0]} exists; tick 'Overwrite existing outputs' to replace it")
             return None
         batch_size = self.dock.batch_size.value()
         config = ClassifyConfig(targets, options, force=force, batch_size=batch_size)
@@ -297,13 +296,12 @@ class SncaController(QObject):
             return
         report: ClassifyReport = task.result
         (summary,) = report.summaries
-        names = list(summary.class_tiles)  # the model's classes, then unknown where it has it
         stem = summary.raster.stem
         layer = QgsVectorLayer(f"{summary.output}|layername={stem}", f"{stem} classes", "ogr")
-        style_class_layer(layer, names)
+        style_class_layer(layer, summary.class_colours)
         if summary.class_map is not None:
             class_map = QgsRasterLayer(str(summary.class_map), f"{stem} class map")
-            style_class_map(class_map, names)
+            style_class_map(class_map, summary.class_colours, summary.class_tiles)
             QgsProject.instance().addMapLayer(class_map)
         QgsProject.instance().addMapLayer(layer)
         expand_legend(layer)

@@ -1,11 +1,14 @@
-"""QGIS layers for snca outputs: the classified tiles (categorised by class, stable colours), the
-class-map raster (paletted, same colours), the similar tiles and the query tiles.
+"""QGIS layers for snca outputs: the classified tiles (categorised by class, colours with
+meaning), the class-map raster (paletted, same colours), the similar tiles and the query tiles.
 
-The similar tiles are semi-transparent fills with a strong outline, labelled with their rank and
-drawn best last (rank 1 on top of the tiles it overlaps). Their colour comes from a fixed
-similarity ramp (:data:`SIMILARITY_BREAKS`), the same in every search, so a colour always means
-the same similarity. The query tiles are outlines: cyan for the examples searched for (positive),
-magenta dashed for the ones ranked away from (negative).
+The look is snca's (:mod:`snca_cli.runtime.styles`), the one the command line writes into its
+files: legends list the classes present with their tile counts (``Forest (12)``) in the colours
+of :mod:`snca_cli.contract.class_colours`. The similar tiles are semi-transparent fills with a
+strong outline, labelled with their rank and drawn best last (rank 1 on top of the tiles it
+overlaps). Their colour comes from a fixed similarity ramp (``SIMILARITY_BREAKS``), the same in
+every search, so a colour always means the same similarity. The query tiles are outlines: cyan
+for the examples searched for (positive), magenta dashed for the ones ranked away from
+(negative).
 
 Search results come from :mod:`snca_cli.tasks.index.search` (``SearchResult`` with ``hits``, each
 with
@@ -15,7 +18,8 @@ with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qgis.core import (
@@ -45,26 +49,22 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 
-from .palette import class_colour
-
-#: The field of the classified tiles that holds the class name (written by ``snca classify``).
-CLASS_NAME_FIELD = "class_name"
-#: Opacity of the classified tiles, so the raster shows through.
-CLASS_LAYER_OPACITY = 0.65
-#: The fixed similarity ramp: (lower bound, upper bound, colour), cosine similarity, low to high
-#: (ColorBrewer YlOrRd). Scores of negative-example searches can fall below 0: the first class.
-SIMILARITY_BREAKS = (
-    (-2.0, 0.5, "#ffffb2"),
-    (0.5, 0.7, "#fecc5c"),
-    (0.7, 0.8, "#fd8d3c"),
-    (0.8, 0.9, "#f03b20"),
-    (0.9, 1.0001, "#bd0026"),
+from snca_cli.runtime.styles import (
+    CLASS_LAYER_OPACITY,
+    CLASS_NAME_FIELD,
+    CLASS_OUTLINE,
+    FILL_ALPHA,
+    HIT_OUTLINE_WIDTH,
+    QUERY_CATEGORIES,
+    QUERY_OUTLINE_WIDTH,
+    RANK_HALO_SIZE,
+    RANK_LABEL,
+    RANK_LABEL_SIZE,
+    SIMILARITY_BREAKS,
+    LegendEntry,
+    class_legend,
+    range_label,
 )
-#: Opacity (0-255) of the similar tiles' fills: the imagery stays visible under them.
-FILL_ALPHA = 90
-#: Outline of the query tiles searched for, and of those ranked away from.
-QUERY_COLOUR = "#00e5ff"
-NEGATIVE_COLOUR = "#ff00ff"
 
 SIMILAR_LAYER_NAME = "snca similar tiles"
 QUERY_LAYER_NAME = "snca query tile"
@@ -88,35 +88,47 @@ def crs_for_snca(crs: QgsCoordinateReferenceSystem) -> str:
 
 # --- classified tiles -------------------------------------------------------------------------
 def class_renderer(
-    class_names: Sequence[str], field: str = CLASS_NAME_FIELD
+    legend: Sequence[LegendEntry], field: str = CLASS_NAME_FIELD
 ) -> QgsCategorizedSymbolRenderer:
-    """One category per model class, in model order, coloured by class index."""
+    """One category per legend entry (the classes present, in model order), in its colour."""
+    outline, width = CLASS_OUTLINE
     categories = []
-    for index, name in enumerate(class_names):
+    for entry in legend:
         symbol = QgsFillSymbol.createSimple(
             {
-                "color": class_colour(index),
-                "outline_color": "#303030",
-                "outline_width": "0.1",
+                "color": entry.colour,
+                "outline_color": outline,
+                "outline_width": str(width),
                 "outline_width_unit": "MM",
             }
         )
-        categories.append(QgsRendererCategory(name, symbol, name))
+        categories.append(QgsRendererCategory(entry.name, symbol, entry.label))
     return QgsCategorizedSymbolRenderer(field, categories)
 
 
-def style_class_layer(layer: QgsVectorLayer, class_names: Sequence[str]) -> None:
-    """Style a classified-tiles layer by class, semi-transparent."""
-    layer.setRenderer(class_renderer(class_names))
+def layer_class_counts(layer: QgsVectorLayer, field: str = CLASS_NAME_FIELD) -> Counter[str]:
+    """How many features of ``layer`` have each class name."""
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry)
+    request.setSubsetOfAttributes([field], layer.fields())
+    return Counter(str(feature[field]) for feature in layer.getFeatures(request))
+
+
+def style_class_layer(layer: QgsVectorLayer, colours: Mapping[str, str]) -> None:
+    """Style a classified-tiles layer by class, semi-transparent: ``colours`` holds every class
+    of the run in class-id order; the legend lists those the layer has, with their counts."""
+    layer.setRenderer(class_renderer(class_legend(colours, layer_class_counts(layer))))
     layer.setOpacity(CLASS_LAYER_OPACITY)
     layer.triggerRepaint()
 
 
-def style_class_map(layer: QgsRasterLayer, class_names: Sequence[str]) -> None:
-    """Style a class-map raster (band 1 = class id) with the same colours as the tiles."""
+def style_class_map(
+    layer: QgsRasterLayer, colours: Mapping[str, str], counts: Mapping[str, int]
+) -> None:
+    """Style a class-map raster (band 1 = class id) as the tiles: the classes with tiles
+    (``counts``), in their colours, labelled with their counts."""
     classes = [
-        QgsPalettedRasterRenderer.Class(index, QColor(class_colour(index)), name)
-        for index, name in enumerate(class_names)
+        QgsPalettedRasterRenderer.Class(entry.value, QColor(entry.colour), entry.label)
+        for entry in class_legend(colours, counts)
     ]
     renderer = QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
     layer.setRenderer(renderer)
@@ -214,7 +226,7 @@ def _hit_symbol(colour: str) -> QgsFillSymbol:
         {
             "color": ",".join(str(v) for v in fill.getRgb()),
             "outline_color": colour,
-            "outline_width": "0.8",
+            "outline_width": str(HIT_OUTLINE_WIDTH),
             "outline_width_unit": "MM",
         }
     )
@@ -223,7 +235,7 @@ def _hit_symbol(colour: str) -> QgsFillSymbol:
 def similarity_renderer() -> QgsGraduatedSymbolRenderer:
     """The fixed ramp of :data:`SIMILARITY_BREAKS` on ``similarity``, best drawn last."""
     ranges = [
-        QgsRendererRange(low, high, _hit_symbol(colour), _range_label(low, high))
+        QgsRendererRange(low, high, _hit_symbol(colour), range_label(low, high))
         for low, high, colour in SIMILARITY_BREAKS
     ]
     renderer = QgsGraduatedSymbolRenderer("similarity", ranges)
@@ -234,28 +246,20 @@ def similarity_renderer() -> QgsGraduatedSymbolRenderer:
     return renderer
 
 
-def _range_label(low: float, high: float) -> str:
-    if low < -1:
-        return f"< {high:.1f}"
-    if high > 1:
-        return f"{low:.1f} - 1.0"
-    return f"{low:.1f} - {high:.1f}"
-
-
 def rank_labels() -> QgsVectorLayerSimpleLabeling:
     """``#rank`` in bold at the centre of each similar tile, with a white halo."""
     settings = QgsPalLayerSettings()
-    settings.fieldName = "'#' || \"rank\""
+    settings.fieldName = RANK_LABEL
     settings.isExpression = True
     settings.placement = QgsPalLayerSettings.OverPoint
     text = QgsTextFormat()
     font = text.font()
     font.setBold(True)
     text.setFont(font)
-    text.setSize(11)
+    text.setSize(RANK_LABEL_SIZE)
     buffer = QgsTextBufferSettings()
     buffer.setEnabled(True)
-    buffer.setSize(1.2)
+    buffer.setSize(RANK_HALO_SIZE)
     buffer.setColor(QColor("white"))
     text.setBuffer(buffer)
     settings.setFormat(text)
@@ -316,7 +320,7 @@ def _outline(colour: str, style: str) -> QgsFillSymbol:
             "style": "no",
             "outline_color": colour,
             "outline_style": style,
-            "outline_width": "0.9",
+            "outline_width": str(QUERY_OUTLINE_WIDTH),
             "outline_width_unit": "MM",
         }
     )
@@ -327,8 +331,8 @@ def query_renderer() -> QgsCategorizedSymbolRenderer:
     return QgsCategorizedSymbolRenderer(
         "example",
         [
-            QgsRendererCategory("positive", _outline(QUERY_COLOUR, "solid"), "searched for"),
-            QgsRendererCategory("negative", _outline(NEGATIVE_COLOUR, "dash"), "ranked away"),
+            QgsRendererCategory(value, _outline(colour, style), label)
+            for value, colour, style, label in QUERY_CATEGORIES
         ],
     )
 

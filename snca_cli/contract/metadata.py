@@ -10,7 +10,9 @@ An snca model is one ONNX file with
   ``standardization_mean``/``standardization_std``) so those tools can load our models, and ours
   (``embedding_dim``, ``input_bands``, ``input_scale``, ``backbone``, ``training``,
   ``snca_version``, ``orientations``, ``training_resolution_m`` = ``[min, max]`` metres per pixel
-  of the training images, read by :mod:`snca_cli.contract.resolution`).
+  of the training images, read by :mod:`snca_cli.contract.resolution`), and optionally
+  ``class_colours`` (class name -> ``#rrggbb``, written by ``snca adapt`` and editable; classes
+  it leaves out take the colours :mod:`snca_cli.contract.class_colours` gives their names).
 
 Those tools run a model with one output only: ``snca convert`` (:mod:`snca_cli.tasks.convert`)
 writes the copies they run.
@@ -23,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from snca_cli.contract.class_colours import check_colour
 from snca_cli.contract.open_set import OpenSetRule
 from snca_cli.errors import SncaError
 
@@ -87,6 +90,9 @@ class ModelMetadata:
     embedding_sha256: str | None = None
     #: Ground resolution of the training images, metres per pixel ``(min, max)``; None: unknown.
     training_resolution_m: tuple[float, float] | None = None
+    #: Colours of some or all classes (name -> ``#rrggbb``), kept over the ones chosen from
+    #: the class names (:func:`snca_cli.contract.class_colours.class_colours`); None: none.
+    class_colours: dict[str, str] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -126,6 +132,8 @@ class ModelMetadata:
             values["resolution"] = self.resolution_cm
         if self.training_resolution_m is not None:
             values["training_resolution_m"] = list(self.training_resolution_m)
+        if self.class_colours is not None:
+            values["class_colours"] = self.class_colours
         return {key: json.dumps(value) for key, value in values.items()}
 
     @classmethod
@@ -146,6 +154,7 @@ class ModelMetadata:
                 class_names = [str(n) for n in names]
             resolution = values.get("resolution")
             trained_at = values.get("training_resolution_m")
+            colours = values.get("class_colours")
             metadata = cls(
                 class_names=class_names,
                 tile_size=int(values["tile_size"]),
@@ -163,6 +172,7 @@ class ModelMetadata:
                 training_resolution_m=(
                     None if trained_at is None else (float(trained_at[0]), float(trained_at[1]))
                 ),
+                class_colours=None if colours is None else {str(k): v for k, v in colours.items()},
             )
             if "open_set" in values:
                 metadata.open_set = OpenSetRule.from_json(
@@ -204,3 +214,19 @@ class ModelMetadata:
         for ok, what in problems:
             if not ok:
                 raise SncaError(f"{source} has an invalid snca metadata value: {what}")
+        self._check_colours(source)
+
+    def _check_colours(self, source: str) -> None:
+        """Raise SncaError unless ``class_colours`` names classes of the model, each with a
+        ``#rrggbb`` colour; the colours are kept lower-case."""
+        if self.class_colours is None:
+            return
+        strangers = sorted(set(self.class_colours) - set(self.class_names))
+        if strangers:
+            raise SncaError(
+                f"{source} has class_colours for classes it does not have: {', '.join(strangers)}"
+            )
+        self.class_colours = {
+            name: check_colour(colour, f"{source}: the class_colours entry of {name!r},")
+            for name, colour in self.class_colours.items()
+        }

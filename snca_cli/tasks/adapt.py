@@ -6,7 +6,9 @@ class-balanced logistic-regression head, scores it by stratified cross-validatio
 the open-set rule (:mod:`snca_cli.contract.open_set`, on the embeddings) on the held-out folds,
 and writes a new ONNX model: the base model's graph and ``embedding`` output unchanged, the new
 head as ``probabilities`` (:func:`snca_cli.runtime.onnx_graph.replace_head`),
-the new ``class_names``, the rule, and ``embedding_sha256`` naming the base model, so indexes
+the new ``class_names`` with their ``class_colours`` (chosen from the names,
+:mod:`snca_cli.contract.class_colours`, the base model's kept for classes it shares; written so
+they can be edited), the rule, and ``embedding_sha256`` naming the base model, so indexes
 built with the base model stay valid. Beside it: a model card (``.card.md`` / ``.card.json``)
 recording the labels used, and a confusion-matrix PNG.
 
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from snca_cli.contract.class_colours import class_colours
 from snca_cli.contract.metadata import EMBEDDING_OUTPUT
 from snca_cli.contract.open_set import (
     KNOWN_KEPT_QUANTILE,
@@ -428,7 +431,9 @@ def adapt_model(
         raise Cancelled("adapting cancelled")
     report = _report(base_path, model, head, record, warnings)
     replace_head(onnx_model, head.weights, head.bias, head.head_input)
+    kept = {n: c for n, c in (metadata.class_colours or {}).items() if n in class_names}
     metadata.class_names = list(class_names)
+    metadata.class_colours = class_colours(class_names, kept)
     metadata.open_set = head.rule
     metadata.embedding_sha256 = model.embedding_sha256
     if not isinstance(config.tiling.resolution, str):  # tiled at a chosen ground resolution

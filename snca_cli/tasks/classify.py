@@ -12,7 +12,15 @@ Outputs of :func:`classify_raster`:
 * the same layer as RFC 7946 GeoJSON in EPSG:4326;
 * optionally a class map: a Cloud-Optimised GeoTIFF on the tiling grid with band 1 the class id
   and band 2 the confidence in percent, each pixel taking the tile whose centre is nearest
-  (overlapping tiles never double-count); skipped tiles are no-data (the data type's maximum).
+  (overlapping tiles never double-count); skipped tiles are no-data (the data type's maximum);
+  with its sidecars (:func:`snca_cli.tasks.output_names.class_map_sidecars`): GDAL's
+  ``.aux.xml`` (band 1's colour table and class names) and QGIS's default style ``.qml``.
+
+Each class has the colour its name suggests (:mod:`snca_cli.contract.class_colours`, or the
+model's ``class_colours``), and the outputs carry their style
+(:mod:`snca_cli.runtime.style_files`): the GeoPackage layer's default QGIS style in its
+``layer_styles`` table, the class map's in its sidecars; legends list the classes present with
+their tile counts.
 
 The outputs are one transaction (:func:`snca_cli.runtime.atomic.atomic_outputs`): written into
 staging folders beside them and published together at the very end, so a failed, cancelled,
@@ -32,6 +40,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
+from snca_cli.contract.class_colours import class_colours
 from snca_cli.contract.metadata import ModelMetadata
 from snca_cli.contract.open_set import UNKNOWN_CLASS, OpenSetRule, check_threshold
 from snca_cli.contract.tiling import TilingOptions
@@ -42,8 +51,15 @@ from snca_cli.runtime.block_cache import bounded_block_cache
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.style_files import LayerStyle, write_class_pam, write_layer_styles
+from snca_cli.runtime.styles import class_legend, class_map_qml, class_tiles_qml
 from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
-from snca_cli.tasks.output_names import class_map_name, folder_outputs, geojson_beside
+from snca_cli.tasks.output_names import (
+    class_map_name,
+    class_map_sidecars,
+    folder_outputs,
+    geojson_beside,
+)
 from snca_cli.tasks.units import (
     RunOptions,
     UnitResult,
@@ -80,6 +96,7 @@ class ClassifySummary:
     tiles_classified: int
     tiles_skipped: int
     class_tiles: dict[str, int]  # every class of the model, in model order
+    class_colours: dict[str, str]  # the same classes' colours, #rrggbb
     class_area: dict[str, float]  # in area_unit
     skipped_area: float  # in area_unit
     area_unit: str  # e.g. "metre²", "degree²"
@@ -125,8 +142,11 @@ class ClassifyTarget:
     class_map: Path | None = None
 
     def paths(self) -> list[Path]:
-        """Every output path."""
-        return [p for p in (self.output, self.geojson, self.class_map) if p is not None]
+        """Every output path (the class map's sidecars too)."""
+        paths = [self.output, self.geojson]
+        if self.class_map is not None:
+            paths += [self.class_map, *class_map_sidecars(self.class_map)]
+        return paths
 
 
 #: The GeoPackage layer metadata key (and GeoJSON description prefix) of the value scaling.
@@ -296,6 +316,7 @@ def classify(
         raise SncaError("no raster to classify")
     open_set = open_set_of(model.metadata, config.unknown_threshold)
     class_names = output_class_names(model.metadata, open_set)
+    colours = class_colours(class_names, model.metadata.class_colours)
     if config.top_k < 1:
         raise SncaError(f"top-k must be at least 1 (got {config.top_k})")
     top_k = min(config.top_k, model.metadata.num_classes)
@@ -322,10 +343,10 @@ def classify(
         tiles = _TileResults.of_raster(result, open_set)
         raster = result.unit.raster
         with RasterTiling.open(raster, model.metadata, options, plan.scalings[raster]) as tiling:
-            _write_outputs(target, tiling, tiles, class_names, top_k, config.force, run.cancelled)
+            _write_outputs(target, tiling, tiles, colours, top_k, config.force, run.cancelled)
             seconds = result.seconds + time.perf_counter() - started
             summaries.append(
-                _summary(target, tiling, tiles, result, class_names, model, top_k, seconds)
+                _summary(target, tiling, tiles, result, colours, model, top_k, seconds)
             )
     remove_work_folder(run, output)
     return ClassifyReport(summaries, plan.warnings, stats.units, stats.reused)
@@ -362,25 +383,31 @@ def _write_outputs(
     target: ClassifyTarget,
     tiling: RasterTiling,
     results: _TileResults,
-    class_names: list[str],
+    colours: dict[str, str],
     top_k: int,
     force: bool,
     cancelled: CancelHook | None,
 ) -> None:
-    """Write one raster's GeoPackage, GeoJSON and class map as one transaction."""
+    """Write one raster's GeoPackage, GeoJSON and class map (with their styles) as one
+    transaction; ``colours`` holds every class of the run, in class-id order."""
+    class_names = list(colours)
+    legend = class_legend(colours, results.class_tiles(class_names))
     with atomic_outputs(target.paths(), force) as outputs:
         rings = box_rings(results.bounds)
         attributes = results.attributes(class_names, top_k)
         layer = Path(target.raster).stem
         scaling = json.dumps(tiling.scaling.record())
+        gpkg = outputs.path(target.output)
         write_polygons(
-            outputs.path(target.output),
+            gpkg,
             rings,
             attributes,
             tiling.crs,
             layer=layer,
             metadata={SCALING_METADATA: scaling},
         )
+        style = LayerStyle(layer, class_tiles_qml(legend), "snca classes, tiles per class")
+        write_layer_styles(gpkg, [style])
         write_geojson_wgs84(
             outputs.path(target.geojson),
             rings,
@@ -392,6 +419,9 @@ def _write_outputs(
         if target.class_map is not None:
             grid = results.class_grid(tiling)
             write_class_map(outputs.path(target.class_map), tiling, grid, class_names)
+            pam, qml = (outputs.path(p) for p in class_map_sidecars(target.class_map))
+            write_class_pam(pam, colours)
+            qml.write_text(class_map_qml(legend), encoding="utf-8")
         if cancelled is not None and cancelled():
             raise Cancelled()  # before anything is published
 
@@ -440,6 +470,11 @@ class _TileResults:
         if self.unknown is not None:
             best = np.where(self.unknown, self.probabilities.shape[1], best)
         return best
+
+    def class_tiles(self, class_names: list[str]) -> dict[str, int]:
+        """Tiles of each class, every class in order (0 for those no tile has)."""
+        tiles = np.bincount(self.class_id, minlength=len(class_names))
+        return {name: int(count) for name, count in zip(class_names, tiles, strict=True)}
 
     @property
     def score(self) -> np.ndarray:
@@ -546,15 +581,14 @@ def _summary(
     tiling: RasterTiling,
     results: _TileResults,
     raster: UnitResult,
-    names: list[str],
+    colours: dict[str, str],
     model: OnnxModel,
     top_k: int,
     elapsed_s: float,
 ) -> ClassifySummary:
+    names = list(colours)
     owned = tiling.grid.owned_pixels()[results.row, results.col] * tiling.grid.pixel_area
-    best = results.class_id
-    tiles = np.bincount(best, minlength=len(names))
-    areas = np.bincount(best, weights=owned, minlength=len(names))
+    areas = np.bincount(results.class_id, weights=owned, minlength=len(names))
     skipped_area = tiling.width * tiling.height * tiling.grid.pixel_area - float(owned.sum())
     if tiling.crs.is_geographic:
         unit, km2_per_unit = "degree²", None
@@ -571,7 +605,8 @@ def _summary(
         tiles_total=classified + raster.skipped,
         tiles_classified=classified,
         tiles_skipped=raster.skipped,
-        class_tiles={n: int(c) for n, c in zip(names, tiles, strict=True)},
+        class_tiles=results.class_tiles(names),
+        class_colours=dict(colours),
         class_area={n: float(a) for n, a in zip(names, areas, strict=True)},
         skipped_area=skipped_area,
         area_unit=unit,

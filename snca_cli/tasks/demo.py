@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from snca_cli.contract.class_colours import class_colours
 from snca_cli.contract.scaling import percentile_scaling
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
@@ -31,7 +32,7 @@ from snca_cli.tasks.classify import ClassifySummary, classify_raster
 from snca_cli.tasks.index.build import IndexSummary, build_index
 from snca_cli.tasks.index.results import IndexedTile, SearchResult
 from snca_cli.tasks.index.search import TileIndex
-from snca_cli.tasks.output_names import geojson_beside
+from snca_cli.tasks.output_names import class_map_sidecars, geojson_beside
 from snca_cli.tasks.units import RunOptions
 
 #: File name of the shipped scene in ``snca_cli/demo_data``.
@@ -117,8 +118,7 @@ def draw_quicklook(
     rgb, extent = stretched_preview(raster)
     tiles = [index.tile(i) for i in range(index.count)]
     classes = sorted({t.class_name for t in tiles})
-    palette = plt.get_cmap("tab20")
-    colour = {name: palette(index.class_names.index(name) % 20) for name in classes}
+    colour = class_colours(index.class_names)
     figure, axes = plt.subplots(figsize=(11, 9), dpi=110)
     axes.imshow(rgb, extent=extent)
     for tile in tiles:
@@ -208,7 +208,11 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
         raise SncaError(f"{out} exists and is not a folder")
     targets = demo_outputs(out)
     check_output_paths(
-        [*targets.values(), geojson_beside(targets["search"])],
+        [
+            *targets.values(),
+            *class_map_sidecars(targets["classes"]),
+            geojson_beside(targets["search"]),
+        ],
         config.force,
         folders=[targets["index"]],
     )

@@ -3,6 +3,8 @@
 * the GeoJSON copy of ``tiles.gpkg`` is ``tiles.geojson`` beside it;
 * the class map of ``tiles.gpkg`` is ``tiles_classes.tif`` beside it; in output folders, raster
   ``R`` gives ``R.gpkg``, ``R.geojson`` and ``R_classes.tif``;
+* a class map ``C.tif`` comes with its sidecars ``C.tif.aux.xml`` (GDAL: colour table and class
+  names) and ``C.qml`` (QGIS's default style);
 * when nothing is named (the QGIS dock), raster ``R`` is classified into ``R_snca.gpkg``,
   indexed into the folder ``R_snca_index`` and adapted into ``R.adapted.onnx``, beside the raster;
 * each output raster ``R`` of a classify into a folder is ``R.gpkg`` and ``R.geojson`` there;
@@ -31,6 +33,12 @@ def class_map_beside(output: Path) -> Path:
     """The class-map raster beside a GeoPackage output."""
     output = Path(output)
     return output.with_name(class_map_name(output.stem))
+
+
+def class_map_sidecars(class_map: Path) -> tuple[Path, Path]:
+    """The files that go with a class map: GDAL's PAM sidecar and QGIS's default style."""
+    class_map = Path(class_map)
+    return Path(f"{class_map}.aux.xml"), class_map.with_suffix(".qml")
 
 
 def default_classify_output(raster: Path) -> Path:

@@ -83,7 +83,7 @@ def snca_labels(mosaic: Path, model_path: Path, output: Path) -> list[str]:
     model = OnnxModel(model_path)
     classify_raster(mosaic, model, output)
     _, _, _, fields = pyogrio.raw.read(output)
-    names = list(pyogrio.read_info(output)["fields"])
+    names = list(pyogrio.read_info(output, layer=0)["fields"])
     rows, cols, labels = (fields[names.index(key)] for key in ("row", "col", "class_name"))
     by_cell = {(int(r), int(c)): str(label) for r, c, label in zip(rows, cols, labels, strict=True)}
     return [by_cell[divmod(i, GRID)] for i in range(GRID * GRID)]

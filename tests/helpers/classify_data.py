@@ -15,8 +15,8 @@ NAMES = ["red", "green", "blue"]
 
 
 def read_layer(path: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
-    """(meta, rings N x 5 x 2, fields) of a polygon layer written by snca."""
-    meta, _, geometry, values = pyogrio.raw.read(path)[:4]
+    """(meta, rings N x 5 x 2, fields) of the (first) polygon layer written by snca."""
+    meta, _, geometry, values = pyogrio.raw.read(path, layer=0)[:4]
     rings = np.stack([np.frombuffer(wkb[13:], "<f8").reshape(-1, 2) for wkb in geometry])
     assert all(
         wkb[:13] == b"\x01\x03\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00" for wkb in geometry

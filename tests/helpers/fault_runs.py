@@ -51,7 +51,7 @@ def _layer_state(path: Path, old: int, new: int) -> str:
     if not path.exists():
         return "absent"
     try:
-        count = len(pyogrio.read_info(path)["fields"])
+        count = len(pyogrio.read_info(path, layer=0)["fields"])
     except Exception:  # noqa: BLE001 - any unreadable file is a broken one
         return "broken"
     return {old: "old", new: "new"}.get(count, f"{count} fields")
@@ -111,7 +111,7 @@ def _scenario(name: str, work: Path):
                 class_map=out / "a_classes.tif",
             )
 
-        fields = len(pyogrio.read_info(work / "old" / "a.gpkg")["fields"])
+        fields = len(pyogrio.read_info(work / "old" / "a.gpkg", layer=0)["fields"])
 
         def state() -> dict[str, str]:
             # old: top-1, new: top-2 (two more fields)

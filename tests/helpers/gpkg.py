@@ -1,4 +1,5 @@
-"""GeoPackage checks: the ``application_id`` and ``user_version`` snca writes."""
+"""GeoPackage checks: the ``application_id`` and ``user_version`` snca writes, and the QGIS
+styles it keeps in ``layer_styles``."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ def gpkg_version(path: Path) -> tuple[int, int]:
         user_version = connection.execute("PRAGMA user_version").fetchone()[0]
     connection.close()
     return application_id, user_version
+
+
+def layer_styles(path: Path) -> list[dict[str, object]]:
+    """The rows of the GeoPackage's ``layer_styles`` table (QGIS's styles), in id order."""
+    with sqlite3.connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute("SELECT * FROM layer_styles ORDER BY id").fetchall()
+    connection.close()
+    return [dict(row) for row in rows]

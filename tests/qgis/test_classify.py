@@ -16,6 +16,7 @@ from qgis.core import (  # noqa: E402
     QgsVectorLayer,
 )
 
+from snca_cli.contract.class_colours import FALLBACK_PALETTE, class_colours  # noqa: E402
 from tests.helpers.onnx_models import make_band_mean_model  # noqa: E402
 from tests.qgis.events import wait_for  # noqa: E402
 from tests.qgis.rasters import (  # noqa: E402
@@ -75,18 +76,18 @@ def test_classify_layer_adds_the_tile_layer_styled_by_class(
     renderer = layer.renderer()
     assert isinstance(renderer, QgsCategorizedSymbolRenderer)
     assert renderer.classAttribute() == "class_name"
+    colours = class_colours(CLASS_NAMES)
+    assert task.result.summaries[0].class_colours == colours
+    # red, green and blue name no land cover: the first colours of the fallback palette
+    assert list(colours.values()) == list(FALLBACK_PALETTE[:3])
     assert [(c.value(), c.label(), c.symbol().color().name()) for c in renderer.categories()] == [
-        ("red", "red", "#f3c300"),
-        ("green", "green", "#875692"),
-        ("blue", "blue", "#f38400"),
+        (name, f"{name} (4)", colours[name]) for name in CLASS_NAMES
     ]
 
     (class_map,) = _layers_named("colours class map")
     assert isinstance(class_map.renderer(), QgsPalettedRasterRenderer)
-    assert [c.color.name() for c in class_map.renderer().classes()] == [
-        "#f3c300",
-        "#875692",
-        "#f38400",
+    assert [(c.value, c.color.name(), c.label) for c in class_map.renderer().classes()] == [
+        (i, colours[name], f"{name} (4)") for i, name in enumerate(CLASS_NAMES)
     ]
     with rasterio.open(task.result.summaries[0].class_map) as src:
         classes = src.read(1)

@@ -116,7 +116,7 @@ def test_classify_index_and_search_from_the_command_line(
     assert classified["log"]["info"][0] == f"model {MODEL.name} on onnxruntime CPU"
     # 791 x 718 px in 150 px tiles: 6 x 5 = 30, of which 11 are mostly no-data and skipped
     assert classified["results"]["TILES"] == 19
-    assert pyogrio.read_info(tiles)["features"] == 19
+    assert pyogrio.read_info(tiles, layer=0)["features"] == 19
     # 300 m pixels: the task's warning reaches the Processing log
     (warning,) = classified["log"]["warning"]
     assert warning.startswith("warning: RGB.byte.tif: the raster's 300 m/px is far coarser")
@@ -134,7 +134,7 @@ def test_classify_index_and_search_from_the_command_line(
         POINT="220650,2719200 [EPSG:32618]", K="5", OUTPUT=str(similar),
     )["results"]  # fmt: skip
     assert Path(found["OUTPUT"]) == similar
-    assert pyogrio.read_info(similar)["features"] == 5
+    assert pyogrio.read_info(similar, layer=0)["features"] == 5
 
 
 def test_without_the_runtime_each_algorithm_says_how_to_install_it(

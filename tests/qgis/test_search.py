@@ -157,7 +157,7 @@ def test_build_index_then_click_finds_the_most_similar_tiles(
 def test_ctrl_and_shift_clicks_add_examples_and_the_layers_are_readable(
     plugin, colour_raster, band_mean_model
 ) -> None:
-    from snca_qgis.layers import SIMILARITY_BREAKS
+    from snca_cli.runtime.styles import SIMILARITY_BREAKS
 
     layer = _prepare(plugin, colour_raster, band_mean_model)
     _build_index(plugin)

@@ -16,6 +16,7 @@ from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.classify import LIST_SUFFIX, ClassifyConfig, expand_rasters, plan_targets
 from snca_cli.tasks.classify import classify as classify_job
+from snca_cli.tasks.output_names import class_map_sidecars
 from snca_cli.tasks.units import RunOptions
 
 HELP = """Classify every tile of one or more rasters with an snca ONNX model.
@@ -23,7 +24,9 @@ HELP = """Classify every tile of one or more rasters with an snca ONNX model.
 Writes a GeoPackage of tile polygons (raster CRS) with class_id, class_name, score and the top-k
 classes, a GeoJSON copy in EPSG:4326, and with --class-map a class-map + confidence COG.
 With several rasters or a folder, -o (and --geojson, --class-map) are folders holding
-`RASTER.gpkg`, `RASTER.geojson` and `RASTER_classes.tif`.
+`RASTER.gpkg`, `RASTER.geojson` and `RASTER_classes.tif`. Classes get colours that mean what
+they are (water blue, forest green, ...); the GeoPackage carries its QGIS style, the class map
+its sidecars `.tif.aux.xml` (colour table, class names) and `.qml`: QGIS opens them styled.
 
 Tiles come from windowed reads at the model's tile size. Edge tiles are shifted inward so the
 whole raster is covered (--edge pad keeps the stride and pads with no-data instead). No-data
@@ -96,7 +99,9 @@ def register(app: typer.Typer) -> None:
             say(f"{summary.raster.name}: scaled by {summary.scaling_line}")
             console.print(summary_table(summary))
             written = [summary.output, summary.geojson] + (
-                [summary.class_map] if summary.class_map else []
+                [summary.class_map, *class_map_sidecars(summary.class_map)]
+                if summary.class_map
+                else []
             )
             units = f", {summary.units} work units" if summary.units > 1 else ""
             console.print(

@@ -6,7 +6,9 @@ index's tile table, the search results and the plugin's layers.
 
 ``SearchResult.write("similar.gpkg")`` writes layer ``similar_tiles`` (and ``query``: the
 example tiles, ``example`` = ``positive`` or ``negative``) plus a sibling ``similar.geojson`` in
-EPSG:4326; hits from rasters in other CRSs are reprojected.
+EPSG:4326; hits from rasters in other CRSs are reprojected. Each layer of the GeoPackage carries
+the plugin's look as its default QGIS style (:mod:`snca_cli.runtime.styles`): the similarity
+ramp with ``#rank`` labels, and the query tiles as outlines.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from rasterio.crs import CRS
 from snca_cli.errors import SncaError
 from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.paths import gdal_path
+from snca_cli.runtime.style_files import LayerStyle, write_layer_styles
+from snca_cli.runtime.styles import query_tiles_qml, similar_tiles_qml
 from snca_cli.runtime.vector import box_rings, reproject_rings, write_geojson_wgs84, write_polygons
 from snca_cli.tasks.output_names import geojson_beside
 
@@ -90,7 +94,8 @@ class SearchResult:
         """Write the hits as polygons; return the files written.
 
         ``.gpkg``: layer ``similar_tiles`` (and ``query`` with the query tile's footprint) in
-        the query's CRS (or the first hit's), plus a sibling ``.geojson`` in EPSG:4326.
+        the query's CRS (or the first hit's), each with its default QGIS style, plus a sibling
+        ``.geojson`` in EPSG:4326.
         ``.geojson``: the EPSG:4326 layer only. Hits from rasters in other CRSs are reprojected.
         """
         path = Path(path)
@@ -116,6 +121,7 @@ class SearchResult:
             if suffix == ".gpkg":
                 tmp = staged.path(path)
                 write_polygons(tmp, rings, attributes, crs, layer="similar_tiles")
+                styles = [LayerStyle("similar_tiles", similar_tiles_qml(), "snca similarity")]
                 if examples:
                     kinds = ["positive"] * len(self.positives) + ["negative"] * len(self.negatives)
                     query_attributes = {
@@ -124,6 +130,8 @@ class SearchResult:
                     }
                     query_rings = _rings_in(crs, examples)
                     write_polygons(tmp, query_rings, query_attributes, crs, layer="query")
+                    styles.append(LayerStyle("query", query_tiles_qml(), "snca query tiles"))
+                write_layer_styles(tmp, styles)
         return outputs
 
 

@@ -65,7 +65,10 @@ def test_cli_classifies_a_folder_into_a_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["a.geojson", "a.gpkg", "b.geojson", "b.gpkg"]
     assert read_layer(out / "a.gpkg")[2]["class_name"].tolist() == ["red", "red"]
     assert read_layer(out / "b.gpkg")[2]["class_name"].tolist() == ["blue", "green"]
-    assert pyogrio.list_layers(out / "b.gpkg").tolist() == [["b", "Polygon"]]
+    assert pyogrio.list_layers(out / "b.gpkg").tolist() == [
+        ["b", "Polygon"],
+        ["layer_styles", None],
+    ]
 
 
 def test_cli_reads_a_gdal_virtual_file_as_named(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_default_scaling_of_uint16_reflectance_matches_the_demo(tmp_path: Path) 
     assert "percentile stretch" in said and "values use 2% of the model's uint16 range" in said
     assert "the model's input_scale" in eight_said and "100% of the model's uint8" in eight_said
     record = json.loads(
-        pyogrio.read_info(tmp_path / "default.gpkg")["layer_metadata"][SCALING_METADATA]
+        pyogrio.read_info(tmp_path / "default.gpkg", layer=0)["layer_metadata"][SCALING_METADATA]
     )
     assert record["method"] == "percentile"
     low, high = np.array(record["low"]), np.array(record["high"])

@@ -55,6 +55,30 @@ def test_models_exported_before_orientations_see_each_tile_once() -> None:
     assert ModelMetadata.from_props(props).orientations == 1
 
 
+def test_class_colours_are_optional_and_kept_lower_case() -> None:
+    assert "class_colours" not in make_metadata().to_props()
+    coloured = make_metadata()
+    coloured.class_colours = {"Beach": "#F3DFA2"}
+    parsed = ModelMetadata.from_props(coloured.to_props())
+    assert parsed.class_colours == {"Beach": "#f3dfa2"}
+
+
+@pytest.mark.parametrize(
+    ("colours", "message"),
+    [
+        ('{"Beach": "sand"}', "the class_colours entry of 'Beach', 'sand' is not a #rrggbb colour"),
+        ('{"Sea": "#0000ff"}', "class_colours for classes it does not have: Sea"),
+        ('{"unknown": "#000000"}', "class_colours for classes it does not have: unknown"),
+        ('["#0000ff"]', "malformed"),
+    ],
+)
+def test_bad_class_colours_are_one_line(colours: str, message: str) -> None:
+    props = make_metadata().to_props()
+    props["class_colours"] = colours
+    with pytest.raises(SncaError, match=message):
+        ModelMetadata.from_props(props, source="model x.onnx")
+
+
 def test_missing_keys_are_named() -> None:
     props = make_metadata().to_props()
     del props["class_names"], props["input_scale"]

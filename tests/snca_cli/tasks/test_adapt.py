@@ -11,13 +11,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pyogrio
 import pytest
 from typer.testing import CliRunner
 
 from snca_cli.cli import app
+from snca_cli.contract.class_colours import UNKNOWN_COLOUR, class_colours
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
+from snca_cli.runtime.onnx_graph import load_snca_onnx, set_metadata
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.scene_images import make_split, save_split, scan_scene_folder
@@ -26,6 +29,7 @@ from snca_cli.tasks.classify import classify_raster
 from snca_cli.tasks.index.build import add_to_index, build_index
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.labels import label_tiles, read_labels
+from tests.helpers.gpkg import layer_styles
 from tests.helpers.index_data import TILE
 from tests.helpers.labels import LANDSAT_PLACES, landsat_points_file, tile_points_file
 from tests.helpers.rasters import painted_raster
@@ -84,7 +88,7 @@ def test_classify_with_the_adapted_model_writes_unknown_for_unlike_tiles(
         AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
     ).model
     summary = classify_raster(painted, OnnxModel(adapted), tmp_path / "classes.gpkg")
-    table = pyogrio.read_dataframe(tmp_path / "classes.gpkg")
+    table = pyogrio.read_dataframe(tmp_path / "classes.gpkg", layer=0)
     by_cell = dict(
         zip(zip(table["row"], table["col"], strict=True), table["class_name"], strict=True)
     )
@@ -102,6 +106,28 @@ def test_classify_with_the_adapted_model_writes_unknown_for_unlike_tiles(
     assert kept.class_tiles["unknown"] == 0
     with pytest.raises(SncaError, match="the model has no unknown rule"):
         classify_raster(painted, model, tmp_path / "x.gpkg", unknown_threshold=0.5)
+
+
+def test_the_adapted_models_colours_are_in_its_metadata_and_editable(
+    tmp_path: Path, model: OnnxModel, painted: Path
+) -> None:
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
+    adapted = adapt_model(
+        AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
+    ).model
+    graph, metadata = load_snca_onnx(adapted)
+    assert metadata.class_colours == class_colours(["green", "red"])
+    metadata.class_colours["red"] = "#123456"  # what a user edits
+    set_metadata(graph, metadata, {})
+    onnx.save(graph, str(adapted))
+    summary = classify_raster(painted, OnnxModel(adapted), tmp_path / "classes.gpkg")
+    assert summary.class_colours == {
+        "green": metadata.class_colours["green"],
+        "red": "#123456",
+        "unknown": UNKNOWN_COLOUR,
+    }
+    (style,) = layer_styles(tmp_path / "classes.gpkg")
+    assert "18,52,86,255" in style["styleQML"]  # #123456 as QGIS writes it
 
 
 def test_an_index_of_the_base_model_is_searched_with_the_adapted_one(

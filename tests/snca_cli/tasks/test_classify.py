@@ -1,9 +1,12 @@
 """Tile classification outputs (snca_cli.tasks.classify): GeoPackage fields and geometry, GeoJSON,
-class-map COG, areas, cancellation, output planning."""
+class-map COG, the styles they carry, areas, cancellation, output planning."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from rasterio.warp import transform as transform_coords
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
+from snca_cli.contract.class_colours import class_colours, hex_rgb
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.runtime.onnx_model import OnnxModel
@@ -23,7 +27,7 @@ from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.vector import densify_rings
 from snca_cli.tasks.classify import classify_raster, expand_rasters, plan_targets
 from tests.helpers.classify_data import COLOURS, NAMES, read_layer
-from tests.helpers.gpkg import GPKG_APPLICATION_ID, gpkg_version
+from tests.helpers.gpkg import GPKG_APPLICATION_ID, gpkg_version, layer_styles
 from tests.helpers.onnx_models import band_mean_reference, make_band_mean_model
 from tests.helpers.rasters import BLUE, GREEN, RED, painted, write_raster
 
@@ -47,7 +51,10 @@ def tile_box(row: int, col: int, size: float = 160.0) -> list[list[float]]:
 def test_geopackage_holds_each_tiles_class_and_exact_polygon(tmp_path: Path, model) -> None:
     raster = write_raster(tmp_path / "scene.tif", painted(COLOURS, 16))
     summary = classify_raster(raster, model, tmp_path / "out.gpkg", top_k=3)
-    assert pyogrio.list_layers(tmp_path / "out.gpkg").tolist() == [["scene", "Polygon"]]
+    assert pyogrio.list_layers(tmp_path / "out.gpkg").tolist() == [
+        ["scene", "Polygon"],
+        ["layer_styles", None],  # QGIS's styles (test_styles_in_files)
+    ]
     assert gpkg_version(tmp_path / "out.gpkg") == (GPKG_APPLICATION_ID, 10200)
     meta, rings, fields = read_layer(tmp_path / "out.gpkg")
     assert meta["crs"] == "EPSG:32633"
@@ -216,7 +223,7 @@ def test_cancel_leaves_no_file_at_all(tmp_path: Path, model) -> None:
         return len(polls)
 
     polls = run(tmp_path / "probe", None)
-    assert len(list((tmp_path / "probe").iterdir())) == 3
+    assert len(list((tmp_path / "probe").iterdir())) == 5  # the class map with its 2 sidecars
     # mid-run, and at the last poll: after every file is written, before any is renamed
     for cancel_at in (3, polls):
         with pytest.raises(Cancelled):
@@ -263,7 +270,13 @@ def test_plan_targets_single_and_folder_outputs(tmp_path: Path) -> None:
         path.write_bytes(b"")
     (tmp_path / "in" / "notes.txt").write_text("")
     single = plan_targets([a], tmp_path / "o.gpkg", class_map=tmp_path / "m.tif")
-    assert single[0].paths() == [tmp_path / "o.gpkg", tmp_path / "o.geojson", tmp_path / "m.tif"]
+    assert single[0].paths() == [
+        tmp_path / "o.gpkg",
+        tmp_path / "o.geojson",
+        tmp_path / "m.tif",
+        tmp_path / "m.tif.aux.xml",
+        tmp_path / "m.qml",
+    ]
     rasters = expand_rasters([tmp_path / "in"])
     assert rasters == [a, b]
     many = plan_targets(rasters, tmp_path / "out", class_map=tmp_path / "maps")
@@ -272,6 +285,8 @@ def test_plan_targets_single_and_folder_outputs(tmp_path: Path) -> None:
             tmp_path / "out" / f"{s}.gpkg",
             tmp_path / "out" / f"{s}.geojson",
             tmp_path / "maps" / f"{s}_classes.tif",
+            tmp_path / "maps" / f"{s}_classes.tif.aux.xml",
+            tmp_path / "maps" / f"{s}_classes.qml",
         ]
         for s in ("a", "b")
     ]
@@ -286,6 +301,71 @@ def test_plan_targets_single_and_folder_outputs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(SncaError, match="holds no rasters"):
         expand_rasters([tmp_path / "empty"])
+
+
+def test_outputs_carry_their_styles_for_the_classes_present(tmp_path: Path, model) -> None:
+    two = [[RED, GREEN, RED, RED], [GREEN, RED, RED, GREEN], [RED, RED, GREEN, RED]]  # no blue
+    raster = write_raster(tmp_path / "scene.tif", painted(two, 16))
+    out = tmp_path / "classes.tif"
+    summary = classify_raster(raster, model, tmp_path / "out.gpkg", class_map=out)
+    colours = class_colours(NAMES)
+    assert summary.class_colours == colours and summary.class_tiles["blue"] == 0
+
+    # the GeoPackage: the layer's default QGIS style, categories of the classes present
+    (row,) = layer_styles(tmp_path / "out.gpkg")
+    assert (row["f_table_name"], row["f_geometry_column"], row["useAsDefault"]) == (
+        "scene",
+        "geom",
+        1,
+    )
+    renderer = ET.fromstring(row["styleQML"].split("\n", 1)[1]).find("renderer-v2")
+    assert renderer.get("attr") == "class_name"
+    labels = [(c.get("value"), c.get("label")) for c in renderer.iter("category")]
+    assert labels == [("red", "red (8)"), ("green", "green (4)")]
+
+    # the class map: GDAL's palette and category names from the .aux.xml, QGIS's .qml
+    pam, qml = Path(f"{out}.aux.xml"), tmp_path / "classes.qml"
+    with rasterio.open(out) as cmap:
+        assert cmap.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert [i.name for i in cmap.colorinterp] == ["palette", "undefined"]  # band 2 no alpha
+        colormap = cmap.colormap(1)
+    assert [colormap[i][:3] for i in range(3)] == [hex_rgb(colours[n]) for n in NAMES]
+    band = ET.parse(pam).getroot().find("PAMRasterBand")
+    assert [c.text for c in band.iter("Category")] == NAMES
+    palette = ET.fromstring(qml.read_text().split("\n", 1)[1]).find("pipe/rasterrenderer")
+    assert palette.get("type") == "paletted" and palette.get("band") == "1"
+    entries = [
+        (e.get("value"), e.get("color"), e.get("label")) for e in palette.iter("paletteEntry")
+    ]
+    assert entries == [("0", colours["red"], "red (8)"), ("1", colours["green"], "green (4)")]
+
+    # the sidecars are outputs: refused when they exist, replaced with --force
+    out.unlink()
+    with pytest.raises(SncaError, match="classes.tif.aux.xml exists; use --force"):
+        classify_raster(raster, model, tmp_path / "again.gpkg", class_map=out)
+    qml.write_text("old")
+    classify_raster(raster, model, tmp_path / "out.gpkg", class_map=out, force=True)
+    assert out.exists() and qml.read_text().startswith("<!DOCTYPE qgis")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("classes")) == [
+        "classes.qml",
+        "classes.tif",
+        "classes.tif.aux.xml",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("gdalinfo") is None, reason="needs gdalinfo (gdal-bin)")
+def test_gdalinfo_shows_the_class_maps_colour_table_and_categories(tmp_path: Path, model) -> None:
+    raster = write_raster(tmp_path / "scene.tif", painted(COLOURS, 16))
+    out = tmp_path / "classes.tif"
+    classify_raster(raster, model, tmp_path / "out.gpkg", class_map=out)
+    info = subprocess.run(["gdalinfo", str(out)], capture_output=True, text=True, check=True)
+    band1 = info.stdout.split("Band 1 ", 1)[1].split("Band 2 ", 1)[0]
+    assert "ColorInterp=Palette" in band1
+    assert "Color Table (RGB with 3 entries)" in band1
+    lines = [line.strip() for line in band1.splitlines()]
+    start = lines.index("Categories:") + 1
+    assert lines[start : start + 3] == ["0: red", "1: green", "2: blue"]
+    assert "ColorInterp=Undefined" in info.stdout.split("Band 2 ", 1)[1]
 
 
 @pytest.mark.shared_data

@@ -46,8 +46,8 @@ def test_demo_writes_every_output_with_exact_band_mean_classes(tmp_path: Path) -
     assert report.classify.tiles_total == report.classify.tiles_classified == 36
     assert report.index.count == 36
     # each tile's class is the band of highest mean after the recorded percentile stretch
-    tiles = pyogrio.read_dataframe(out / "tiles.gpkg")
-    record = pyogrio.read_info(out / "tiles.gpkg")["layer_metadata"][SCALING_METADATA]
+    tiles = pyogrio.read_dataframe(out / "tiles.gpkg", layer=0)
+    record = pyogrio.read_info(out / "tiles.gpkg", layer=0)["layer_metadata"][SCALING_METADATA]
     scaling = ValueScaling.from_record(json.loads(record))
     with rasterio.open(out / "sentinel2_rgb.tif") as src:
         scaled = scaling(src.read())

@@ -1,4 +1,5 @@
-"""Search results written by snca_cli.tasks.index.results: GeoPackage, WGS 84 GeoJSON, CRS."""
+"""Search results written by snca_cli.tasks.index.results: GeoPackage (with its layers' QGIS
+styles), WGS 84 GeoJSON, CRS."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from rasterio.warp import transform as transform_coords
 
 from snca_cli.errors import SncaError
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.styles import query_tiles_qml, similar_tiles_qml
 from snca_cli.tasks.index.build import build_index
 from snca_cli.tasks.index.search import TileIndex
-from tests.helpers.gpkg import GPKG_APPLICATION_ID, gpkg_version
+from tests.helpers.gpkg import GPKG_APPLICATION_ID, gpkg_version, layer_styles
 from tests.helpers.index_data import (
     TILE,
     read_layer,
@@ -31,8 +33,14 @@ def test_results_are_written_as_gpkg_and_wgs84_geojson(tmp_path: Path, index_dir
     result = TileIndex.open(index_dir).search_tile_id(5, k=4)
     written = result.write(tmp_path / "out" / "similar.gpkg")
     assert written == [tmp_path / "out" / "similar.gpkg", tmp_path / "out" / "similar.geojson"]
-    assert [name for name, _ in pyogrio.list_layers(written[0])] == ["similar_tiles", "query"]
+    assert [name for name, _ in pyogrio.list_layers(written[0])] == [
+        "similar_tiles",
+        "query",
+        "layer_styles",
+    ]
     assert gpkg_version(written[0]) == (GPKG_APPLICATION_ID, 10200)
+    styles = {row["f_table_name"]: row["styleQML"] for row in layer_styles(written[0])}
+    assert styles == {"similar_tiles": similar_tiles_qml(), "query": query_tiles_qml()}
     fields, bounds = read_layer(written[0], "similar_tiles")
     assert fields["rank"].tolist() == [1, 2, 3, 4]
     assert fields["tile_id"].tolist() == [h.tile.tile_id for h in result.hits]
