@@ -48,19 +48,6 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from .layers import (
-    crs_for_snca,
-    hit_features,
-    qgis_crs,
-    query_feature,
-    query_tile_fields,
-    similar_tile_fields,
-    style_class_layer,
-    style_class_map,
-    style_query_layer,
-    style_similar_layer,
-)
-
 if TYPE_CHECKING:
     from snca_cli.contract.tiling import TilingOptions
     from snca_cli.runtime.onnx_model import OnnxModel
@@ -335,6 +322,7 @@ class ClassifyRasterAlgorithm(SncaAlgorithm):
     ) -> dict[str, Any]:
         from snca_cli.tasks.classify import ClassifyConfig, classify, plan_targets
 
+        from .layers import style_class_layer, style_class_map
         from .raster_source import raster_file
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -526,6 +514,17 @@ class SearchSimilarAlgorithm(SncaAlgorithm):
         self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         from snca_cli.tasks.index.search import TileIndex
+
+        from .layers import (
+            crs_for_snca,
+            hit_features,
+            qgis_crs,
+            query_feature,
+            query_tile_fields,
+            similar_tile_fields,
+            style_query_layer,
+            style_similar_layer,
+        )
 
         index = TileIndex.open(
             self.parameterAsFile(parameters, self.INDEX, context),
