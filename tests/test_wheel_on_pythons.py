@@ -105,6 +105,6 @@ def test_wheel_installs_from_binaries_and_runs_the_demo(
         assert (path / "manifest.json" if role == "index" else path).is_file(), role
     assert geojson_beside(outputs["search"]).is_file()
     # the shipped 900 x 900 px scene in 150 px tiles: 6 x 6
-    assert pyogrio.read_info(out / "tiles.gpkg")["features"] == 36
+    assert pyogrio.read_info(out / "tiles.gpkg", layer=0)["features"] == 36
     assert pyogrio.read_info(out / "similar.gpkg", layer="similar_tiles")["features"] == 10
     assert (out / "quicklook.png").stat().st_size > 10_000

@@ -270,7 +270,7 @@ def test_a_clicked_tile_has_one_id_everywhere(desktop_run: dict) -> None:
     cli_hits = gpd.read_file(out, layer="similar_tiles").sort_values("rank")
     layer_hits = report["similar_layer"]["features"]
     rows = report["table"]["rows"]
-    assert report["table"]["headers"] == ["#", "Similarity", "Class", "Tile", "Raster"]
+    assert report["table"]["headers"] == ["#", "Sim.", "Class", "Tile", "Raster"]
     assert len(cli_hits) == len(layer_hits) == len(rows) == 10
     for hit, feature, row in zip(cli_hits.itertuples(), layer_hits, rows, strict=True):
         assert (feature["rank"], feature["tile_id"], feature["row"], feature["col"]) == (
