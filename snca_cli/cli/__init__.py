@@ -16,6 +16,7 @@ from snca_cli.cli.commands import (
     adapt,
     chips,
     classify,
+    colours,
     convert,
     demo,
     evaluate,
@@ -98,7 +99,9 @@ def _root(
     """snca command line."""
 
 
-for module in (train, evaluate, export, convert, adapt, chips, info, classify, index, search, demo):
+for module in (
+    train, evaluate, export, convert, adapt, colours, chips, info, classify, index, search, demo
+):  # fmt: skip
     module.register(app)
 
 

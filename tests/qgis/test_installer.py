@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy
 import pytest
 
+pytest.importorskip("qgis.core")  # QGIS's own Python, where the installer runs
+
 pytestmark = pytest.mark.qgis
 
 

@@ -109,6 +109,7 @@ def test_a_head_on_the_backbone_features_keeps_the_embedding(tmp_path: Path) -> 
     bias = np.array([0.5, -0.5], np.float32)
     replace_head(graph, weights, bias, head_input=FEATURES_OUTPUT)
     metadata.class_names = ["sea", "land"]
+    metadata.class_colours = None  # the new classes take the colours their names give
     set_metadata(graph, metadata, {})
     onnx.save(graph, str(tmp_path / "adapted.onnx"))
     adapted = OnnxModel(tmp_path / "adapted.onnx")
