@@ -188,11 +188,12 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
 
 
 def say(line: str) -> None:
-    """A line for the user on stderr (not part of a command's results)."""
-    error_console.print(line, highlight=False, soft_wrap=True)
+    """A line for the user on stderr (not part of a command's results); names from data in it
+    are shown as they are, never read as markup."""
+    error_console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def warn(line: str) -> None:
     """A task's warning line on stderr, as ``warning: LINE`` (the same line the dock and
-    Processing show)."""
-    error_console.print(f"warning: {line}", highlight=False, soft_wrap=True)
+    Processing show); names from data in it are shown as they are, never read as markup."""
+    error_console.print(f"warning: {line}", highlight=False, soft_wrap=True, markup=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 import onnxruntime as ort
 from rich.table import Table
+from rich.text import Text
 
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.adapt import AdaptReport
@@ -36,7 +37,7 @@ def summary_table(summary: ClassifySummary) -> Table:
             continue
         area = km2[name] if km2 is not None else summary.class_area[name]
         share = summary.class_area[name] / total_area if total_area else 0.0
-        table.add_row(name, f"{count:,}", f"{share:.1%}", f"{area:,.3f}")
+        table.add_row(Text(name), f"{count:,}", f"{share:.1%}", f"{area:,.3f}")
     skipped_area = summary.skipped_area_km2 if km2 is not None else summary.skipped_area
     share = summary.skipped_area / total_area if total_area else 0.0
     table.add_row(
@@ -70,9 +71,9 @@ def results_table(result: SearchResult) -> Table:
             str(hit.rank),
             f"{hit.similarity:.4f}",
             str(tile.tile_id),
-            tile.class_name,
+            Text(tile.class_name),
             f"{tile.score:.3f}",
-            tile.raster.name,
+            Text(tile.raster.name),
             f"{tile.window[0]},{tile.window[1]}",
             f"{(minx + maxx) / 2:.{digits}f}, {(miny + maxy) / 2:.{digits}f}",
         )
@@ -126,7 +127,7 @@ def model_table(model: OnnxModel) -> Table:
         text = value if isinstance(value, str) else json.dumps(value)
         rows.append((f"training.{key}", text))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, Text(value))  # class names and paths as they are, never markup
     return table
 
 
@@ -147,7 +148,7 @@ def class_count_table(title: str, counts: dict[str, int]) -> Table:
     table.add_column("class")
     table.add_column("count", justify="right")
     for name, count in counts.items():
-        table.add_row(name, str(count))
+        table.add_row(Text(name), str(count))
     table.add_section()
     table.add_row("total", str(sum(counts.values())))
     return table
@@ -163,7 +164,7 @@ def adapt_table(report: AdaptReport) -> Table:
     for name, count in report.counts.items():
         precision, recall = head.precision.get(name), head.recall.get(name)
         table.add_row(
-            name,
+            Text(name),
             str(count),
             "-" if precision is None else f"{precision:.2f}",
             "-" if recall is None else f"{recall:.2f}",

@@ -12,9 +12,15 @@ each labelled tile as ``DIR/CLASS/<raster>_r<row>_c<col>.tif``:
 * **Georeferenced**: the chip's CRS is the raster's and its transform the tile's window in the
   tiling grid (the raster's own pixels, or the model's resolution when it resamples), so a chip
   lies exactly on its tile in a GIS.
-* ``DIR/chips.json`` records the labels (file, field), the model, the tiling, each raster's
-  CRS, grid pixel size and scaling, and every chip (raster, tile id, row, col, class, bounds).
-  Tiles with too few valid pixels for ``snca classify`` are skipped with a warning.
+* **Names from data are never paths**: ``CLASS`` is the class value and ``<raster>`` the
+  raster's file name without suffix, each made a safe single file name by
+  :func:`snca_cli.runtime.safe_names.safe_names` (``a/b`` becomes ``a_b``, ``..`` becomes
+  ``unnamed``, a long value is cut and hashed; values or rasters whose names collide, ignoring
+  case, get distinct ones). A raster named twice is used once.
+* ``DIR/chips.json`` records the labels (file, field), the model, the tiling, the folder of
+  each class value (``classes``), each raster under its chip name (its file name, CRS, grid
+  pixel size and scaling), and every chip (file, class value, raster, tile id, row, col,
+  bounds). Tiles with too few valid pixels for ``snca classify`` are skipped with a warning.
 
 The folder is written whole or not at all (staged, then renamed into place).
 """
@@ -39,7 +45,9 @@ from snca_cli.hooks import CancelHook, ProgressFactory
 from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.paths import absolute_source
 from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.safe_names import safe_names
 from snca_cli.tasks.labels import (
     LabelledTile,
     check_classes,
@@ -90,9 +98,26 @@ class ChipsSummary:
     seconds: float
 
 
-def chip_name(tile: LabelledTile) -> str:
-    """``<raster stem>_r<row>_c<col>.tif``."""
-    return f"{Path(tile.raster).stem}_r{tile.tile.row}_c{tile.tile.col}.tif"
+def chip_name(raster_name: str, tile: LabelledTile) -> str:
+    """``<raster name>_r<row>_c<col>.tif``, ``raster_name`` a safe name of the raster."""
+    return f"{raster_name}_r{tile.tile.row}_c{tile.tile.col}.tif"
+
+
+def _distinct_rasters(rasters: list[Path], warnings: list[str]) -> list[Path]:
+    """``rasters`` with each file once (a repeat would count its chips twice), and a warning
+    for each repeat."""
+    seen: set[str] = set()
+    kept: list[Path] = []
+    for raster in rasters:
+        source = absolute_source(raster)
+        if source in seen:
+            warnings.append(
+                f"raster {Path(raster).name} is named twice: its chips are written once"
+            )
+            continue
+        seen.add(source)
+        kept.append(Path(raster))
+    return kept
 
 
 def _write_chip(path: Path, pixels: np.ndarray, tiling: RasterTiling, window: Window) -> None:
@@ -129,20 +154,26 @@ def write_chips(
     model_path = resolve_model(config.model)
     metadata = OnnxModel(model_path).metadata
     labels = read_labels(config.labels, config.field_name)
-    tiles, warnings = label_rasters(labels, config.rasters, metadata, config.tiling)
-    warnings += check_classes(class_counts(tiles), labels.path.name)
+    warnings: list[str] = []
+    sources = _distinct_rasters(config.rasters, warnings)
+    tiles, labelling = label_rasters(labels, sources, metadata, config.tiling)
+    warnings += labelling + check_classes(class_counts(tiles), labels.path.name)
+    values = list(class_counts(tiles))
+    folders = dict(zip(values, safe_names(values, reserved=[RECORD_NAME]), strict=True))
+    raster_names = safe_names([raster.stem for raster in sources])
     options = config.tiling.for_model(metadata)
     hook = progress("writing chips") if progress is not None else None
     chips: list[dict[str, Any]] = []
     rasters: dict[str, Any] = {}
     skipped = done = 0
     with atomic_output(output, config.force, directory=True) as staged:
-        for raster in config.rasters:
-            mine = [t for t in tiles if t.raster == Path(raster)]
+        for raster, raster_name in zip(sources, raster_names, strict=True):
+            mine = [t for t in tiles if t.raster == raster]
             if not mine:
                 continue
             with RasterTiling.open(raster, metadata, config.tiling) as tiling:
-                rasters[Path(raster).name] = {
+                rasters[raster_name] = {
+                    "file": raster.name,
                     "crs": tiling.crs.to_string(),
                     "pixel_size": [tiling.transform.a, -tiling.transform.e],
                     "resampled": tiling.resampled,
@@ -158,16 +189,16 @@ def write_chips(
                     if pixels is None:
                         skipped += 1
                         continue
-                    folder = staged / labelled.class_name
-                    folder.mkdir(exist_ok=True)
+                    folder, name = folders[labelled.class_name], chip_name(raster_name, labelled)
+                    (staged / folder).mkdir(exist_ok=True)
                     _write_chip(
-                        folder / chip_name(labelled), pixels, tiling, Window(*labelled.tile.window)
+                        staged / folder / name, pixels, tiling, Window(*labelled.tile.window)
                     )
                     chips.append(
                         {
-                            "file": f"{labelled.class_name}/{chip_name(labelled)}",
+                            "file": f"{folder}/{name}",
                             "class": labelled.class_name,
-                            "raster": Path(raster).name,
+                            "raster": raster_name,
                             "tile_id": labelled.tile.tile_id,
                             "row": labelled.tile.row,
                             "col": labelled.tile.col,
@@ -195,6 +226,7 @@ def write_chips(
                 "edge": options.edge,
                 "min_valid": options.min_valid,
             },
+            "classes": {value: folders[value] for value in counts},
             "rasters": rasters,
             "counts": counts,
             "chips": chips,

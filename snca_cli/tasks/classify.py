@@ -51,6 +51,7 @@ from snca_cli.runtime.block_cache import bounded_block_cache
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.safe_names import name_key
 from snca_cli.runtime.style_files import LayerStyle, write_class_pam, write_layer_styles
 from snca_cli.runtime.styles import class_legend, class_map_qml, class_tiles_qml
 from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
@@ -225,10 +226,14 @@ def plan_targets(
     else:
         if output.suffix.lower() == ".gpkg" or output.is_file():
             raise SncaError(f"with several rasters -o must be a folder, not {output}")
-        stems = [r.stem for r in rasters]
-        duplicate = next((s for s in stems if stems.count(s) > 1), None)
+        keys = [name_key(r.stem) for r in rasters]  # one file on some file system
+        duplicate = next(
+            (r.stem for r, k in zip(rasters, keys, strict=True) if keys.count(k) > 1), None
+        )
         if duplicate is not None:
-            raise SncaError(f"two rasters are named {duplicate!r}; their outputs would collide")
+            raise SncaError(
+                f"two rasters are named {duplicate!r} (ignoring case); their outputs would collide"
+            )
         geojson_dir = geojson or output
         targets = [
             ClassifyTarget(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import console, error_console, exit_on_error, progress_bars
+from snca_cli.cli.support import console, exit_on_error, progress_bars, warn
 from snca_cli.cli.tables import adapt_table
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.tasks.adapt import AdaptConfig, adapt_model
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         with progress_bars() as progress:
             report = adapt_model(config, progress)
         for warning in report.warnings:
-            error_console.print(f"warning: {warning}", highlight=False)
+            warn(warning)
         console.print(adapt_table(report))
         console.print(report.summary_line(), highlight=False)
         written = [report.model, report.card, report.card_json, report.report_json]

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import console, error_console, exit_on_error, progress_bars
+from snca_cli.cli.support import console, exit_on_error, progress_bars, warn
 from snca_cli.cli.tables import class_count_table
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.tasks.chips import RECORD_NAME, ChipsConfig, write_chips
@@ -18,8 +18,10 @@ Labels: points or polygons (GeoPackage, GeoJSON, Shapefile; any CRS) with a clas
 RASTERS. A point labels the tile under it, a polygon every tile at least half inside it; tiles
 are cut for the model (default: the shipped one) as `snca classify` cuts them. Each chip,
 OUT/CLASS/<raster>_r<row>_c<col>.tif, is the tile as the model sees it when classifying (the
-raster's value scaling, as 8-bit), georeferenced on its tile. OUT/chips.json records the labels,
-the scaling and every chip. Then e.g. `snca train OUT --init RUN` fine-tunes a network on them.
+raster's value scaling, as 8-bit), georeferenced on its tile. CLASS and <raster> are the class
+value and the raster's name made safe file names (`a/b` becomes `a_b`; names that collide get a
+short suffix). OUT/chips.json records the labels, the scaling, the folder of each class value and
+every chip. Then e.g. `snca train OUT --init RUN` fine-tunes a network on them.
 """
 
 
@@ -54,10 +56,11 @@ def register(app: typer.Typer) -> None:
         with progress_bars() as progress:
             summary = write_chips(config, progress)
         for warning in summary.warnings:
-            error_console.print(f"warning: {warning}", highlight=False)
+            warn(warning)
         console.print(class_count_table("chips", summary.counts))
         console.print(
             f"wrote {sum(summary.counts.values())} chips of {len(summary.counts)} classes to "
             f"{summary.output} ({RECORD_NAME} beside them) in {summary.seconds:.1f} s",
             highlight=False,
+            markup=False,
         )

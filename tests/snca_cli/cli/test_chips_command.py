@@ -86,3 +86,28 @@ def test_an_existing_folder_needs_force(
     again = _chips(model, *inputs, out)
     assert again.exit_code == 2 and "exists" in again.output and "--force" in again.output
     assert _chips(model, *inputs, out, "--force").exit_code == 0
+
+
+def test_what_is_reported_is_on_disk_inside_the_output(tmp_path: Path, model: OnnxModel) -> None:
+    """Two rasters named alike in two folders and a class value that is a relative path: every
+    chip reported is a file inside -o, and nothing is written beside it."""
+    for folder in ("a", "b", "o"):
+        (tmp_path / folder).mkdir()
+    first = painted_raster(tmp_path / "a" / "field.tif", PAINT, TILE)
+    second = painted_raster(tmp_path / "b" / "field.tif", PAINT, TILE)
+    labels = {"../../X": LABELS["red"], "[/]green": LABELS["green"]}
+    points = tile_points_file(tmp_path / "labels.geojson", labels)
+    out = tmp_path / "o" / "chips"
+    result = runner.invoke(
+        app,
+        ["chips", str(first), str(second), "--labels", str(points), "--field", "cover",
+         "-m", str(model.path), "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "wrote 12 chips of 2 classes" in text and "│ [/]green │ 6 │" in text
+    assert len([p for p in out.rglob("*") if p.suffix == ".tif"]) == 12
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["chips"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a", "b", "band_mean.onnx", "labels.geojson", "o"
+    ]  # fmt: skip

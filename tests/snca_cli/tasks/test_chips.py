@@ -86,7 +86,8 @@ def test_uint16_reflectance_chips_hold_the_stretched_input_classify_shows(
     reflectance = painted(PAINT, TILE, np.uint16) * 12 + 300
     raster = write_raster(tmp_path / "s2.tif", reflectance)
     out, record = _chips(tmp_path, model, raster)
-    scaling = record["rasters"]["s2.tif"]["scaling"]
+    assert record["rasters"]["s2"]["file"] == "s2.tif"  # keyed by the name its chips carry
+    scaling = record["rasters"]["s2"]["scaling"]
     assert scaling["method"] == "percentile"  # values use a sliver of the uint16 range
     metadata = model.metadata
     with RasterTiling.open(raster, metadata, TilingOptions()) as tiling:
@@ -160,8 +161,8 @@ def test_chips_of_the_landsat_scene_lie_on_their_tiles(tmp_path: Path, landsat_r
     assert summary.counts == {"deep water": 6, "land": 5, "shallow water": 3}
     assert summary.skipped == 2
     record = json.loads((out / RECORD_NAME).read_text())
-    assert record["rasters"]["RGB.byte.tif"]["pixel_size"] == [100.0, 100.0]
-    assert record["rasters"]["RGB.byte.tif"]["resampled"]
+    assert record["rasters"]["RGB.byte"]["pixel_size"] == [100.0, 100.0]
+    assert record["rasters"]["RGB.byte"]["resampled"]
     assert chips_resolution_m(out) == 100.0  # what snca export writes as the model's
     with rasterio.open(landsat_rgb) as src:
         crs = src.crs

@@ -296,6 +296,8 @@ def test_plan_targets_single_and_folder_outputs(tmp_path: Path) -> None:
         plan_targets([a], tmp_path / "o.shp")
     with pytest.raises(SncaError, match="named 'a'"):
         plan_targets([a, tmp_path / "a.tif"], tmp_path / "out")
+    with pytest.raises(SncaError, match="named 'a' \\(ignoring case\\)"):
+        plan_targets([a, tmp_path / "A.tif"], tmp_path / "out")
     with pytest.raises(SncaError, match="is one of the input rasters"):
         plan_targets([a], tmp_path / "o.gpkg", class_map=a)
     (tmp_path / "empty").mkdir()
