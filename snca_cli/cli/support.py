@@ -30,6 +30,7 @@ from rich.text import Text
 
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, first_line
 from snca_cli.hooks import PlainProgress, ProgressFactory, ProgressHook
+from snca_cli.runtime.atomic import recovery_warnings
 
 console = Console()
 error_console = Console(stderr=True)
@@ -75,7 +76,8 @@ def quiet_libraries() -> Iterator[None]:
 
 def exit_on_error(func: F) -> F:
     """Turn user errors into ``error: <one line>`` with exit code 2, Ctrl-C into exit 130 and
-    SIGTERM into exit 143 (both after the same cleanup: nothing half-written is kept).
+    SIGTERM into exit 143 (both after the same cleanup: nothing half-written is kept); a
+    staging folder that recovery left alone is one ``warning:`` line.
 
     Set ``SNCA_DEBUG=1`` to see the traceback of an unexpected error.
     """
@@ -83,7 +85,7 @@ def exit_on_error(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with quiet_libraries():
+            with quiet_libraries(), recovery_warnings(warn):
                 return func(*args, **kwargs)
         except SncaError as exc:
             error_console.print(

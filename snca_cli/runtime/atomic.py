@@ -7,23 +7,32 @@ Protocol (:class:`OutputSet`):
    existing output needs ``force``, and no parent is a file. ``force`` only ever replaces an
    output; it never deletes a folder given in place of a file.
 2. **Stage**: every output is written into a staging folder ``.snca-staging-<token>`` beside
-   it (one per output folder, so every final rename stays on one file system). The staging
-   folder holds a lock file (an advisory ``flock``/``msvcrt`` lock held by the writer for its
-   whole life), so another process can tell a live writer's staging folder from a leftover.
-3. **Commit**: the staged files are flushed to disk, then a journal naming each
-   ``(staged, target)`` pair and the staged entry's inode is written atomically into the first
-   staging folder: that is the commit point. Each pair is then published by ``os.replace``
-   (files: the target is the old or the new file at every instant) or, for a folder that
-   already exists, by an atomic exchange of the two folders (Linux ``renameat2
+   it (one per output folder, so every final rename stays on one file system; only its owner
+   may enter it). The staging folder holds a random owner token (``owner.token``, readable by
+   its owner only) and a lock file (an advisory ``flock``/``msvcrt`` lock held by the writer for
+   its whole life), so another process can tell a live writer's staging folder from a leftover.
+3. **Commit**: the staged files are flushed to disk, then each staging folder gets a journal
+   naming its outputs (plain file names: staged in the staging folder, published into its
+   parent) and each staged entry's inode, with a checksum keyed with the folder's token. The
+   other staging folders' journals name the first one; the first one's journal, written last
+   and naming the others, is the commit point. Each output is then published by
+   ``os.replace`` (files: the target is the old or the new file at every instant) or, for a
+   folder that already exists, by an atomic exchange of the two folders (Linux ``renameat2
    RENAME_EXCHANGE``; elsewhere two renames, recovered on the next run).
 4. **Recover**: :func:`recover_outputs` (called by every writer before it starts, and by
    :func:`snca_cli.tasks.index.store.read_index` when an index is absent) finishes a committed
-   journal whose writer died (roll forward: every target becomes the new one) and deletes the
+   set whose writer died (roll forward: every target becomes the new one) and deletes the
    staging folders of writers that died before their commit point (the old outputs stay).
 
 A kill at any moment therefore leaves each target as its old or new complete version, and the
 next run completes the set to the new one or leaves the old one. ``SNCA_FAULT_AT=N`` (a test
 hook) kills the process with SIGKILL at the N-th file operation of a commit.
+
+Recovery trusts only what snca wrote: a staging folder is acted on only when it is a real
+folder of the running user whose journal matches its checksum and names plain files of the
+folder's own parent that stay inside it after resolving symbolic links; another staging folder
+of its set is followed only when it verifies the same way and names it back. Anything else is
+left alone and reported in one warning line (:func:`recovery_warnings`).
 """
 
 from __future__ import annotations
@@ -31,14 +40,19 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
+import hmac
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
 import signal
+import stat
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +67,14 @@ from snca_cli.runtime.paths import is_remote
 STAGING_PREFIX = ".snca-staging-"
 #: The lock file a writer holds in its staging folder.
 OWNER_NAME = "owner.lock"
-#: The commit journal in the first staging folder of a set.
+#: The random token of a staging folder (hex), the key of its journal's checksum.
+TOKEN_NAME = "owner.token"
+#: The journal of a staging folder (the first one's is the commit point of the set).
 JOURNAL_NAME = "journal.json"
-#: In the other staging folders of a set: the path of the first one.
-PRIMARY_NAME = "primary"
+#: The journal format recovery accepts (earlier ones named absolute paths: never trusted).
+JOURNAL_FORMAT = 2
+#: Bytes of an owner token, and the most bytes of a journal recovery reads.
+TOKEN_BYTES, MAX_JOURNAL_BYTES = 32, 1 << 20
 #: Seconds after which a staging folder without lock file is a leftover (killed while made).
 ORPHAN_AGE_S = 60.0
 #: Errors of the writers (the OS, GDAL through rasterio, OGR through pyogrio) that a failed
@@ -67,8 +85,17 @@ WRITE_ERRORS = (OSError, RasterioError, DataSourceError, DataLayerError)
 LOW_SPACE_BYTES = 1 << 20
 #: Environment variable of the fault-injection test hook.
 FAULT_ENV = "SNCA_FAULT_AT"
+#: The name of a staging folder (its token is 12 hex digits).
+_STAGING_NAME = re.compile(re.escape(STAGING_PREFIX) + "[0-9a-f]{12}")
+#: Opens that refuse a symbolic link as the last component (where the system has them).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 _fault_count = 0
+_log = logging.getLogger(__name__)
+#: Where recovery warnings go (see :func:`recovery_warnings`), each with the folders it named.
+_sinks: list[tuple[Callable[[str], None], set[str]]] = []
+#: The folders reported through the log (outside :func:`recovery_warnings`).
+_logged: set[str] = set()
 
 
 def fault_point() -> None:
@@ -144,10 +171,11 @@ def _umask() -> int:
 
 @dataclass
 class _Staging:
-    """The staging folder of one output folder."""
+    """The staging folder of one output folder, and its owner token."""
 
     directory: Path
     lock: FileLock
+    token: str
 
 
 class OutputSet:
@@ -180,18 +208,17 @@ class OutputSet:
         if key not in self._staging:
             directory = parent / f"{STAGING_PREFIX}{secrets.token_hex(6)}"
             try:
-                directory.mkdir()
+                directory.mkdir(mode=0o700)  # nobody else may plant or change files in it
             except OSError as exc:
                 raise _write_error(exc, parent) from None
+            token = secrets.token_hex(TOKEN_BYTES)
+            _write_token(directory / TOKEN_NAME, token)  # before the lock file: see recovery
             lock = FileLock(directory / f"{OWNER_NAME}.new")
             lock.acquire(blocking=True)
             # the lock file appears under its name only once held: a recovery never sees it free
             os.replace(lock.path, directory / OWNER_NAME)
             lock.path = directory / OWNER_NAME
-            if self._staging:  # not the first: point to the first, which holds the journal
-                first = next(iter(self._staging.values())).directory
-                (directory / PRIMARY_NAME).write_text(os.path.abspath(first))
-            self._staging[key] = _Staging(directory, lock)
+            self._staging[key] = _Staging(directory, lock, token)
         return self._staging[key]
 
     def path(self, target: Path) -> Path:
@@ -200,29 +227,24 @@ class OutputSet:
 
     def commit(self) -> None:
         """Flush, journal and publish every output (see the module docstring)."""
-        pairs = []
+        pairs: dict[str, list[dict]] = {key: [] for key in self._staging}
         for target in self.targets:
             staged = self.path(target)
             if not (staged.exists() or staged.is_symlink()):
                 raise SncaError(f"internal error: {target.name} was not written")
             _flush(staged)
-            pairs.append(
-                {
-                    "staged": os.path.abspath(staged),
-                    "target": os.path.abspath(target),
-                    "inode": staged.stat().st_ino,
-                }
-            )
-        primary = next(iter(self._staging.values())).directory
-        journal = primary / JOURNAL_NAME
-        part = primary / f"{JOURNAL_NAME}.part"
-        part.write_text(json.dumps({"pairs": pairs}))
-        _fsync_file(part)
+            entry = {"name": target.name, "inode": staged.stat().st_ino}
+            pairs[_key(target.parent)].append(entry)
+        (first_key, primary), *others = self._staging.items()
+        pointer = os.path.abspath(primary.directory)
+        for key, member in others:
+            _write_journal(member, {"pairs": pairs[key], "primary": pointer, "members": []})
+        members = [os.path.abspath(member.directory) for _, member in others]
+        record = {"pairs": pairs[first_key], "primary": None, "members": members}
+        _write_journal(primary, record)  # the commit point
         fault_point()
-        os.replace(part, journal)  # the commit point
-        _fsync_dir(primary)
-        fault_point()
-        _publish(pairs)
+        for key, staging in self._staging.items():
+            _publish(staging.directory, pairs[key])
         self.abort()
 
     def space_left(self) -> int:
@@ -238,7 +260,7 @@ class OutputSet:
         for staging in reversed(list(self._staging.values())):
             staging.lock.release()
             fault_point()
-            shutil.rmtree(staging.directory, ignore_errors=True)
+            _remove(staging.directory)
         self._staging.clear()
 
 
@@ -357,10 +379,11 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _publish(pairs: list[dict]) -> None:
-    """Make every target its staged version; idempotent (a recovery runs it again)."""
+def _publish(staging: Path, pairs: list[dict]) -> None:
+    """Make each output of ``pairs`` (a file name, staged in ``staging``, published into its
+    parent folder) its staged version; idempotent (a recovery runs it again)."""
     for number, pair in enumerate(pairs):
-        staged, target = Path(pair["staged"]), Path(pair["target"])
+        staged, target = staging / pair["name"], staging.parent / pair["name"]
         if _inode(target) == pair["inode"]:
             continue  # published before a kill
         if not (staged.exists() or staged.is_symlink()):
@@ -368,7 +391,7 @@ def _publish(pairs: list[dict]) -> None:
         if staged.is_dir() and target.exists():
             fault_point()
             if not exchange(staged, target):  # portable: two renames, recovered if killed
-                os.rename(target, staged.parent / f"replaced-{number}")
+                os.rename(target, staging / f"replaced-{number}")
                 fault_point()
                 os.rename(staged, target)
         else:
@@ -384,11 +407,212 @@ def _inode(path: Path) -> int | None:
         return None
 
 
+def _remove(staging: Path) -> None:
+    """Delete a staging folder, its lock file first: a kill in between leaves a folder without
+    lock file, which a recovery deletes once it is ``ORPHAN_AGE_S`` old."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(os.lstat(staging).st_mode):  # never through a symbolic link
+            os.unlink(staging / OWNER_NAME)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- what a staging folder records, and how recovery verifies it -------------------------------
+
+
+def _checksum(token: str, record: dict) -> str:
+    """The checksum of a journal's ``record``: HMAC-SHA256 keyed with the folder's token."""
+    body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(bytes.fromhex(token), body, hashlib.sha256).hexdigest()
+
+
+def _write_token(path: Path, token: str) -> None:
+    """Write a new staging folder's owner token, readable by its owner only, to disk."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    try:
+        os.write(handle, token.encode())
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _write_journal(staging: _Staging, record: dict) -> None:
+    """Write the journal of a staging folder atomically and durably, with its checksum."""
+    record = {"format": JOURNAL_FORMAT, "staging": staging.directory.name, **record}
+    part = staging.directory / f"{JOURNAL_NAME}.part"
+    part.write_text(json.dumps({**record, "checksum": _checksum(staging.token, record)}))
+    _fsync_file(part)
+    fault_point()
+    os.replace(part, staging.directory / JOURNAL_NAME)
+    _fsync_dir(staging.directory)
+
+
+class _Distrusted(Exception):
+    """A staging folder that is not as snca wrote it (the message says why): left alone."""
+
+
+def _check_folder(path: Path, subject: str) -> None:
+    """Raise _Distrusted unless ``path`` is a real folder (not a symbolic link) of this user."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise _Distrusted(f"{subject} is a symbolic link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise _Distrusted(f"{subject} is not a folder")
+    _check_owner(info, subject)
+
+
+def _check_owner(info: os.stat_result, subject: str) -> None:
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise _Distrusted(f"{subject} belongs to another user (uid {info.st_uid})")
+
+
+def _of(part: str, subject: str) -> str:
+    """How a report names a part of a staging folder: "its journal", "the journal of X"."""
+    return f"its {part}" if subject == "it" else f"the {part} of {subject}"
+
+
+def _own_file(path: Path, limit: int, subject: str) -> bool:
+    """Whether ``path`` exists; raise _Distrusted unless it is a plain file (not a symbolic
+    link) of this user of at most ``limit`` bytes."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        raise _Distrusted(f"{_of(path.name, subject)} is not a file snca wrote")
+    _check_owner(info, _of(path.name, subject))
+    return True
+
+
+def _read_own_file(path: Path, limit: int, subject: str) -> str | None:
+    """The text of a file that passes :func:`_own_file`, read never through a symbolic link;
+    None when it is absent."""
+    if not _own_file(path, limit, subject):
+        return None
+    handle = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    with os.fdopen(handle, "rb") as stream:
+        data = stream.read(limit + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Distrusted(f"{_of(path.name, subject)} is not a file snca wrote") from None
+
+
+def _read_journal(staging: Path, subject: str = "it") -> dict | None:
+    """The verified record of a staging folder's journal; None when it has none (its writer
+    died before its commit point). Raises _Distrusted for anything snca did not write so: a
+    folder that is a link or another user's, no owner token, a journal that does not match its
+    checksum or is not in the current format, a name that is not a plain file name or leads
+    outside the folder's parent through a symbolic link, a pointer to a non-staging folder."""
+    _check_folder(staging, subject)
+    token = _read_own_file(staging / TOKEN_NAME, 2 * TOKEN_BYTES, subject)
+    if token is None or not re.fullmatch(f"[0-9a-f]{{{2 * TOKEN_BYTES}}}", token):
+        raise _Distrusted(f"{subject} has no owner token written by snca")
+    text = _read_own_file(staging / JOURNAL_NAME, MAX_JOURNAL_BYTES, subject)
+    if text is None:
+        return None
+    journal = _of("journal", subject)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise _Distrusted(f"{journal} is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("checksum"), str):
+        raise _Distrusted(f"{journal} has no checksum")
+    record = {key: value for key, value in data.items() if key != "checksum"}
+    if not hmac.compare_digest(data["checksum"], _checksum(token, record)):
+        raise _Distrusted(f"{journal} does not match its checksum")
+    pairs, primary, members = record.get("pairs"), record.get("primary"), record.get("members")
+    if not (
+        record.get("format") == JOURNAL_FORMAT
+        and record.get("staging") == staging.name
+        and isinstance(pairs, list)
+        and all(isinstance(p, dict) and type(p.get("inode")) is int for p in pairs)
+        and isinstance(members, list)
+        and (primary is None or not members)
+    ):
+        raise _Distrusted(f"{journal} is not in snca's current format")
+    for name in [p.get("name") for p in pairs]:
+        _check_name(staging, name, journal)
+    for pointer in [primary, *members] if primary is not None else members:
+        if not _is_staging_path(pointer):
+            raise _Distrusted(f"{journal} points to {pointer!r}, not a staging folder")
+    return record
+
+
+def _check_name(staging: Path, name: object, journal: str) -> None:
+    """Raise _Distrusted unless ``name`` is a plain file name that stays inside the staging
+    folder and inside its parent after resolving symbolic links."""
+    plain = (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and os.path.basename(name) == name
+        and not any(c in name for c in "/\\\0")
+        and not os.path.splitdrive(name)[0]
+        and not name.startswith(STAGING_PREFIX)
+    )
+    if not plain:
+        raise _Distrusted(f"{journal} names {name!r}, not a file of its own folder")
+    for folder in (staging, staging.parent):
+        if not _inside(folder, folder / name):
+            raise _Distrusted(f"{journal} names {name!r}, which leads outside {folder}")
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether ``path`` resolves (symbolic links followed) to something inside ``folder``."""
+    real_folder, real = os.path.realpath(folder), os.path.realpath(path)
+    return real != real_folder and os.path.commonpath([real_folder, real]) == real_folder
+
+
+def _is_staging_path(value: object) -> bool:
+    """Whether ``value`` is an absolute, normalised path of a staging folder."""
+    return (
+        isinstance(value, str)
+        and os.path.isabs(value)
+        and os.path.normpath(value) == value
+        and _STAGING_NAME.fullmatch(os.path.basename(value)) is not None
+    )
+
+
+def _same(a: str | Path, b: str | Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+# -- recovery ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def recovery_warnings(sink: Callable[[str], None]) -> Iterator[None]:
+    """Send the warning lines of recoveries in this block to ``sink`` (the CLI prints them as
+    ``warning: LINE``), one per staging folder. Outside such a block they are logged (logger
+    ``snca_cli.runtime.atomic``), one per staging folder and process."""
+    _sinks.append((sink, set()))
+    try:
+        yield
+    finally:
+        _sinks.pop()
+
+
+def _report(staging: Path, reason: str) -> None:
+    """The one warning line about a staging folder recovery left alone."""
+    sink, seen = _sinks[-1] if _sinks else (_log_warning, _logged)
+    if str(staging) in seen:
+        return
+    seen.add(str(staging))
+    sink(
+        f"left {staging} alone: {reason}; snca acts only on staging folders it wrote "
+        "(remove it if no snca run is writing there)"
+    )
+
+
+def _log_warning(line: str) -> None:
+    _log.warning("%s", line)
+
+
 def recover_outputs(directory: Path) -> None:
     """Finish or clean what writers killed in ``directory`` left (see the module docstring).
 
-    Staging folders whose lock is held belong to a live writer and are left alone. Never
-    raises for a folder it cannot read or change.
+    Staging folders whose lock is held belong to a live writer and are left alone; so are
+    those snca cannot verify it wrote, each reported in one warning line. Never raises for a
+    folder it cannot read or change.
     """
     try:
         entries = [p for p in Path(directory).iterdir() if p.name.startswith(STAGING_PREFIX)]
@@ -399,26 +623,74 @@ def recover_outputs(directory: Path) -> None:
             _recover_one(staging)
 
 
-def _recover_one(staging: Path) -> None:
-    lock = FileLock(staging / OWNER_NAME)
+def _recover_one(staging: Path, followed: bool = False) -> None:
+    """Finish or drop one staging folder, or leave it alone and report why. ``followed``: it
+    was reached from another folder of its set (then a folder without lock file is left to the
+    recovery of its own parent)."""
     try:
+        _check_folder(staging, "it")
+        if not _own_file(staging / OWNER_NAME, MAX_JOURNAL_BYTES, "it"):
+            # being set up, or killed before it had a lock
+            if not followed and time.time() - os.lstat(staging).st_mtime > ORPHAN_AGE_S:
+                _remove(staging)
+            return
+        lock = FileLock(staging / OWNER_NAME)
         if not lock.acquire(blocking=False, create=False):
             return  # a live writer's
-    except FileNotFoundError:  # being set up, or killed before it had a lock
-        if time.time() - staging.stat().st_mtime > ORPHAN_AGE_S:
-            shutil.rmtree(staging, ignore_errors=True)
+        try:
+            remove, then = _finish(staging)
+        finally:
+            lock.release()
+    except _Distrusted as exc:
+        _report(staging, str(exc))
         return
-    try:
-        pointer = staging / PRIMARY_NAME
-        if pointer.is_file():
-            primary = Path(pointer.read_text().strip())
-            if primary.is_dir() and primary != staging:
-                _recover_one(primary)  # finishes the set (or drops it) first
-                if primary.is_dir():
-                    return  # its writer lives: this folder is still its
-        journal = staging / JOURNAL_NAME
-        if journal.is_file():
-            _publish(json.loads(journal.read_text())["pairs"])
-    finally:
-        lock.release()
-    shutil.rmtree(staging, ignore_errors=True)
+    if remove:
+        _remove(staging)
+    for folder in then:
+        _recover_one(folder, followed=True)
+
+
+def _finish(staging: Path) -> tuple[bool, list[Path]]:
+    """Publish what a dead writer committed in ``staging`` (whose lock we hold). Returns
+    whether to delete the folder, and the folders of its set to recover next.
+
+    The first folder of a set publishes its outputs when its journal (the commit point)
+    exists, recovers the other folders (each publishes its own outputs, into its own parent)
+    and is deleted once none is left. Another folder publishes its outputs only when the first
+    one's journal verifies and names it; without that journal the set was never committed.
+    """
+    record = _read_journal(staging)
+    if record is None:
+        return True, []  # killed before its commit point: the old outputs stay
+    if record["primary"] is None:
+        members = [Path(m) for m in record["members"] if os.path.lexists(m)]
+        for member in members:
+            _check_names_back(member, staging)
+        _publish(staging, record["pairs"])
+        for member in members:
+            _recover_one(member, followed=True)
+        return not any(os.path.lexists(m) for m in members), []
+    primary = Path(record["primary"])
+    if not os.path.lexists(primary):
+        return True, []  # its first folder was dropped: the set was never committed
+    first = _read_journal(primary, str(primary))
+    if first is None:
+        return True, []  # the set was never committed (its first folder is cleaned there)
+    if first["primary"] is not None or not any(_same(m, staging) for m in first["members"]):
+        raise _Distrusted(f"the journal of {primary} does not name it")
+    _publish(staging, record["pairs"])
+    return True, [primary]
+
+
+def _check_names_back(member: Path, primary: Path) -> None:
+    """Raise _Distrusted unless ``member`` is a staging folder snca wrote whose journal (if
+    it has one left) names ``primary`` as its first folder. One without lock file is being
+    deleted (:func:`_remove`): nothing of it is touched from here."""
+    _check_folder(member, str(member))
+    if not _own_file(member / OWNER_NAME, MAX_JOURNAL_BYTES, str(member)):
+        return
+    record = _read_journal(member, str(member))
+    if record is not None and not (
+        record["primary"] is not None and _same(record["primary"], primary)
+    ):
+        raise _Distrusted(f"the journal of {member} does not name it")

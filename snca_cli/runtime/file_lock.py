@@ -7,6 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+#: Opens that refuse a symbolic link as the last component (where the system has them).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
 
 class FileLock:
     """An exclusive advisory lock on a file (``flock`` on POSIX, ``msvcrt.locking`` on Windows).
@@ -22,12 +25,14 @@ class FileLock:
     def acquire(self, blocking: bool, create: bool = True) -> bool:
         """Take the lock; with ``blocking`` False return False at once when it is held.
 
-        With ``create`` False a missing lock file raises FileNotFoundError. A lock taken on a
-        file that its previous holder removed meanwhile (see :meth:`release`) is dropped and
-        taken again on the file now at the path, so two holders never coexist.
+        With ``create`` False a missing lock file raises FileNotFoundError. A lock file that is
+        a symbolic link is never opened (OSError), since taking the lock writes into the file.
+        A lock taken on a file that its previous holder removed meanwhile (see :meth:`release`)
+        is dropped and taken again on the file now at the path, so two holders never coexist.
         """
         while True:
-            handle = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+            flags = os.O_RDWR | _NOFOLLOW | (os.O_CREAT if create else 0)
+            handle = os.open(self.path, flags, 0o666)
             try:
                 if not _try_lock(handle, blocking):
                     os.close(handle)

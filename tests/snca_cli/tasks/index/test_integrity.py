@@ -13,9 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from snca_cli.errors import SncaError
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.index.build import add_to_index, build_index
-from snca_cli.tasks.index.store import DATA_FILES, MANIFEST_NAME, index_lock, read_index
+from snca_cli.tasks.index.store import (
+    DATA_FILES,
+    MANIFEST_NAME,
+    index_lock,
+    lock_path,
+    read_index,
+)
 from snca_cli.tasks.units import RunOptions
 from tests.helpers.index_data import TILE, colour_grid
 from tests.helpers.rasters import painted_raster
@@ -89,3 +96,12 @@ def test_a_second_writer_waits_for_the_first_and_says_so(
     assert len(messages) == 1 and f"pid {os.getpid()}" in messages[0]
     assert "being written by another process" in messages[0]
     assert read_index(index_dir).manifest.count == 18
+
+
+def test_a_lock_file_planted_as_a_symlink_is_never_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious data")
+    lock_path(tmp_path / "idx").symlink_to(victim)  # taking the lock would truncate the target
+    with pytest.raises(SncaError, match="cannot lock index"), index_lock(tmp_path / "idx"):
+        pass
+    assert victim.read_text() == "precious data"
