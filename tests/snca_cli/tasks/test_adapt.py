@@ -53,6 +53,14 @@ def painted(tmp_path: Path) -> Path:
     return painted_raster(tmp_path / "painted.tif", PAINT, TILE)
 
 
+@pytest.fixture
+def adapted(tmp_path: Path, model: OnnxModel, painted: Path) -> Path:
+    """The model adapted to :data:`LABELS` over the painted raster."""
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
+    config = AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
+    return adapt_model(config).model
+
+
 def test_fit_head_is_the_softmax_the_written_model_computes(
     tmp_path: Path, model: OnnxModel, painted: Path
 ) -> None:
@@ -81,12 +89,8 @@ def test_fit_head_is_the_softmax_the_written_model_computes(
 
 
 def test_classify_with_the_adapted_model_writes_unknown_for_unlike_tiles(
-    tmp_path: Path, model: OnnxModel, painted: Path
+    tmp_path: Path, model: OnnxModel, painted: Path, adapted: Path
 ) -> None:
-    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
-    adapted = adapt_model(
-        AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
-    ).model
     summary = classify_raster(painted, OnnxModel(adapted), tmp_path / "classes.gpkg")
     table = pyogrio.read_dataframe(tmp_path / "classes.gpkg", layer=0)
     by_cell = dict(
@@ -109,12 +113,8 @@ def test_classify_with_the_adapted_model_writes_unknown_for_unlike_tiles(
 
 
 def test_the_adapted_models_colours_are_in_its_metadata_and_editable(
-    tmp_path: Path, model: OnnxModel, painted: Path
+    tmp_path: Path, painted: Path, adapted: Path
 ) -> None:
-    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
-    adapted = adapt_model(
-        AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
-    ).model
     graph, metadata = load_snca_onnx(adapted)
     assert metadata.class_colours == class_colours(["green", "red"])
     metadata.class_colours["red"] = "#123456"  # what a user edits
@@ -131,24 +131,21 @@ def test_the_adapted_models_colours_are_in_its_metadata_and_editable(
 
 
 def test_an_index_of_the_base_model_is_searched_with_the_adapted_one(
-    tmp_path: Path, model: OnnxModel, painted: Path
+    tmp_path: Path, model: OnnxModel, painted: Path, adapted: Path
 ) -> None:
-    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
-    adapted = OnnxModel(
-        adapt_model(
-            AdaptConfig(tmp_path / "adapted.onnx", model.path, [painted], labels, "cover")
-        ).model
-    )
+    adapted_model = OnnxModel(adapted)
     build_index([painted], model, tmp_path / "idx")
     from PIL import Image
 
     Image.fromarray(np.tile(np.array(BLUE, np.uint8), (TILE, TILE, 1))).save(tmp_path / "q.png")
     with TileIndex.open(tmp_path / "idx") as index:
-        result = index.search_image(tmp_path / "q.png", adapted, k=2)
+        result = index.search_image(tmp_path / "q.png", adapted_model, k=2)
     assert {(h.tile.row, h.tile.col) for h in result.hits} == {(2, 0), (2, 3)}
     # adding tiles needs the index's own classes: the adapted model's would not fit
     with pytest.raises(SncaError, match="predicts other classes than index"):
-        add_to_index(tmp_path / "idx", [painted_raster(tmp_path / "b.tif", PAINT, TILE)], adapted)
+        add_to_index(
+            tmp_path / "idx", [painted_raster(tmp_path / "b.tif", PAINT, TILE)], adapted_model
+        )
 
 
 def test_adapting_from_an_image_folder_then_evaluating(
