@@ -50,7 +50,7 @@ def densify_rings(rings: np.ndarray, segments: int = DENSIFY_SEGMENTS) -> np.nda
     start, end = rings[:, :-1], rings[:, 1:]
     steps = np.arange(segments, dtype=np.float64)[:, None] / segments
     points = start[:, :, None, :] + (end - start)[:, :, None, :] * steps  # N x E x S x 2
-    dense = points.reshape(rings.shape[0], -1, 2)
+    dense = points.reshape(rings.shape[0], (rings.shape[1] - 1) * segments, 2)  # N may be 0
     return np.concatenate([dense, rings[:, :1]], axis=1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyogrio
 import pyogrio.raw
 from typer.testing import CliRunner
@@ -112,3 +113,15 @@ def test_cli_warns_on_a_raster_far_outside_the_training_resolutions(tmp_path: Pa
     result = CliRunner().invoke(app, index)
     assert result.exit_code == 0, result.output
     assert "warning: coarse.tif: the raster's 40 m/px" in " ".join(result.stderr.split())
+
+
+def test_a_raster_whose_every_tile_is_skipped_gives_empty_outputs(tmp_path: Path) -> None:
+    """All no-data: nothing to classify is no error (it once was "unexpected ValueError")."""
+    model = make_band_mean_model(tmp_path / "m.onnx", tile_size=16, class_names=NAMES)
+    raster = write_raster(tmp_path / "empty.tif", np.zeros((3, 32, 32), np.uint8), nodata=0)
+    out = tmp_path / "empty.gpkg"
+    result = CliRunner().invoke(app, ["classify", str(raster), "-m", str(model), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "unexpected" not in result.output
+    assert pyogrio.read_info(out, layer=0)["features"] == 0
+    assert pyogrio.read_info(out.with_suffix(".geojson"))["features"] == 0

@@ -70,3 +70,5 @@ def test_densify_keeps_the_vertices_and_splits_each_edge() -> None:
     assert dense.shape == (1, 17, 2)
     np.testing.assert_array_equal(dense[0, ::4], rings[0])
     np.testing.assert_array_equal(dense[0, :5, 0], [0.0, 1.0, 2.0, 3.0, 4.0])
+    # no ring at all (every tile skipped): no ring out, the same vertex count
+    assert densify_rings(box_rings(np.empty((0, 4))), segments=4).shape == (0, 17, 2)
