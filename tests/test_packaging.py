@@ -62,4 +62,4 @@ def test_the_installed_packages_hold_their_modules_model_and_demo_scene(installe
 def test_the_checkpoint_opener_is_registered_by_entry_point(installed: dict) -> None:
     points = {(group, name): value for group, name, value in installed["entry_points"]}
     assert points[("snca.embedders", "checkpoint")] == "snca_train.embedder:open_checkpoint"
-    assert points[("console_scripts", "snca")] == "snca_cli.cli:main"
+    assert points[("console_scripts", "snca")] == "snca_cli.entry:main"

@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from snca_cli.entry import EXIT_INTERRUPTED
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, first_line
 from snca_cli.hooks import PlainProgress, ProgressFactory, ProgressHook
 from snca_cli.runtime.atomic import recovery_warnings
@@ -37,8 +38,9 @@ error_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes: bad input (one ``error:`` line), an unexpected error, Ctrl-C, SIGTERM.
-EXIT_BAD_INPUT, EXIT_UNEXPECTED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+#: Exit codes: bad input (one ``error:`` line), an unexpected error, SIGTERM (Ctrl-C: 130,
+#: :data:`snca_cli.entry.EXIT_INTERRUPTED`).
+EXIT_BAD_INPUT, EXIT_UNEXPECTED, EXIT_TERMINATED = 2, 1, 143
 
 
 class Terminated(KeyboardInterrupt):
