@@ -22,6 +22,14 @@ from snca_cli.runtime.onnx_model import OnnxModel
 INSTALL_HINT = 'pip install "snca[cluster]"'
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this system (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """Where work runs: ``workers`` local processes, or the scheduler at ``address``
@@ -39,9 +47,14 @@ class ClusterSpec:
     def __post_init__(self) -> None:
         if self.workers and self.address:
             raise SncaError("give --workers or --cluster, not both")
-        cpus = os.cpu_count() or 1
-        if not 0 <= self.workers <= 64 * cpus:
-            raise SncaError(f"--workers must be 1 to {64 * cpus} here; got {self.workers}")
+        cpus = usable_cores()
+        if not 0 <= self.workers <= cpus:
+            # each worker is a process with its own model session: more than the cores only
+            # costs memory and time (32 workers on 2 cores: 6.4 GiB and 8x slower)
+            raise SncaError(
+                f"--workers must be 1 to {cpus}, the cores this machine gives snca; got "
+                f"{self.workers} (for more, start workers on other machines: --cluster)"
+            )
         if self.address is not None and "://" not in self.address:
             raise SncaError(
                 f"--cluster takes a scheduler address tcp://HOST:PORT; got {self.address!r}"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.cluster import ClusterSpec, open_cluster
+from snca_cli.runtime.cluster import ClusterSpec, open_cluster, usable_cores
 
 
 def test_without_dask_the_install_command_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,6 +24,10 @@ def test_cluster_options_are_checked() -> None:
         ClusterSpec(workers=2, address="tcp://h:8786")
     with pytest.raises(SncaError, match="--workers must be"):
         ClusterSpec(workers=-1)
+    cores = usable_cores()
+    assert ClusterSpec(workers=cores).workers == cores
+    with pytest.raises(SncaError, match=rf"^--workers must be 1 to {cores}, the cores"):
+        ClusterSpec(workers=cores + 1)  # 128 on 2 cores was accepted and took 6.4 GiB
     with pytest.raises(SncaError, match="tcp://HOST:PORT"):
         ClusterSpec(address="h:8786")
 
