@@ -34,3 +34,16 @@ def test_convert_errors_are_one_line(tmp_path: Path) -> None:
     assert result.output.strip().startswith("error: ") and "does not exist" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_an_infinite_resolution_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    model = make_band_mean_model(tmp_path / "bm.onnx", tile_size=8)
+    out = tmp_path / "seg.onnx"
+    for value in ("inf", "nan", "0"):
+        result = runner.invoke(
+            app, ["convert", str(model), "--to", "segmentor", "-o", str(out), "--resolution", value]
+        )
+        assert result.exit_code != 0
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "--resolution takes metres per pixel above 0" in lines[0]
+        assert not out.exists()
