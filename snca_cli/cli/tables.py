@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -47,10 +48,10 @@ def summary_table(summary: ClassifySummary) -> Table:
 
 
 def results_table(result: SearchResult) -> Table:
-    """The hits as a rich table."""
-    title = f"{len(result.hits)} most similar to {result.query_label}"
+    """The hits as a rich table (class and raster names are text, never markup)."""
+    title = f"{len(result.hits)} most similar to {escape(result.query_label)}"
     if result.class_filter is not None:
-        title += f" (class {result.class_filter})"
+        title += f" (class {escape(result.class_filter)})"
     table = Table(title=title, title_justify="left")
     for name, justify in (
         ("rank", "right"),

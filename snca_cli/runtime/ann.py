@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from snca_cli.errors import SncaError
+from snca_cli.runtime.hnsw_file import GraphFileError, check_graph_file
 
 #: Similarities the exact search holds at once (queries x stored rows): bounds its memory.
 EXACT_BLOCK_ELEMENTS = 1 << 24
@@ -234,23 +235,43 @@ class HnswSearch:
         return cls(index, params)
 
     @classmethod
-    def load(cls, path: Path, dim: int, params: IndexParams, expected_count: int) -> HnswSearch:
-        """Load a saved graph and check that it holds ``expected_count`` vectors."""
+    def load(
+        cls,
+        path: Path,
+        dim: int,
+        params: IndexParams,
+        labels: range,
+        shown: Path | None = None,
+    ) -> HnswSearch:
+        """Load a saved graph that holds the vectors labelled ``labels`` (tile ids).
+
+        Its structure is checked first (:func:`check_graph_file`), so hnswlib never reads a
+        file that could make it crash. Errors name ``shown`` (default ``path``): the file's
+        real path where ``path`` is a ``/proc/self/fd`` link to it.
+        """
         import hnswlib
 
         path = Path(path)
+        shown = path if shown is None else Path(shown)
         if not path.is_file():
-            raise SncaError(f"index file {path.name} is missing from {path.parent}")
+            raise SncaError(f"index file {shown.name} is missing from {shown.parent}")
+        try:
+            with open(path, "rb") as handle:
+                check_graph_file(handle, dim, params.M, params.ef_construction, labels)
+        except GraphFileError as exc:
+            raise SncaError(f"index file {shown} is corrupt: {exc}") from None
+        except OSError as exc:
+            raise SncaError(f"cannot read index file {shown}: {exc.strerror or exc}") from None
         index = hnswlib.Index(space="cosine", dim=int(dim))
         try:
-            index.load_index(str(path), max_elements=max(1, int(expected_count)))
+            index.load_index(str(path), max_elements=max(1, len(labels)))
         except RuntimeError as exc:
-            raise SncaError(f"index file {path} is corrupt ({exc})") from None
+            raise SncaError(f"index file {shown} is corrupt ({exc})") from None
         count = index.get_current_count()
-        if count != expected_count or index.index_file_size() != path.stat().st_size:
+        if count != len(labels) or index.index_file_size() != path.stat().st_size:
             raise SncaError(
-                f"index file {path} is corrupt: it holds {count} vectors, the manifest says "
-                f"{expected_count}"
+                f"index file {shown} is corrupt: it holds {count} vectors, the manifest says "
+                f"{len(labels)}"
             )
         index.set_ef(params.ef)
         return cls(index, params)

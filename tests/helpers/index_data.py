@@ -49,18 +49,18 @@ def resign_index(directory: Path, edit=None) -> None:
     import hashlib
     import json
 
-    from snca_cli.tasks.index.store import DATA_FILES, MANIFEST_NAME, manifest_checksum
+    from snca_cli.tasks.index.store import MANIFEST_NAME, is_index_file, manifest_checksum
 
     payload = json.loads((directory / MANIFEST_NAME).read_text())
     if edit is not None:
         edit(payload)
     payload["files"] = {
-        name: {
-            "bytes": (directory / name).stat().st_size,
-            "sha256": hashlib.sha256((directory / name).read_bytes()).hexdigest(),
+        path.name: {
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         }
-        for name in DATA_FILES
-        if (directory / name).is_file()
+        for path in sorted(directory.iterdir())
+        if path.is_file() and is_index_file(path.name)
     }
     payload["checksum"] = manifest_checksum(payload)
     (directory / MANIFEST_NAME).write_text(json.dumps(payload))

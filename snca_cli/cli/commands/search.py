@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from snca_cli.cli.support import console, exit_on_error
 from snca_cli.cli.tables import results_table
@@ -135,8 +136,8 @@ def register(app: typer.Typer) -> None:
             for tile in tiles:
                 console.print(
                     f"{'query' if not sign else 'unlike'}: tile {tile.tile_id} (row {tile.row}, "
-                    f"col {tile.col}) of {tile.raster.name}, class {tile.class_name} "
-                    f"({tile.score:.3f})",
+                    f"col {tile.col}) of {escape(tile.raster.name)}, class "
+                    f"{escape(tile.class_name)} ({tile.score:.3f})",
                     highlight=False,
                 )
         console.print(results_table(result))

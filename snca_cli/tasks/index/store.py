@@ -39,7 +39,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,6 +61,17 @@ from snca_cli.runtime.atomic import recover_outputs
 from snca_cli.runtime.file_lock import FileLock
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.vector import box_rings, write_polygons
+from snca_cli.tasks.index.validate import (
+    InvalidValue,
+    array_layout,
+    entry,
+    file_records,
+    index_params,
+    model_values,
+    raster_records,
+    tiling_options,
+    whole,
+)
 
 FORMAT = "snca-index"
 FORMAT_VERSION = 2
@@ -132,6 +143,10 @@ class IndexedRaster:
             return absolute
         relative = Path(index_dir) / self.relative_path
         return relative if relative.exists() else absolute
+
+
+#: The fields of a raster's record in the manifest.
+RASTER_FIELDS = frozenset(f.name for f in fields(IndexedRaster))
 
 
 @dataclass
@@ -215,35 +230,27 @@ class Manifest:
                     f"{source} is corrupt: its checksum does not match its contents "
                     "(rebuild the index with `snca index build`)"
                 )
-            model, index, tiling = payload["model"], payload["index"], payload["tiling"]
-            if index["space"] != SPACE or index["library"] not in ("hnswlib", "exact"):
+            index = payload.get("index")
+            library = entry(index, "library", "index")
+            if entry(index, "space", "index") != SPACE or library not in ("hnswlib", "exact"):
                 raise SncaError(f"{source} describes an unsupported index {index}")
-            bands = tiling.get("bands")
-            tiling = {**tiling, "bands": None if bands is None else tuple(bands)}
             return cls(
-                model_sha256=str(model["sha256"]),
-                model_name=str(model["name"]),
-                embedding_dim=int(model["embedding_dim"]),
-                class_names=[str(n) for n in model["class_names"]],
-                tile_size=int(model["tile_size"]),
-                model_resolution_m=model["resolution_m"],
-                input_bands=int(model["input_bands"]),
-                tiling=TilingOptions(
-                    **{**tiling, "bands": None if bands is None else tuple(bands)}
-                ),
-                params=IndexParams(
-                    M=int(index["M"]),
-                    ef_construction=int(index["ef_construction"]),
-                    ef=int(index["ef"]),
-                ),
-                ann=str(index["library"]),
-                count=int(index["count"]),
-                graph_bytes=int(index["graph_bytes"]),
-                rasters=[IndexedRaster(**r) for r in payload["rasters"]],
+                **model_values(payload.get("model")),
+                tiling=tiling_options(payload.get("tiling")),
+                params=index_params(index),
+                ann=library,
+                count=whole(index, "count", "index"),
+                graph_bytes=whole(index, "graph_bytes", "index"),
+                rasters=[
+                    IndexedRaster(**r)
+                    for r in raster_records(payload.get("rasters"), RASTER_FIELDS)
+                ],
                 snca_version=str(payload.get("snca_version", "")),
-                files={str(k): dict(v) for k, v in payload["files"].items()},
-                shard_size=int(index.get("shard_size", 0)),
+                files=file_records(payload.get("files")),
+                shard_size=whole(index, "shard_size", "index") if "shard_size" in index else 0,
             )
+        except InvalidValue as exc:
+            raise SncaError(f"{source} is corrupt: {exc}") from None
         except SncaError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -317,7 +324,13 @@ class IndexFiles:
                         f"index {self.directory} changed while it was opened; open it again"
                     )
                 shards.append(
-                    HnswSearch.load(path, manifest.embedding_dim, manifest.params, stop - start)
+                    HnswSearch.load(
+                        path,
+                        manifest.embedding_dim,
+                        manifest.params,
+                        range(start, stop),
+                        shown=self.directory / name,
+                    )
                 )
             return shards
         finally:
@@ -480,22 +493,17 @@ def _check_files(
             )
         if file_digest(handle) != expected.get("sha256"):
             raise _corrupt(directory, f"{name} does not match its checksum (damaged file)")
-    try:
-        with handles.pop(TILES_NAME) as handle:  # read whole: nothing left open
-            tiles = np.load(handle, allow_pickle=False)
-        embeddings = _load_array(handles.pop(EMBEDDINGS_NAME), mmap)
-    except (OSError, ValueError, EOFError) as exc:
-        raise _corrupt(directory, f"unreadable array file ({exc})") from None
+    tiles = _load_array(handles.pop(TILES_NAME), directory, TILES_NAME, TILE_DTYPE, None, False)
+    embeddings = _load_array(
+        handles.pop(EMBEDDINGS_NAME),
+        directory,
+        EMBEDDINGS_NAME,
+        np.dtype(np.float32),
+        manifest.embedding_dim,
+        mmap,
+    )
     handles.pop(TABLE_NAME).close()
     count = manifest.count
-    if tiles.dtype != TILE_DTYPE:
-        raise _corrupt(directory, f"{TILES_NAME} is not a tile table")
-    if embeddings.dtype != np.float32 or embeddings.shape[1:] != (manifest.embedding_dim,):
-        raise _corrupt(
-            directory,
-            f"{EMBEDDINGS_NAME} holds {embeddings.dtype} {embeddings.shape}, the manifest "
-            f"{manifest.embedding_dim}-d float32",
-        )
     raster_counts = sum(r.tile_count for r in manifest.rasters)
     if not len(tiles) == len(embeddings) == raster_counts == count:
         raise _corrupt(
@@ -503,36 +511,60 @@ def _check_files(
             f"counts disagree: manifest {count}, rasters {raster_counts}, {TILES_NAME} "
             f"{len(tiles)}, {EMBEDDINGS_NAME} {len(embeddings)}",
         )
+    _check_tiles(directory, manifest, tiles)
     graphs = [handles.pop(name) for name in manifest.graph_names]
     for handle in handles.values():  # listed but not used (a graph of an exact index)
         handle.close()
     return IndexFiles(directory, manifest, tiles, embeddings, graphs)
 
 
-def _load_array(handle: BinaryIO, mmap: bool) -> np.ndarray:
-    """A ``.npy`` array from an open file, memory-mapped from that file with ``mmap``."""
-    with handle:
-        if not mmap:
-            return np.load(handle, allow_pickle=False)
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-        else:
-            raise ValueError(f".npy format version {version} is not one snca writes")
-        if dtype.hasobject:
-            raise ValueError("object arrays are not index files")
-        if not shape or 0 in shape:
-            return np.zeros(shape, dtype)
-        return np.memmap(
-            handle,
-            dtype=dtype,
-            mode="r",
-            shape=shape,
-            offset=handle.tell(),
-            order="F" if fortran else "C",
+def _check_tiles(directory: Path, manifest: Manifest, tiles: np.ndarray) -> None:
+    """Each row of the tile table is in the raster the manifest gives its row, and of one of
+    the manifest's classes."""
+    rasters = np.repeat(np.arange(len(manifest.rasters)), [r.tile_count for r in manifest.rasters])
+    wrong = np.flatnonzero(tiles["raster"] != rasters)
+    if len(wrong):
+        row = int(wrong[0])
+        raise _corrupt(
+            directory,
+            f"{TILES_NAME} puts tile row {row} in raster {tiles['raster'][row]}, the manifest in "
+            f"raster {rasters[row]}",
         )
+    classes = tiles["class_index"]
+    named = len(manifest.class_names)
+    wrong = np.flatnonzero((classes < 0) | (classes >= named))
+    if len(wrong):
+        row = int(wrong[0])
+        raise _corrupt(
+            directory,
+            f"{TILES_NAME} gives tile row {row} class {classes[row]}, the manifest names "
+            f"{named} class{'es' if named != 1 else ''}",
+        )
+
+
+def _load_array(
+    handle: BinaryIO,
+    directory: Path,
+    name: str,
+    dtype: np.dtype,
+    width: int | None,
+    mmap: bool,
+) -> np.ndarray:
+    """A ``.npy`` array of ``dtype`` from an open file (closed afterwards): one row per tile,
+    of ``width`` values (None: 1-d); memory-mapped from that file with ``mmap``. Its header is
+    checked against the file first (:func:`array_layout`), so numpy never maps or allocates
+    what the file does not hold."""
+    with handle:
+        try:
+            shape, offset = array_layout(handle, dtype, width)
+            if not mmap or 0 in shape:
+                handle.seek(0)
+                return np.load(handle, allow_pickle=False)
+            return np.memmap(handle, dtype=dtype, mode="r", shape=shape, offset=offset)
+        except InvalidValue as exc:
+            raise _corrupt(directory, f"{name} {exc}") from None
+        except OSError as exc:
+            raise _corrupt(directory, f"cannot read {name}: {exc.strerror or exc}") from None
 
 
 def check_model(

@@ -140,7 +140,7 @@ def test_hnsw_grows_and_saves_and_loads(tmp_path: Path) -> None:
     assert len(graph) == 120
     path = tmp_path / "index.hnsw"
     graph.save(path)
-    loaded = HnswSearch.load(path, dim=8, params=params, expected_count=120)
+    loaded = HnswSearch.load(path, dim=8, params=params, labels=range(120))
     found = loaded.query(embeddings[[110, 3]], k=1)
     assert found.ids[:, 0].tolist() == [110, 3]
     np.testing.assert_allclose(found.similarities, 1.0, atol=1e-5)
@@ -151,12 +151,40 @@ def test_hnsw_load_refuses_corrupt_files(tmp_path: Path) -> None:
     path = tmp_path / "index.hnsw"
     build_hnsw(embeddings, IndexParams()).save(path)
     with pytest.raises(SncaError, match="holds 50 vectors, the manifest says 60"):
-        HnswSearch.load(path, dim=8, params=IndexParams(), expected_count=60)
+        HnswSearch.load(path, dim=8, params=IndexParams(), labels=range(60))
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(SncaError, match="corrupt"):
-        HnswSearch.load(path, dim=8, params=IndexParams(), expected_count=50)
+        HnswSearch.load(path, dim=8, params=IndexParams(), labels=range(50))
     with pytest.raises(SncaError, match="missing"):
-        HnswSearch.load(tmp_path / "absent.hnsw", dim=8, params=IndexParams(), expected_count=50)
+        HnswSearch.load(tmp_path / "absent.hnsw", dim=8, params=IndexParams(), labels=range(50))
+
+
+@pytest.mark.parametrize(("count", "M"), [(0, 16), (1, 2), (1000, 2), (700, 5), (300, 48)])
+def test_the_graph_check_accepts_the_graphs_hnswlib_writes(
+    tmp_path: Path, count: int, M: int
+) -> None:
+    """Empty, one-element and many-level graphs (M=2 reaches about ten levels) with the labels
+    of a shard that starts at tile 50."""
+    embeddings = clustered_unit_vectors(count, 6, clusters=3, seed=count)
+    params = IndexParams(M=M, ef_construction=40)
+    labels = range(50, 50 + count)
+    build_hnsw(embeddings, params, np.arange(50, 50 + count)).save(tmp_path / "g.hnsw")
+    loaded = HnswSearch.load(tmp_path / "g.hnsw", dim=6, params=params, labels=labels)
+    assert len(loaded) == count
+    if count:
+        assert loaded.query(embeddings[-1:], k=1).ids.tolist() == [[labels[-1]]]
+
+
+def test_graph_errors_name_the_file_shown(tmp_path: Path) -> None:
+    """A graph loaded through another path (``/proc/self/fd/N``) is named by its real one."""
+    build_hnsw(clustered_unit_vectors(30, 8, clusters=2, seed=3), IndexParams()).save(
+        tmp_path / "g.hnsw"
+    )
+    (tmp_path / "link.hnsw").symlink_to(tmp_path / "g.hnsw")
+    with pytest.raises(SncaError, match=r"real\.hnsw is corrupt: its labels run from 0 to 29"):
+        HnswSearch.load(
+            tmp_path / "link.hnsw", 8, IndexParams(), range(100, 130), shown=tmp_path / "real.hnsw"
+        )
 
 
 def test_index_params_are_checked() -> None:

@@ -47,7 +47,7 @@ from tests.helpers.rasters import painted_raster
         ),
         (
             lambda d: ((d / EMBEDDINGS_NAME).write_bytes(b"junk"), resign_index(d)),
-            "unreadable array file",
+            "embeddings.npy has a .npy header snca cannot read",
         ),
         (lambda d: (d / EMBEDDINGS_NAME).unlink(), "embeddings.npy is missing"),
     ],
