@@ -1,9 +1,10 @@
 """The floor plan holds: layers only point downward (docs/architecture.md).
 
 contract -> runtime -> tasks -> (training, export) -> faces (CLI, plugin). The core (everything in
-``snca_cli`` but ``snca_cli.cli``) never imports typer, rich, torch, the CLI, the plugin or the
-training/export packages — neither at import time (checked by importing every core module with
-those names blocked) nor lazily inside a function (checked in the source).
+``snca_cli`` but ``snca_cli.cli`` and the console script ``snca_cli.entry``) never imports typer,
+rich, torch, the CLI, the plugin or the training/export packages — neither at import time
+(checked by importing every core module with those names blocked) nor lazily inside a function
+(checked in the source).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ ALLOWED = {
     "tasks": {"contract", "runtime", "tasks"},
 }
 FOUNDATION = {"snca_cli", "snca_cli.errors", "snca_cli.hooks"}
+#: Faces outside ``snca_cli.cli``: the console script's entry, which loads the command line.
+FACES = {"snca_cli.entry"}
 
 
 def core_modules() -> list[str]:
@@ -47,9 +50,10 @@ def core_modules() -> list[str]:
     names = []
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
-        if parts[1:2] == ("cli",):
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if parts[1:2] == ("cli",) or name in FACES:
             continue
-        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+        names.append(name)
     return names
 
 
