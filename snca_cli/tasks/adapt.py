@@ -551,6 +551,13 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+#: The confusion matrix picture's largest side (inches, at 110 dpi), and up to how many classes
+#: it writes each cell's count and names the classes on its axes.
+MAX_CONFUSION_INCHES = 16.0
+MAX_COUNTED_CLASSES = 30
+MAX_NAMED_CLASSES = 80
+
+
 def plot_confusion(path: Path, head: AdaptedHead) -> None:
     """The cross-validated confusion matrix as a PNG (an empty note without one)."""
     import matplotlib
@@ -559,17 +566,21 @@ def plot_confusion(path: Path, head: AdaptedHead) -> None:
     import matplotlib.pyplot as plt
 
     classes = len(head.class_names)
-    size = max(4.0, 0.45 * classes + 2.5)
+    # the picture grows with the classes up to a bound: its memory and time may not grow with
+    # their square (200 classes once took 4.5 GiB and 106 s)
+    size = min(MAX_CONFUSION_INCHES, max(4.0, 0.45 * classes + 2.5))
     figure, axes = plt.subplots(figsize=(size, size))
     if head.confusion is None:
         axes.text(0.5, 0.5, "too few examples per class\nfor cross-validation", ha="center")
         axes.set_axis_off()
     else:
         axes.imshow(head.confusion, cmap="Blues")
-        for (row, col), value in np.ndenumerate(head.confusion):
-            axes.text(col, row, str(value), ha="center", va="center", fontsize=8)
-        axes.set_xticks(range(classes), head.class_names, rotation=90)
-        axes.set_yticks(range(classes), head.class_names)
+        if classes <= MAX_COUNTED_CLASSES:  # beyond, the counts are in the report's JSON
+            for (row, col), value in np.ndenumerate(head.confusion):
+                axes.text(col, row, str(value), ha="center", va="center", fontsize=8)
+        if classes <= MAX_NAMED_CLASSES:
+            axes.set_xticks(range(classes), head.class_names, rotation=90)
+            axes.set_yticks(range(classes), head.class_names)
         axes.set_xlabel("predicted")
         axes.set_ylabel("labelled")
         title = f"cross-validated accuracy {head.cv_accuracy:.1%}"

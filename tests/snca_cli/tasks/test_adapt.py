@@ -295,3 +295,26 @@ def test_the_shipped_models_head_reads_its_backbone_features_unless_told(tmp_pat
     with pytest.raises(SncaError, match="the head reads features or embedding, not 'pixels'"):
         adapt_model(AdaptConfig(tmp_path / "x.onnx", None, [painted], labels, "cover",
                                 head_input="pixels"))  # fmt: skip
+
+
+def test_the_confusion_picture_of_many_classes_stays_small(tmp_path: Path) -> None:
+    """200 classes: the PNG is bounded (once 4.5 GiB of memory and 106 s to draw)."""
+    from PIL import Image
+
+    from snca_cli.contract.open_set import OpenSetRule
+    from snca_cli.tasks.adapt import MAX_CONFUSION_INCHES, AdaptedHead, plot_confusion
+
+    classes = 200
+    head = AdaptedHead(
+        class_names=[f"class_{i}" for i in range(classes)],
+        weights=np.zeros((classes, 4), np.float32),
+        bias=np.zeros(classes, np.float32),
+        rule=OpenSetRule(np.eye(classes, 4, dtype=np.float32), 0.5),
+        folds=2,
+        cv_accuracy=0.5,
+        cv_predictions=np.zeros(classes, np.int64),
+        confusion=np.eye(classes, dtype=np.int64),
+    )
+    plot_confusion(tmp_path / "confusion.png", head)
+    with Image.open(tmp_path / "confusion.png") as image:
+        assert max(image.size) <= MAX_CONFUSION_INCHES * 110
