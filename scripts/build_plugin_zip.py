@@ -146,8 +146,9 @@ def check_zip(archive: Path) -> list[str]:
                 problems.append(f"compiled file {name}")
             if name.startswith("/") or ".." in parts or "\\" in name:
                 problems.append(f"unsafe path {name}")
-        if bundle.testzip() is not None:
-            problems.append(f"corrupt member {bundle.testzip()}")
+        corrupt = bundle.testzip()
+        if corrupt is not None:
+            problems.append(f"corrupt member {corrupt}")
         if f"{PLUGIN_NAME}/LICENSE" not in names:
             problems.append("no LICENSE file in the plugin folder")
         try:

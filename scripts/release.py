@@ -41,7 +41,6 @@ from build_plugin_zip import (  # noqa: E402
     ROOT,
     build_zip,
     check_zip,
-    snca_version,
 )
 
 
@@ -68,8 +67,9 @@ def build_python_packages(output: Path) -> tuple[Path, Path]:
                        check=True)  # fmt: skip
         for path in built:
             shutil.copy2(path, output / path.name)
-    version = snca_version()
-    return output / f"snca-{version}.tar.gz", output / f"snca-{version}-py3-none-any.whl"
+    (sdist,) = (output / p.name for p in built if p.name.endswith(".tar.gz"))
+    (wheel,) = (output / p.name for p in built if p.suffix == ".whl")
+    return sdist, wheel
 
 
 def repository_xml(archive: Path, base_url: str) -> str:

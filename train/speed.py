@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 
 import torch
 
 from snca_cli.errors import SncaError
+from snca_cli.runtime.cluster import usable_cores
 
 #: mallopt() parameters from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
@@ -46,21 +46,13 @@ def keep_freed_memory() -> bool:
     return bool(trimmed and no_mmap)
 
 
-def cpu_count() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def configure_for_training(threads: int = 0, device: str = "cpu") -> int:
     """Check the training ``device`` (before any data is decoded), apply the allocator settings
     and set torch's intra-op threads (``threads`` or, when 0, every CPU this process may use);
     return the thread count."""
     training_device(device)
     keep_freed_memory()
-    count = threads if threads > 0 else cpu_count()
+    count = threads if threads > 0 else usable_cores()
     torch.set_num_threads(count)
     return count
 

@@ -59,6 +59,9 @@ NETWORK_ERRORS = (
     "ProxyError",
 )
 
+#: Environment variables pip must not see: they would install elsewhere or add packages.
+HIDDEN_ENVIRONMENT = ("PIP_USER", "PIP_TARGET", "PIP_PREFIX", "PYTHONPATH", "PYTHONHOME")
+
 Log = Callable[[str], None]
 Cancelled = Callable[[], bool]
 
@@ -105,27 +108,17 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def present_distributions(
-    paths: list[str] | None = None, exclude: Path = RUNTIME_ROOT
-) -> dict[str, str]:
-    """``{name: version}`` of every distribution importable from ``paths`` (``sys.path``),
-    leaving out the plugin's own runtimes; the first one on the path wins, as for imports."""
+def present_distributions(exclude: Path = RUNTIME_ROOT) -> dict[str, str]:
+    """``{name: version}`` of every distribution importable from ``sys.path``, leaving out the
+    plugin's own runtimes under ``exclude``; the first one on the path wins, as for imports."""
     exclude = exclude.resolve()
-    search = [
-        path
-        for path in (sys.path if paths is None else paths)
-        if not _inside(Path(path or ".").resolve(), exclude)
-    ]
+    search = [path for path in sys.path if not Path(path or ".").resolve().is_relative_to(exclude)]
     present: dict[str, str] = {}
     for dist in importlib.metadata.distributions(path=search):
         name = dist.metadata["Name"]
         if name:
             present.setdefault(canonical_name(name), dist.version)
     return present
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
 
 
 def _release(version: str) -> tuple[int, ...] | None:
@@ -162,9 +155,7 @@ def pip_command(python: str, *arguments: str) -> list[str]:
 def _environment() -> dict[str, str]:
     """The environment for pip: nothing that would send it elsewhere than ``--target`` or show
     it other packages than QGIS's Python has."""
-    env = {key: value for key, value in os.environ.items() if key not in ("PIP_USER", "PIP_TARGET",
-           "PIP_PREFIX", "PYTHONPATH", "PYTHONHOME")}  # fmt: skip
-    return env
+    return {key: value for key, value in os.environ.items() if key not in HIDDEN_ENVIRONMENT}
 
 
 def run_pip(command: list[str], log: Log, cancelled: Cancelled) -> tuple[int, list[str]]:
@@ -280,9 +271,8 @@ def plan_install(
                      if "extra ==" not in text}  # fmt: skip
         if item.get("is_direct"):
             install.insert(0, str(wheel))
-        elif canonical_name(metadata["name"]) not in present:
+        elif canonical_name(metadata["name"]) not in present:  # else: QGIS's own is kept
             install.append(f"{metadata['name']}=={metadata['version']}")
-        # else: a package of QGIS's whose version pip cannot read (Debian's "0.0.0"): QGIS's
     kept = [f"{name}=={present[name]}" for name in sorted(required & present.keys())]
     return install, kept
 
@@ -312,9 +302,10 @@ def install_runtime(
             "zip (docs/install.md)"
         )
     folder = runtime_folder() if folder is None else folder
+    distribution, version = wheel.name.split("-")[:2]  # PEP 427: NAME-VERSION-...whl
     check_pip(python, log)
     present = present_distributions(exclude=folder.parent)
-    present.pop(canonical_name(wheel.name.split("-")[0]), None)  # an older snca is replaced
+    present.pop(canonical_name(distribution), None)  # an older snca is replaced
     install, kept = plan_install(python, wheel, present, log, cancelled)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -329,7 +320,7 @@ def install_runtime(
         )  # fmt: skip
         if code != 0:
             raise InstallError(explain_pip_failure(lines))
-        installed = [f"snca=={_wheel_version(wheel)}", *install[1:]]
+        installed = [f"{distribution}=={version}", *install[1:]]
         record = {
             "python": python,
             "python_version": ".".join(map(str, sys.version_info[:3])),
@@ -344,10 +335,6 @@ def install_runtime(
         raise
     activate(folder)
     return InstallResult(folder, installed, kept, time.monotonic() - started)
-
-
-def _wheel_version(wheel: Path) -> str:
-    return wheel.name.split("-")[1]
 
 
 def _replace(staging: Path, folder: Path) -> None:

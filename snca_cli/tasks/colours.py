@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-from onnx import helper
 
 from snca_cli.contract.class_colours import check_colour, class_colours
 from snca_cli.errors import SncaError
 from snca_cli.runtime.atomic import atomic_output, check_writable
-from snca_cli.runtime.onnx_graph import load_snca_onnx
+from snca_cli.runtime.onnx_graph import load_snca_onnx, set_metadata
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,7 @@ def recolour_model(
     if output is None:
         return RecolourResult(colours, None)
     metadata.class_colours = colours
-    del model.metadata_props[:]
-    helper.set_model_props(model, metadata.to_props())
+    set_metadata(model, metadata, {})
     with atomic_output(output, force=force) as tmp:
         onnx.save(model, str(tmp))
     return RecolourResult(colours, output)
