@@ -47,6 +47,7 @@ from snca_cli.runtime.georef import (
 )
 from snca_cli.runtime.grid import Tile, TileGrid
 from snca_cli.runtime.paths import gdal_path, is_remote
+from snca_cli.runtime.raster_identity import content_identity
 
 #: How pixel validity is found: every pixel valid (no no-data value, mask or alpha band), a
 #: plain integer no-data value compared with the pixels read, or the raster's mask bands.
@@ -193,6 +194,11 @@ class RasterTiling:
         """The warning when the pixels the model sees are far from its training resolutions
         (:func:`snca_cli.runtime.georef.raster_resolution_warning`), else None."""
         return dataset_resolution_warning(self._source, metadata, self.options)
+
+    def content_identity(self) -> str:
+        """A hash of what the raster holds
+        (:func:`snca_cli.runtime.raster_identity.content_identity`)."""
+        return content_identity(self._source)
 
     # -- reading -------------------------------------------------------------------------
 

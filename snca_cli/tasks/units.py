@@ -12,8 +12,10 @@
    per model and writes its unit's result (``embeddings.npy``, ``probabilities.npy``,
    ``tiles.npy``, ``valid_fraction.npy`` and ``unit.json`` with each file's sha256 and its own
    checksum) atomically into the run's work folder beside the output. A unit folder is named
-   after a hash of its raster, rows, model and tiling options, so running the same command
-   again reuses every finished unit (verified by checksum; a damaged one is recomputed).
+   after a hash of its raster's name and content (:mod:`snca_cli.runtime.raster_identity`),
+   rows, model and tiling options, so running the same command again reuses every finished
+   unit (verified by checksum; a damaged one, or one of a raster whose content changed, is
+   recomputed).
 3. **Merge** (:func:`merge_rasters`): the units of each raster are joined in unit order (input
    order, never completion order), so tile ids, embeddings and classes are the same whatever
    the number of workers.
@@ -92,18 +94,29 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Grid rows ``[row_start, row_stop)`` of a raster; ``number`` is its place in the run."""
+    """Grid rows ``[row_start, row_stop)`` of a raster; ``number`` is its place in the run;
+    ``identity`` the raster's content identity (:meth:`RasterTiling.content_identity`) when the
+    unit is planned for a cluster, whose unit files a rerun reuses."""
 
     number: int
     raster: str  # the name GDAL opens
     row_start: int
     row_stop: int
     tiles: int  # tiles of the band (skipped ones included)
+    identity: str = ""
 
     def key(self, model_sha256: str, options: TilingOptions) -> str:
-        """What the result depends on, hashed: a changed model or option is never reused."""
+        """What the result depends on, hashed: a changed raster content, model or option is
+        never reused."""
         text = json.dumps(
-            [self.raster, self.row_start, self.row_stop, model_sha256, asdict(options)],
+            [
+                self.raster,
+                self.identity,
+                self.row_start,
+                self.row_stop,
+                model_sha256,
+                asdict(options),
+            ],
             sort_keys=True,
         )
         return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -170,7 +183,9 @@ def plan_units(
 ) -> UnitPlan:
     """Open every raster once (bad input fails here, before any work), note its resolution
     warning (also given to ``warn``), and cut it into units of whole tile rows holding about
-    ``unit_tiles`` tiles (0: one unit per raster)."""
+    ``unit_tiles`` tiles (0: one unit per raster, run here). Units for a cluster
+    (``unit_tiles`` > 0), whose files a rerun reuses, carry their raster's content identity:
+    a raster replaced under its name is computed again."""
     plan = UnitPlan([])
     units = plan.units
     for raster in rasters:
@@ -178,6 +193,7 @@ def plan_units(
             n_rows, n_cols = tiling.grid.n_rows, tiling.grid.n_cols
             warning = tiling.resolution_warning(model.metadata)
             plan.scalings[raster] = tiling.scaling
+            identity = tiling.content_identity() if unit_tiles > 0 else ""
         if warning is not None:
             plan.warnings.append(f"{Path(raster).name}: {warning}")
             if warn is not None:
@@ -185,7 +201,8 @@ def plan_units(
         rows_per_unit = n_rows if unit_tiles <= 0 else max(1, unit_tiles // max(1, n_cols))
         for start in range(0, n_rows, rows_per_unit):
             stop = min(n_rows, start + rows_per_unit)
-            units.append(WorkUnit(len(units), raster, start, stop, (stop - start) * n_cols))
+            tiles = (stop - start) * n_cols
+            units.append(WorkUnit(len(units), raster, start, stop, tiles, identity))
     return plan
 
 

@@ -24,7 +24,7 @@ from snca_cli.tasks.index.build import build_index
 from snca_cli.tasks.index.store import read_index
 from snca_cli.tasks.units import UNIT_MANIFEST, RunOptions, plan_units, read_unit, work_folder
 from tests.helpers.classify_data import read_layer
-from tests.helpers.index_data import TILE, colour_grid
+from tests.helpers.index_data import TILE, colour_grid, expected_classes
 from tests.helpers.rasters import painted_raster, write_raster
 
 
@@ -187,6 +187,43 @@ def test_a_cancelled_run_is_resumed_from_its_finished_units(
     ref, resumed = _index_state(tmp_path / "ref"), _index_state(tmp_path / "idx")
     assert ref[0] == resumed[0] and (ref[1] == resumed[1]).all()
     np.testing.assert_array_equal(ref[2], resumed[2])
+
+
+@pytest.mark.slow
+def test_a_resumed_run_recomputes_the_units_of_a_raster_replaced_under_its_name(
+    tmp_path: Path, model: OnnxModel
+) -> None:
+    """Issue 28 item 7: a run on 2 workers is cancelled with some units finished; the raster
+    is then replaced under its name by one of the same size and mtime but other pixels (each
+    tile's brightest band, the band-mean model's class, moved on by one): the resumed run
+    reuses none of the old units and every tile gets the new raster's class."""
+    old = colour_grid(6, 4, seed=3)
+    new = np.roll(old, 1, axis=2)
+    raster = painted_raster(tmp_path / "scene.tif", old, TILE)
+    (target,) = plan_targets([raster], tmp_path / "out" / "scene.gpkg")
+    calls: list[int] = []
+    spec = ClusterSpec(workers=2)
+    cancelling = RunOptions(
+        progress=lambda done, total: calls.append(done),
+        cancelled=lambda: len(calls) >= 2,
+        cluster=spec,
+        unit_tiles=4,
+    )
+    with pytest.raises(Cancelled):
+        classify(ClassifyConfig([target]), model, cancelling)
+    assert any(work_folder(target.output).glob("unit-*/" + UNIT_MANIFEST))
+    before = os.stat(raster)
+    painted_raster(raster, new, TILE)
+    os.utime(raster, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(raster).st_size == before.st_size
+
+    report = classify(ClassifyConfig([target]), model, RunOptions(cluster=spec, unit_tiles=4))
+
+    assert report.reused == 0 and report.units == 6
+    fields = read_layer(target.output)[2]
+    classes, _ = expected_classes(new)
+    assert (classes != expected_classes(old)[0]).all()
+    np.testing.assert_array_equal(fields["class_id"], classes[fields["tile_id"]])
 
 
 @pytest.mark.shared_data
