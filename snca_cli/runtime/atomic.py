@@ -4,8 +4,11 @@ Protocol (:class:`OutputSet`):
 
 1. **Check** every output path before any work (:func:`check_output_paths`): the paths are
    distinct, none is an existing folder unless the output is a folder by design (an index), an
-   existing output needs ``force``, and no parent is a file. ``force`` only ever replaces an
-   output; it never deletes a folder given in place of a file.
+   existing output needs ``force``, and no parent is a file. ``force`` only ever replaces what
+   the command itself would have written: a file the user named, or an output that its
+   :class:`OwnOutput` recognises as written by snca (a folder by design, a file written beside
+   a named one); it never deletes a folder given in place of a file, nor a folder or a sibling
+   file snca cannot tell it wrote. The check is made again just before publishing.
 2. **Stage**: every output is written into a staging folder ``.snca-staging-<token>`` beside
    it (one per output folder, so every final rename stays on one file system; only its owner
    may enter it). The staging folder holds a random owner token (``owner.token``, readable by
@@ -52,7 +55,7 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,17 +118,69 @@ def fault_point() -> None:
 # -- path checks -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OwnOutput:
+    """How to recognise an existing output that snca wrote, which ``force`` may replace
+    although the user did not name it as a file (a folder by design, a file beside a named
+    one).
+
+    ``what`` names it in messages ("a chips folder"); ``mismatch(path)`` says why the existing
+    ``path`` is not one (None when it is).
+    """
+
+    what: str
+    mismatch: Callable[[Path], str | None]
+
+
+def unlisted_entry(folder: Path, files: set[str]) -> str | None:
+    """Why ``folder`` holds more than ``files`` (paths relative to it, ``/``-separated; their
+    folders are implied), or None: the first other entry (symbolic links are not followed)."""
+    errors: list[OSError] = []
+    for root, dirs, names in os.walk(folder, onerror=errors.append):
+        for name in sorted(dirs + names):
+            relative = Path(root, name).relative_to(folder).as_posix()
+            listed = relative in files if name in names else _holds(files, relative)
+            if not listed or os.path.islink(Path(root, name)):
+                return f"it holds {relative}, which snca did not write there"
+    if errors:
+        return f"cannot read {errors[0].filename}: {errors[0].strerror}"
+    return None
+
+
+def read_record(path: Path) -> tuple[object, str | None]:
+    """The JSON value of a record file by which an :class:`OwnOutput` recognises an output
+    (a manifest, ``chips.json``), and None; or None and why it cannot be one."""
+    try:
+        return json.loads(path.read_bytes()), None
+    except FileNotFoundError:
+        return None, f"it has no {path.name}"
+    except OSError as exc:
+        return None, f"cannot read its {path.name}: {exc.strerror or exc}"
+    except ValueError:
+        return None, f"its {path.name} is not JSON"
+
+
+def _holds(files: set[str], folder: str) -> bool:
+    return any(name.startswith(f"{folder}/") for name in files)
+
+
 def check_output_paths(
-    paths: Sequence[Path], force: bool, folders: Sequence[Path] = ()
+    paths: Sequence[Path],
+    force: bool,
+    folders: Sequence[Path] = (),
+    own: Mapping[Path, OwnOutput] | None = None,
 ) -> list[Path]:
     """Check a command's output paths before any work; return them as given.
 
     Raises SncaError when two outputs are one path, an output is an existing folder (unless it
-    is one of ``folders``, the outputs that are folders by design), an output exists and
-    ``force`` is not set, or a parent is not a folder. Makes the parent folders.
+    is one of ``folders``, the outputs that are folders by design), an existing output is not
+    replaceable (:func:`check_replaceable`; ``own`` recognises the outputs snca wrote that the
+    user did not name as files), an output exists and ``force`` is not set, or a parent is not
+    a folder. Makes the parent folders.
     """
     seen: dict[str, Path] = {}
     folder_keys = {_key(Path(f)) for f in folders}
+    owned = {_key(Path(p)): kind for p, kind in (own or {}).items()}
     for path in map(Path, paths):
         check_utf8_path(path, "output")
         if is_remote(path):
@@ -138,6 +193,7 @@ def check_output_paths(
             raise SncaError(
                 f"output {path} is an existing folder; name a file (nothing was deleted)"
             )
+        check_replaceable(path, key in folder_keys, owned.get(key))
         if (path.exists() or path.is_symlink()) and not force:
             raise SncaError(f"{path} exists; use --force to overwrite it")
         parent = path.parent
@@ -148,6 +204,36 @@ def check_output_paths(
         except OSError as exc:
             raise SncaError(f"cannot create folder {parent}: {exc.strerror or exc}") from None
     return [Path(p) for p in paths]
+
+
+def check_replaceable(path: Path, folder: bool, own: OwnOutput | None) -> None:
+    """Raise SncaError unless ``--force`` may replace ``path`` when it exists: a file the user
+    named (``own`` None), an empty folder, or what ``own`` recognises as written by snca. A
+    folder (``folder``: an output that is a folder by design) is never replaced unrecognised.
+    """
+    if not (path.exists() or path.is_symlink()):
+        return
+    if folder and _is_empty_folder(path):
+        return
+    if own is None:
+        if not folder:
+            return
+        reason, what = "snca cannot tell what wrote it", "a folder"
+    else:
+        reason, what = own.mismatch(path), own.what
+        if reason is None:
+            return
+    raise SncaError(
+        f"refusing to replace {path}: it is not {what} written by snca ({reason}); "
+        "nothing was deleted"
+    )
+
+
+def _is_empty_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and not any(path.iterdir())
+    except OSError:
+        return False  # unreadable: its OwnOutput says why it cannot be recognised
 
 
 def check_writable(path: Path, force: bool) -> None:
@@ -184,9 +270,16 @@ class OutputSet:
     Use :func:`atomic_outputs`; :meth:`path` gives where to write each output.
     """
 
-    def __init__(self, targets: Sequence[Path], force: bool, folders: Sequence[Path] = ()) -> None:
-        self.targets = check_output_paths(targets, force, folders)
+    def __init__(
+        self,
+        targets: Sequence[Path],
+        force: bool,
+        folders: Sequence[Path] = (),
+        own: Mapping[Path, OwnOutput] | None = None,
+    ) -> None:
+        self.targets = check_output_paths(targets, force, folders, own)
         self._folders = {_key(Path(f)) for f in folders}
+        self._own = {_key(Path(p)): kind for p, kind in (own or {}).items()}
         for parent in {t.parent for t in self.targets}:
             recover_outputs(parent)
         self._staging: dict[str, _Staging] = {}
@@ -226,7 +319,12 @@ class OutputSet:
         return self._paths[_key(Path(target))]
 
     def commit(self) -> None:
-        """Flush, journal and publish every output (see the module docstring)."""
+        """Check again that every existing target may be replaced (it may have changed while
+        the outputs were made), then flush, journal and publish every output (see the module
+        docstring)."""
+        for target in self.targets:
+            key = _key(target)
+            check_replaceable(target, key in self._folders, self._own.get(key))
         pairs: dict[str, list[dict]] = {key: [] for key in self._staging}
         for target in self.targets:
             staged = self.path(target)
@@ -266,16 +364,21 @@ class OutputSet:
 
 @contextlib.contextmanager
 def atomic_outputs(
-    targets: Sequence[Path], force: bool = False, folders: Sequence[Path] = ()
+    targets: Sequence[Path],
+    force: bool = False,
+    folders: Sequence[Path] = (),
+    own: Mapping[Path, OwnOutput] | None = None,
 ) -> Iterator[OutputSet]:
     """Stage ``targets`` and publish them together when the block succeeds.
 
     On any exception (KeyboardInterrupt included) the staged files are removed and every target
     is left exactly as it was. ``folders`` are the targets that are folders (made empty in the
-    staging area; an existing one is swapped whole). A write that fails for lack of space or
-    permission raises SncaError naming the cause.
+    staging area; an existing one is swapped whole, only when ``own`` recognises it); ``own``
+    recognises the existing targets snca wrote that the user did not name as files
+    (:func:`check_replaceable`). A write that fails for lack of space or permission raises
+    SncaError naming the cause.
     """
-    outputs = OutputSet(targets, force, folders)
+    outputs = OutputSet(targets, force, folders, own)
     try:
         yield outputs
         outputs.commit()
@@ -296,11 +399,14 @@ def atomic_outputs(
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, force: bool = False, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path for one output (a folder with ``directory``); see
-    :func:`atomic_outputs`."""
+def atomic_output(
+    path: Path, force: bool = False, directory: bool = False, own: OwnOutput | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path for one output (a folder with ``directory``, replaced only when
+    ``own`` recognises it); see :func:`atomic_outputs`."""
     path = Path(path)
-    with atomic_outputs([path], force, folders=[path] if directory else ()) as outputs:
+    folders = [path] if directory else []
+    with atomic_outputs([path], force, folders, {path: own} if own else None) as outputs:
         yield outputs.path(path)
 
 

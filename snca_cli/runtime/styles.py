@@ -14,6 +14,8 @@ One look for the plugin's layers and for the files the command line writes
   ranked away from.
 
 The QML holds only what it sets (QGIS fills in its defaults) and is read by QGIS 3.22 and later.
+Its second line is the comment :data:`QML_MARKER`, by which a later run recognises a ``.qml``
+file it wrote (:data:`QML_OUTPUT`) and may replace.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from snca_cli.contract.class_colours import hex_rgb
+from snca_cli.errors import first_line
+from snca_cli.runtime.atomic import OwnOutput
 
 #: The classified tiles' field holding the class name (written by ``snca classify``).
 CLASS_NAME_FIELD = "class_name"
+#: The comment every QML document snca writes has as its second line.
+QML_MARKER = "<!-- written by snca -->"
 #: Opacity of the classified tiles and of the class map, so the raster shows through.
 CLASS_LAYER_OPACITY = 0.65
 #: Outline of the classified tiles: colour and width in millimetres.
@@ -275,4 +282,21 @@ def _rank_labels(root: ET.Element) -> None:
 def _text(root: ET.Element) -> str:
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
-    return f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{body}\n"
+    return f"<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n{QML_MARKER}\n{body}\n"
+
+
+def _qml_mismatch(path: Path) -> str | None:
+    """Why ``path`` is not a style snca wrote (None when it is): its second line is
+    :data:`QML_MARKER` (QGIS drops it when it saves a style of its own there)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read(1024).splitlines()
+    except OSError as exc:
+        return f"cannot read it: {first_line(exc)}"
+    if lines[1:2] != [QML_MARKER]:
+        return "it has no snca mark, and it was not named as an output"
+    return None
+
+
+#: The class map's QGIS style, written beside it (:func:`class_map_qml`).
+QML_OUTPUT = OwnOutput("a QGIS style", _qml_mismatch)

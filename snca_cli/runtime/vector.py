@@ -3,12 +3,15 @@
 Polygons are simple rings held as one float64 array ``N x V x 2`` (closed: the last vertex
 repeats the first). :func:`write_polygons` writes them with attribute columns to any OGR
 format (GeoPackage by default) in a given CRS; :func:`write_geojson_wgs84` writes the RFC 7946
-GeoJSON copy, reprojected to EPSG:4326 (longitude, latitude). GeoPackages are written as
-version ``GPKG_VERSION`` (1.2), which every QGIS 3 reads without warnings.
+GeoJSON copy, reprojected to EPSG:4326 (longitude, latitude), whose ``description`` member
+(``snca_<what>: ...``) tells a later run that snca wrote it (:data:`GEOJSON_OUTPUT`).
+GeoPackages are written as version ``GPKG_VERSION`` (1.2), which every QGIS 3 reads without
+warnings.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,7 +20,8 @@ import pyogrio.raw
 from rasterio.crs import CRS
 from rasterio.warp import transform as transform_coords
 
-from snca_cli.errors import SncaError
+from snca_cli.errors import SncaError, first_line
+from snca_cli.runtime.atomic import OwnOutput
 
 #: GeoPackage version written. GDAL >= 3.9 writes 1.4 by default, which QGIS 3.22's GDAL 3.6
 #: logs as "may only be partially supported" on every open; snca's layers need nothing newer.
@@ -27,6 +31,15 @@ GPKG_VERSION = "1.2"
 DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
 
 WGS84 = CRS.from_epsg(4326)
+#: How every GeoJSON snca writes begins its ``description`` member.
+GEOJSON_MARKER = "snca_"
+#: The head of a GeoJSON file as GDAL writes it, up to the start of snca's description.
+_MARKED_HEAD = re.compile(
+    r'\s*\{\s*"type"\s*:\s*"FeatureCollection"\s*,(\s*"name"\s*:\s*"(?:[^"\\]|\\.)*"\s*,)?'
+    rf'\s*"description"\s*:\s*"{GEOJSON_MARKER}'
+)
+#: Bytes of a GeoJSON file read to find snca's description.
+_HEAD_BYTES = 1 << 16
 
 
 def box_rings(bounds: np.ndarray) -> np.ndarray:
@@ -154,13 +167,13 @@ def write_geojson_wgs84(
     rings: np.ndarray,
     attributes: Mapping[str, Sequence | np.ndarray],
     crs: CRS | str,
+    description: str,
     layer: str | None = None,
-    description: str | None = None,
 ) -> None:
     """Write an RFC 7946 GeoJSON copy: rings densified (:func:`densify_rings`) and reprojected
-    from ``crs`` to EPSG:4326 (lon, lat); ``description`` becomes the collection's
-    ``description`` member."""
-    options = {"RFC7946": "YES"} | ({"DESCRIPTION": description} if description else {})
+    from ``crs`` to EPSG:4326 (lon, lat); ``description`` (``snca_<what>: <details>``, see
+    :data:`GEOJSON_MARKER`) becomes the collection's ``description`` member."""
+    options = {"RFC7946": "YES", "DESCRIPTION": description}
     write_polygons(
         path,
         reproject_rings(densify_rings(rings), crs, WGS84),
@@ -170,3 +183,20 @@ def write_geojson_wgs84(
         driver="GeoJSON",
         layer_options=options,
     )
+
+
+def _geojson_mismatch(path: Path) -> str | None:
+    """Why ``path`` is not a GeoJSON snca wrote (None when it is): GDAL's head of a feature
+    collection whose ``description`` starts with :data:`GEOJSON_MARKER`."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"cannot read it: {first_line(exc)}"
+    if _MARKED_HEAD.match(head) is None:
+        return "it has no snca description, and it was not named as an output"
+    return None
+
+
+#: A GeoJSON snca writes beside an output the user named (classify's and search's copy).
+GEOJSON_OUTPUT = OwnOutput("a GeoJSON copy", _geojson_mismatch)

@@ -22,7 +22,9 @@ each labelled tile as ``DIR/CLASS/<raster>_r<row>_c<col>.tif``:
   pixel size and scaling), and every chip (file, class value, raster, tile id, row, col,
   bounds). Tiles with too few valid pixels for ``snca classify`` are skipped with a warning.
 
-The folder is written whole or not at all (staged, then renamed into place).
+The folder is written whole or not at all (staged, then renamed into place). ``--force``
+replaces only a chips folder (:data:`CHIPS_OUTPUT`): its ``chips.json`` is snca's record and
+it holds nothing but that record and the chips it lists.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ from snca_cli.contract.scaling import to_uint8
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressFactory
-from snca_cli.runtime.atomic import atomic_output, check_output_paths
+from snca_cli.runtime.atomic import (
+    OwnOutput,
+    atomic_output,
+    check_output_paths,
+    read_record,
+    unlisted_entry,
+)
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source
@@ -58,6 +66,29 @@ from snca_cli.tasks.labels import (
 
 #: The record written beside the class folders.
 RECORD_NAME = "chips.json"
+#: The keys of a record (:func:`write_chips`).
+RECORD_KEYS = frozenset(
+    ("labels", "model", "tile_size", "tiling", "classes", "rasters", "counts", "chips")
+)
+
+
+def _chips_mismatch(folder: Path) -> str | None:
+    """Why ``folder`` is not a chips folder snca wrote (None when it is)."""
+    record, reason = read_record(folder / RECORD_NAME)
+    if reason is not None:
+        return reason
+    chips = record.get("chips") if isinstance(record, dict) else None
+    if not (
+        isinstance(chips, list)
+        and RECORD_KEYS <= record.keys()
+        and all(isinstance(c, dict) and isinstance(c.get("file"), str) for c in chips)
+    ):
+        return f"its {RECORD_NAME} is not a record of snca chips"
+    return unlisted_entry(folder, {RECORD_NAME, *(c["file"] for c in chips)})
+
+
+#: A folder ``snca chips`` wrote, which ``--force`` may replace.
+CHIPS_OUTPUT = OwnOutput("a chips folder", _chips_mismatch)
 
 
 def chips_resolution_m(data_dir: Path | str) -> float | None:
@@ -150,7 +181,7 @@ def write_chips(
     output = Path(config.output)
     if not config.rasters:
         raise SncaError("name at least one raster the labels lie on")
-    check_output_paths([output], config.force, folders=[output])
+    check_output_paths([output], config.force, folders=[output], own={output: CHIPS_OUTPUT})
     model_path = resolve_model(config.model)
     metadata = OnnxModel(model_path).metadata
     labels = read_labels(config.labels, config.field_name)
@@ -166,7 +197,7 @@ def write_chips(
     chips: list[dict[str, Any]] = []
     rasters: dict[str, Any] = {}
     skipped = done = 0
-    with atomic_output(output, config.force, directory=True) as staged:
+    with atomic_output(output, config.force, directory=True, own=CHIPS_OUTPUT) as staged:
         for raster, raster_name in zip(sources, raster_names, strict=True):
             mine = [t for t in tiles if t.raster == raster]
             if not mine:

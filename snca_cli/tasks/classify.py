@@ -46,15 +46,15 @@ from snca_cli.contract.open_set import UNKNOWN_CLASS, OpenSetRule, check_thresho
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
-from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
+from snca_cli.runtime.atomic import OwnOutput, atomic_outputs, check_output_paths
 from snca_cli.runtime.block_cache import bounded_block_cache
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, is_remote
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.safe_names import name_key
 from snca_cli.runtime.style_files import LayerStyle, write_class_pam, write_layer_styles
-from snca_cli.runtime.styles import class_legend, class_map_qml, class_tiles_qml
-from snca_cli.runtime.vector import box_rings, write_geojson_wgs84, write_polygons
+from snca_cli.runtime.styles import QML_OUTPUT, class_legend, class_map_qml, class_tiles_qml
+from snca_cli.runtime.vector import GEOJSON_OUTPUT, box_rings, write_geojson_wgs84, write_polygons
 from snca_cli.tasks.output_names import (
     class_map_name,
     class_map_sidecars,
@@ -141,6 +141,7 @@ class ClassifyTarget:
     output: Path
     geojson: Path
     class_map: Path | None = None
+    geojson_named: bool = False  # the user named the GeoJSON file (not only its folder)
 
     def paths(self) -> list[Path]:
         """Every output path (the class map's sidecars too)."""
@@ -148,6 +149,22 @@ class ClassifyTarget:
         if self.class_map is not None:
             paths += [self.class_map, *class_map_sidecars(self.class_map)]
         return paths
+
+    def own_outputs(self) -> dict[Path, OwnOutput]:
+        """The outputs the user did not name, replaced only when snca wrote them: the GeoJSON
+        copy (unless named) and the class map's QGIS style, which QGIS would also read as the
+        style of any other layer of that name. The class map's ``.aux.xml`` is part of the
+        class map (GDAL's metadata of that file) and goes with it."""
+        own = {} if self.geojson_named else {self.geojson: GEOJSON_OUTPUT}
+        if self.class_map is not None:
+            own[class_map_sidecars(self.class_map)[1]] = QML_OUTPUT
+        return own
+
+
+def check_targets(targets: list[ClassifyTarget], force: bool) -> None:
+    """Check every output of ``targets`` before any work (:func:`check_output_paths`)."""
+    own = {path: kind for target in targets for path, kind in target.own_outputs().items()}
+    check_output_paths([path for target in targets for path in target.paths()], force, own=own)
 
 
 #: The GeoPackage layer metadata key (and GeoJSON description prefix) of the value scaling.
@@ -221,8 +238,8 @@ def plan_targets(
     if not folder:
         if output.suffix.lower() != ".gpkg":
             raise SncaError(f"output {output} must be a .gpkg file (or a folder)")
-        targets = [ClassifyTarget(rasters[0], output, geojson or geojson_beside(output))]
-        targets[0].class_map = class_map
+        geojson_path = geojson or geojson_beside(output)
+        targets = [ClassifyTarget(rasters[0], output, geojson_path, class_map, geojson is not None)]
     else:
         if output.suffix.lower() == ".gpkg" or output.is_file():
             raise SncaError(f"with several rasters -o must be a folder, not {output}")
@@ -327,7 +344,7 @@ def classify(
     top_k = min(config.top_k, model.metadata.num_classes)
     options = config.tiling.for_model(model.metadata)
     options.check()
-    check_output_paths([p for t in config.targets for p in t.paths()], config.force)
+    check_targets(config.targets, config.force)
     names = [absolute_source(t.raster) for t in config.targets]
     plan = plan_units(names, model, options, run.planned_unit_tiles, run.warn)
     output = config.targets[0].output
@@ -379,6 +396,7 @@ def classify_raster(
         output,
         Path(geojson) if geojson is not None else geojson_beside(output),
         Path(class_map) if class_map is not None else None,
+        geojson is not None,
     )
     config = ClassifyConfig([target], options or TilingOptions(), **settings)  # type: ignore[arg-type]
     return classify(config, model, RunOptions(progress, cancelled)).summaries[0]
@@ -397,7 +415,7 @@ def _write_outputs(
     transaction; ``colours`` holds every class of the run, in class-id order."""
     class_names = list(colours)
     legend = class_legend(colours, results.class_tiles(class_names))
-    with atomic_outputs(target.paths(), force) as outputs:
+    with atomic_outputs(target.paths(), force, own=target.own_outputs()) as outputs:
         rings = box_rings(results.bounds)
         attributes = results.attributes(class_names, top_k)
         layer = Path(target.raster).stem

@@ -28,11 +28,12 @@ from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.tile_stream import check_batch_size
-from snca_cli.tasks.classify import ClassifySummary, classify_raster
+from snca_cli.tasks.classify import ClassifySummary, ClassifyTarget, classify_raster
 from snca_cli.tasks.index.build import IndexSummary, build_index
-from snca_cli.tasks.index.results import IndexedTile, SearchResult
+from snca_cli.tasks.index.results import IndexedTile, SearchResult, result_outputs
 from snca_cli.tasks.index.search import TileIndex
-from snca_cli.tasks.output_names import class_map_sidecars, geojson_beside
+from snca_cli.tasks.index.store import INDEX_OUTPUT
+from snca_cli.tasks.output_names import class_map_sidecars
 from snca_cli.tasks.units import RunOptions
 
 #: File name of the shipped scene in ``snca_cli/demo_data``.
@@ -207,14 +208,15 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
     if out.exists() and not out.is_dir():
         raise SncaError(f"{out} exists and is not a folder")
     targets = demo_outputs(out)
+    search, search_own = result_outputs(targets["search"])
+    classified = ClassifyTarget(
+        targets["raster"], targets["tiles"], targets["geojson"], targets["classes"], True
+    )
     check_output_paths(
-        [
-            *targets.values(),
-            *class_map_sidecars(targets["classes"]),
-            geojson_beside(targets["search"]),
-        ],
+        [*targets.values(), *class_map_sidecars(targets["classes"]), *search[1:]],  # + GeoJSON
         config.force,
         folders=[targets["index"]],
+        own={**classified.own_outputs(), **search_own, targets["index"]: INDEX_OUTPUT},
     )
     raster = copy_scene(targets["raster"], config.force)
 

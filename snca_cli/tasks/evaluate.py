@@ -23,7 +23,13 @@ import numpy as np
 
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError
 from snca_cli.hooks import ProgressFactory, ProgressHook
-from snca_cli.runtime.atomic import atomic_output
+from snca_cli.runtime.atomic import (
+    OwnOutput,
+    atomic_output,
+    check_output_paths,
+    read_record,
+    unlisted_entry,
+)
 from snca_cli.runtime.image_input import image_as_model_input
 from snca_cli.runtime.metrics import evaluate_embeddings, plot_confusion_matrix
 from snca_cli.runtime.onnx_model import ModelOutputs, OnnxModel
@@ -37,6 +43,23 @@ from snca_cli.runtime.scene_images import (
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion.png"
 DEFAULT_BATCH_SIZE = 32
+#: Keys every report has (:func:`score_embeddings`): how a report snca wrote is recognised.
+REPORT_KEYS = frozenset(("metrics", "confusion_matrix", "class_names", "model", "data"))
+
+
+def _report_mismatch(folder: Path) -> str | None:
+    """Why ``folder`` is not an evaluation report snca wrote (None when it is): its
+    ``metrics.json`` has the report's keys and it holds nothing but that and the plot."""
+    report, reason = read_record(folder / METRICS_FILE)
+    if reason is not None:
+        return reason
+    if not (isinstance(report, dict) and REPORT_KEYS <= report.keys()):
+        return f"its {METRICS_FILE} is not a report of snca evaluate"
+    return unlisted_entry(folder, {METRICS_FILE, CONFUSION_FILE})
+
+
+#: A report folder ``snca evaluate`` wrote, which ``--force`` may replace.
+REPORT_OUTPUT = OwnOutput("an evaluation report", _report_mismatch)
 
 #: How the table names each metric of the report, in display order.
 METRIC_LABELS = {
@@ -341,9 +364,16 @@ def default_output_dir(model_path: Path) -> Path:
     return model_path.with_name(f"{model_path.stem}-eval")
 
 
+def check_report_folder(output_dir: Path, force: bool) -> None:
+    """Refuse an output folder before any work unless it is new, empty, or (with ``force``)
+    a report snca wrote (:data:`REPORT_OUTPUT`)."""
+    check_output_paths([output_dir], force, folders=[output_dir], own={output_dir: REPORT_OUTPUT})
+
+
 def write_report(report: dict[str, Any], output_dir: Path, force: bool = False) -> None:
-    """Write ``metrics.json`` and ``confusion.png`` into ``output_dir``, atomically."""
-    with atomic_output(output_dir, force=force, directory=True) as tmp:
+    """Write ``metrics.json`` and ``confusion.png`` into ``output_dir``, atomically; an
+    existing folder is replaced only when it is a report snca wrote (:data:`REPORT_OUTPUT`)."""
+    with atomic_output(output_dir, force, directory=True, own=REPORT_OUTPUT) as tmp:
         (tmp / METRICS_FILE).write_text(json.dumps(report, indent=1))
         plot_confusion_matrix(
             np.array(report["confusion_matrix"]), report["class_names"], tmp / CONFUSION_FILE

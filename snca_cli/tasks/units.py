@@ -42,7 +42,7 @@ from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.ann import normalize
-from snca_cli.runtime.atomic import atomic_output, recover_outputs
+from snca_cli.runtime.atomic import OwnOutput, atomic_output, recover_outputs, unlisted_entry
 from snca_cli.runtime.cluster import ClusterSpec, ModelSpec, open_cluster, worker_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
@@ -282,6 +282,16 @@ def _joined(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else empty
 
 
+def _unit_mismatch(folder: Path) -> str | None:
+    """Why ``folder`` is not a unit folder snca wrote (None when it is): it holds nothing but
+    a unit's files (a damaged unit is replaced by its new result)."""
+    return unlisted_entry(folder, {UNIT_MANIFEST, *UNIT_FILES})
+
+
+#: A unit's folder in a run's work folder, which a rerun replaces when it does not verify.
+UNIT_OUTPUT = OwnOutput("a work unit", _unit_mismatch)
+
+
 def save_unit(folder: Path, result: UnitResult) -> None:
     """Write a unit's result into ``folder`` atomically, with checksums."""
     arrays = {
@@ -290,7 +300,7 @@ def save_unit(folder: Path, result: UnitResult) -> None:
         "probabilities.npy": result.probabilities,
         "valid_fraction.npy": result.valid_fraction,
     }
-    with atomic_output(folder, force=True, directory=True) as tmp:
+    with atomic_output(folder, True, directory=True, own=UNIT_OUTPUT) as tmp:
         files = {}
         for name, values in arrays.items():
             np.save(tmp / name, values, allow_pickle=False)

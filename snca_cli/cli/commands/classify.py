@@ -10,11 +10,16 @@ from snca_cli.cli import options
 from snca_cli.cli.support import console, exit_on_error, say, tile_progress, warn
 from snca_cli.cli.tables import summary_table
 from snca_cli.contract.tiling import tiling_options
-from snca_cli.runtime.atomic import check_output_paths
 from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.tasks.classify import LIST_SUFFIX, ClassifyConfig, expand_rasters, plan_targets
+from snca_cli.tasks.classify import (
+    LIST_SUFFIX,
+    ClassifyConfig,
+    check_targets,
+    expand_rasters,
+    plan_targets,
+)
 from snca_cli.tasks.classify import classify as classify_job
 from snca_cli.tasks.output_names import class_map_sidecars
 from snca_cli.tasks.units import RunOptions
@@ -78,7 +83,7 @@ def register(app: typer.Typer) -> None:
         targets = plan_targets(expanded, output, geojson, class_map, folder=folder_input or None)
         config = ClassifyConfig(targets, tiling, top_k, unknown_threshold, force, batch_size)
         # refuse clashing or existing outputs before the model is loaded
-        check_output_paths([path for target in targets for path in target.paths()], force)
+        check_targets(targets, force)
         spec = ClusterSpec(workers=workers, address=cluster)
         model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
         meta = model.metadata

@@ -8,11 +8,11 @@ import typer
 
 from snca_cli.cli.support import console, exit_on_error, is_interactive, progress_bars
 from snca_cli.cli.tables import metrics_table
-from snca_cli.runtime.atomic import check_output_paths
 from snca_cli.tasks.evaluate import (
     CONFUSION_FILE,
     DEFAULT_BATCH_SIZE,
     METRICS_FILE,
+    check_report_folder,
     default_output_dir,
     evaluate_model,
     open_embedder,
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         mAP@20/50/100, P@1/10, NMI and clustering accuracy; writes metrics.json and
         confusion.png."""
         output_dir = output if output is not None else default_output_dir(model)
-        check_output_paths([output_dir], force, folders=[output_dir])
+        check_report_folder(output_dir, force)
         embedder = open_embedder(model, provider=provider)
         chosen = resolve_split(embedder, data_dir, split)
         if not chosen.same_classes(embedder):

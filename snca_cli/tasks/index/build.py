@@ -33,6 +33,7 @@ from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote
 from snca_cli.tasks.index.store import (
+    INDEX_OUTPUT,
     MANIFEST_NAME,
     TILE_DTYPE,
     IndexedRaster,
@@ -267,7 +268,7 @@ def build_index(
         if index_dir.is_dir() and not any(index_dir.iterdir()):
             index_dir.rmdir()  # an empty folder (made by a file dialog) is not an index to keep
         _check_index_target(index_dir, force)  # again: another writer may have made one
-        with atomic_output(index_dir, force=force, directory=True) as tmp:
+        with atomic_output(index_dir, force, directory=True, own=INDEX_OUTPUT) as tmp:
             new = _embed(paths, model, options, index_dir, 0, 0, {}, batch_size, run)
             if len(new.tiles) == 0:
                 raise SncaError(
@@ -311,13 +312,11 @@ def build_index(
 
 
 def _check_index_target(index_dir: Path, force: bool) -> None:
-    """Refuse to build over anything but an snca index replaced with ``force`` (an empty
-    folder, as a file dialog makes, counts as absent)."""
+    """Refuse to build over anything but an snca index (:data:`INDEX_OUTPUT`) replaced with
+    ``force`` (an empty folder, as a file dialog makes, counts as absent)."""
     if index_dir.is_dir() and not any(index_dir.iterdir()):
         return
-    check_output_paths([index_dir], force, folders=[index_dir])
-    if index_dir.exists() and not (index_dir / MANIFEST_NAME).is_file():
-        raise SncaError(f"{index_dir} exists and is not an snca index; refusing to replace it")
+    check_output_paths([index_dir], force, folders=[index_dir], own={index_dir: INDEX_OUTPUT})
 
 
 def add_to_index(
@@ -367,7 +366,7 @@ def _add_locked(
         raise SncaError(f"index {index_dir} has an hnswlib graph; adding to it needs hnswlib")
     paths = _raster_paths(rasters, known=[r.path for r in manifest.rasters])
     layers = {r.crs_wkt: r.layer for r in manifest.rasters}
-    with atomic_output(index_dir, force=True, directory=True) as tmp:
+    with atomic_output(index_dir, True, directory=True, own=INDEX_OUTPUT) as tmp:
         new = _embed(
             paths,
             model,
@@ -549,7 +548,7 @@ def merge_indexes(
     )
     with index_lock(output, None, waiting):
         _check_index_target(output, force)
-        with atomic_output(output, force=force, directory=True) as tmp:
+        with atomic_output(output, force, directory=True, own=INDEX_OUTPUT) as tmp:
             shards = (
                 save_graphs(tmp, embeddings, manifest.params, shard_size)
                 if manifest.ann == "hnswlib"

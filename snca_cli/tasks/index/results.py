@@ -6,13 +6,15 @@ index's tile table, the search results and the plugin's layers.
 
 ``SearchResult.write("similar.gpkg")`` writes layer ``similar_tiles`` (and ``query``: the
 example tiles, ``example`` = ``positive`` or ``negative``) plus a sibling ``similar.geojson`` in
-EPSG:4326; hits from rasters in other CRSs are reprojected. Each layer of the GeoPackage carries
+EPSG:4326 (an existing one is replaced only when snca wrote it: :data:`SEARCH_METADATA`); hits
+from rasters in other CRSs are reprojected. Each layer of the GeoPackage carries
 the plugin's look as its default QGIS style (:mod:`snca_cli.runtime.styles`): the similarity
 ramp with ``#rank`` labels, and the query tiles as outlines.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +22,23 @@ import numpy as np
 from rasterio.crs import CRS
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
+from snca_cli.runtime.atomic import OwnOutput, atomic_outputs, check_output_paths
 from snca_cli.runtime.paths import gdal_path
 from snca_cli.runtime.style_files import LayerStyle, write_layer_styles
 from snca_cli.runtime.styles import query_tiles_qml, similar_tiles_qml
-from snca_cli.runtime.vector import box_rings, reproject_rings, write_geojson_wgs84, write_polygons
+from snca_cli.runtime.vector import (
+    GEOJSON_MARKER,
+    GEOJSON_OUTPUT,
+    box_rings,
+    reproject_rings,
+    write_geojson_wgs84,
+    write_polygons,
+)
 from snca_cli.tasks.output_names import geojson_beside
 
 WGS84 = "EPSG:4326"
+#: The GeoJSON description's prefix of search results (:data:`GEOJSON_MARKER` ``search``).
+SEARCH_METADATA = f"{GEOJSON_MARKER}search"
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,7 @@ class SearchResult:
         """
         path = Path(path)
         suffix = path.suffix.lower()
-        outputs = result_paths(path, force)
+        outputs, own = result_outputs(path)
         geojson = geojson_beside(path)
         examples = self.positives + self.negatives
         first = examples[0] if examples else (self.hits[0].tile if self.hits else None)
@@ -116,8 +127,15 @@ class SearchResult:
             },
             "query": np.array([self.query_label] * len(self.hits), dtype=object),
         }
-        with atomic_outputs(outputs, force) as staged:
-            write_geojson_wgs84(staged.path(geojson), rings, attributes, crs, layer="similar_tiles")
+        with atomic_outputs(outputs, force, own=own) as staged:
+            write_geojson_wgs84(
+                staged.path(geojson),
+                rings,
+                attributes,
+                crs,
+                f"{SEARCH_METADATA}: {json.dumps({'query': self.query_label})}",
+                layer="similar_tiles",
+            )
             if suffix == ".gpkg":
                 tmp = staged.path(path)
                 write_polygons(tmp, rings, attributes, crs, layer="similar_tiles")
@@ -135,15 +153,24 @@ class SearchResult:
         return outputs
 
 
-def result_paths(path: Path | str, force: bool = False) -> list[Path]:
-    """The files :meth:`SearchResult.write` makes for ``path``, checked (before any work): a
-    ``.gpkg`` and the ``.geojson`` beside it, or a ``.geojson`` alone."""
+def result_outputs(path: Path | str) -> tuple[list[Path], dict[Path, OwnOutput]]:
+    """The files :meth:`SearchResult.write` makes for ``path`` (a ``.gpkg`` and the
+    ``.geojson`` beside it, or a ``.geojson`` alone) and those of them the user did not name,
+    replaced only when snca wrote them (:func:`snca_cli.runtime.atomic.check_replaceable`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gpkg", ".geojson"):
         raise SncaError(f"cannot write results to {path.name}: use .gpkg or .geojson")
     geojson = geojson_beside(path)
-    return check_output_paths([path, geojson] if suffix == ".gpkg" else [geojson], force)
+    if suffix == ".geojson":
+        return [geojson], {}
+    return [path, geojson], {geojson: GEOJSON_OUTPUT}
+
+
+def result_paths(path: Path | str, force: bool = False) -> list[Path]:
+    """The files :meth:`SearchResult.write` makes for ``path``, checked (before any work)."""
+    outputs, own = result_outputs(path)
+    return check_output_paths(outputs, force, own=own)
 
 
 def tile_attributes(tiles: list[IndexedTile]) -> dict[str, np.ndarray]:

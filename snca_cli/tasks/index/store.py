@@ -48,7 +48,7 @@ from rasterio.crs import CRS
 
 from snca_cli import __version__
 from snca_cli.contract.tiling import TilingOptions
-from snca_cli.errors import Cancelled, SncaError
+from snca_cli.errors import Cancelled, SncaError, first_line
 from snca_cli.hooks import CancelHook
 from snca_cli.runtime.ann import (
     HnswSearch,
@@ -57,7 +57,7 @@ from snca_cli.runtime.ann import (
     ShardedSearch,
     shard_ranges,
 )
-from snca_cli.runtime.atomic import recover_outputs
+from snca_cli.runtime.atomic import OwnOutput, read_record, recover_outputs, unlisted_entry
 from snca_cli.runtime.file_lock import FileLock
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.vector import box_rings, write_polygons
@@ -268,6 +268,29 @@ def graph_names(count: int, shard_size: int) -> list[str]:
 def is_index_file(name: str) -> bool:
     """Whether ``name`` is a data file an index may hold (besides the manifest)."""
     return name in DATA_FILES or _SHARD_GRAPH_PATTERN.fullmatch(name) is not None
+
+
+def _index_mismatch(directory: Path) -> str | None:
+    """Why ``directory`` is not an index snca wrote (None when it is): its manifest is a JSON
+    object of snca's index format (any version, its checksum not required: a damaged or old
+    index must stay replaceable by a rebuild, as its error says) and it holds nothing but the
+    manifest and index files (:func:`is_index_file`)."""
+    payload, reason = read_record(directory / MANIFEST_NAME)
+    if reason is not None:
+        return reason
+    if not (isinstance(payload, dict) and payload.get("format") == FORMAT):
+        return f"its {MANIFEST_NAME} is not an snca index manifest"
+    try:
+        names = [entry.name for entry in os.scandir(directory)]
+    except OSError as exc:
+        return f"cannot list it: {first_line(exc)}"
+    listed = {MANIFEST_NAME, *filter(is_index_file, names)}
+    return unlisted_entry(directory, listed)
+
+
+#: An index folder, which ``index build --force`` (and every writer of a new version) may
+#: replace.
+INDEX_OUTPUT = OwnOutput("an index", _index_mismatch)
 
 
 def manifest_checksum(payload: dict) -> str:

@@ -65,7 +65,7 @@ def test_cli_search_refuses_a_bad_output_before_opening_the_index(tmp_path: Path
     (tmp_path / "hits.geojson").write_text("{}")
     args = ["search", str(tmp_path / "none"), "--tile-id", "1", "-o", str(tmp_path / "hits.gpkg")]
     result = runner.invoke(app, args)
-    assert result.exit_code == 2 and "hits.geojson exists; use --force" in result.output
+    assert result.exit_code == 2 and "not a GeoJSON copy written by snca" in result.output
 
 
 @pytest.mark.shared_data

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.atomic import atomic_output
+from snca_cli.runtime.atomic import OwnOutput, atomic_output, unlisted_entry
 
 
 def test_file_appears_only_on_success(tmp_path: Path) -> None:
@@ -37,18 +37,53 @@ def test_existing_output_needs_force(tmp_path: Path) -> None:
     assert target.read_text() == "new"
 
 
+#: A folder holding only files named ``old`` and ``new`` (a test's own output).
+MINE = OwnOutput("a test folder", lambda path: unlisted_entry(path, {"old", "new"}))
+
+
 def test_directory_replaced_whole(tmp_path: Path) -> None:
     target = tmp_path / "index"
     target.mkdir()
     (target / "old").write_text("x")
-    with pytest.raises(RuntimeError), atomic_output(target, force=True, directory=True) as tmp:
+    with (
+        pytest.raises(RuntimeError),
+        atomic_output(target, force=True, directory=True, own=MINE) as tmp,
+    ):
         (tmp / "new").write_text("y")
         raise RuntimeError("boom")
     assert sorted(p.name for p in target.iterdir()) == ["old"]
-    with atomic_output(target, force=True, directory=True) as tmp:
+    with atomic_output(target, force=True, directory=True, own=MINE) as tmp:
         (tmp / "new").write_text("y")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_force_replaces_a_folder_only_when_its_own_output_recognises_it(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    with atomic_output(target, force=True, directory=True) as tmp:  # empty: nothing to lose
+        (tmp / "new").write_text("y")
+    (target / "user.txt").write_text("keep")
+    for own, reason in [
+        (None, "snca cannot tell what wrote it"),
+        (MINE, "it holds user.txt, which snca did not write there"),
+    ]:
+        with (
+            pytest.raises(SncaError, match=f"refusing to replace .*{reason}.*nothing was deleted"),
+            atomic_output(target, force=True, directory=True, own=own),
+        ):
+            pass
+    assert sorted(p.name for p in target.iterdir()) == ["new", "user.txt"]
+
+
+def test_a_file_added_while_the_outputs_are_made_is_not_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with pytest.raises(SncaError, match="it holds late.txt"):
+        with atomic_output(target, directory=True, own=MINE) as tmp:
+            (tmp / "new").write_text("y")
+            target.mkdir()
+            (target / "late.txt").write_text("keep")
+    assert [p.name for p in target.iterdir()] == ["late.txt"]
 
 
 def test_directory_gets_the_usual_permissions(tmp_path: Path) -> None:

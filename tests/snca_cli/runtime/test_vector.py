@@ -36,7 +36,9 @@ def test_geojson_copy_is_longitude_latitude(tmp_path: Path) -> None:
     path = tmp_path / "tiles.geojson"
     # a 1 km box whose lower-left corner is UTM 33N's central meridian (15 E) at the equator
     rings = box_rings(np.array([[500000.0, 0.0, 501000.0, 1000.0]]))
-    write_geojson_wgs84(path, rings, {"tile_id": np.array([1])}, "EPSG:32633", layer="tiles")
+    write_geojson_wgs84(
+        path, rings, {"tile_id": np.array([1])}, "EPSG:32633", "snca_test: x", layer="tiles"
+    )
     ring = json.loads(path.read_text())["features"][0]["geometry"]["coordinates"][0]
     assert np.allclose(ring[0], [15.0, 0.0], atol=1e-9)
     # 1 km east and north at scale factor 0.9996, with 111,319.49 m per degree of longitude and
@@ -53,7 +55,9 @@ def test_reprojected_edges_follow_the_curve(tmp_path: Path) -> None:
     UTM edge, so the edge's midpoint is off the straight line between the corners."""
     path = tmp_path / "big.geojson"
     rings = box_rings(np.array([[700000.0, 6000000.0, 900000.0, 6200000.0]]))
-    write_geojson_wgs84(path, rings, {"tile_id": np.array([1])}, "EPSG:32633", layer="tiles")
+    write_geojson_wgs84(
+        path, rings, {"tile_id": np.array([1])}, "EPSG:32633", "snca_test: x", layer="tiles"
+    )
     ring = np.array(json.loads(path.read_text())["features"][0]["geometry"]["coordinates"][0])
     dense = densify_rings(rings)[0]
     lon, lat = transform_coords("EPSG:32633", "EPSG:4326", dense[:, 0], dense[:, 1])

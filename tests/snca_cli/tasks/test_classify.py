@@ -245,12 +245,17 @@ def test_interrupt_in_a_hook_leaves_no_file(tmp_path: Path, model) -> None:
 
 def test_existing_outputs_need_force(tmp_path: Path, model) -> None:
     raster = write_raster(tmp_path / "scene.tif", painted(COLOURS, 16))
-    (tmp_path / "out.geojson").write_text("keep me")
-    with pytest.raises(SncaError, match="out.geojson exists; use --force"):
+    classify_raster(raster, model, tmp_path / "out.gpkg")
+    with pytest.raises(SncaError, match="out.gpkg exists; use --force"):
         classify_raster(raster, model, tmp_path / "out.gpkg")
-    assert not (tmp_path / "out.gpkg").exists()
-    assert (tmp_path / "out.geojson").read_text() == "keep me"
     classify_raster(raster, model, tmp_path / "out.gpkg", force=True)
+    # a GeoJSON beside it that snca did not write is replaced only when named
+    (tmp_path / "out.geojson").write_text("keep me")
+    with pytest.raises(SncaError, match="refusing to replace .*out.geojson"):
+        classify_raster(raster, model, tmp_path / "out.gpkg", force=True)
+    assert (tmp_path / "out.geojson").read_text() == "keep me"
+    geojson = tmp_path / "out.geojson"
+    classify_raster(raster, model, tmp_path / "out.gpkg", geojson=geojson, force=True)
     assert json.loads((tmp_path / "out.geojson").read_text())["type"] == "FeatureCollection"
 
 
@@ -345,7 +350,12 @@ def test_outputs_carry_their_styles_for_the_classes_present(tmp_path: Path, mode
     out.unlink()
     with pytest.raises(SncaError, match="classes.tif.aux.xml exists; use --force"):
         classify_raster(raster, model, tmp_path / "again.gpkg", class_map=out)
-    qml.write_text("old")
+    classify_raster(raster, model, tmp_path / "out.gpkg", class_map=out, force=True)
+    qml.write_text("old")  # a style snca did not write: kept, even with --force
+    with pytest.raises(SncaError, match="refusing to replace .*classes.qml"):
+        classify_raster(raster, model, tmp_path / "out.gpkg", class_map=out, force=True)
+    assert qml.read_text() == "old"
+    qml.unlink()
     classify_raster(raster, model, tmp_path / "out.gpkg", class_map=out, force=True)
     assert out.exists() and qml.read_text().startswith("<!DOCTYPE qgis")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("classes")) == [

@@ -266,7 +266,7 @@ def test_existing_output_needs_force_and_must_be_an_index(
     assert read_index(tmp_path / "idx").manifest.count == 1
     (tmp_path / "documents").mkdir()
     (tmp_path / "documents" / "thesis.txt").write_text("precious")
-    with pytest.raises(SncaError, match="not an snca index; refusing"):
+    with pytest.raises(SncaError, match="refusing to replace .*documents.*nothing was deleted"):
         build_index([raster], model, tmp_path / "documents", force=True)
     assert (tmp_path / "documents" / "thesis.txt").read_text() == "precious"
 
