@@ -28,7 +28,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_geom
 
-from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.metadata import ModelMetadata, check_name
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError, first_line
 from snca_cli.runtime.grid import Tile
@@ -85,7 +85,8 @@ def read_labels(path: Path | str, field_name: str) -> LabelSet:
     """Read the points and polygons of a label layer and their ``field_name`` values.
 
     Raise SncaError for a missing or unreadable file, a layer without CRS, a missing field
-    (the fields there are listed), other geometry types, or no labelled feature at all.
+    (the fields there are listed), other geometry types, a class value longer than a model's
+    class names may be, or no labelled feature at all.
     Features with an empty class or no geometry are skipped.
     """
     path = Path(path)
@@ -119,6 +120,7 @@ def read_labels(path: Path | str, field_name: str) -> LabelSet:
             raise SncaError(
                 f"{path.name}: labels must be points or polygons, not {geometry.geom_type}"
             )
+        check_name(name, f"{path.name}: class value")  # it becomes a model's class name
         geometries.append(geometry)
         classes.append(name)
     if not geometries:

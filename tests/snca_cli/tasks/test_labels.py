@@ -129,6 +129,9 @@ def test_bad_label_layers_are_refused_in_one_line(tmp_path: Path) -> None:
     lines = write_geojson(tmp_path / "line.geojson", [(line, "a")], "EPSG:32633")
     with pytest.raises(SncaError, match="points or polygons, not LineString"):
         read_labels(lines, "kind")
+    long = write_geojson(tmp_path / "long.geojson", [(point(0, 0), "x" * 1001)], "EPSG:32633")
+    with pytest.raises(SncaError, match=r"long.geojson: class value 'x{40}'... is 1,001 char"):
+        read_labels(long, "kind")  # longer than a model's class names may be
 
 
 def test_class_checks_want_two_classes_and_warn_of_single_examples() -> None:
