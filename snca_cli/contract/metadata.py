@@ -53,8 +53,9 @@ DEFAULT_INPUT_SCALE: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0, "flo
 #: The metadata keeps Deepness's ``resolution`` in centimetres per pixel; every command takes
 #: metres per pixel (``--resolution``) and converts here.
 CM_PER_M = 100.0
-#: The ground resolutions (m/px) a command writes into a model: from a micrometre (the
-#: metadata keeps 6 decimals of a centimetre) to 1,000 km (coarser than any image of the Earth).
+#: The ground resolutions (m/px) a command takes (tiling, or written into a model): from a
+#: micrometre (the metadata keeps 6 decimals of a centimetre) to 1,000 km (coarser than any
+#: image of the Earth; 1e300 overflowed the tiling).
 RESOLUTION_RANGE_M = (1e-6, 1e6)
 
 #: Most bytes of metadata (every key and value of ``metadata_props``, UTF-8) a model may hold,
@@ -66,16 +67,21 @@ MAX_METADATA_BYTES = 64 << 20
 MAX_NAME_CHARS = 1000
 
 
-def resolution_cm_from_m(metres: float) -> float:
-    """The metadata's ``resolution`` (cm/px) of a ground resolution typed in m/px; SncaError
-    unless it is within :data:`RESOLUTION_RANGE_M`."""
+def check_resolution_m(metres: float, what: str = "--resolution") -> float:
+    """``metres``, a ground resolution in m/px; SncaError naming ``what`` unless it is within
+    :data:`RESOLUTION_RANGE_M`."""
     low, high = RESOLUTION_RANGE_M
     if not low <= metres <= high:  # NaN included
         raise SncaError(
-            f"--resolution takes metres per pixel from {low:f} to {high:,.0f}, e.g. 0.5; "
-            f"got {metres:g}"
+            f"{what} takes metres per pixel from {low:f} to {high:,.0f}, e.g. 0.5; got {metres:g}"
         )
-    return round(metres * CM_PER_M, 6)  # 0.3 m is 30 cm, not 30.000000000000004
+    return metres
+
+
+def resolution_cm_from_m(metres: float) -> float:
+    """The metadata's ``resolution`` (cm/px) of a ground resolution typed in m/px; SncaError
+    unless it is within :data:`RESOLUTION_RANGE_M`."""
+    return round(check_resolution_m(metres) * CM_PER_M, 6)  # 0.3 m is 30 cm, not 30.0000...04
 
 
 def check_name(name: str, what: str) -> None:
