@@ -91,8 +91,32 @@ def files_table(rows: list[tuple[str, Path]]) -> Table:
     return table
 
 
+#: The most a row of ``snca info`` shows: characters of a value, training keys.
+MAX_INFO_CHARS, MAX_INFO_TRAINING_KEYS = 500, 30
+
+
+def _at_most(text: str, limit: int = MAX_INFO_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and how long it is."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _listed(names: list[str]) -> str:
+    """The number of classes and the first names that fit in :data:`MAX_INFO_CHARS` with the
+    count of the others."""
+    shown = names[:1]
+    length = sum(map(len, shown)) + 40  # the count, "... and N more"
+    for name in names[1:]:
+        length += len(name) + 2
+        if length > MAX_INFO_CHARS:
+            break
+        shown.append(name)
+    more = len(names) - len(shown)
+    return f"{len(names)}: {', '.join(shown)}" + (f", ... and {more:,} more" if more else "")
+
+
 def model_table(model: OnnxModel) -> Table:
-    """The model's metadata, inputs and outputs, provider and SHA-256 as a two-column table."""
+    """The model's metadata, inputs and outputs, provider and SHA-256 as a two-column table;
+    bounded however large the metadata (values cut, the first classes and training keys)."""
     meta = model.metadata
     table = Table(title=f"snca model {model.path.name}", title_justify="left", show_header=False)
     table.add_column("key", style="bold")
@@ -106,7 +130,7 @@ def model_table(model: OnnxModel) -> Table:
         ("model type", meta.model_type),
         ("backbone", meta.backbone or "-"),
         ("snca version", meta.snca_version or "-"),
-        ("classes", f"{meta.num_classes}: {', '.join(meta.class_names)}"),
+        ("classes", _listed(meta.class_names)),
         ("tile size", f"{meta.tile_size} px"),
         ("input bands", str(meta.input_bands)),
         ("input scale", ", ".join(f"{k} / {v:g}" for k, v in meta.input_scale.items())),
@@ -124,11 +148,14 @@ def model_table(model: OnnxModel) -> Table:
         rows.append((f"input {tensor.name}", f"{tensor.type} {tensor.shape}"))
     for tensor in model.session.get_outputs():
         rows.append((f"output {tensor.name}", f"{tensor.type} {tensor.shape}"))
-    for key, value in meta.training.items():
+    training = list(meta.training.items())
+    for key, value in training[:MAX_INFO_TRAINING_KEYS]:
         text = value if isinstance(value, str) else json.dumps(value)
-        rows.append((f"training.{key}", text))
+        rows.append((f"training.{_at_most(key, 80)}", text))
+    if len(training) > MAX_INFO_TRAINING_KEYS:
+        rows.append(("training ...", f"{len(training) - MAX_INFO_TRAINING_KEYS:,} more keys"))
     for key, value in rows:
-        table.add_row(key, Text(value))  # class names and paths as they are, never markup
+        table.add_row(key, Text(_at_most(value)))  # names and paths as they are, never markup
     return table
 
 

@@ -53,14 +53,58 @@ DEFAULT_INPUT_SCALE: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0, "flo
 #: The metadata keeps Deepness's ``resolution`` in centimetres per pixel; every command takes
 #: metres per pixel (``--resolution``) and converts here.
 CM_PER_M = 100.0
+#: The ground resolutions (m/px) a command takes (tiling, or written into a model): from a
+#: micrometre (the metadata keeps 6 decimals of a centimetre) to 1,000 km (coarser than any
+#: image of the Earth; 1e300 overflowed the tiling).
+RESOLUTION_RANGE_M = (1e-6, 1e6)
+
+#: Most bytes of metadata (every key and value of ``metadata_props``, UTF-8) a model may hold,
+#: checked before any value is parsed: snca writes a few kilobytes, an adapted model's open-set
+#: prototypes up to about 10 MB (1,000 classes of 1,024 dimensions); 64 MiB parse in ~1.5 s.
+MAX_METADATA_BYTES = 64 << 20
+#: Most characters of a name in the metadata (a class, the backbone, the snca version, the
+#: model type): names are shown in tables and warnings and become file names.
+MAX_NAME_CHARS = 1000
+
+
+def check_resolution_m(metres: float, what: str = "--resolution") -> float:
+    """``metres``, a ground resolution in m/px; SncaError naming ``what`` unless it is within
+    :data:`RESOLUTION_RANGE_M`."""
+    low, high = RESOLUTION_RANGE_M
+    if not low <= metres <= high:  # NaN included
+        raise SncaError(
+            f"{what} takes metres per pixel from {low:f} to {high:,.0f}, e.g. 0.5; got {metres:g}"
+        )
+    return metres
 
 
 def resolution_cm_from_m(metres: float) -> float:
     """The metadata's ``resolution`` (cm/px) of a ground resolution typed in m/px; SncaError
-    unless it is a positive finite number."""
-    if not (math.isfinite(metres) and metres > 0):
-        raise SncaError(f"--resolution takes metres per pixel above 0, e.g. 0.5; got {metres:g}")
-    return round(metres * CM_PER_M, 6)  # 0.3 m is 30 cm, not 30.000000000000004
+    unless it is within :data:`RESOLUTION_RANGE_M`."""
+    return round(check_resolution_m(metres) * CM_PER_M, 6)  # 0.3 m is 30 cm, not 30.0000...04
+
+
+def check_name(name: str, what: str) -> None:
+    """Raise SncaError when ``name`` (``what`` it is, e.g. ``class name``) is longer than
+    :data:`MAX_NAME_CHARS`; the message shows its start only."""
+    if len(name) > MAX_NAME_CHARS:
+        raise SncaError(
+            f"{what} {name[:40]!r}... is {len(name):,} characters long; "
+            f"names have at most {MAX_NAME_CHARS:,}"
+        )
+
+
+def _check_size(props: dict[str, str], source: str) -> None:
+    """Raise SncaError when ``props`` hold more than :data:`MAX_METADATA_BYTES` (the largest
+    key is named)."""
+    sizes = {key: len(key.encode()) + len(value.encode()) for key, value in props.items()}
+    total = sum(sizes.values())
+    if total > MAX_METADATA_BYTES:
+        largest = max(sizes, key=sizes.__getitem__)
+        raise SncaError(
+            f"{source} holds {total:,} bytes of metadata ({largest[:40]!r}: {sizes[largest]:,}); "
+            f"snca reads at most {MAX_METADATA_BYTES >> 20} MiB (not a model snca wrote?)"
+        )
 
 
 @dataclass
@@ -138,7 +182,9 @@ class ModelMetadata:
 
     @classmethod
     def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMetadata:
-        """Parse ``metadata_props``; raise SncaError naming every missing or malformed key."""
+        """Parse ``metadata_props``; raise SncaError naming every missing or malformed key, or
+        metadata beyond :data:`MAX_METADATA_BYTES`."""
+        _check_size(props, source)
         missing = [key for key in REQUIRED_KEYS if key not in props]
         if missing:
             raise SncaError(
@@ -149,9 +195,10 @@ class ModelMetadata:
             values = {key: json.loads(value) for key, value in props.items()}
             names = values["class_names"]
             if isinstance(names, dict):
-                class_names = [names[k] for k in sorted(names, key=lambda k: int(k))]
-            else:
-                class_names = [str(n) for n in names]
+                names = [names[k] for k in sorted(names, key=lambda k: int(k))]
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise ValueError("class_names must be names (text)")
+            class_names = names
             resolution = values.get("resolution")
             trained_at = values.get("training_resolution_m")
             colours = values.get("class_colours")
@@ -214,7 +261,16 @@ class ModelMetadata:
         for ok, what in problems:
             if not ok:
                 raise SncaError(f"{source} has an invalid snca metadata value: {what}")
+        self._check_names(source)
         self._check_colours(source)
+
+    def _check_names(self, source: str) -> None:
+        """Raise SncaError for a name longer than :data:`MAX_NAME_CHARS`."""
+        names = [("model_type", self.model_type), ("backbone", self.backbone)]
+        names += [("snca_version", self.snca_version)]
+        names += [("class name", name) for name in self.class_names]
+        for what, name in names:
+            check_name(name, f"{source} has an invalid snca metadata value: {what}")
 
     def _check_colours(self, source: str) -> None:
         """Raise SncaError unless ``class_colours`` names classes of the model, each with a

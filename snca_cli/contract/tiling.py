@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.metadata import ModelMetadata, check_resolution_m
 from snca_cli.errors import SncaError
 
 #: Tile size against which an overlap in pixels is checked before the model is known (the
@@ -107,8 +107,8 @@ class TilingOptions:
                 raise SncaError(
                     f"resolution must be auto, native or metres per pixel (got {self.resolution!r})"
                 )
-        elif not (math.isfinite(self.resolution) and self.resolution > 0):
-            raise SncaError(f"resolution must be positive metres per pixel (got {self.resolution})")
+        else:
+            check_resolution_m(self.resolution, "resolution")
         if self.bands is not None and (not self.bands or min(self.bands) < 1):
             raise SncaError(f"bands are numbered from 1 (got {self.bands})")
         if self.overlap is not None:

@@ -58,6 +58,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import RasterioError
@@ -292,24 +293,26 @@ class OutputSet:
                     staged.mkdir()
                     staged.chmod(0o777 & ~_umask())
                 self._paths[_key(target)] = staged
-        except BaseException:
-            self.abort()
-            raise
+        except BaseException as exc:
+            self._fail(exc, target.parent)
 
     def _staging_for(self, parent: Path) -> _Staging:
         key = _key(parent)
         if key not in self._staging:
             directory = parent / f"{STAGING_PREFIX}{secrets.token_hex(6)}"
-            try:
-                directory.mkdir(mode=0o700)  # nobody else may plant or change files in it
-            except OSError as exc:
-                raise _write_error(exc, parent) from None
-            token = secrets.token_hex(TOKEN_BYTES)
-            _write_token(directory / TOKEN_NAME, token)  # before the lock file: see recovery
+            directory.mkdir(mode=0o700)  # nobody else may plant or change files in it
             lock = FileLock(directory / f"{OWNER_NAME}.new")
-            lock.acquire(blocking=True)
-            # the lock file appears under its name only once held: a recovery never sees it free
-            os.replace(lock.path, directory / OWNER_NAME)
+            try:
+                token = secrets.token_hex(TOKEN_BYTES)
+                _write_token(directory / TOKEN_NAME, token)  # before the lock file: see recovery
+                lock.acquire(blocking=True)
+                # the lock file appears under its name only once held: a recovery never sees
+                # it free
+                os.replace(lock.path, directory / OWNER_NAME)
+            except BaseException:  # e.g. no byte left for the token: leave nothing behind
+                lock.release()
+                _remove(directory)
+                raise
             lock.path = directory / OWNER_NAME
             self._staging[key] = _Staging(directory, lock, token)
         return self._staging[key]
@@ -361,6 +364,24 @@ class OutputSet:
             _remove(staging.directory)
         self._staging.clear()
 
+    def _fail(self, exc: BaseException, where: Path) -> NoReturn:
+        """Abort after ``exc`` and raise it, a failed write as one SncaError line: a full disk
+        (or a write error with under :data:`LOW_SPACE_BYTES` free) as such, another OSError as
+        a failed write in ``where``."""
+        full = _is_disk_full(exc) or (
+            isinstance(exc, WRITE_ERRORS) and self.space_left() < LOW_SPACE_BYTES
+        )
+        self.abort()
+        if full:
+            raise SncaError(_disk_full_message(self.targets)) from None
+        if isinstance(exc, OSError):
+            raise _write_error(exc, where) from None
+        if isinstance(exc, WRITE_ERRORS):
+            names = ", ".join(str(t) for t in self.targets)
+            message = f"cannot write {names}: {first_line(exc)}; nothing was changed"
+            raise SncaError(message) from None
+        raise exc
+
 
 @contextlib.contextmanager
 def atomic_outputs(
@@ -375,27 +396,15 @@ def atomic_outputs(
     is left exactly as it was. ``folders`` are the targets that are folders (made empty in the
     staging area; an existing one is swapped whole, only when ``own`` recognises it); ``own``
     recognises the existing targets snca wrote that the user did not name as files
-    (:func:`check_replaceable`). A write that fails for lack of space or permission raises
-    SncaError naming the cause.
+    (:func:`check_replaceable`). A write that fails for lack of space or permission (making
+    the staging folders included) raises SncaError naming the cause.
     """
     outputs = OutputSet(targets, force, folders, own)
     try:
         yield outputs
         outputs.commit()
     except BaseException as exc:
-        full = _is_disk_full(exc) or (
-            isinstance(exc, WRITE_ERRORS) and outputs.space_left() < LOW_SPACE_BYTES
-        )
-        outputs.abort()
-        if full:
-            raise SncaError(_disk_full_message(outputs.targets)) from None
-        if isinstance(exc, OSError):
-            raise _write_error(exc, outputs.targets[0].parent) from None
-        if isinstance(exc, WRITE_ERRORS):
-            names = ", ".join(str(t) for t in outputs.targets)
-            message = f"cannot write {names}: {first_line(exc)}; nothing was changed"
-            raise SncaError(message) from None
-        raise
+        outputs._fail(exc, outputs.targets[0].parent)
 
 
 @contextlib.contextmanager
@@ -424,9 +433,8 @@ def _disk_full_message(targets: Sequence[Path]) -> str:
 
 
 def _write_error(exc: OSError, where: Path) -> SncaError:
-    """A one-line error for a failed write (the outputs were left as they were)."""
-    if _is_disk_full(exc):
-        return SncaError(f"no space left on the device in {where}; nothing was changed")
+    """A one-line error for a failed write that is not a full disk (the outputs were left as
+    they were)."""
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return SncaError(f"cannot write in {where}: {exc.strerror}; nothing was changed")
     return SncaError(f"cannot write in {where}: {exc.strerror or exc}; nothing was changed")

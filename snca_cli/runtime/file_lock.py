@@ -38,8 +38,10 @@ class FileLock:
                     os.close(handle)
                     return False
                 if _is_at(handle, self.path):
-                    os.ftruncate(handle, 0)
-                    os.write(handle, str(os.getpid()).encode())
+                    # the pid only tells waiters who holds it: a full disk does not stop the lock
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(handle, 0)
+                        os.write(handle, str(os.getpid()).encode())
                     self._handle = handle
                     return True
             except BaseException:

@@ -39,8 +39,13 @@ class SceneFolder:
         return self.root / item
 
 
+#: How many empty class folders an error names.
+NAMED_EMPTY_CLASSES = 5
+
+
 def scan_scene_folder(root: Path | str) -> SceneFolder:
-    """List the classes (sub-folders) and their images; refuse a missing or empty folder."""
+    """List the classes (sub-folders) and their images; refuse a missing or empty folder, or a
+    class folder without images (a class that could be neither learned nor evaluated)."""
     root = Path(root)
     if not root.exists():
         raise SncaError(f"data folder {root} does not exist")
@@ -48,6 +53,7 @@ def scan_scene_folder(root: Path | str) -> SceneFolder:
         raise SncaError(f"{root} is not a folder (expected one sub-folder per class)")
     class_names: list[str] = []
     items: list[str] = []
+    empty: list[str] = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(
             f.name
@@ -57,13 +63,30 @@ def scan_scene_folder(root: Path | str) -> SceneFolder:
         if files:
             class_names.append(class_dir.name)
             items.extend(f"{class_dir.name}/{name}" for name in files)
+        else:
+            empty.append(class_dir.name)
     if not items:
         raise SncaError(
             f"data folder {root} holds no images (expected {root}/<Class>/*.jpg|png|tif)"
         )
+    if empty:
+        raise SncaError(_empty_classes_message(root, empty))
     if len(class_names) < 2:
         raise SncaError(f"data folder {root} holds one class only; at least 2 are needed")
     return SceneFolder(root=root, class_names=class_names, items=items)
+
+
+def _empty_classes_message(root: Path, empty: list[str]) -> str:
+    """The error naming the class folders of ``root`` that hold no image (the first few)."""
+    named = ", ".join(repr(name) for name in empty[:NAMED_EMPTY_CLASSES])
+    if len(empty) > NAMED_EMPTY_CLASSES:
+        named += f" and {len(empty) - NAMED_EMPTY_CLASSES} more"
+    suffixes = ", ".join(IMAGE_SUFFIXES)
+    return (
+        f"data folder {root} has {len(empty)} class folder(s) without images ({suffixes}): "
+        f"{named}; a class without images can be neither learned nor evaluated: add its "
+        "images or remove the folder"
+    )
 
 
 def make_split(folder: SceneFolder, seed: int) -> dict[str, list[str]]:

@@ -9,11 +9,14 @@ it (:class:`snca_cli.runtime.raster_tiles.RasterTiling`):
 * a **polygon** labels every tile whose area is at least :data:`POLYGON_COVER` inside it.
 
 A tile labelled with two different classes is ambiguous and dropped (counted in
-:attr:`TileLabels.conflicts`); the same tile labelled twice with one class counts once.
+:attr:`TileLabels.conflicts`); the same tile labelled twice with one class counts once. What
+kept labels from tiles (outside every raster, polygons under half of every tile they touch,
+tiles of two classes) is reported as it is: a warning, or the error when no tile is left.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +28,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_geom
 
-from snca_cli.contract.metadata import ModelMetadata
+from snca_cli.contract.metadata import ModelMetadata, check_name
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError, first_line
 from snca_cli.runtime.grid import Tile
@@ -67,15 +70,23 @@ class TileLabels:
     """The labelled tiles of one raster, and what could not be used."""
 
     tiles: list[LabelledTile] = field(default_factory=list)
-    outside: int = 0  # labels that cover no tile of the raster
+    #: Per label of the layer, the largest fraction of one tile it covers: 1 for a point on a
+    #: tile, 0 for a label outside the raster; a polygon labels tiles from POLYGON_COVER.
+    cover: list[float] = field(default_factory=list)
     conflicts: int = 0  # tiles labelled with two classes (dropped)
+
+    @property
+    def outside(self) -> int:
+        """Labels that touch no tile of the raster."""
+        return sum(1 for fraction in self.cover if fraction == 0)
 
 
 def read_labels(path: Path | str, field_name: str) -> LabelSet:
     """Read the points and polygons of a label layer and their ``field_name`` values.
 
     Raise SncaError for a missing or unreadable file, a layer without CRS, a missing field
-    (the fields there are listed), other geometry types, or no labelled feature at all.
+    (the fields there are listed), other geometry types, a class value longer than a model's
+    class names may be, or no labelled feature at all.
     Features with an empty class or no geometry are skipped.
     """
     path = Path(path)
@@ -109,6 +120,7 @@ def read_labels(path: Path | str, field_name: str) -> LabelSet:
             raise SncaError(
                 f"{path.name}: labels must be points or polygons, not {geometry.geom_type}"
             )
+        check_name(name, f"{path.name}: class value")  # it becomes a model's class name
         geometries.append(geometry)
         classes.append(name)
     if not geometries:
@@ -124,43 +136,46 @@ def _in_crs(geometry: shapely.Geometry, source: CRS, target: CRS) -> shapely.Geo
     )
 
 
-def _covered_tiles(polygon: shapely.Geometry, tiling: RasterTiling) -> list[Tile]:
-    """The tiles with at least :data:`POLYGON_COVER` of their area inside ``polygon``."""
+def _covered_tiles(polygon: shapely.Geometry, tiling: RasterTiling) -> tuple[list[Tile], float]:
+    """The tiles with at least :data:`POLYGON_COVER` of their area inside ``polygon``, and the
+    largest fraction of a tile inside it."""
     minx, miny, maxx, maxy = polygon.bounds
-    found = []
+    found, largest = [], 0.0
     for tile in tiling.tiles():
         tminx, tminy, tmaxx, tmaxy = tile.bounds
         if tmaxx <= minx or tminx >= maxx or tmaxy <= miny or tminy >= maxy:
             continue
         cell = shapely.box(*tile.bounds)
-        if polygon.intersection(cell).area >= POLYGON_COVER * cell.area:
+        fraction = polygon.intersection(cell).area / cell.area
+        largest = max(largest, fraction)
+        if fraction >= POLYGON_COVER:
             found.append(tile)
-    return found
+    return found, largest
 
 
 def label_tiles(labels: LabelSet, tiling: RasterTiling) -> TileLabels:
     """The tiles of ``tiling`` the labels name (see the module docstring for the rules)."""
     by_tile: dict[int, set[str]] = {}
     tiles: dict[int, Tile] = {}
-    outside = 0
+    cover = []
     for geometry, name in zip(labels.geometries, labels.classes, strict=True):
         try:
             local = _in_crs(geometry, labels.crs, tiling.crs)
         except Exception:  # noqa: BLE001 - PROJ cannot place it in the raster's CRS
-            outside += 1
+            cover.append(0.0)
             continue
         if local.geom_type in ("Point", "MultiPoint"):
             points = local.geoms if local.geom_type == "MultiPoint" else [local]
             hit = [tiling.tile_at(p.x, p.y) for p in points]
             hit = [t for t in hit if t is not None]
+            cover.append(1.0 if hit else 0.0)
         else:
-            hit = _covered_tiles(shapely.make_valid(local), tiling)
-        if not hit:
-            outside += 1
+            hit, largest = _covered_tiles(shapely.make_valid(local), tiling)
+            cover.append(largest)
         for tile in hit:
             tiles[tile.tile_id] = tile
             by_tile.setdefault(tile.tile_id, set()).add(name)
-    result = TileLabels(outside=outside)
+    result = TileLabels(cover=cover)
     for tile_id in sorted(by_tile):
         names = by_tile[tile_id]
         if len(names) > 1:
@@ -174,27 +189,50 @@ def label_rasters(
     labels: LabelSet, rasters: list[Path], metadata: ModelMetadata, options: TilingOptions
 ) -> tuple[list[LabelledTile], list[str]]:
     """The labelled tiles of every raster, cut for a model as ``snca classify`` cuts them, and
-    warnings (labels outside every raster, tiles with two classes); SncaError when no label
-    falls on a tile."""
+    warnings (labels outside every raster, polygons under half of every tile, tiles with two
+    classes); SncaError saying which of these left no labelled tile."""
     tiles: list[LabelledTile] = []
-    outside = conflicts = 0
+    cover = np.zeros(len(labels.geometries))
+    conflicts = 0
     for raster in rasters:
         with RasterTiling.open(raster, metadata, options) as tiling:
             found = label_tiles(labels, tiling)
         tiles.extend(found.tiles)
-        outside += found.outside
+        cover = np.maximum(cover, found.cover)
         conflicts += found.conflicts
-    if not tiles:
+    warnings = _unused_labels(cover, conflicts)
+    if not tiles and not cover.any():
         raise SncaError(
             f"no label of {labels.path.name} falls on a tile of the {len(rasters)} "
             "raster(s): check that labels and rasters cover the same place"
         )
-    warnings = []
-    if outside:
-        warnings.append(f"{outside} label(s) fall outside every raster (ignored)")
-    if conflicts:
-        warnings.append(f"{conflicts} tile(s) labelled with two classes (dropped)")
+    if not tiles:
+        raise SncaError(
+            f"no tile is left labelled by {labels.path.name} on the {len(rasters)} raster(s): "
+            + "; ".join(warnings)
+        )
     return tiles, warnings
+
+
+def _unused_labels(cover: np.ndarray, conflicts: int) -> list[str]:
+    """What kept labels from tiles, a line each: labels outside every raster (``cover``, per
+    label the largest fraction of a tile it covers, is 0), polygons under
+    :data:`POLYGON_COVER` of every tile, tiles labelled with two classes."""
+    lines = []
+    outside = int((cover == 0).sum())
+    if outside:
+        lines.append(f"{outside} label(s) fall outside every raster (ignored)")
+    small = cover[(cover > 0) & (cover < POLYGON_COVER)]
+    if small.size:
+        largest = math.floor(1000 * small.max()) / 10  # never rounded up to 50 %
+        lines.append(
+            f"{small.size} polygon(s) cover less than half of any tile (ignored; the largest "
+            f"covers {largest:.1f} % of a tile, and a polygon labels the tiles at least half "
+            "inside it)"
+        )
+    if conflicts:
+        lines.append(f"{conflicts} tile(s) labelled with two classes (dropped)")
+    return lines
 
 
 def class_counts(tiles: list[LabelledTile]) -> dict[str, int]:

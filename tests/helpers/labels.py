@@ -46,6 +46,37 @@ def tile_points_file(
     return path
 
 
+def tile_boxes_file(
+    path: Path,
+    labels: dict[str, list[tuple[float, float, float, float]]],
+    tile: int = TILE,
+    field: str = "cover",
+) -> Path:
+    """A GeoJSON of rectangles ``(col0, row0, col1, row1)``, in tiles from the corner of a
+    painted raster (in its UTM CRS), with the class in ``field``."""
+
+    def corner(col: float, row: float) -> list[float]:
+        return [ORIGIN[0] + col * tile * PIXEL, ORIGIN[1] - row * tile * PIXEL]
+
+    features = [
+        {
+            "type": "Feature",
+            "properties": {field: name},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [corner(c0, r0), corner(c1, r0), corner(c1, r1), corner(c0, r1), corner(c0, r0)]
+                ],
+            },
+        }
+        for name, boxes in labels.items()
+        for c0, r0, c1, r1 in boxes
+    ]
+    crs = {"type": "name", "properties": {"name": "EPSG:32633"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    return path
+
+
 def landsat_points_file(
     path: Path, raster: Path, places: dict[str, list[tuple[int, int]]], field: str = "kind"
 ) -> Path:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from snca_cli.cli import app
 from snca_cli.runtime.onnx_model import OnnxModel
 from tests.helpers.index_data import TILE
-from tests.helpers.labels import tile_points_file
+from tests.helpers.labels import tile_boxes_file, tile_points_file
 from tests.helpers.rasters import painted_raster
 
 runner = CliRunner()
@@ -111,3 +111,56 @@ def test_what_is_reported_is_on_disk_inside_the_output(tmp_path: Path, model: On
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "a", "b", "band_mean.onnx", "labels.geojson", "o"
     ]  # fmt: skip
+
+
+SMALL = "polygon(s) cover less than half of any tile (ignored; the largest covers"
+HALF = "of a tile, and a polygon labels the tiles at least half inside it)"
+
+
+@pytest.mark.parametrize(
+    ("points", "boxes", "reasons"),
+    [
+        (
+            {"red": LABELS["red"], "green": LABELS["red"]},
+            {},
+            "3 tile(s) labelled with two classes (dropped)",
+        ),
+        (
+            {},
+            {"red": [(0.25, 0.25, 0.75, 0.75)], "green": [(1.25, 0.25, 1.75, 0.875)]},
+            f"2 {SMALL} 31.2 % {HALF}",
+        ),
+        (
+            {},
+            {
+                "red": [(0, 0, 1, 1), (9, 9, 10, 10)],
+                "green": [(0, 0, 1, 1), (2.5, 1.5, 2.75, 1.75)],
+            },
+            f"1 label(s) fall outside every raster (ignored); 1 {SMALL} 6.2 % {HALF}; "
+            "1 tile(s) labelled with two classes (dropped)",
+        ),
+    ],
+    ids=["all in conflict", "all polygons small", "each reason"],
+)
+def test_labels_that_leave_no_tile_say_why(
+    tmp_path: Path,
+    model: OnnxModel,
+    points: dict[str, list[tuple[int, int]]],
+    boxes: dict[str, list[tuple[float, float, float, float]]],
+    reasons: str,
+) -> None:
+    """Issue 28, item 14: labels in conflict on every tile, or polygons all under half a tile,
+    ended in "check that labels and rasters cover the same place"."""
+    raster = painted_raster(tmp_path / "field.tif", PAINT, TILE)
+    labels = tmp_path / "labels.geojson"
+    if boxes:
+        tile_boxes_file(labels, boxes)
+    else:
+        tile_points_file(labels, points)
+    out = tmp_path / "chips"
+    result = _chips(model, raster, labels, out)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: no tile is left labelled by labels.geojson on the 1 raster(s): {reasons}"
+    ]
+    assert not out.exists()

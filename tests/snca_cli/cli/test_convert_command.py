@@ -37,13 +37,17 @@ def test_convert_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_an_infinite_resolution_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """1e307 m is infinite centimetres: it once wrote a model whose resolution snca refuses."""
     model = make_band_mean_model(tmp_path / "bm.onnx", tile_size=8)
     out = tmp_path / "seg.onnx"
-    for value in ("inf", "nan", "0"):
+    for value in ("inf", "nan", "0", "-0", "1e307", "1e-320"):
         result = runner.invoke(
             app, ["convert", str(model), "--to", "segmentor", "-o", str(out), "--resolution", value]
         )
         assert result.exit_code != 0
         lines = result.output.strip().splitlines()
-        assert len(lines) == 1 and "--resolution takes metres per pixel above 0" in lines[0]
+        assert lines == [
+            "error: --resolution takes metres per pixel from 0.000001 to 1,000,000, e.g. 0.5; "
+            f"got {float(value):g}"
+        ]
         assert not out.exists()

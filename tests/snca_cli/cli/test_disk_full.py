@@ -1,8 +1,9 @@
 """A full disk during classify, index build/add and search -o: the old outputs stay intact, no
 partial set or staging folder is left, and the error is one clear line.
 
-The real test writes to a small tmpfs filled up to a few KiB (needs root and ``mount``; skipped
-elsewhere with the reason); the simulated one makes the writer raise ENOSPC and runs anywhere.
+The real test writes to a small tmpfs filled up to a few KiB or to the last byte (needs root and
+``mount``; skipped elsewhere with the reason); the simulated one makes the writer, or the making
+of the staging folder, raise ENOSPC and runs anywhere.
 """
 
 from __future__ import annotations
@@ -55,12 +56,12 @@ def disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def _fill(disk: Path) -> None:
-    """Leave FREE_BYTES free on ``disk``."""
+def _fill(disk: Path, left: int) -> None:
+    """Leave at most ``left`` bytes free on ``disk``."""
     free = shutil.disk_usage(disk).free
     with open(disk / "filler", "wb") as handle:
-        handle.write(b"\0" * max(free - FREE_BYTES, 0))
-    assert shutil.disk_usage(disk).free <= FREE_BYTES
+        handle.write(b"\0" * max(free - left, 0))
+    assert shutil.disk_usage(disk).free <= left
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -98,17 +99,20 @@ def _commands(folder: Path, inputs: dict[str, Path]) -> dict[str, tuple[list[str
     }
 
 
+@pytest.mark.parametrize("left", [FREE_BYTES, 0], ids=["40 KiB free", "0 bytes free"])
 @pytest.mark.parametrize("command", ["classify", "index build", "index add", "search -o"])
 def test_a_full_disk_leaves_the_old_outputs(
-    disk: Path, inputs: dict[str, Path], command: str
+    disk: Path, inputs: dict[str, Path], command: str, left: int
 ) -> None:
+    """With 0 bytes free the staging folder's token (and the index lock's pid) cannot be
+    written: that once escaped as `unexpected OSError` and left the staging folder behind."""
     before_args, args = _commands(disk, inputs)[command]
     assert runner.invoke(app, before_args).exit_code == 0
     if command == "search -o":
         first = runner.invoke(app, args)
         assert first.exit_code == 0, first.output
     before = _snapshot(disk)
-    _fill(disk)
+    _fill(disk, left)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
@@ -121,9 +125,14 @@ def test_a_full_disk_leaves_the_old_outputs(
     assert again.exit_code == 0, again.output
 
 
+@pytest.mark.parametrize("where", ["outputs", "staging folder"])
 @pytest.mark.parametrize("command", ["classify", "index build", "index add", "search -o"])
 def test_a_simulated_enospc_leaves_the_old_outputs(
-    tmp_path: Path, inputs: dict[str, Path], command: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    inputs: dict[str, Path],
+    command: str,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = tmp_path / "out"
     folder.mkdir()
@@ -136,11 +145,15 @@ def test_a_simulated_enospc_leaves_the_old_outputs(
     def full(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    for module in ("snca_cli.tasks.classify", "snca_cli.tasks.index.results"):
-        monkeypatch.setattr(f"{module}.write_polygons", full)
-    monkeypatch.setattr(store_module, "write_tile_table", full)
+    if where == "staging folder":  # what 0 bytes free fails first
+        monkeypatch.setattr("snca_cli.runtime.atomic._write_token", full)
+    else:
+        for module in ("snca_cli.tasks.classify", "snca_cli.tasks.index.results"):
+            monkeypatch.setattr(f"{module}.write_polygons", full)
+        monkeypatch.setattr(store_module, "write_tile_table", full)
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: no space left on the device")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no space left on the device to write")
     assert _snapshot(folder) == before
     assert not list(folder.glob(".snca-staging-*"))

@@ -34,3 +34,26 @@ def test_cli_writes_report_and_refuses_existing_output(tmp_path: Path, scenes: P
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     missing = runner.invoke(app, ["evaluate", str(tmp_path / "none.onnx"), str(scenes)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+@pytest.mark.parametrize("command", ["evaluate", "adapt"])
+def test_an_empty_class_folder_is_named_not_dropped(
+    tmp_path: Path, scenes: Path, command: str
+) -> None:
+    """Issue 28, item 14: a class folder without images was dropped silently (evaluate, adapt
+    --images and train read the folder the same way)."""
+    (scenes / "purple").mkdir()
+    (scenes / "purple" / "notes.txt").write_text("the images are still on the camera")
+    model = colour_model(tmp_path / "m.onnx")
+    out = tmp_path / ("report" if command == "evaluate" else "adapted.onnx")
+    args = [str(model), str(scenes), "-o", str(out)]
+    if command == "adapt":
+        args = ["--images", str(scenes), "-m", str(model), "-o", str(out)]
+    result = CliRunner().invoke(app, [command, *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: data folder {scenes} has 1 class folder(s) without images (.jpg, .jpeg, .png, "
+        ".tif, .tiff): 'purple'; a class without images can be neither learned nor evaluated: "
+        "add its images or remove the folder"
+    ]
+    assert not out.exists()

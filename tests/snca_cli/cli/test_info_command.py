@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -82,3 +85,39 @@ def test_info_without_a_model_shows_the_shipped_one(tmp_path: Path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert file_sha256(path) in result.stdout.replace("\n", "").replace(" ", "").replace("│", "")
     assert "water, forest" in result.stdout
+
+
+def test_a_50_mb_name_is_refused_in_one_line_at_once(tmp_path: Path) -> None:
+    """Issue 28, item 12: `snca info` on a model whose backbone name is a 50 MB string never
+    returned (rich folded it into a table); names have a limit, checked when the model is read."""
+    path = make_band_mean_model(tmp_path / "big.onnx", backbone=json.dumps("x" * 50_000_000))
+    done = subprocess.run(
+        [sys.executable, "-m", "snca_cli.cli", "info", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        "error: model big.onnx has an invalid snca metadata value: backbone "
+        f"'{'x' * 40}'... is 50,000,000 characters long; names have at most 1,000"
+    ]
+
+
+def test_the_table_is_bounded_however_large_the_metadata(tmp_path: Path) -> None:
+    """5,000 classes, a 5 MB training value and 100 training keys: the table shows the first
+    classes and keys and the start of each value, and how much there is."""
+    training = {"notes": "y" * 5_000_000, **{f"k{i}": i for i in range(99)}}
+    path = make_band_mean_model(
+        tmp_path / "wide.onnx",
+        class_names=[f"c{i}" for i in range(5000)],
+        training=json.dumps(training),
+    )
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout) < 20_000
+    text = "".join(result.stdout.replace("│", "").split())  # rich folds long values
+    assert "5000:c0,c1," in text and ",...and4,9" in text and "c4999" not in text
+    assert "...(5,000,000characters)" in text
+    assert "training.k28" in text and "training.k29" not in text
+    assert "training...70morekeys" in text

@@ -92,6 +92,9 @@ def bad_input(case: str, tmp_path: Path, model: Path) -> tuple[list[str], str]:
         return [str(good), "-m", str(model), *out, "--bands", "r,g,b"], "bands must be"
     if case == "bad resolution":
         return [str(good), "-m", str(model), *out, "--resolution", "fine"], "resolution must be"
+    if case == "resolution 1e300":  # overflowed: `unexpected OverflowError`
+        args = [str(good), "-m", str(model), *out, "--resolution", "1e300"]
+        return args, r"resolution takes metres per pixel from 0.000001 to 1,000,000, .* 1e\+300$"
     raise AssertionError(case)
 
 
@@ -113,6 +116,7 @@ CASES = [
     "model is a folder",
     "bad bands",
     "bad resolution",
+    "resolution 1e300",
 ]
 
 

@@ -161,3 +161,36 @@ def test_resolution_in_metres_becomes_the_metadata_centimetres() -> None:
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(SncaError, match="metres per pixel"):
             resolution_cm_from_m(bad)
+
+
+def test_metadata_beyond_the_size_limit_is_refused_before_parsing(monkeypatch) -> None:
+    monkeypatch.setattr("snca_cli.contract.metadata.MAX_METADATA_BYTES", 1 << 20)
+    props = make_metadata().to_props()
+    props["notes"] = json.dumps("z" * (1 << 20))
+    with pytest.raises(SncaError) as caught:
+        ModelMetadata.from_props(props, source="model m.onnx")
+    assert str(caught.value).startswith("model m.onnx holds 1,04")
+    assert "bytes of metadata ('notes': 1,048,583); snca reads at most 1 MiB" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("backbone", "x" * 1001, "backbone 'x{40}'... is 1,001 characters long"),
+        ("model_type", "x" * 5000, "model_type 'x{40}'... is 5,000 characters long"),
+        ("class_names", ["a", "é" * 1200], "class name 'é{40}'... is 1,200 characters long"),
+    ],
+)
+def test_names_longer_than_the_limit_are_refused(key: str, value: object, message: str) -> None:
+    props = make_metadata().to_props()
+    props[key] = json.dumps(value)
+    with pytest.raises(SncaError, match=f"invalid snca metadata value: {message}; names have at"):
+        ModelMetadata.from_props(props)
+
+
+@pytest.mark.parametrize("names", [{"0": 5, "1": None}, [1, 2], {"0": ["a"]}, "abc", 7])
+def test_class_names_that_are_not_text_are_refused(names: object) -> None:
+    props = make_metadata().to_props()
+    props["class_names"] = json.dumps(names)
+    with pytest.raises(SncaError, match="malformed snca metadata: class_names must be names"):
+        ModelMetadata.from_props(props)

@@ -42,6 +42,12 @@ def test_resolution_text_outside_its_range_is_refused(text: str) -> None:
         tiling_options(resolution=text)
 
 
+@pytest.mark.parametrize("text", ["1e300", "1e-300", "1000001m"])
+def test_resolution_beyond_its_range_is_refused(text: str) -> None:
+    with pytest.raises(SncaError, match="resolution takes metres per pixel from 0.000001 to 1,0"):
+        tiling_options(resolution=text)
+
+
 def test_model_overlap_is_the_metadata_percentage() -> None:
     meta = ModelMetadata(class_names=NAMES, tile_size=16, embedding_dim=3, tiles_overlap=25.0)
     assert model_overlap(meta) == 0.25

@@ -95,3 +95,15 @@ def test_unreadable_image_is_one_line(tmp_path: Path) -> None:
     path.write_bytes(b"not a jpeg")
     with pytest.raises(SncaError, match="cannot read image"):
         read_image(path)
+
+
+def test_class_folders_without_images_are_named(tmp_path: Path) -> None:
+    make_folder(tmp_path, {"A": 3, "B": 3, **{f"E{i}": 0 for i in range(7)}})
+    (tmp_path / "E0" / "readme.txt").write_text("not an image")
+    with pytest.raises(SncaError) as caught:
+        scan_scene_folder(tmp_path)
+    assert str(caught.value) == (
+        f"data folder {tmp_path} has 7 class folder(s) without images (.jpg, .jpeg, .png, .tif, "
+        ".tiff): 'E0', 'E1', 'E2', 'E3', 'E4' and 2 more; a class without images can be neither "
+        "learned nor evaluated: add its images or remove the folder"
+    )

@@ -31,7 +31,12 @@ from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.labels import label_tiles, read_labels
 from tests.helpers.gpkg import layer_styles
 from tests.helpers.index_data import TILE
-from tests.helpers.labels import LANDSAT_PLACES, landsat_points_file, tile_points_file
+from tests.helpers.labels import (
+    LANDSAT_PLACES,
+    landsat_points_file,
+    tile_boxes_file,
+    tile_points_file,
+)
 from tests.helpers.rasters import painted_raster
 
 RED, GREEN, BLUE = (200, 30, 30), (30, 200, 40), (30, 40, 210)
@@ -318,3 +323,20 @@ def test_the_confusion_picture_of_many_classes_stays_small(tmp_path: Path) -> No
     plot_confusion(tmp_path / "confusion.png", head)
     with Image.open(tmp_path / "confusion.png") as image:
         assert max(image.size) <= MAX_CONFUSION_INCHES * 110
+
+
+def test_cli_adapt_says_when_every_polygon_is_under_half_a_tile(
+    tmp_path: Path, model: OnnxModel, painted: Path
+) -> None:
+    """Issue 28, item 14: this ended in "check that labels and rasters cover the same place"."""
+    boxes = {"red": [(0.1, 0.1, 0.6, 0.6)], "green": [(3.5, 0.5, 4.0, 1.0)]}
+    labels = tile_boxes_file(tmp_path / "small.geojson", boxes)
+    args = [str(painted), "--labels", str(labels), "--field", "cover", "-m", str(model.path)]
+    result = runner.invoke(app, ["adapt", *args, "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: no tile is left labelled by small.geojson on the 1 raster(s): 2 polygon(s) "
+        "cover less than half of any tile (ignored; the largest covers 25.0 % of a tile, and a "
+        "polygon labels the tiles at least half inside it)"
+    ]
+    assert not (tmp_path / "m.onnx").exists()

@@ -9,12 +9,19 @@ from pathlib import Path
 import pytest
 from rasterio.warp import transform as transform_coords
 
+from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import SncaError
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
-from snca_cli.tasks.labels import check_classes, class_counts, label_tiles, read_labels
+from snca_cli.tasks.labels import (
+    check_classes,
+    class_counts,
+    label_rasters,
+    label_tiles,
+    read_labels,
+)
 from tests.helpers.index_data import TILE
-from tests.helpers.rasters import ORIGIN, PIXEL
+from tests.helpers.rasters import ORIGIN, PIXEL, painted_raster, utm_transform
 
 TILE_M = TILE * PIXEL  # a tile is 80 m
 
@@ -122,6 +129,9 @@ def test_bad_label_layers_are_refused_in_one_line(tmp_path: Path) -> None:
     lines = write_geojson(tmp_path / "line.geojson", [(line, "a")], "EPSG:32633")
     with pytest.raises(SncaError, match="points or polygons, not LineString"):
         read_labels(lines, "kind")
+    long = write_geojson(tmp_path / "long.geojson", [(point(0, 0), "x" * 1001)], "EPSG:32633")
+    with pytest.raises(SncaError, match=r"long.geojson: class value 'x{40}'... is 1,001 char"):
+        read_labels(long, "kind")  # longer than a model's class names may be
 
 
 def test_class_checks_want_two_classes_and_warn_of_single_examples() -> None:
@@ -129,4 +139,50 @@ def test_class_checks_want_two_classes_and_warn_of_single_examples() -> None:
         check_classes({"a": 3}, "labels.gpkg")
     assert check_classes({"a": 3, "b": 1}, "x") == [
         "class 'b' has a single labelled tile: add more for a reliable head"
+    ]
+
+
+def test_labels_on_one_of_two_rasters_are_not_outside_every_raster(
+    tmp_path: Path, model: OnnxModel, raster: Path, colours
+) -> None:
+    """A label counted once per raster it misses was reported "outside every raster"."""
+    east = utm_transform(origin=(ORIGIN[0] + colours.shape[1] * TILE_M, ORIGIN[1]))
+    beside = painted_raster(tmp_path / "beside.tif", colours, TILE, transform=east)
+    path = write_geojson(
+        tmp_path / "labels.geojson",
+        [(point(0.5, 0.5), "a"), (point(colours.shape[1] + 0.5, 0.5), "b"), (point(99, 0), "a")],
+        "EPSG:32633",
+    )
+    tiles, warnings = label_rasters(
+        read_labels(path, "kind"), [raster, beside], model.metadata, TilingOptions()
+    )
+    assert [(t.raster.name, t.class_name) for t in tiles] == [
+        ("painted.tif", "a"),
+        ("beside.tif", "b"),
+    ]
+    assert warnings == ["1 label(s) fall outside every raster (ignored)"]
+
+
+def test_a_polygon_under_half_of_every_tile_is_named_as_such(
+    tmp_path: Path, model: OnnxModel, raster: Path
+) -> None:
+    """It was counted as a label outside every raster; its largest cover is kept."""
+    x, y = ORIGIN[0] + TILE_M, ORIGIN[1] - TILE_M  # the corner of 4 tiles
+    ring = [
+        [x - 40, y - 40],
+        [x + 40, y - 40],
+        [x + 40, y + 40],
+        [x - 40, y + 40],
+        [x - 40, y - 40],
+    ]
+    box = {"type": "Polygon", "coordinates": [ring]}  # 80 x 80 m: a quarter in each of 4 tiles
+    path = write_geojson(tmp_path / "l.geojson", [(box, "a"), (point(0.5, 1.5), "b")], "EPSG:32633")
+    labels = read_labels(path, "kind")
+    with RasterTiling.open(raster, model.metadata) as tiling:
+        found = label_tiles(labels, tiling)
+    assert found.cover == [0.25, 1.0] and found.outside == 0
+    _, warnings = label_rasters(labels, [raster], model.metadata, TilingOptions())
+    assert warnings == [
+        "1 polygon(s) cover less than half of any tile (ignored; the largest covers 25.0 % of "
+        "a tile, and a polygon labels the tiles at least half inside it)"
     ]
