@@ -128,7 +128,10 @@ def test_the_minimum_versions_are_what_the_venv_runs_and_every_model_agrees(
         here = OnnxModel(path).run(images)
         for name, values in (("embedding", here.embedding), ("probabilities", here.probabilities)):
             np.testing.assert_allclose(
-                there[f"{path.name}:{name}"], values, rtol=0, atol=TOLERANCE,
+                there[f"{path.name}:{name}"],
+                values,
+                rtol=0,
+                atol=TOLERANCE,
                 err_msg=f"{path.name} {name}",
             )
         assert (there[f"{path.name}:probabilities"].argmax(1) == here.probabilities.argmax(1)).all()

@@ -52,8 +52,18 @@ def build_wheel(folder: Path) -> Path:
     """Build snca's wheel from the checkout into ``folder`` (no dependencies, no build
     isolation: this Python's setuptools) and return its path."""
     run_in(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", folder, ROOT],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            folder,
+            ROOT,
+        ],
         timeout=600,
     )
     (wheel,) = folder.glob("snca-*.whl")
