@@ -40,3 +40,9 @@ def first_line(exc: BaseException) -> str:
     foreign error (GDAL, onnxruntime, torch) is quoted inside a one-line message."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def debugging() -> bool:
+    """Whether ``SNCA_DEBUG`` is set: then tracebacks and the libraries' own messages (Python
+    warnings, GDAL's, Dask's logs) are shown."""
+    return bool(os.environ.get("SNCA_DEBUG"))

@@ -49,6 +49,6 @@ WORKERS = typer.Option(
 CLUSTER = typer.Option(
     None,
     "--cluster",
-    help="Run on the Dask scheduler at tcp://HOST:PORT (outputs must be on a path the workers "
-    "share).",
+    help="Run on the Dask scheduler at tcp://HOST:PORT (or tls://, ws://, wss://; outputs must be "
+    "on a path the workers share).",
 )

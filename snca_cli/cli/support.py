@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import signal
 import sys
 import threading
@@ -29,7 +28,7 @@ from rich.progress import (
 from rich.text import Text
 
 from snca_cli.entry import EXIT_INTERRUPTED
-from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, first_line
+from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, debugging, first_line
 from snca_cli.hooks import PlainProgress, ProgressFactory, ProgressHook
 from snca_cli.runtime.atomic import recovery_warnings
 
@@ -56,7 +55,7 @@ def quiet_libraries() -> Iterator[None]:
     """While a command runs: SIGTERM handled like Ctrl-C; Python warnings and the GDAL messages
     rasterio logs are kept off stderr (unless ``SNCA_DEBUG`` is set), so a failing command
     prints exactly its one ``error:`` line. (Failures still reach us as exceptions.)"""
-    debug = bool(os.environ.get("SNCA_DEBUG"))
+    debug = debugging()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -103,7 +102,7 @@ def exit_on_error(func: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            if os.environ.get("SNCA_DEBUG"):
+            if debugging():
                 raise
             message = first_line(exc)
             error_console.print(

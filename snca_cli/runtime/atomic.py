@@ -419,6 +419,18 @@ def atomic_output(
         yield outputs.path(path)
 
 
+def make_folder(path: Path) -> None:
+    """Create the folder ``path`` and its missing parents (an existing one is kept); a failure
+    (a read-only or full disk) is one line naming where, like a failed output."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise SncaError(_disk_full_message([path])) from None
+        raise _write_error(exc, path.parent) from None
+
+
 def _is_disk_full(exc: BaseException) -> bool:
     """Whether an error (an OSError, or GDAL's and OGR's) says the disk is full."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

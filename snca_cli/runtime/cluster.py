@@ -8,18 +8,34 @@ every later one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from snca_cli.errors import SncaError
+from snca_cli.errors import SncaError, debugging
 from snca_cli.runtime.onnx_model import OnnxModel
 
 #: Install command printed when dask is missing.
 INSTALL_HINT = 'pip install "snca[cluster]"'
+#: The Dask transports ``--cluster`` takes: those that reach a scheduler in another process or
+#: on another machine. Dask's ``inproc`` reaches only a scheduler inside the same process (never
+#: snca's), and its ``ucx`` was removed from distributed.
+SCHEMES = ("tcp", "tls", "ws", "wss")
+#: Of :data:`SCHEMES`, those that need TLS certificates in the Dask configuration.
+TLS_SCHEMES = ("tls", "wss")
+#: Seconds a scheduler is given to answer once the connect timeout has passed: so a peer that
+#: cannot be reached is told apart from one that accepts and says nothing.
+ANSWER_GRACE_S = 1.0
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def usable_cores() -> int:
@@ -33,7 +49,8 @@ def usable_cores() -> int:
 @dataclass(frozen=True)
 class ClusterSpec:
     """Where work runs: ``workers`` local processes, or the scheduler at ``address``
-    (``tcp://HOST:PORT``); neither means this process (the default path).
+    (``tcp://HOST:PORT``, or another scheme of :data:`SCHEMES`: checked by
+    :func:`check_address`); neither means this process (the default path).
 
     ``threads_per_worker`` onnxruntime threads per worker process (0: onnxruntime's default);
     ``connect_timeout_s`` how long to try reaching the scheduler at ``address``.
@@ -55,15 +72,54 @@ class ClusterSpec:
                 f"--workers must be 1 to {cpus}, the cores this machine gives snca; got "
                 f"{self.workers} (for more, start workers on other machines: --cluster)"
             )
-        if self.address is not None and "://" not in self.address:
-            raise SncaError(
-                f"--cluster takes a scheduler address tcp://HOST:PORT; got {self.address!r}"
-            )
+        if self.address is not None:
+            check_address(self.address)
 
     @property
     def distributed(self) -> bool:
         """Whether work goes to Dask rather than running in this process."""
         return bool(self.workers or self.address)
+
+
+def check_address(address: str) -> None:
+    """Refuse a ``--cluster`` address that is not ``SCHEME://HOST:PORT`` with a scheme of
+    :data:`SCHEMES`, in one line saying what is wrong with it."""
+    problem = _address_problem(address)
+    if problem is not None:
+        scheme = address.partition("://")[0]
+        shown = scheme if scheme in SCHEMES else "tcp"
+        raise SncaError(
+            f"--cluster {address!r} is not a scheduler address snca can use: {problem}; give "
+            f"{shown}://HOST:PORT"
+        )
+
+
+def _address_problem(address: str) -> str | None:
+    """What makes ``address`` unusable as a scheduler address, or None."""
+    scheme, sep, _ = address.partition("://")
+    if not sep:
+        return "it has no scheme (tcp://, tls://, ws:// or wss://)"
+    if scheme == "inproc":
+        return "inproc:// reaches only a scheduler inside the snca process itself"
+    if scheme not in SCHEMES:
+        return f"snca reaches a scheduler by tcp://, tls://, ws:// or wss://, not {scheme}://"
+    try:
+        parts = urlsplit(address)
+    except ValueError:
+        return "its host cannot be read (an IPv6 host goes in brackets: [::1]:8786)"
+    if not parts.hostname:
+        return "it names no host"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None:
+        return "it names no port (a Dask scheduler listens on 8786 unless told otherwise)"
+    if not 1 <= port <= 65535:
+        return "its port is not a number from 1 to 65535"
+    if parts.username is not None or parts.path or parts.query or parts.fragment:
+        return f"it holds more than HOST:PORT after {scheme}://"
+    return None
 
 
 @dataclass(frozen=True)
@@ -92,36 +148,127 @@ def worker_model(spec: ModelSpec) -> OnnxModel:
     return model
 
 
+def portable_errors(func: F) -> F:
+    """Make a task run on a Dask worker raise its :class:`SncaError` on the client as itself.
+
+    Dask pickles a task's error with the errors behind it, and GDAL's do not unpickle: Dask
+    then sent a bare ``Exception`` (shown as "unexpected"). Only the message travels.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SncaError as exc:
+            exc.__cause__ = exc.__context__ = None
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
 def model_loads() -> dict[str, int]:
     """How many times this process loaded each model file (once per worker, however many
     units it runs)."""
     return dict(_LOADS)
 
 
+def dask_log_level() -> int:
+    """The level from which Dask's own log lines reach stderr, here and in the workers: none
+    (a failure reaches the user as snca's one line), warnings and errors with ``SNCA_DEBUG``."""
+    return logging.WARNING if debugging() else logging.CRITICAL + 1
+
+
 @contextlib.contextmanager
 def open_cluster(spec: ClusterSpec) -> Iterator[object]:
     """A ``distributed.Client`` on a new LocalCluster or on the scheduler of ``spec``; the
-    LocalCluster is shut down on exit."""
+    LocalCluster is shut down on exit. Dask's own log lines are kept off stderr meanwhile
+    (:func:`dask_log_level`)."""
     try:
         import distributed
     except ImportError:
         raise SncaError(f"--workers/--cluster need Dask distributed: {INSTALL_HINT}") from None
-    if spec.address:
-        try:
-            client = distributed.Client(spec.address, timeout=f"{spec.connect_timeout_s}s")
-        except OSError as exc:
-            raise SncaError(f"cannot reach the Dask scheduler at {spec.address}: {exc}") from None
-        with client:
+    level = dask_log_level()
+    with distributed.utils.silence_logging_cmgr(level):
+        if spec.address:
+            with _scheduler_client(distributed, spec) as client:
+                yield client
+            return
+        with (
+            distributed.LocalCluster(
+                n_workers=spec.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=level,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             yield client
-        return
-    with (
-        distributed.LocalCluster(
-            n_workers=spec.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+
+
+@contextlib.contextmanager
+def _scheduler_client(distributed: ModuleType, spec: ClusterSpec) -> Iterator[object]:
+    """A client of the running scheduler at ``spec.address``, once it has answered as one."""
+    assert spec.address is not None
+    security = distributed.Security()  # TLS settings from the Dask configuration
+    connection = security.get_connection_args("client")
+    scheme = spec.address.partition("://")[0]
+    if scheme in TLS_SCHEMES and connection["ssl_context"] is None:
+        raise SncaError(
+            f"--cluster {spec.address}: {scheme}:// needs TLS certificates in the Dask "
+            "configuration (distributed.comm.tls.client.cert and .key, "
+            "distributed.comm.tls.ca-file); none are set"
+        )
+    _check_scheduler(spec.address, spec.connect_timeout_s, connection)
+    try:
+        client = distributed.Client(
+            spec.address, timeout=f"{spec.connect_timeout_s}s", security=security
+        )
+    except OSError as exc:
+        raise _unreachable(spec.address, exc) from None
+    with client:
         yield client
+
+
+def _check_scheduler(address: str, timeout_s: float, connection: dict) -> None:
+    """Ask ``address`` who it is, within ``timeout_s`` (and :data:`ANSWER_GRACE_S`) in all:
+    Dask's own connect bounds the connection, not its handshake, so a peer that accepted and
+    said nothing held a run for ten minutes, and another server's answer (an HTTP server's)
+    made Dask allocate exabytes."""
+    asked = _identity(address, timeout_s, connection)
+    try:
+        identity = asyncio.run(asyncio.wait_for(asked, timeout_s + ANSWER_GRACE_S))
+    except TimeoutError:
+        raise SncaError(
+            f"the Dask scheduler at {address} did not answer within {timeout_s:g} s: it accepts "
+            "connections but says nothing (is it a Dask scheduler?)"
+        ) from None
+    except OSError as exc:
+        raise _unreachable(address, exc) from None
+    except Exception:  # Dask could not read its answer: another protocol (HTTP, the dashboard)
+        identity = None
+    kind = identity.get("type") if isinstance(identity, dict) else None
+    if kind == "Scheduler":
+        return
+    what = f"it is a Dask {kind}" if isinstance(kind, str) else "it does not speak Dask's protocol"
+    raise SncaError(
+        f"{address} is not a Dask scheduler: {what} (give the address the scheduler printed, "
+        "usually port 8786)"
+    )
+
+
+def _unreachable(address: str, exc: OSError) -> SncaError:
+    """The one line for a scheduler address nothing answers at (refused, unknown host)."""
+    return SncaError(f"cannot reach the Dask scheduler at {address}: {exc}")
+
+
+async def _identity(address: str, timeout_s: float, connection: dict) -> object:
+    """What the Dask server at ``address`` says it is (its ``identity``)."""
+    from distributed.comm import connect
+
+    comm = await connect(address, timeout=timeout_s, **connection)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()

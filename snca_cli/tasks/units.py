@@ -42,8 +42,20 @@ from snca_cli.contract.tiling import TilingOptions
 from snca_cli.errors import Cancelled, SncaError
 from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.ann import normalize
-from snca_cli.runtime.atomic import OwnOutput, atomic_output, recover_outputs, unlisted_entry
-from snca_cli.runtime.cluster import ClusterSpec, ModelSpec, open_cluster, worker_model
+from snca_cli.runtime.atomic import (
+    OwnOutput,
+    atomic_output,
+    make_folder,
+    recover_outputs,
+    unlisted_entry,
+)
+from snca_cli.runtime.cluster import (
+    ClusterSpec,
+    ModelSpec,
+    open_cluster,
+    portable_errors,
+    worker_model,
+)
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.tile_stream import TileBatch, embed_raster
@@ -364,6 +376,7 @@ def read_unit(folder: Path, unit: WorkUnit) -> UnitResult | None:
     )
 
 
+@portable_errors
 def run_unit_on_worker(
     unit: WorkUnit,
     model_spec: ModelSpec,
@@ -452,7 +465,7 @@ def _run_on_cluster(
     import distributed
 
     assert run.cluster is not None
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(work_dir)
     recover_outputs(work_dir)  # staging folders of workers killed mid-write
     spec = ModelSpec.of(model, run.cluster.threads_per_worker)
     total = plan.tiles

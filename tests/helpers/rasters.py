@@ -115,3 +115,12 @@ def sparse_raster(
             window = rasterio.windows.Window(col, row, w, h)
             dst.write(np.full((bands, h, w), value, np.uint8), window=window)
     return Path(path)
+
+
+def truncated_geotiff(path: Path) -> Path:
+    """A striped GeoTIFF cut in half: its header opens, its lower strips fail to read."""
+    rng = np.random.default_rng(0)
+    write_raster(path, rng.integers(0, 255, (3, 64, 64), dtype=np.uint8))
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+    return path

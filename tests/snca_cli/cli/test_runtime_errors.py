@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from snca_cli.cli import app
 from tests.helpers.onnx_models import make_band_mean_model
-from tests.helpers.rasters import RED, painted, write_raster
+from tests.helpers.rasters import RED, painted, truncated_geotiff, write_raster
 
 runner = CliRunner()
 
@@ -25,15 +25,6 @@ runner = CliRunner()
 @pytest.fixture()
 def model(tmp_path: Path) -> Path:
     return make_band_mean_model(tmp_path / "model.onnx", tile_size=16)
-
-
-def truncated_geotiff(path: Path) -> Path:
-    """A striped GeoTIFF cut in half: its header opens, its lower strips fail to read."""
-    rng = np.random.default_rng(0)
-    write_raster(path, rng.integers(0, 255, (3, 64, 64), dtype=np.uint8))
-    with open(path, "r+b") as handle:
-        handle.truncate(path.stat().st_size // 2)
-    return path
 
 
 def bad_input(case: str, tmp_path: Path, model: Path) -> tuple[list[str], str]:

@@ -1,13 +1,16 @@
-"""The Dask entry points (snca_cli.runtime.cluster): option checks and a missing Dask."""
+"""The Dask entry points (snca_cli.runtime.cluster): option and address checks, a missing
+Dask, and peers that are not Dask schedulers."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.cluster import ClusterSpec, open_cluster, usable_cores
+from snca_cli.runtime.cluster import ANSWER_GRACE_S, ClusterSpec, open_cluster, usable_cores
+from tests.helpers.peers import http_error_peer, python_http_server, silent_peer
 
 
 def test_without_dask_the_install_command_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +39,68 @@ def test_an_unreachable_scheduler_is_one_error() -> None:
     with pytest.raises(SncaError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         with open_cluster(ClusterSpec(address="tcp://127.0.0.1:9", connect_timeout_s=1)):
             pass
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("foo://x", "snca reaches a scheduler by tcp://, tls://, ws:// or wss://, not foo://"),
+        (":notaport", "it has no scheme"),
+        ("tcp://", "it names no host"),
+        ("inproc://x", "inproc:// reaches only a scheduler inside the snca process itself"),
+        ("ucx://h:8786", "not ucx://"),
+        ("tcp://h", "it names no port"),
+        ("tcp://h:notaport", "its port is not a number from 1 to 65535"),
+        ("tcp://h:70000", "its port is not a number from 1 to 65535"),
+        ("tcp://h:0", "its port is not a number from 1 to 65535"),
+        ("tcp://[::1", "its host cannot be read"),
+        ("tcp://h:8786/path", "it holds more than HOST:PORT after tcp://"),
+        ("ws://user@h:8786", "it holds more than HOST:PORT after ws://"),
+    ],
+)
+def test_a_bad_scheduler_address_is_refused_saying_why(address: str, problem: str) -> None:
+    """Issue 28, item 13: each used to end in "unexpected ValueError" (or TypeError) from Dask."""
+    with pytest.raises(SncaError) as raised:
+        ClusterSpec(address=address)
+    message = str(raised.value)
+    assert message.startswith(f"--cluster {address!r} is not a scheduler address snca can use: ")
+    assert problem in message and "\n" not in message
+
+
+@pytest.mark.parametrize("address", ["tcp://h:8786", "tls://10.0.0.5:1", "ws://[::1]:8786"])
+def test_scheduler_addresses_of_every_transport_are_taken(address: str) -> None:
+    assert ClusterSpec(address=address).address == address
+
+
+def test_tls_without_certificates_is_one_error() -> None:
+    with pytest.raises(SncaError, match=r"tls:// needs TLS certificates in the Dask configuration"):
+        with open_cluster(ClusterSpec(address="tls://127.0.0.1:9")):
+            pass
+
+
+@pytest.mark.parametrize("peer", [silent_peer, python_http_server])
+def test_a_peer_that_accepts_and_says_nothing_is_one_error_in_time(peer) -> None:
+    """Issue 28, item 12: a peer that accepted and never answered held Dask's connect for
+    636 s, whatever its timeout."""
+    with peer() as address:
+        started = time.monotonic()
+        with pytest.raises(SncaError) as raised:
+            with open_cluster(ClusterSpec(address=address, connect_timeout_s=1)):
+                pass
+        assert time.monotonic() - started < 1 + ANSWER_GRACE_S + 2
+    assert str(raised.value) == (
+        f"the Dask scheduler at {address} did not answer within 1 s: it accepts connections but "
+        "says nothing (is it a Dask scheduler?)"
+    )
+
+
+def test_an_http_server_as_the_scheduler_is_one_error() -> None:
+    """Issue 28, item 13: Dask read the HTTP answer as a frame length and allocated 3 EiB."""
+    with http_error_peer() as address:
+        with pytest.raises(SncaError) as raised:
+            with open_cluster(ClusterSpec(address=address, connect_timeout_s=5)):
+                pass
+    assert str(raised.value) == (
+        f"{address} is not a Dask scheduler: it does not speak Dask's protocol (give the address "
+        "the scheduler printed, usually port 8786)"
+    )

@@ -15,8 +15,8 @@ import rasterio
 import rasterio.shutil
 
 from snca_cli.contract.tiling import TilingOptions
-from snca_cli.errors import Cancelled
-from snca_cli.runtime.cluster import ClusterSpec, model_loads
+from snca_cli.errors import Cancelled, SncaError
+from snca_cli.runtime.cluster import ClusterSpec, model_loads, open_cluster
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.tasks.classify import ClassifyConfig, classify, classify_raster, plan_targets
@@ -25,7 +25,7 @@ from snca_cli.tasks.index.store import read_index
 from snca_cli.tasks.units import UNIT_MANIFEST, RunOptions, plan_units, read_unit, work_folder
 from tests.helpers.classify_data import read_layer
 from tests.helpers.index_data import TILE, colour_grid, expected_classes
-from tests.helpers.rasters import painted_raster, write_raster
+from tests.helpers.rasters import painted_raster, truncated_geotiff, write_raster
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,26 @@ def test_classify_on_two_workers_equals_the_single_process_outputs(
         with rasterio.open(a.class_map) as x, rasterio.open(b.class_map) as y:
             np.testing.assert_array_equal(x.read(), y.read())
         assert summary.tiles_classified == len(fields_a["tile_id"]) > 0
+
+
+def test_a_failing_unit_reaches_the_caller_as_its_own_error(
+    tmp_path: Path, model: OnnxModel, cluster
+) -> None:
+    """Issue 28, item 13: a unit's SncaError carries GDAL's error behind it, which does not
+    unpickle, so Dask sent a bare Exception instead ("error: unexpected Exception")."""
+    raster = truncated_geotiff(tmp_path / "cut.tif")
+    run = RunOptions(cluster=ClusterSpec(address=cluster.scheduler_address))
+    options = TilingOptions(stretch="model")  # no sample is read: the worker meets the damage
+    with pytest.raises(SncaError, match=r"^cannot read cut.tif \(corrupt or truncated\?\): "):
+        build_index([raster], model, tmp_path / "idx", options, run=run)
+    assert not (tmp_path / "idx").exists()
+
+
+def test_a_worker_is_not_taken_for_the_scheduler(cluster) -> None:
+    worker = next(iter(cluster.scheduler.workers))
+    with pytest.raises(SncaError, match=rf"^{worker} is not a Dask scheduler: it is a Dask Worker"):
+        with open_cluster(ClusterSpec(address=worker, connect_timeout_s=5)):
+            pass
 
 
 @pytest.mark.slow
