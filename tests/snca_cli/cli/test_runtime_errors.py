@@ -63,7 +63,7 @@ def bad_input(case: str, tmp_path: Path, model: Path) -> tuple[list[str], str]:
     if case == "existing output":
         (tmp_path / "out").mkdir()
         (tmp_path / "out" / "result.geojson").write_text("{}")
-        return [str(good), "-m", str(model), *out], "result.geojson exists; use --force"
+        return [str(good), "-m", str(model), *out], "refusing to replace .*result.geojson: it is not a GeoJSON"
     if case == "bad overlap":
         return [str(good), "-m", str(model), *out, "--overlap", "ten"], "overlap must be pixels"
     if case == "overlap of a whole tile":
