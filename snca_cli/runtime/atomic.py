@@ -2,9 +2,11 @@
 
 Protocol (:class:`OutputSet`):
 
-1. **Check** every output path before any work (:func:`check_output_paths`): the paths are
-   distinct, none is an existing folder unless the output is a folder by design (an index), an
-   existing output needs ``force``, and no parent is a file. ``force`` only ever replaces what
+1. **Check** every output path before any work (:func:`check_output_paths`), symbolic links
+   resolved once (:func:`real_output`): the paths are distinct, none lies inside another or
+   inside a folder snca wrote as an output (:func:`output_folder_kind`), none is an existing
+   folder unless the output is a folder by design (an index), an existing output needs
+   ``force``, and no parent is a file. ``force`` only ever replaces what
    the command itself would have written: a file the user named, or an output that its
    :class:`OwnOutput` recognises as written by snca (a folder by design, a file written beside
    a named one); it never deletes a folder given in place of a file, nor a folder or a sibling
@@ -165,6 +167,51 @@ def _holds(files: set[str], folder: str) -> bool:
     return any(name.startswith(f"{folder}/") for name in files)
 
 
+#: Files that mark a folder as one output snca wrote (every file of a row present), with what
+#: it is: nothing is ever written inside such a folder but that output itself.
+OUTPUT_FOLDER_MARKERS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("manifest.json", "tiles.npy"), "an snca index"),
+    (("metrics.json", "confusion.png"), "an evaluation report"),
+    (("chips.json",), "a chips folder"),
+    (("unit.json", "tiles.npy"), "a work unit of a cluster run"),
+)
+
+
+@dataclass(frozen=True)
+class _Output:
+    """One output of a command: as named (for messages) and where it is written."""
+
+    given: Path
+    real: Path  # where it is written (:func:`real_output`)
+    folder: bool  # a folder by design (an index, a report)
+    own: OwnOutput | None  # what recognises it as snca's (:func:`check_replaceable`)
+
+
+def real_output(path: Path, folder: bool = False) -> Path:
+    """Where an output is written: its absolute path with symbolic links resolved, once, so
+    that a run writes where it checked even if a link changes meanwhile.
+
+    A folder output is resolved whole (an index named through a link is written where the link
+    points, and the link stays a link); a file output's folder is resolved, not the file (a link
+    named as the file is replaced, never written through).
+    """
+    path = Path(path)
+    if folder:
+        return Path(os.path.realpath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
+def output_folder_kind(folder: Path) -> str | None:
+    """What output of snca ``folder`` is (a staging folder, or one of
+    :data:`OUTPUT_FOLDER_MARKERS`: "an snca index", ...), or None for any other folder."""
+    if folder.name.startswith(STAGING_PREFIX):
+        return "an snca staging folder"
+    for names, kind in OUTPUT_FOLDER_MARKERS:
+        if all((folder / name).is_file() for name in names):
+            return kind
+    return None
+
+
 def check_output_paths(
     paths: Sequence[Path],
     force: bool,
@@ -173,38 +220,92 @@ def check_output_paths(
 ) -> list[Path]:
     """Check a command's output paths before any work; return them as given.
 
-    Raises SncaError when two outputs are one path, an output is an existing folder (unless it
-    is one of ``folders``, the outputs that are folders by design), an existing output is not
-    replaceable (:func:`check_replaceable`; ``own`` recognises the outputs snca wrote that the
-    user did not name as files), an output exists and ``force`` is not set, or a parent is not
-    a folder. Makes the parent folders.
+    Symbolic links are resolved once (:func:`real_output`), so two spellings of one file are
+    one output. Raises SncaError when two outputs are one path or one lies inside another, an
+    output would land inside a folder snca wrote as an output (an index, an evaluation report,
+    a chips folder, a staging folder: :func:`output_folder_kind`), an output is an existing
+    folder (unless it is one of ``folders``, the outputs that are folders by design), an
+    existing output is not replaceable (:func:`check_replaceable`; ``own`` recognises the
+    outputs snca wrote that the user did not name as files), an output exists and ``force`` is
+    not set, or a parent is not a folder. Makes the parent folders.
     """
-    seen: dict[str, Path] = {}
+    return [output.given for output in _check_outputs(paths, force, folders, own)]
+
+
+def _check_outputs(
+    paths: Sequence[Path],
+    force: bool,
+    folders: Sequence[Path] = (),
+    own: Mapping[Path, OwnOutput] | None = None,
+) -> list[_Output]:
+    """:func:`check_output_paths`, returning each output with where it is written."""
     folder_keys = {_key(Path(f)) for f in folders}
     owned = {_key(Path(p)): kind for p, kind in (own or {}).items()}
+    outputs: dict[str, _Output] = {}
     for path in map(Path, paths):
         check_utf8_path(path, "output")
         if is_remote(path):
             raise SncaError(f"cannot write {path}: outputs must be local files")
-        key = _key(path)
-        if key in seen:
-            raise SncaError(f"two outputs are the same file {path} ({seen[key]}); name them apart")
-        seen[key] = path
-        if path.is_dir() and key not in folder_keys:
+        folder = _key(path) in folder_keys
+        output = _Output(path, real_output(path, folder), folder, owned.get(_key(path)))
+        key = _key(output.real)
+        if key in outputs:
+            raise SncaError(
+                f"two outputs are the same file {path} ({outputs[key].given}); name them apart"
+            )
+        outputs[key] = output
+        if not folder and output.real.name == "..":
+            raise SncaError(f"output {path} names no file; name a file")
+        if path.is_dir() and not folder:
             raise SncaError(
                 f"output {path} is an existing folder; name a file (nothing was deleted)"
             )
-        check_replaceable(path, key in folder_keys, owned.get(key))
+        check_replaceable(path, folder, output.own)
         if (path.exists() or path.is_symlink()) and not force:
             raise SncaError(f"{path} exists; use --force to overwrite it")
-        parent = path.parent
-        if parent.exists() and not parent.is_dir():
-            raise SncaError(f"cannot write {path}: {parent} is not a folder")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SncaError(f"cannot create folder {parent}: {exc.strerror or exc}") from None
-    return [Path(p) for p in paths]
+    _check_placement(outputs)
+    for output in outputs.values():
+        _make_parent(output)
+    return list(outputs.values())
+
+
+def _check_placement(outputs: dict[str, _Output]) -> None:
+    """Refuse an output inside another output of the set, or inside a folder that is an output
+    snca wrote (:func:`output_folder_kind`)."""
+    kinds: dict[Path, str | None] = {}
+    for output in outputs.values():
+        for folder in output.real.parents:
+            other = outputs.get(_key(folder))
+            if other is not None:
+                raise SncaError(
+                    f"output {output.given} lies inside output {other.given}; name them apart"
+                )
+            if folder not in kinds:
+                kinds[folder] = output_folder_kind(folder)
+            if kinds[folder] is not None:
+                raise SncaError(
+                    f"output {output.given} would land inside {_as_named(output, folder)}, "
+                    f"{kinds[folder]}; write it outside that folder (nothing was changed)"
+                )
+
+
+def _as_named(output: _Output, folder: Path) -> Path:
+    """A folder on an output's real path, spelled as in the output's name where it is there."""
+    for named in output.given.parents:
+        if _key(real_output(named, folder=True)) == _key(folder):
+            return named
+    return folder
+
+
+def _make_parent(output: _Output) -> None:
+    """Make the folder an output is written into; SncaError when a parent is not a folder."""
+    parent = output.real.parent
+    if parent.exists() and not parent.is_dir():
+        raise SncaError(f"cannot write {output.given}: {parent} is not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SncaError(f"cannot create folder {parent}: {exc.strerror or exc}") from None
 
 
 def check_replaceable(path: Path, folder: bool, own: OwnOutput | None) -> None:
@@ -243,7 +344,8 @@ def check_writable(path: Path, force: bool) -> None:
 
 
 def _key(path: Path) -> str:
-    """What identifies an output path (its absolute, normalised form)."""
+    """What identifies a path as spelled (its absolute, normalised form; an output's real path
+    identifies the file it is)."""
     return os.path.normcase(os.path.abspath(path))
 
 
@@ -278,23 +380,23 @@ class OutputSet:
         folders: Sequence[Path] = (),
         own: Mapping[Path, OwnOutput] | None = None,
     ) -> None:
-        self.targets = check_output_paths(targets, force, folders, own)
-        self._folders = {_key(Path(f)) for f in folders}
-        self._own = {_key(Path(p)): kind for p, kind in (own or {}).items()}
-        for parent in {t.parent for t in self.targets}:
+        outputs = _check_outputs(targets, force, folders, own)
+        self.targets = [output.given for output in outputs]
+        for parent in {output.real.parent for output in outputs}:
             recover_outputs(parent)
         self._staging: dict[str, _Staging] = {}
-        self._paths: dict[str, Path] = {}
+        #: each output and its staged path, by the output as named
+        self._outputs: dict[str, tuple[_Output, Path]] = {}
         try:
-            for target in self.targets:
-                staging = self._staging_for(target.parent)
-                staged = staging.directory / target.name
-                if _key(target) in self._folders:
+            for output in outputs:
+                staging = self._staging_for(output.real.parent)
+                staged = staging.directory / output.real.name
+                if output.folder:
                     staged.mkdir()
                     staged.chmod(0o777 & ~_umask())
-                self._paths[_key(target)] = staged
+                self._outputs[_key(output.given)] = output, staged
         except BaseException as exc:
-            self._fail(exc, target.parent)
+            self._fail(exc, output.real.parent)
 
     def _staging_for(self, parent: Path) -> _Staging:
         key = _key(parent)
@@ -319,18 +421,17 @@ class OutputSet:
 
     def path(self, target: Path) -> Path:
         """Where to write ``target`` (a path inside a staging folder)."""
-        return self._paths[_key(Path(target))]
+        return self._outputs[_key(Path(target))][1]
 
     def commit(self) -> None:
         """Check again that every existing target may be replaced (it may have changed while
         the outputs were made), then flush, journal and publish every output (see the module
         docstring)."""
-        for target in self.targets:
-            key = _key(target)
-            check_replaceable(target, key in self._folders, self._own.get(key))
+        for output, _ in self._outputs.values():
+            check_replaceable(output.real, output.folder, output.own)
         pairs: dict[str, list[dict]] = {key: [] for key in self._staging}
-        for target in self.targets:
-            staged = self.path(target)
+        for output, staged in self._outputs.values():
+            target = output.real
             if not (staged.exists() or staged.is_symlink()):
                 raise SncaError(f"internal error: {target.name} was not written")
             _flush(staged)

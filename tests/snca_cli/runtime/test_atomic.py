@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.atomic import OwnOutput, atomic_output, unlisted_entry
+from snca_cli.runtime.atomic import (
+    OUTPUT_FOLDER_MARKERS,
+    OwnOutput,
+    atomic_output,
+    check_output_paths,
+    real_output,
+    unlisted_entry,
+)
+from snca_cli.tasks import chips, evaluate, units
+from snca_cli.tasks.index import store
 
 
 def test_file_appears_only_on_success(tmp_path: Path) -> None:
@@ -154,3 +163,34 @@ def test_folders_are_exchanged_atomically_where_the_system_can(tmp_path: Path) -
         assert swapped  # renameat2(RENAME_EXCHANGE): ext4, tmpfs, xfs, btrfs
     if swapped:
         assert (tmp_path / "b" / "x").read_text() == "a" and not any((tmp_path / "a").iterdir())
+
+
+def test_output_folder_markers_are_the_files_the_tasks_write() -> None:
+    assert dict(OUTPUT_FOLDER_MARKERS) == {
+        (store.MANIFEST_NAME, store.TILES_NAME): "an snca index",
+        (evaluate.METRICS_FILE, evaluate.CONFUSION_FILE): "an evaluation report",
+        (chips.RECORD_NAME,): "a chips folder",
+        (units.UNIT_MANIFEST, "tiles.npy"): "a work unit of a cluster run",
+    }
+
+
+def test_links_are_resolved_once_a_linked_file_is_replaced_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    (tmp_path / "real" / "old.txt").write_text("kept")
+    (tmp_path / "real" / "named.txt").symlink_to("old.txt")
+    assert real_output(tmp_path / "link" / "a.txt") == tmp_path / "real" / "a.txt"
+    assert real_output(tmp_path / "link", folder=True) == tmp_path / "real"
+    assert real_output(tmp_path / "link" / "named.txt") == tmp_path / "real" / "named.txt"
+    with atomic_output(tmp_path / "link" / "named.txt", force=True) as tmp:
+        tmp.write_text("new")
+    assert (tmp_path / "real" / "named.txt").read_text() == "new"
+    assert not (tmp_path / "real" / "named.txt").is_symlink()
+    assert (tmp_path / "real" / "old.txt").read_text() == "kept"
+    assert (tmp_path / "link").is_symlink()
+
+
+def test_an_output_naming_no_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SncaError, match="names no file"):
+        check_output_paths([tmp_path / "new" / ".."], force=True)
+    assert list(tmp_path.iterdir()) == []
