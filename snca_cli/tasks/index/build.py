@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from snca_cli.tasks.index.store import (
     MANIFEST_NAME,
     TILE_DTYPE,
     IndexedRaster,
+    IndexFiles,
     Manifest,
     check_model,
     graph_names,
@@ -251,20 +252,21 @@ def build_index(
             warning line, which the summary lists too) and the cluster the tiles are embedded
             on (:class:`snca_cli.tasks.units.RunOptions`).
 
-    Without hnswlib the index is written without graph and searched exactly.
+    Without hnswlib the index is written without graph and searched exactly. An index named
+    through a symbolic link is written where the link points (:func:`index_lock`).
     """
     start = time.perf_counter()
     options = (options or TilingOptions()).for_model(model.metadata)
     params = params or IndexParams()
     options.check()
-    index_dir = Path(index_dir)
-    _check_index_target(index_dir, force)
+    shown = Path(index_dir)
+    _check_index_target(shown, force)  # early, as named; again under the lock
     paths = _raster_paths(rasters)
     ann = "hnswlib" if hnswlib_available() else "exact"
     if shard_size < 0:
         raise SncaError(f"--shard-size must be 0 (one graph) or more tiles; got {shard_size}")
     run = run or RunOptions()
-    with index_lock(index_dir, run.cancelled, run.waiting):
+    with index_lock(shown, run.cancelled, run.waiting) as index_dir:
         if index_dir.is_dir() and not any(index_dir.iterdir()):
             index_dir.rmdir()  # an empty folder (made by a file dialog) is not an index to keep
         _check_index_target(index_dir, force)  # again: another writer may have made one
@@ -296,7 +298,7 @@ def build_index(
             write_index_files(tmp, manifest, new.tiles, new.embeddings)
         remove_work_folder(run, index_dir)
     return IndexSummary(
-        index_dir=index_dir,
+        index_dir=shown,
         count=len(new.tiles),
         added=len(new.tiles),
         skipped=new.skipped,
@@ -335,14 +337,14 @@ def add_to_index(
     when complete: on any error or cancel the old index is left as it was. The whole add holds
     the index's writer lock (a second writer waits; ``run.waiting(message)`` says so). New
     tiles fill the last hnswlib shard of a sharded index, then new shards. ``run``: as for
-    :func:`build_index`.
+    :func:`build_index`. An index named through a symbolic link is extended where the link
+    points (:func:`index_lock`).
     """
-    index_dir = Path(index_dir)
     run = run or RunOptions()
-    with index_lock(index_dir, run.cancelled, run.waiting):
-        summary = _add_locked(index_dir, rasters, model, options, batch_size, run)
-    remove_work_folder(run, index_dir)
-    return summary
+    with index_lock(index_dir, run.cancelled, run.waiting) as real:
+        summary = _add_locked(real, rasters, model, options, batch_size, run)
+    remove_work_folder(run, real)
+    return replace(summary, index_dir=Path(index_dir))
 
 
 def _add_locked(
@@ -473,12 +475,47 @@ def merge_indexes(
     """Join indexes built separately (same model, tiling options and hnswlib parameters) into
     one at ``output``: tile ids follow the order of ``sources``, as if their rasters had been
     built in one run, and the graphs are rebuilt with ``shard_size`` tiles per shard (default:
-    the first index's). Written under the output's writer lock, published atomically."""
+    the first index's).
+
+    The output's writer lock is taken before any index is read and held until the merged index
+    is published atomically, so a build or add running on the output (which may be one of the
+    ``sources``) is waited for and never lost; each source is read as one version of its folder
+    (:func:`read_index`). An output named through a symbolic link is written where it points.
+    """
     start = time.perf_counter()
-    output = Path(output)
+    shown = Path(output)
     if len(sources) < 2:
         raise SncaError("give at least two indexes to merge")
-    opened = [read_index(source, mmap=True) for source in sources]
+    _check_index_target(shown, force)  # early, as named; again under the lock
+    with index_lock(shown, None, waiting) as output:
+        _check_index_target(output, force)
+        opened = [read_index(source, mmap=True) for source in sources]
+        manifest, tiles, embeddings = _merged(opened, output, shard_size)
+        with atomic_output(output, force, directory=True, own=INDEX_OUTPUT) as tmp:
+            shards = (
+                save_graphs(tmp, embeddings, manifest.params, manifest.shard_size)
+                if manifest.ann == "hnswlib"
+                else 0
+            )
+            write_index_files(tmp, manifest, tiles, embeddings)
+    return IndexSummary(
+        index_dir=shown,
+        count=len(tiles),
+        added=len(tiles),
+        skipped=sum(r.skipped for r in manifest.rasters),
+        rasters=len(manifest.rasters),
+        embedding_dim=manifest.embedding_dim,
+        ann=manifest.ann,
+        seconds=time.perf_counter() - start,
+        shards=shards,
+    )
+
+
+def _merged(
+    opened: list[IndexFiles], output: Path, shard_size: int | None
+) -> tuple[Manifest, np.ndarray, np.ndarray]:
+    """The manifest, tile table and embeddings of the indexes ``opened`` joined in order (their
+    graph files are closed); SncaError when they do not merge."""
     first = opened[0].manifest
     for files in opened[1:]:
         other = files.manifest
@@ -546,26 +583,7 @@ def merge_indexes(
             "shard_size": shard_size,
         }
     )
-    with index_lock(output, None, waiting):
-        _check_index_target(output, force)
-        with atomic_output(output, force, directory=True, own=INDEX_OUTPUT) as tmp:
-            shards = (
-                save_graphs(tmp, embeddings, manifest.params, shard_size)
-                if manifest.ann == "hnswlib"
-                else 0
-            )
-            write_index_files(tmp, manifest, tiles, embeddings)
-    return IndexSummary(
-        index_dir=output,
-        count=len(tiles),
-        added=len(tiles),
-        skipped=sum(r.skipped for r in rasters),
-        rasters=len(rasters),
-        embedding_dim=manifest.embedding_dim,
-        ann=manifest.ann,
-        seconds=time.perf_counter() - start,
-        shards=shards,
-    )
+    return manifest, tiles, embeddings
 
 
 def parse_count(text: str, option: str) -> int:

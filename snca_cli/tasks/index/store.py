@@ -57,7 +57,13 @@ from snca_cli.runtime.ann import (
     ShardedSearch,
     shard_ranges,
 )
-from snca_cli.runtime.atomic import OwnOutput, read_record, recover_outputs, unlisted_entry
+from snca_cli.runtime.atomic import (
+    OwnOutput,
+    read_record,
+    real_output,
+    recover_outputs,
+    unlisted_entry,
+)
 from snca_cli.runtime.file_lock import FileLock
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.vector import box_rings, write_polygons
@@ -383,10 +389,21 @@ def _corrupt(directory: Path, what: str) -> SncaError:
     return SncaError(f"index {directory} is corrupt: {what} (rebuild it with `snca index build`)")
 
 
-def lock_path(index_dir: Path) -> Path:
-    """The lock file of an index folder: ``.<name>.lock`` beside it."""
-    index_dir = Path(index_dir)
-    return index_dir.with_name(f".{index_dir.name}.lock")
+def real_index_path(index_dir: Path | str) -> Path:
+    """An index folder's real path (:func:`snca_cli.runtime.atomic.real_output`): what its
+    writers lock, read and replace. A command resolves it once, first, so every spelling of one
+    index (a symbolic link to it too) is that index, with one lock, and a link stays a link."""
+    return real_output(Path(index_dir), folder=True)
+
+
+def lock_path(index_dir: Path | str) -> Path:
+    """The lock file of an index folder: ``.<name>.lock`` beside its real path (one lock
+    whatever the spelling: :func:`real_index_path`)."""
+    return _lock_beside(real_index_path(index_dir))
+
+
+def _lock_beside(real: Path) -> Path:
+    return real.with_name(f".{real.name}.lock")
 
 
 @contextlib.contextmanager
@@ -394,16 +411,21 @@ def index_lock(
     index_dir: Path | str,
     cancelled: CancelHook | None = None,
     waiting: Callable[[str], None] | None = None,
-) -> Iterator[None]:
+) -> Iterator[Path]:
     """Hold the writer lock of an index folder: a second writer waits here until the first one
     is done (``waiting(message)`` is called once when it has to; ``cancelled`` is polled).
+
+    The folder's path is resolved once, here (:func:`real_index_path`): the lock is the real
+    folder's whatever the spelling, and the block gets that real path to read and write, so a
+    writer reads and replaces the very index it locked.
 
     The lock is advisory (``flock``/``msvcrt``) on ``.<name>.lock`` beside the folder, removed
     when the writer is done; the operating system drops it when its holder dies, so a killed
     writer never blocks anyone (its lock file stays until the next writer is done).
     """
     index_dir = Path(index_dir)
-    lock = FileLock(lock_path(index_dir))
+    real = real_index_path(index_dir)
+    lock = FileLock(_lock_beside(real))
     try:
         told = False
         while not lock.acquire(blocking=False):
@@ -421,7 +443,7 @@ def index_lock(
             f"cannot lock index {index_dir}: {exc.strerror or exc} (is its folder writable?)"
         ) from None
     try:
-        yield
+        yield real
     finally:
         lock.release(remove=True)
 
@@ -436,9 +458,10 @@ def read_index(index_dir: Path | str, mmap: bool = True) -> IndexFiles:
 
     Every file is opened from one version of the folder (a writer swapping in a new version
     meanwhile makes it open again), then verified against the manifest's sha256 before any is
-    parsed; nothing unverified reaches numpy or hnswlib.
+    parsed; nothing unverified reaches numpy or hnswlib. The folder is opened at its real path
+    (:func:`real_index_path`), resolved once.
     """
-    directory = Path(index_dir)
+    directory = real_index_path(index_dir)
     if not directory.exists():
         recover_outputs(directory.parent)  # a writer killed in the middle of a swap
     if not directory.is_dir():
