@@ -458,28 +458,29 @@ def read_index(index_dir: Path | str, mmap: bool = True) -> IndexFiles:
 
     Every file is opened from one version of the folder (a writer swapping in a new version
     meanwhile makes it open again), then verified against the manifest's sha256 before any is
-    parsed; nothing unverified reaches numpy or hnswlib. The folder is opened at its real path
-    (:func:`real_index_path`), resolved once.
+    parsed; nothing unverified reaches numpy or hnswlib. The files are opened in the folder's
+    real path, resolved once (:func:`real_index_path`); messages name it as given.
     """
-    directory = real_index_path(index_dir)
+    shown = Path(index_dir)
+    directory = real_index_path(shown)
     if not directory.exists():
         recover_outputs(directory.parent)  # a writer killed in the middle of a swap
     if not directory.is_dir():
-        raise SncaError(f"index {directory} does not exist")
+        raise SncaError(f"index {shown} does not exist")
     if not (directory / MANIFEST_NAME).is_file():
-        raise SncaError(f"{directory} is not an snca index (no {MANIFEST_NAME})")
+        raise SncaError(f"{shown} is not an snca index (no {MANIFEST_NAME})")
     for _ in range(OPEN_ATTEMPTS):
         version = _version(directory)
-        opened = _open_files(directory)
+        opened = _open_files(directory, shown)
         if version is not None and version == _version(directory):
             break
         for handle in opened[1].values():
             handle.close()
     else:
-        raise SncaError(f"index {directory} keeps changing while it is opened; try again")
+        raise SncaError(f"index {shown} keeps changing while it is opened; try again")
     manifest, handles = opened
     try:
-        files = _check_files(directory, manifest, handles, mmap)
+        files = _check_files(shown, manifest, handles, mmap)
     except BaseException:
         for handle in handles.values():
             handle.close()
@@ -496,30 +497,30 @@ def _version(directory: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _open_files(directory: Path) -> tuple[Manifest, dict[str, BinaryIO]]:
-    """The manifest and open handles on the files it lists."""
-    manifest_path = directory / MANIFEST_NAME
+def _open_files(directory: Path, shown: Path) -> tuple[Manifest, dict[str, BinaryIO]]:
+    """The manifest and open handles on the files it lists, in ``directory`` (named ``shown``
+    in messages)."""
     try:
-        text = manifest_path.read_bytes().decode("utf-8")
+        text = (directory / MANIFEST_NAME).read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise SncaError(f"{directory} is not an snca index (no {MANIFEST_NAME})") from None
+        raise SncaError(f"{shown} is not an snca index (no {MANIFEST_NAME})") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise _corrupt(directory, f"cannot read {MANIFEST_NAME}: {exc}") from None
-    manifest = Manifest.from_json(text, source=f"{manifest_path}")
+        raise _corrupt(shown, f"cannot read {MANIFEST_NAME}: {exc}") from None
+    manifest = Manifest.from_json(text, source=f"{shown / MANIFEST_NAME}")
     handles: dict[str, BinaryIO] = {}
     try:
         for name in manifest.files:
             if not is_index_file(name):
-                raise _corrupt(directory, f"{MANIFEST_NAME} lists an unknown file {name!r}")
+                raise _corrupt(shown, f"{MANIFEST_NAME} lists an unknown file {name!r}")
             handles[name] = open(directory / name, "rb")  # noqa: SIM115 - kept open
     except FileNotFoundError as exc:
         for handle in handles.values():
             handle.close()
-        raise _corrupt(directory, f"{Path(exc.filename).name} is missing") from None
+        raise _corrupt(shown, f"{Path(exc.filename).name} is missing") from None
     except OSError as exc:
         for handle in handles.values():
             handle.close()
-        raise _corrupt(directory, f"cannot read {exc.filename}: {exc.strerror}") from None
+        raise _corrupt(shown, f"cannot read {exc.filename}: {exc.strerror}") from None
     return manifest, handles
 
 
