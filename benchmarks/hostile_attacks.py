@@ -1153,6 +1153,14 @@ def _with_old_outputs(site: Site, args: list, outputs: list[Path]) -> list:
     return args
 
 
+def _rerun(args: list) -> Step:
+    """The same command again after a kill: it works (an ``index add`` whose raster went in
+    before the kill is refused as already in the index)."""
+    if args[:2] == ["index", "add"]:
+        return Step(args, expect="either")
+    return Step(args if "--force" in args else args + ["--force"])
+
+
 def kill(site: Site) -> Attack:
     out = site.folder("out")
     args, outputs, command = _writer(site, out)
@@ -1163,10 +1171,7 @@ def kill(site: Site) -> Attack:
     delay = float(site.choice([site.rng.uniform(0.0, 1.5), site.rng.uniform(0.0, 4.0)]))
     steps = [Step(args, signal=sig, delay=delay)]
     if site.rng.random() < 0.3:
-        rerun = (
-            list(args) if "--force" in args or args[:2] == ["index", "add"] else args + ["--force"]
-        )
-        steps.append(Step(rerun, expect="ok"))
+        steps.append(_rerun(args))
     variant = f"{sig.name} at {delay:.2f} s; {command}{' over old outputs' if old else ''}"
     return Attack("13", variant, steps, site.root, outputs, allowed=["*.lock", "out/*.lock"])
 
@@ -1175,10 +1180,10 @@ def sigkill_commit(site: Site) -> Attack:
     out = site.folder("out")
     args, outputs, command = _writer(site, out)
     args = _with_old_outputs(site, args, outputs)
-    at = int(site.rng.integers(1, 25))
+    at = int(site.rng.integers(1, 13))
     steps = [Step(args, fault=at)]
-    if site.rng.random() < 0.6:
-        steps.append(Step(args, expect="ok"))
+    if site.rng.random() < 0.5:
+        steps.append(_rerun(args))
     allowed = ["*.lock", "out/*.lock", f"out/{atomic.STAGING_PREFIX}*", f"{atomic.STAGING_PREFIX}*"]
     return Attack(
         "holds",
