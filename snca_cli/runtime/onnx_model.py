@@ -132,6 +132,24 @@ class OnnxModel:
                 f"outputs {outputs} (expected [{INPUT_NAME}] -> "
                 f"[{EMBEDDING_OUTPUT}, {PROBABILITIES_OUTPUT}])"
             )
+        for output in self.session.get_outputs()[:2]:
+            width = output.shape[-1] if output.shape else None
+            if isinstance(width, int):  # a fixed size (not a named, dynamic one)
+                self._check_width(output.name, width)
+
+    def _check_width(self, name: str, width: int) -> None:
+        """Refuse an ``embedding`` or ``probabilities`` output whose width is not the one its
+        metadata declares (``embedding_dim``, one per class name)."""
+        declared = {
+            EMBEDDING_OUTPUT: (self.metadata.embedding_dim, "embedding_dim"),
+            PROBABILITIES_OUTPUT: (self.metadata.num_classes, "class names"),
+        }
+        if name in declared and width != declared[name][0]:
+            expected, what = declared[name]
+            raise SncaError(
+                f"model {self.path.name} gives {width} {name} value(s) per tile but its "
+                f"metadata declares {expected} ({what}); it does not follow the snca contract"
+            )
 
     @property
     def providers(self) -> list[str]:
@@ -176,6 +194,7 @@ class OnnxModel:
             names, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)}
         )
         for name, values in zip(names, outputs, strict=True):
+            self._check_width(name, values.shape[-1] if values.ndim == 2 else -1)
             bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
             if bad.any():
                 raise SncaError(

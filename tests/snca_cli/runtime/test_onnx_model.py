@@ -1,8 +1,10 @@
 """OnnxModel: a real onnxruntime session checked against the snca contract."""
 
+import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from snca_cli.errors import SncaError
@@ -63,3 +65,30 @@ def test_non_finite_model_outputs_are_refused(tmp_path: Path) -> None:
     model = OnnxModel(make_band_mean_model(tmp_path / "m.onnx", logit_scale=float("inf")))
     with pytest.raises(SncaError, match="non-finite probabilities .* for 2 of 2 inputs"):
         model.run(np.full((2, 3, 32, 32), 0.5, np.float32))
+
+
+def _edited(path: Path, class_names: dict[str, str], dynamic: bool) -> Path:
+    """The model at ``path`` with other class names in its metadata and, with ``dynamic``, its
+    outputs' widths declared dynamic (named), as some exporters write them: then only a run
+    shows the real width."""
+    model = onnx.load(path)
+    for prop in model.metadata_props:
+        if prop.key == "class_names":
+            prop.value = json.dumps(class_names)
+    if dynamic:
+        for output in model.graph.output:
+            output.type.tensor_type.shape.dim[1].dim_param = "width"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["fixed width", "dynamic width"])
+def test_class_names_that_do_not_match_the_probabilities_are_refused(
+    tmp_path: Path, dynamic: bool
+) -> None:
+    # three probabilities per tile, two class names: tiles of the third class would have no name
+    path = make_band_mean_model(tmp_path / "m.onnx", class_names=["a", "b", "c"])
+    _edited(path, {"0": "water", "1": "forest"}, dynamic)
+    message = "gives 3 probabilities value.s. per tile but its metadata declares 2 .class names."
+    with pytest.raises(SncaError, match=message):
+        OnnxModel(path).run(np.full((2, 3, 32, 32), 0.5, np.float32))
