@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -452,6 +453,21 @@ def run_units(
         yield from merge_rasters(results)
 
 
+@contextlib.contextmanager
+def _work_folder_of_run(work_dir: Path) -> Iterator[None]:
+    """Make the work folder of a cluster run (recovering what workers killed mid-write left
+    in it); remove it again when the run fails before any unit was kept there (a scheduler
+    out of reach leaves no empty folder behind)."""
+    make_folder(work_dir)
+    recover_outputs(work_dir)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            work_dir.rmdir()  # only when empty: kept units let a rerun resume
+        raise
+
+
 def _run_on_cluster(
     plan: UnitPlan,
     model: OnnxModel,
@@ -465,12 +481,10 @@ def _run_on_cluster(
     import distributed
 
     assert run.cluster is not None
-    make_folder(work_dir)
-    recover_outputs(work_dir)  # staging folders of workers killed mid-write
     spec = ModelSpec.of(model, run.cluster.threads_per_worker)
     total = plan.tiles
     folders: dict[int, tuple[str, bool]] = {}
-    with open_cluster(run.cluster) as client:
+    with _work_folder_of_run(work_dir), open_cluster(run.cluster) as client:
         stats.dashboard = getattr(client, "dashboard_link", None)
         if run.say is not None and stats.dashboard:
             run.say(f"Dask dashboard: {stats.dashboard}")

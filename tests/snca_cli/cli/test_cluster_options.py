@@ -221,6 +221,7 @@ def test_an_http_server_as_the_scheduler_is_one_line(
     tmp_path: Path, model: OnnxModel, listed: Path
 ) -> None:
     """Issue 28, item 13: it ended in `unexpected MemoryError: Unable to allocate 3.07 EiB`."""
+    before = set(tmp_path.iterdir())
     with http_error_peer() as address:
         done = _snca(
             "index", "build", listed, "-m", model.path, "-o", tmp_path / "i", "--cluster", address
@@ -230,6 +231,7 @@ def test_an_http_server_as_the_scheduler_is_one_line(
         f"error: {address} is not a Dask scheduler: it does not speak Dask's protocol (give the "
         "address the scheduler printed, usually port 8786)"
     ]
+    assert set(tmp_path.iterdir()) == before, "nothing left behind (no empty work folder)"
 
 
 @pytest.mark.slow  # starts a Dask cluster of worker processes
