@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +236,7 @@ def _check_scheduler(address: str, timeout_s: float, connection: dict) -> None:
     Dask's own connect bounds the connection, not its handshake, so a peer that accepted and
     said nothing held a run for ten minutes, and another server's answer (an HTTP server's)
     made Dask allocate exabytes."""
+    _check_listening(address, timeout_s)
     asked = _identity(address, timeout_s, connection)
     try:
         identity = asyncio.run(asyncio.wait_for(asked, timeout_s + ANSWER_GRACE_S))
@@ -255,6 +257,18 @@ def _check_scheduler(address: str, timeout_s: float, connection: dict) -> None:
         f"{address} is not a Dask scheduler: {what} (give the address the scheduler printed, "
         "usually port 8786)"
     )
+
+
+def _check_listening(address: str, timeout_s: float) -> None:
+    """Fail at once when nothing listens at ``address`` (a refused port, an unknown host):
+    Dask's connect retries those until its timeout, 20 s for a mistyped port."""
+    parts = urlsplit(address)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=timeout_s).close()
+    except (ConnectionRefusedError, socket.gaierror) as exc:
+        raise _unreachable(address, exc) from None
+    except OSError:
+        return  # unreachable for now (a timeout, no route): Dask's connect says so in time
 
 
 def _unreachable(address: str, exc: OSError) -> SncaError:

@@ -3,6 +3,7 @@ Dask, and peers that are not Dask schedulers."""
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 
@@ -39,6 +40,18 @@ def test_an_unreachable_scheduler_is_one_error() -> None:
     with pytest.raises(SncaError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         with open_cluster(ClusterSpec(address="tcp://127.0.0.1:9", connect_timeout_s=1)):
             pass
+
+
+def test_a_refused_port_fails_at_once_not_after_the_timeout() -> None:
+    # Dask's connect retried a refused port until its timeout: 20 s for a mistyped port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens once closed
+    started = time.monotonic()
+    with pytest.raises(SncaError, match=f"cannot reach the Dask scheduler at {address}: .*refused"):
+        with open_cluster(ClusterSpec(address=address, connect_timeout_s=20)):
+            pass
+    assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize(
