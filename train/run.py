@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from snca_cli.errors import SncaError
+from snca_cli.runtime.atomic import (
+    check_outside_output_folders,
+    output_folder_kind,
+    real_output,
+)
 from snca_cli.runtime.scene_images import SPLIT_FILE
 from snca_train.augment import recipe
 from snca_train.checkpoint import (
@@ -157,12 +162,24 @@ def check_new_run_dir(output: Path | None, force: bool) -> Path:
     run_dir = Path(output) if output is not None else default_run_dir()
     if run_dir.exists() and not run_dir.is_dir():
         raise SncaError(f"output {run_dir} exists and is not a folder")
+    check_run_dir_placement(run_dir)
     if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
         raise SncaError(
             f"output folder {run_dir} exists and is not empty; use --force to overwrite it "
             "or --resume to continue its run"
         )
     return run_dir
+
+
+def check_run_dir_placement(run_dir: Path) -> None:
+    """Refuse a run folder that is, or lies inside, a folder snca wrote as another output (an
+    index, an evaluation report, a chips folder): its checkpoints would land among that
+    output's files."""
+    real = real_output(run_dir, folder=True)
+    kind = output_folder_kind(real) if real.is_dir() else None
+    if kind is not None:
+        raise SncaError(f"output folder {run_dir} is {kind}; give the run a folder of its own")
+    check_outside_output_folders(run_dir, real)
 
 
 def prepare_new_run_dir(run_dir: Path) -> None:
@@ -177,5 +194,6 @@ def resumed_run_dir(checkpoint_path: Path, output: Path | None) -> Path:
     run_dir = Path(output) if output is not None else checkpoint_path.parent
     if run_dir.exists() and not run_dir.is_dir():
         raise SncaError(f"output {run_dir} exists and is not a folder")
+    check_run_dir_placement(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir

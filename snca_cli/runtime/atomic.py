@@ -272,7 +272,6 @@ def _check_outputs(
 def _check_placement(outputs: dict[str, _Output]) -> None:
     """Refuse an output inside another output of the set, or inside a folder that is an output
     snca wrote (:func:`output_folder_kind`)."""
-    kinds: dict[Path, str | None] = {}
     for output in outputs.values():
         for folder in output.real.parents:
             other = outputs.get(_key(folder))
@@ -280,18 +279,24 @@ def _check_placement(outputs: dict[str, _Output]) -> None:
                 raise SncaError(
                     f"output {output.given} lies inside output {other.given}; name them apart"
                 )
-            if folder not in kinds:
-                kinds[folder] = output_folder_kind(folder)
-            if kinds[folder] is not None:
-                raise SncaError(
-                    f"output {output.given} would land inside {_as_named(output, folder)}, "
-                    f"{kinds[folder]}; write it outside that folder (nothing was changed)"
-                )
+        check_outside_output_folders(output.given, output.real)
 
 
-def _as_named(output: _Output, folder: Path) -> Path:
+def check_outside_output_folders(given: Path, real: Path) -> None:
+    """Refuse an output (``given`` as named, ``real`` where it is written) that would land
+    inside a folder snca wrote as an output (:func:`output_folder_kind`)."""
+    for folder in real.parents:
+        kind = output_folder_kind(folder)
+        if kind is not None:
+            raise SncaError(
+                f"output {given} would land inside {_as_named(given, folder)}, {kind}; "
+                "write it outside that folder (nothing was changed)"
+            )
+
+
+def _as_named(given: Path, folder: Path) -> Path:
     """A folder on an output's real path, spelled as in the output's name where it is there."""
-    for named in output.given.parents:
+    for named in given.parents:
         if _key(real_output(named, folder=True)) == _key(folder):
             return named
     return folder

@@ -144,6 +144,21 @@ def test_existing_output_needs_force(trained):
     assert_one_line_error(result, "exists and is not empty", "--force")
 
 
+@pytest.mark.parametrize("where", ["idx", "idx/run"])
+def test_a_run_folder_in_an_index_is_refused(trained, tmp_path, where):
+    # --force removed the files of an earlier run in the folder and wrote the checkpoints
+    # among the index's files
+    data, _, _ = trained
+    index = tmp_path / "idx"
+    index.mkdir()
+    marks = {"manifest.json": b"{}", "tiles.npy": b"x"}
+    for name, content in marks.items():
+        (index / name).write_bytes(content)
+    result = snca(data, *FAST, "--epochs", "1", "--output", tmp_path / where, "--force")
+    assert_one_line_error(result, "an snca index")
+    assert {p.name: p.read_bytes() for p in index.iterdir()} == marks
+
+
 def test_missing_data_folder(tmp_path):
     result = snca(tmp_path / "nowhere", *FAST, "--output", tmp_path / "run")
     assert_one_line_error(result, "does not exist")
