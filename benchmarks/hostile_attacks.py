@@ -846,7 +846,7 @@ def bad_cluster_address(site: Site) -> Attack:
             "tls://127.0.0.1:1",
             "tcp://256.1.1.1:8786",
             "tcp://127.0.0.1:-5",
-            "\x00://x",
+            "\x01://x",  # a control character (a NUL cannot be passed as an argument at all)
             "tcp://" + "a" * 300 + ":1",
         ]
     )

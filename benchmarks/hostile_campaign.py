@@ -23,7 +23,12 @@ checked for:
   not SQLite, an index that does not verify), or what the attack checks (chips counted but
   not on disk, tiles lost by a concurrent merge, classes of a stale unit);
 * **memory**: a command's peak resident memory (its ``VmHWM``, polled) above ``--max-rss-mib``;
-* **setup**: the attack could not be built (reported, never hidden).
+* **setup**: the attack could not be built or started (reported, never hidden);
+* **start-up**: a Ctrl-C traceback from Python's own start-up, before snca's first line ran
+  (``site``, the standard streams, the console script importing its entry module; no frame in
+  ``snca_cli``). CPython installs its SIGINT handler before it imports ``site``, so no package
+  can turn a Ctrl-C in those first milliseconds into its own line. Counted apart from
+  **traceback** (snca's code) and still a failing run.
 
 Kinds that need root (a small or read-only tmpfs) are skipped when mounting fails.
 
@@ -73,6 +78,7 @@ FAILURES = (
     "wrong",
     "memory",
     "setup",
+    "start-up",
 )
 #: Never printed by any run: the misleading or leaking lines of the issue.
 FORBIDDEN = ("/proc/self/fd", "Compute Failed", "File name too long", "MarkupError")
@@ -273,6 +279,8 @@ def step_failures(step: Step, result: dict, max_rss: float) -> list[tuple[str, s
     crashed = code < 0 and -code not in (sent, signal.SIGKILL if step.fault else 0)
     if crashed:
         failures.append(("crash", f"killed by {signal.Signals(-code).name}"))
+    if "Traceback" in text and sent == signal.SIGINT and _in_python_start_up(text):
+        return [("start-up", _line_with(text, "File")[:200])]
     if "Traceback" in text:
         failures.append(("traceback", "a traceback was printed"))
     if re.search(r"\bunexpected\b", stderr) or "error: unexpected" in result["stdout"]:
@@ -285,6 +293,17 @@ def step_failures(step: Step, result: dict, max_rss: float) -> list[tuple[str, s
     if result["rss_mib"] > max_rss:
         failures.append(("memory", f"peak {result['rss_mib']:.0f} MiB"))
     return failures if crashed else failures + _exit_failures(step, code, stderr, sent)
+
+
+def _in_python_start_up(text: str) -> bool:
+    """Whether a Ctrl-C traceback comes from before snca's first line of code ran: Python's own
+    start-up (``site``, the standard streams, the console script's import of its entry
+    module), where CPython has installed its SIGINT handler but runs no code of the package
+    yet. No frame of it lies inside the ``snca_cli`` package."""
+    frames = re.findall(r'File "([^"]+)"', text)
+    return text.rstrip().endswith("KeyboardInterrupt") and not any(
+        f"{os.sep}snca_cli{os.sep}" in frame for frame in frames
+    )
 
 
 def _exit_failures(step: Step, code: int, stderr: str, sent: int) -> list[tuple[str, str]]:
@@ -409,10 +428,14 @@ def run_one(kind: str, seed: int, snca: str, timeout: float, max_rss: float, tmp
         else:
             record.update(item=attack.item, variant=attack.variant)
             before = snapshot(root)
-            results = run_steps(attack, snca, logs, timeout)
-            for step, result in zip(attack.steps, results, strict=True):
-                failures += step_failures(step, result, max_rss)
-            failures += attack_failures(attack, root, before, snapshot(root), results)
+            try:
+                results = run_steps(attack, snca, logs, timeout)
+            except (OSError, ValueError) as exc:  # a command that cannot be started at all
+                failures.append(("setup", f"{type(exc).__name__}: {exc}"[:500]))
+            else:
+                for step, result in zip(attack.steps, results, strict=True):
+                    failures += step_failures(step, result, max_rss)
+                failures += attack_failures(attack, root, before, snapshot(root), results)
     finally:
         for cleanup in reversed(site.cleanups):
             cleanup()
@@ -489,7 +512,13 @@ def tally(records: list[dict]) -> dict[str, dict]:
 
 
 def print_table(table: dict[str, dict]) -> None:
-    short = {"traceback": "trace", "unexpected": "unexp", "message": "msg", "memory": "mem"}
+    short = {
+        "traceback": "trace",
+        "unexpected": "unexp",
+        "message": "msg",
+        "memory": "mem",
+        "start-up": "start",
+    }
     heads = ["kind", "items", "runs", "ok", *(short.get(f, f) for f in FAILURES), "s/run"]
     print(f"{heads[0]:<22} {heads[1]:<8}" + "".join(f"{h:>7}" for h in heads[2:]))
     for name, row in sorted(table.items(), key=lambda kv: (kv[0] == "total", kv[0])):
@@ -591,7 +620,8 @@ def main() -> None:
         f"\n{total['runs']} runs in {seconds:.0f} s ({seconds / max(total['runs'], 1):.2f} s a "
         f"run, {args.jobs} at once): {total['ok']} clean; runs with lost files {total['lost']}, "
         f"crashes {total['crash']}, hangs {total['hang']}, tracebacks {total['traceback']}, "
-        f"'unexpected' {total['unexpected']}"
+        f"'unexpected' {total['unexpected']}; Ctrl-C during Python's own start-up, before any "
+        f"snca code: {total['start-up']}"
     )
     print_failing(records)
     if args.out is not None:

@@ -26,7 +26,7 @@ from snca_cli.cli.commands import (
     search,
     train,
 )
-from snca_cli.cli.support import EXIT_INTERRUPTED, error_console
+from snca_cli.cli.support import EXIT_INTERRUPTED, error_console, last_line, stop_lines
 
 
 def _is_usage_error(exc: Exception) -> bool:
@@ -50,10 +50,11 @@ class OneLineErrors(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        written = stop_lines()
         try:
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.Abort:
-            error_console.print("interrupted")
+            last_line("interrupted")
             sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             if not _is_usage_error(exc):
@@ -69,6 +70,8 @@ class OneLineErrors(TyperGroup):
                 soft_wrap=True,
             )
             sys.exit(exc.exit_code)
+        if code == EXIT_INTERRUPTED and stop_lines() == written:  # Typer's own silent 130
+            last_line("interrupted")
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hostile_campaign import covered, run_one, schedule
+from hostile_campaign import _in_python_start_up, covered, run_one, schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A kind whose one command must be refused (a symbolic link loop as the raster or model...);
@@ -59,6 +59,27 @@ def test_tracebacks_unexpected_errors_and_extra_lines_are_caught(tmp_path: Path)
 def test_a_crash_and_a_hang_are_caught(tmp_path: Path) -> None:
     assert _failures(tmp_path, "kill -SEGV $$") == {"crash"}
     assert _failures(tmp_path, "sleep 30", timeout=1.0) == {"hang"}
+
+
+def test_only_a_ctrl_c_before_snca_s_first_line_counts_as_python_s_start_up() -> None:
+    site = (
+        "Fatal Python error: init_import_site: Failed to import the site module\n"
+        "Traceback (most recent call last):\n"
+        '  File "<frozen site>", line 599, in main\n'
+        '  File "<frozen codecs>", line 319, in decode\n'
+        "KeyboardInterrupt\n"
+    )
+    wrapper = (
+        "Traceback (most recent call last):\n"
+        '  File "/venv/bin/snca", line 3, in <module>\n'
+        "    from snca_cli.entry import main\n"
+        "KeyboardInterrupt\n"
+    )
+    frame = '  File "/venv/lib/snca_cli/cli/__init__.py", line 9\n'
+    ours = wrapper.replace("KeyboardInterrupt", f"{frame}KeyboardInterrupt")
+    assert _in_python_start_up(site) and _in_python_start_up(wrapper)
+    assert not _in_python_start_up(ours)  # snca's code was running: a traceback of ours
+    assert not _in_python_start_up(wrapper.replace("KeyboardInterrupt", "ValueError: x"))
 
 
 def test_the_schedule_gives_each_kind_its_share() -> None:

@@ -9,7 +9,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from snca_cli.cli.support import console, error_console, exit_on_error, require_train_extra
+from snca_cli.cli.support import (
+    EXIT_INTERRUPTED,
+    console,
+    exit_on_error,
+    last_line,
+    require_train_extra,
+)
 from snca_cli.errors import SncaError
 
 HELP = (
@@ -293,11 +299,11 @@ def register(app: typer.Typer) -> None:
         try:
             summary = trainer.train()
         except KeyboardInterrupt:
-            error_console.print(
+            last_line(
                 f"interrupted: the last completed epoch is in {run_dir}/last.pt; "
                 f"continue with --resume {run_dir}"
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         table = Table(title=f"snca train: {summary.epochs} epoch(s)", show_header=False)
         table.add_row(
             f"best val kNN@{config.knn_k}",
