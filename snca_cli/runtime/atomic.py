@@ -67,7 +67,7 @@ from rasterio.errors import RasterioError
 
 from snca_cli.errors import SncaError, check_utf8_path, first_line
 from snca_cli.runtime.file_lock import FileLock
-from snca_cli.runtime.paths import is_remote
+from snca_cli.runtime.paths import is_remote, real_path
 
 #: Name prefix of staging folders (hidden; recognised and cleaned by :func:`recover_outputs`).
 STAGING_PREFIX = ".snca-staging-"
@@ -197,8 +197,8 @@ def real_output(path: Path, folder: bool = False) -> Path:
     """
     path = Path(path)
     if folder:
-        return Path(os.path.realpath(path))
-    return Path(os.path.realpath(path.parent)) / path.name
+        return real_path(path)
+    return real_path(path.parent) / path.name
 
 
 def output_folder_kind(folder: Path) -> str | None:
@@ -307,6 +307,11 @@ def _make_parent(output: _Output) -> None:
     parent = output.real.parent
     if parent.exists() and not parent.is_dir():
         raise SncaError(f"cannot write {output.given}: {parent} is not a folder")
+    if parent.is_symlink():  # still a link once resolved: a loop, or a link to nowhere
+        raise SncaError(
+            f"cannot write {output.given}: {parent} is a symbolic link that leads to no folder "
+            "(a loop or a missing target)"
+        )
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -16,13 +16,13 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from snca_cli.errors import SncaError, debugging
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.paths import real_path
 
 #: Install command printed when dask is missing.
 INSTALL_HINT = 'pip install "snca[cluster]"'
@@ -133,7 +133,7 @@ class ModelSpec:
 
     @classmethod
     def of(cls, model: OnnxModel, threads: int) -> ModelSpec:
-        return cls(str(Path(model.path).resolve()), model.requested_provider, threads)
+        return cls(str(real_path(model.path)), model.requested_provider, threads)
 
 
 _MODELS: dict[ModelSpec, OnnxModel] = {}

@@ -37,6 +37,12 @@ def is_remote(path: os.PathLike[str] | str) -> bool:
     return text.startswith("/vsi") or "://" in text
 
 
+def real_path(path: os.PathLike[str] | str) -> Path:
+    """``path`` absolute with symbolic links resolved as far as they go: a link loop or a
+    missing part is left as it is (for the check that names it), never an exception."""
+    return Path(os.path.realpath(path))
+
+
 def absolute_source(path: os.PathLike[str] | str) -> str:
     """A raster's lasting name: the absolute local path, or the remote name as it is."""
-    return gdal_path(path) if is_remote(path) else str(Path(path).resolve())
+    return gdal_path(path) if is_remote(path) else str(real_path(path))

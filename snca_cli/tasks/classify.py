@@ -49,7 +49,7 @@ from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.atomic import OwnOutput, atomic_outputs, check_output_paths
 from snca_cli.runtime.block_cache import bounded_block_cache
 from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.runtime.paths import absolute_source, is_remote
+from snca_cli.runtime.paths import absolute_source, is_remote, real_path
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.safe_names import name_key
 from snca_cli.runtime.style_files import LayerStyle, write_class_pam, write_layer_styles
@@ -260,10 +260,10 @@ def plan_targets(
             )
             for raster in rasters
         ]
-    inputs = {r.resolve() for r in rasters}
+    inputs = {real_path(r) for r in rasters}
     for target in targets:
         for path in target.paths():
-            if path.resolve() in inputs:
+            if real_path(path) in inputs:
                 raise SncaError(f"output {path} is one of the input rasters")
     return targets
 

@@ -33,6 +33,7 @@ from snca_cli.runtime.atomic import (
 from snca_cli.runtime.image_input import image_as_model_input
 from snca_cli.runtime.metrics import evaluate_embeddings, plot_confusion_matrix
 from snca_cli.runtime.onnx_model import ModelOutputs, OnnxModel
+from snca_cli.runtime.paths import real_path
 from snca_cli.runtime.scene_images import (
     SPLIT_FILE,
     load_split,
@@ -330,7 +331,7 @@ def score_embeddings(
         report["metrics"]["classifier"] = float(np.mean(predicted == embeddings.test_labels))
     report["model"] = embedder.describe()
     report["data"] = {
-        "dataset": Path(data_dir).resolve().name,
+        "dataset": real_path(data_dir).name,
         "split": split.source,
         "split_seed": split.seed,
         "num_train": len(split.train),

@@ -17,6 +17,7 @@ from snca_cli.cli.support import (
     require_train_extra,
 )
 from snca_cli.errors import SncaError
+from snca_cli.runtime.paths import real_path
 
 HELP = (
     "Train a scene-embedding network on `DATA_DIR/CLASS/IMAGE` (jpg, png, tif).\n\n"
@@ -260,7 +261,7 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "split_seed": split_seed,
             "weights": str(weights) if weights is not None else None,
-            "init": init if init in (None, SHIPPED) else str(Path(init).resolve()),
+            "init": init if init in (None, SHIPPED) else str(real_path(init)),
             "freeze_batchnorm": True if freeze_batchnorm else None,
             "pretrained": False if no_pretrained else None,
             "skip_unreadable": True if skip_unreadable else None,
@@ -269,7 +270,7 @@ def register(app: typer.Typer) -> None:
             "precision": precision,
             "validate_every": validate_every,
             "device": device,
-            "split_file": str(split.resolve()) if split is not None else None,
+            "split_file": str(real_path(split)) if split is not None else None,
         }
         if resume is not None:
             checkpoint_path = resolve_checkpoint(resume)
@@ -279,7 +280,7 @@ def register(app: typer.Typer) -> None:
             stored = TrainConfig.from_dict(checkpoint["train_config"])
             config = resumed_config(stored, checkpoint, options, checkpoint_path)
             if data_dir is not None:
-                config = replace(config, data_dir=str(data_dir.resolve()))
+                config = replace(config, data_dir=str(real_path(data_dir)))
             run_dir = resumed_run_dir(checkpoint_path, output)
             checkpoint["train_config"] = config.to_dict()
             console.print(f"resuming {checkpoint_path} after epoch {checkpoint['epoch']}")

@@ -31,7 +31,7 @@ from snca_cli.runtime.ann import (
 )
 from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote
+from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote, real_path
 from snca_cli.tasks.index.store import (
     INDEX_OUTPUT,
     MANIFEST_NAME,
@@ -127,7 +127,7 @@ def _relative_path(path: Path, index_dir: Path) -> str:
     if is_remote(path):
         return gdal_path(path)
     try:
-        return os.path.relpath(path, index_dir.resolve())
+        return os.path.relpath(path, real_path(index_dir))
     except ValueError:
         return str(path)
 
@@ -432,7 +432,7 @@ def plan_index_update(
     left as it is, so pressing the button twice does no work twice).
     """
     index_dir = Path(index_dir)
-    paths = [Path(r).resolve() for r in rasters]
+    paths = [real_path(r) for r in rasters]
     if replace or not (index_dir / MANIFEST_NAME).is_file():
         return IndexUpdate(index_dir, True, paths)
     indexed = {r.path for r in read_index(index_dir).manifest.rasters}

@@ -63,7 +63,15 @@ def bad_input(case: str, tmp_path: Path, model: Path) -> tuple[list[str], str]:
     if case == "existing output":
         (tmp_path / "out").mkdir()
         (tmp_path / "out" / "result.geojson").write_text("{}")
-        return [str(good), "-m", str(model), *out], "refusing to replace .*result.geojson: it is not a GeoJSON"
+        message = "refusing to replace .*result.geojson: it is not a GeoJSON"
+        return [str(good), "-m", str(model), *out], message
+    if case == "output folder a link loop":  # was `unexpected RuntimeError: Symlink loop`
+        (tmp_path / "out").symlink_to("out")
+        message = "out is a symbolic link that leads to no folder .a loop or a missing target.$"
+        return [str(good), "-m", str(model), *out], message
+    if case == "raster a link loop":
+        (tmp_path / "loop.tif").symlink_to("loop.tif")
+        return [str(tmp_path / "loop.tif"), "-m", str(model), *out], "loop.tif does not exist"
     if case == "bad overlap":
         return [str(good), "-m", str(model), *out, "--overlap", "ten"], "overlap must be pixels"
     if case == "overlap of a whole tile":
@@ -98,6 +106,8 @@ CASES = [
     "no CRS",
     "model without metadata",
     "existing output",
+    "output folder a link loop",
+    "raster a link loop",
     "bad overlap",
     "overlap of a whole tile",
     "overlap nan",
