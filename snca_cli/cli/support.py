@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from snca_cli.entry import EXIT_INTERRUPTED
+from snca_cli.entry import EXIT_INTERRUPTED, interrupted
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, debugging, first_line
 from snca_cli.hooks import PlainProgress, ProgressFactory, ProgressHook
 from snca_cli.runtime.atomic import recovery_warnings
@@ -102,6 +102,9 @@ def exit_on_error(func: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
+            if interrupted():  # the error of an import or a call the Ctrl-C cut short
+                last_line("interrupted: stopped cleanly, no partial output was kept")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
             if debugging():
                 raise
             message = first_line(exc)

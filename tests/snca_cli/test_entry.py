@@ -7,8 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+import types
+from collections.abc import Iterator
 
 import pytest
+import typer
+
+from snca_cli import entry
+from snca_cli.cli.support import exit_on_error
 
 #: Seconds after the start at which SIGINT arrives: while Python starts, while the command line
 #: loads its modules, and while (or after) ``snca --help`` runs.
@@ -38,3 +44,92 @@ def test_ctrl_c_while_loading_is_one_line(delay: float) -> None:
     else:
         assert process.returncode == 130, stderr
         assert len(lines) == 1 and lines[0].startswith("interrupted"), stderr
+
+
+@pytest.fixture
+def handlers() -> Iterator[None]:
+    """This process's SIGINT handler and the Ctrl-C mark as they were (``main`` sets both)."""
+    previous = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, previous)
+    entry._interrupted = False
+
+
+def _cli_module(after_ctrl_c: bool) -> types.ModuleType:
+    """``snca_cli.cli`` as a Ctrl-C that cut an extension module's import short leaves it:
+    reading it fails with another error (numpy's RecursionError, onnxruntime's ImportError)."""
+
+    class CutShort(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            if after_ctrl_c:
+                entry._interrupted = True  # what the Ctrl-C handler records
+            raise RecursionError("maximum recursion depth exceeded")
+
+    return CutShort("snca_cli.cli")
+
+
+def test_an_import_error_after_a_ctrl_c_is_the_interruption(
+    handlers: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "snca_cli.cli", _cli_module(after_ctrl_c=True))
+    with pytest.raises(SystemExit) as stopped:
+        entry.main()
+    assert stopped.value.code == entry.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_ctrl_c_an_import_printed_and_swallowed_stops_the_run_in_one_line(
+    handlers: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # numpy's C code printed the KeyboardInterrupt's traceback and the import went on
+    class Swallowed(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            entry._interrupted = True
+            sys.stderr.write("Traceback (most recent call last):\nKeyboardInterrupt\n")
+            return lambda: pytest.fail("the command ran after the Ctrl-C")
+
+    monkeypatch.setitem(sys.modules, "snca_cli.cli", Swallowed("snca_cli.cli"))
+    with pytest.raises(SystemExit) as stopped:
+        entry.main()
+    assert stopped.value.code == entry.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_what_the_imports_print_still_gets_out_without_a_ctrl_c(
+    handlers: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = []
+
+    class Loud(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            if name != "main":  # the import machinery asks for others (__path__, ...)
+                raise AttributeError(name)
+            sys.stderr.write("a warning printed at import\n")
+            return lambda: ran.append(True)
+
+    monkeypatch.setitem(sys.modules, "snca_cli.cli", Loud("snca_cli.cli"))
+    entry.main()
+    assert ran == [True]
+    assert capsys.readouterr().err == "a warning printed at import\n"
+
+
+def test_an_import_error_without_a_ctrl_c_is_not_hidden(
+    handlers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "snca_cli.cli", _cli_module(after_ctrl_c=False))
+    with pytest.raises(RecursionError):
+        entry.main()
+
+
+def test_a_command_s_error_after_a_ctrl_c_is_the_interruption(
+    handlers: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    @exit_on_error
+    def command() -> None:
+        entry._interrupted = True
+        raise ImportError("initialization failed")  # onnxruntime's, cut short
+
+    with pytest.raises(typer.Exit) as stopped:
+        command()
+    assert stopped.value.exit_code == entry.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.startswith("interrupted: stopped cleanly")
