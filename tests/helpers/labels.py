@@ -41,9 +41,7 @@ def tile_points_file(
         for name, cells in labels.items()
         for row, col in cells
     ]
-    crs = {"type": "name", "properties": {"name": "EPSG:32633"}}
-    path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
-    return path
+    return _painted_raster_features(path, features)
 
 
 def tile_boxes_file(
@@ -72,6 +70,11 @@ def tile_boxes_file(
         for name, boxes in labels.items()
         for c0, r0, c1, r1 in boxes
     ]
+    return _painted_raster_features(path, features)
+
+
+def _painted_raster_features(path: Path, features: list[dict]) -> Path:
+    """Write ``features`` as a GeoJSON in the painted rasters' CRS (UTM zone 33N)."""
     crs = {"type": "name", "properties": {"name": "EPSG:32633"}}
     path.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
     return path

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from snca_cli.cli import app
 from snca_cli.runtime.onnx_model import OnnxModel
+from tests.helpers.chips_cli import run_chips
 from tests.helpers.index_data import TILE
 from tests.helpers.labels import tile_boxes_file, tile_points_file
 from tests.helpers.rasters import painted_raster
@@ -28,19 +29,11 @@ def inputs(tmp_path: Path) -> tuple[Path, Path]:
     return raster, tile_points_file(tmp_path / "labels.geojson", LABELS)
 
 
-def _chips(model: OnnxModel, raster: Path, labels: Path, out: Path, *extra: str):
-    return runner.invoke(
-        app,
-        ["chips", str(raster), "--labels", str(labels), "--field", "cover",
-         "-m", str(model.path), "-o", str(out), *extra],
-    )  # fmt: skip
-
-
 def test_chips_prints_the_counts_and_evaluate_reads_the_folder(
     tmp_path: Path, model: OnnxModel, inputs: tuple[Path, Path]
 ) -> None:
     out = tmp_path / "chips"
-    result = _chips(model, *inputs, out)
+    result = run_chips(model, *inputs, out)
     assert result.exit_code == 0, result.output
     lines = [" ".join(line.split()) for line in result.output.splitlines()]
     assert {"│ green │ 3 │", "│ red │ 3 │", "│ total │ 6 │"} <= set(lines)
@@ -72,7 +65,7 @@ def test_errors_are_one_line_and_write_nothing(
     message: str,
 ) -> None:
     out = tmp_path / "chips"
-    result = _chips(model, *inputs, out, *change)
+    result = run_chips(model, *inputs, out, *change)
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()) and "Traceback" not in result.output
     assert not out.exists()
@@ -82,10 +75,10 @@ def test_an_existing_folder_needs_force(
     tmp_path: Path, model: OnnxModel, inputs: tuple[Path, Path]
 ) -> None:
     out = tmp_path / "chips"
-    assert _chips(model, *inputs, out).exit_code == 0
-    again = _chips(model, *inputs, out)
+    assert run_chips(model, *inputs, out).exit_code == 0
+    again = run_chips(model, *inputs, out)
     assert again.exit_code == 2 and "exists" in again.output and "--force" in again.output
-    assert _chips(model, *inputs, out, "--force").exit_code == 0
+    assert run_chips(model, *inputs, out, "--force").exit_code == 0
 
 
 def test_what_is_reported_is_on_disk_inside_the_output(tmp_path: Path, model: OnnxModel) -> None:
@@ -158,7 +151,7 @@ def test_labels_that_leave_no_tile_say_why(
     else:
         tile_points_file(labels, points)
     out = tmp_path / "chips"
-    result = _chips(model, raster, labels, out)
+    result = run_chips(model, raster, labels, out)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines() == [
         f"error: no tile is left labelled by labels.geojson on the 1 raster(s): {reasons}"

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from snca_cli.cli import app
 from snca_cli.runtime.onnx_model import OnnxModel
+from tests.helpers.chips_cli import run_chips
 from tests.helpers.evaluate_data import TEST, TRAIN, colour_model, write_split_file
 from tests.helpers.index_data import TILE
 from tests.helpers.labels import tile_points_file
@@ -49,14 +50,6 @@ def _refused(result, path: Path, reason: str) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
 
 
-def _chips(model: OnnxModel, raster: Path, labels: Path, out: Path, *extra: str):
-    return runner.invoke(
-        app,
-        ["chips", str(raster), "--labels", str(labels), "--field", "cover",
-         "-m", str(model.path), "-o", str(out), *extra],
-    )  # fmt: skip
-
-
 @pytest.fixture
 def inputs(tmp_path: Path) -> tuple[Path, Path]:
     raster = painted_raster(tmp_path / "field.tif", PAINT, TILE)
@@ -68,22 +61,22 @@ def test_chips_force_never_deletes_a_users_folder(
 ) -> None:
     mine = tmp_path / "mine"
     before = _user_folder(mine, "thesis.docx", "notes.txt")
-    _refused(_chips(model, *inputs, mine, "--force"), mine, "not a chips folder written by snca")
+    _refused(run_chips(model, *inputs, mine, "--force"), mine, "not a chips folder written by snca")
     assert _contents(mine) == before
     # a folder whose chips.json is not snca's record is not one either
     (mine / "chips.json").write_text('{"chips": []}')
-    _refused(_chips(model, *inputs, mine, "--force"), mine, "not a record of snca chips")
+    _refused(run_chips(model, *inputs, mine, "--force"), mine, "not a record of snca chips")
 
 
 def test_chips_force_replaces_its_own_folder_but_not_a_file_added_to_it(
     tmp_path: Path, model: OnnxModel, inputs: tuple[Path, Path]
 ) -> None:
     out = tmp_path / "chips"
-    assert _chips(model, *inputs, out).exit_code == 0
-    assert _chips(model, *inputs, out, "--force").exit_code == 0
+    assert run_chips(model, *inputs, out).exit_code == 0
+    assert run_chips(model, *inputs, out, "--force").exit_code == 0
     (out / "red" / "my_extra_chip.tif").write_text("mine")
     before = _contents(out)
-    result = _chips(model, *inputs, out, "--force")
+    result = run_chips(model, *inputs, out, "--force")
     _refused(result, out, "it holds red/my_extra_chip.tif, which snca did not write there")
     assert _contents(out) == before
 
