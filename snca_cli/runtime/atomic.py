@@ -312,10 +312,7 @@ def _make_parent(output: _Output) -> None:
             f"cannot write {output.given}: {parent} is a symbolic link that leads to no folder "
             "(a loop or a missing target)"
         )
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SncaError(f"cannot create folder {parent}: {exc.strerror or exc}") from None
+    make_folder(parent)
 
 
 def check_replaceable(path: Path, folder: bool, own: OwnOutput | None) -> None:

@@ -30,6 +30,8 @@ INSTALL_HINT = 'pip install "snca[cluster]"'
 #: on another machine. Dask's ``inproc`` reaches only a scheduler inside the same process (never
 #: snca's), and its ``ucx`` was removed from distributed.
 SCHEMES = ("tcp", "tls", "ws", "wss")
+#: :data:`SCHEMES` as messages list them.
+SCHEMES_TEXT = ", ".join(f"{s}://" for s in SCHEMES[:-1]) + f" or {SCHEMES[-1]}://"
 #: Of :data:`SCHEMES`, those that need TLS certificates in the Dask configuration.
 TLS_SCHEMES = ("tls", "wss")
 #: Seconds a scheduler is given to answer once the connect timeout has passed: so a peer that
@@ -99,11 +101,11 @@ def _address_problem(address: str) -> str | None:
     """What makes ``address`` unusable as a scheduler address, or None."""
     scheme, sep, _ = address.partition("://")
     if not sep:
-        return "it has no scheme (tcp://, tls://, ws:// or wss://)"
+        return f"it has no scheme ({SCHEMES_TEXT})"
     if scheme == "inproc":
         return "inproc:// reaches only a scheduler inside the snca process itself"
     if scheme not in SCHEMES:
-        return f"snca reaches a scheduler by tcp://, tls://, ws:// or wss://, not {scheme}://"
+        return f"snca reaches a scheduler by {SCHEMES_TEXT}, not {scheme}://"
     try:
         parts = urlsplit(address)
     except ValueError:

@@ -313,7 +313,7 @@ def save_unit(folder: Path, result: UnitResult) -> None:
         "probabilities.npy": result.probabilities,
         "valid_fraction.npy": result.valid_fraction,
     }
-    with atomic_output(folder, True, directory=True, own=UNIT_OUTPUT) as tmp:
+    with atomic_output(folder, force=True, directory=True, own=UNIT_OUTPUT) as tmp:
         files = {}
         for name, values in arrays.items():
             np.save(tmp / name, values, allow_pickle=False)

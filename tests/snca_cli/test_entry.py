@@ -55,68 +55,67 @@ def handlers() -> Iterator[None]:
     entry._interrupted = False
 
 
-def _cli_module(after_ctrl_c: bool) -> types.ModuleType:
-    """``snca_cli.cli`` as a Ctrl-C that cut an extension module's import short leaves it:
-    reading it fails with another error (numpy's RecursionError, onnxruntime's ImportError)."""
+def _cli_module(ctrl_c: bool, failing: bool, printed: str = "") -> types.ModuleType:
+    """``snca_cli.cli`` as its import leaves it: after a Ctrl-C (``ctrl_c``) or not, failing
+    with another error (``failing``: numpy's RecursionError, onnxruntime's ImportError, when a
+    Ctrl-C cut an extension's import short) or loaded, having printed ``printed``. Its
+    ``main`` records that it ran."""
 
-    class CutShort(types.ModuleType):
+    class Imported(types.ModuleType):
+        ran: list[bool] = []
+
         def __getattr__(self, name: str) -> object:
-            if after_ctrl_c:
+            if name != "main":  # the import machinery asks for others (__path__, ...)
+                raise AttributeError(name)
+            if ctrl_c:
                 entry._interrupted = True  # what the Ctrl-C handler records
-            raise RecursionError("maximum recursion depth exceeded")
+            sys.stderr.write(printed)
+            if failing:
+                raise RecursionError("maximum recursion depth exceeded")
+            return lambda: self.ran.append(True)
 
-    return CutShort("snca_cli.cli")
+    return Imported("snca_cli.cli")
 
 
-def test_an_import_error_after_a_ctrl_c_is_the_interruption(
-    handlers: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("failing", "printed"),
+    [
+        (True, ""),  # the import failed with another error
+        (False, "Traceback (most recent call last):\nKeyboardInterrupt\n"),  # numpy's C code
+        # printed the KeyboardInterrupt and the import went on
+    ],
+    ids=["import failed", "interrupt printed and swallowed"],
+)
+def test_an_import_a_ctrl_c_cut_short_ends_in_one_line(
+    handlers: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failing: bool,
+    printed: str,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "snca_cli.cli", _cli_module(after_ctrl_c=True))
+    cli = _cli_module(ctrl_c=True, failing=failing, printed=printed)
+    monkeypatch.setitem(sys.modules, "snca_cli.cli", cli)
     with pytest.raises(SystemExit) as stopped:
         entry.main()
     assert stopped.value.code == entry.EXIT_INTERRUPTED
     assert capsys.readouterr().err == "interrupted\n"
-
-
-def test_a_ctrl_c_an_import_printed_and_swallowed_stops_the_run_in_one_line(
-    handlers: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # numpy's C code printed the KeyboardInterrupt's traceback and the import went on
-    class Swallowed(types.ModuleType):
-        def __getattr__(self, name: str) -> object:
-            entry._interrupted = True
-            sys.stderr.write("Traceback (most recent call last):\nKeyboardInterrupt\n")
-            return lambda: pytest.fail("the command ran after the Ctrl-C")
-
-    monkeypatch.setitem(sys.modules, "snca_cli.cli", Swallowed("snca_cli.cli"))
-    with pytest.raises(SystemExit) as stopped:
-        entry.main()
-    assert stopped.value.code == entry.EXIT_INTERRUPTED
-    assert capsys.readouterr().err == "interrupted\n"
+    assert cli.ran == []  # the command never ran after the Ctrl-C
 
 
 def test_what_the_imports_print_still_gets_out_without_a_ctrl_c(
     handlers: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ran = []
-
-    class Loud(types.ModuleType):
-        def __getattr__(self, name: str) -> object:
-            if name != "main":  # the import machinery asks for others (__path__, ...)
-                raise AttributeError(name)
-            sys.stderr.write("a warning printed at import\n")
-            return lambda: ran.append(True)
-
-    monkeypatch.setitem(sys.modules, "snca_cli.cli", Loud("snca_cli.cli"))
+    cli = _cli_module(ctrl_c=False, failing=False, printed="a warning printed at import\n")
+    monkeypatch.setitem(sys.modules, "snca_cli.cli", cli)
     entry.main()
-    assert ran == [True]
+    assert cli.ran == [True]
     assert capsys.readouterr().err == "a warning printed at import\n"
 
 
 def test_an_import_error_without_a_ctrl_c_is_not_hidden(
     handlers: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "snca_cli.cli", _cli_module(after_ctrl_c=False))
+    monkeypatch.setitem(sys.modules, "snca_cli.cli", _cli_module(ctrl_c=False, failing=True))
     with pytest.raises(RecursionError):
         entry.main()
 

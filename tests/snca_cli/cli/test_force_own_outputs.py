@@ -8,22 +8,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from snca_cli.cli import app
 from snca_cli.runtime.onnx_model import OnnxModel
-from tests.helpers.chips_cli import run_chips
+from tests.helpers.chips_cli import PAINT, field_and_labels, run_chips
 from tests.helpers.evaluate_data import TEST, TRAIN, colour_model, write_split_file
 from tests.helpers.index_data import TILE
-from tests.helpers.labels import tile_points_file
 from tests.helpers.rasters import painted_raster
 
 runner = CliRunner()
-RED, GREEN = (200, 30, 30), (30, 200, 40)
-PAINT = np.array([[RED, RED, GREEN], [GREEN, RED, GREEN]], dtype=np.uint8)
-LABELS = {"red": [(0, 0), (0, 1), (1, 1)], "green": [(0, 2), (1, 0), (1, 2)]}
 
 
 def _user_folder(folder: Path, *names: str) -> dict[str, str]:
@@ -52,8 +47,7 @@ def _refused(result, path: Path, reason: str) -> None:
 
 @pytest.fixture
 def inputs(tmp_path: Path) -> tuple[Path, Path]:
-    raster = painted_raster(tmp_path / "field.tif", PAINT, TILE)
-    return raster, tile_points_file(tmp_path / "labels.geojson", LABELS)
+    return field_and_labels(tmp_path)
 
 
 def test_chips_force_never_deletes_a_users_folder(
