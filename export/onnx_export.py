@@ -18,6 +18,7 @@ from snca_cli.contract.metadata import (
     ModelMetadata,
 )
 from snca_cli.errors import SncaError
+from snca_cli.runtime.onnx_graph import fold_static_dims
 from snca_train.network import SceneEmbeddingNet
 
 OPSET = 17
@@ -91,6 +92,7 @@ def export_graph(network: SceneEmbeddingNet, path: Path, orientations: int = 1) 
         batch_dim, width_dim = output.type.tensor_type.shape.dim
         batch_dim.dim_param = BATCH_AXIS
         width_dim.dim_value = widths[output.name]
+    fold_static_dims(model)  # the "same" paddings' Shape arithmetic, computed once at load
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
 

@@ -23,6 +23,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from snca_cli.contract.metadata import INPUT_NAME
+from snca_cli.runtime.onnx_graph import fold_static_dims
 
 #: Images per calibration batch.
 CALIBRATION_BATCH = 16
@@ -95,6 +96,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
     quantized = onnx.load(str(int8_path))
     del quantized.metadata_props[:]
     quantized.metadata_props.extend(source.metadata_props)
+    fold_static_dims(quantized)  # the quantizer's shape inference leaves some to fold
     onnx.checker.check_model(quantized)
     onnx.save(quantized, str(int8_path))
 

@@ -35,6 +35,7 @@ from snca_cli.errors import SncaError
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_graph import load_snca_onnx
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.precision import named_precision
 from snca_train.network import ModelConfig, SceneEmbeddingNet
 
 #: ``--init`` value naming the model that ships with snca.
@@ -174,7 +175,7 @@ def network_from_onnx(
 
 def _check_parity(model: SceneEmbeddingNet, path: Path, source: str) -> None:
     """Refuse a rebuilt network whose embedding differs from the graph's on a random image."""
-    exported = OnnxModel(path, provider="cpu")
+    exported = OnnxModel(path, provider="cpu", precision=named_precision(path))
     metadata = exported.metadata
     image = np.random.default_rng(0).random(
         (1, metadata.input_bands, metadata.tile_size, metadata.tile_size), dtype=np.float32

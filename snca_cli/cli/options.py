@@ -40,6 +40,13 @@ EDGE = typer.Option("shift", help="shift: edge tiles moved inward; pad: padded w
 BATCH_SIZE = typer.Option(32, "--batch-size", help="Tiles per model run.")
 PROVIDER = typer.Option("auto", help="onnxruntime provider: auto (best available), CPU, CUDA, ...")
 THREADS = typer.Option(0, help="onnxruntime intra-op threads (0: its default).")
+PRECISION = typer.Option(
+    "auto",
+    "--precision",
+    help="Model copy: auto (the int8 copy where the CPU has VNNI/AMX int8 instructions and the "
+    "model has one, tiles whose two best classes are close re-checked in fp32; else fp32), "
+    "fp32 or int8. Adding to and searching an index follow the index's precision.",
+)
 WORKERS = typer.Option(
     0,
     "--workers",

@@ -31,6 +31,7 @@ from snca_cli.entry import EXIT_INTERRUPTED, interrupted
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, debugging, first_line
 from snca_cli.hooks import PlainProgress, ProgressFactory, ProgressHook
 from snca_cli.runtime.atomic import recovery_warnings
+from snca_cli.runtime.onnx_model import OnnxModel
 
 console = Console()
 error_console = Console(stderr=True)
@@ -210,6 +211,26 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFactory]:
             return progress
 
         yield factory
+
+
+def model_line(model: OnnxModel) -> None:
+    """The run's first line: the model, its tiles and what runs it (provider, precision)."""
+    meta = model.metadata
+    console.print(
+        f"model [bold]{escape(model.path.name)}[/]: {meta.num_classes} classes, "
+        f"{meta.tile_size} px tiles, {meta.input_bands} bands; provider [bold]"
+        f"{model.provider_name}[/], {escape(model.choice.describe())}",
+        soft_wrap=True,
+    )
+
+
+def recheck_line(model: OnnxModel) -> None:
+    """After an int8 run in this process: how many tiles were re-checked in fp32."""
+    if model.precision == "int8" and model.tiles_run:
+        say(
+            f"int8: {model.tiles_rechecked:,} of {model.tiles_run:,} tiles "
+            f"({model.tiles_rechecked / model.tiles_run:.1%}) re-checked in fp32"
+        )
 
 
 def say(line: str) -> None:

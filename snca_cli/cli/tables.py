@@ -126,6 +126,7 @@ def model_table(model: OnnxModel) -> Table:
         ("file", str(model.path)),
         ("sha256", model.sha256),
         ("provider", model.provider_name),
+        ("precision", model.choice.describe()),
         ("providers available", ", ".join(ort.get_available_providers())),
         ("model type", meta.model_type),
         ("backbone", meta.backbone or "-"),

@@ -132,10 +132,12 @@ class ModelSpec:
     path: str
     provider: str = "auto"
     threads: int = 0
+    #: the precision the client chose (workers run the same copy whatever their CPU)
+    precision: str = "fp32"
 
     @classmethod
     def of(cls, model: OnnxModel, threads: int) -> ModelSpec:
-        return cls(str(real_path(model.path)), model.requested_provider, threads)
+        return cls(str(real_path(model.path)), model.requested_provider, threads, model.precision)
 
 
 _MODELS: dict[ModelSpec, OnnxModel] = {}
@@ -146,7 +148,9 @@ def worker_model(spec: ModelSpec) -> OnnxModel:
     """The onnxruntime session of ``spec`` in this process, made by the first task that asks."""
     model = _MODELS.get(spec)
     if model is None:
-        model = _MODELS[spec] = OnnxModel(spec.path, provider=spec.provider, threads=spec.threads)
+        model = _MODELS[spec] = OnnxModel(
+            spec.path, provider=spec.provider, threads=spec.threads, precision=spec.precision
+        )
         _LOADS[spec.path] = _LOADS.get(spec.path, 0) + 1
     return model
 

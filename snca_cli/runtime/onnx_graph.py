@@ -165,3 +165,64 @@ def set_metadata(model: onnx.ModelProto, metadata: ModelMetadata, extra: dict[st
     props = {**metadata.to_props(), **extra}
     del model.metadata_props[:]
     helper.set_model_props(model, props)
+
+
+def fold_static_dims(model: onnx.ModelProto) -> int:
+    """Replace, in place, every ``Shape`` (or ``Shape`` slice) of known dimensions, and every
+    ``Gather`` of known dimensions of a ``Shape``, by a constant; return how many.
+
+    Graphs exported from PyTorch compute "same" padding from the input's height and width at
+    run time (``Shape`` -> ``Gather`` -> arithmetic -> ``Pad``): with a symbolic batch size
+    onnxruntime cannot fold them, and the paddings stay unfused, dynamic operators between the
+    convolutions. The tile size is fixed, so these values are constants: folded, onnxruntime
+    computes the paddings once at load time (the outputs are exactly the same).
+    """
+    graph = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    dims = {
+        info.name: [d.dim_value if d.HasField("dim_value") else None for d in _dims(info)]
+        for info in [*inferred.input, *inferred.value_info, *inferred.output]
+        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape")
+    }
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    shapes: dict[str, list[int | None]] = {}  # a Shape node's output -> the dims it holds
+    folded, nodes = 0, []
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        if node.op_type == "Shape" and node.input[0] in dims:
+            bounds = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            whole = dims[node.input[0]]
+            shapes[node.output[0]] = whole[bounds.get("start", 0) : bounds.get("end", len(whole))]
+        value = _static_value(node, constants, shapes)
+        if value is None:
+            nodes.append(node)
+            continue
+        constants[node.output[0]] = value
+        tensor = numpy_helper.from_array(value, node.output[0] + "_folded")
+        nodes.append(helper.make_node("Constant", [], [node.output[0]], value=tensor))
+        folded += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    prune_graph(graph)
+    return folded
+
+
+def _dims(info: onnx.ValueInfoProto) -> list:
+    return list(info.type.tensor_type.shape.dim)
+
+
+def _static_value(
+    node: onnx.NodeProto, constants: dict[str, np.ndarray], shapes: dict[str, list[int | None]]
+) -> np.ndarray | None:
+    """The constant value of a ``Shape`` or ``Gather``-of-``Shape`` node, None if not known."""
+    if node.op_type == "Shape" and node.output[0] in shapes:
+        part = shapes[node.output[0]]
+        return np.array(part, dtype=np.int64) if part and all(part) else None
+    if node.op_type == "Gather" and node.input[0] in shapes and node.input[1] in constants:
+        axis = next((helper.get_attribute_value(a) for a in node.attribute), 0)
+        known = np.array([d or 0 for d in shapes[node.input[0]]], dtype=np.int64)
+        picked = np.take(known, constants[node.input[1]]) if axis == 0 else None
+        if picked is not None and np.all(picked > 0):
+            return picked
+    return None

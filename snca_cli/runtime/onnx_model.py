@@ -16,6 +16,12 @@ from snca_cli.contract.metadata import (
     ModelMetadata,
 )
 from snca_cli.errors import SncaError, check_utf8_path, first_line
+from snca_cli.runtime.precision import (
+    RECHECK_MARGIN,
+    PrecisionChoice,
+    choose_precision,
+    int8_instructions,
+)
 
 #: onnxruntime session config entries: intra-op threads wait on a lock instead of spinning
 #: between parallel sections, so they leave the CPU to the tile reader thread (and, in QGIS, to
@@ -87,41 +93,99 @@ class OnnxModel:
     """An snca ONNX model, checked against the contract in :mod:`snca_cli.contract.metadata`."""
 
     def __init__(
-        self, path: Path | str, provider: str = "auto", threads: int = 0, graph: bytes | None = None
+        self,
+        path: Path | str,
+        provider: str = "auto",
+        threads: int = 0,
+        graph: bytes | None = None,
+        precision: str = "auto",
     ) -> None:
-        """Open the model file ``path``; ``graph``, when given, is run instead of the file's
-        graph (an edited copy of it, e.g. with the backbone features as an extra output)."""
+        """Open the model file ``path``, or the copy ``precision`` chooses
+        (:func:`snca_cli.runtime.precision.choose_precision`: ``auto``, ``fp32`` or ``int8``);
+        ``graph``, when given, is run instead of the file's graph (an edited copy of it, e.g.
+        with the backbone features as an extra output), in fp32."""
+        named = self.named_path = Path(path)
+        self.requested_provider = provider
+        self.requested_precision = precision
+        self.threads = check_threads(threads)
+        _check_file(named)
+        providers = choose_providers(provider)
+        if graph is None:
+            self.choice = choose_precision(
+                named, precision, _short(providers[0]), int8_instructions()
+            )
+        else:
+            self.choice = PrecisionChoice("fp32", named, None, "an edited graph")
+        #: the model's identity (indexes and work units record it): the fp32 file when there is one
+        self.path = self.choice.check_path or self.choice.run_path
+        _check_file(self.choice.run_path)
+        self.session = self._open(graph if graph is not None else self.choice.run_path, providers)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_props(props, source=f"model {self.path.name}")
+        self._check_signature()
+        self._checker: OnnxModel | None = None
+        if self.choice.check_path is not None:
+            self._checker = OnnxModel(self.choice.check_path, provider, threads, precision="fp32")
+            self._check_same_model(self._checker)
+        #: tiles run, and tiles re-checked in fp32 (int8 runs), since the model was opened
+        self.tiles_run = 0
+        self.tiles_rechecked = 0
+        self._sha256: str | None = None
+
+    def _open(self, source: Path | bytes, providers: list[str]):
+        """An onnxruntime session of ``source`` (a file or a serialized graph)."""
         import onnxruntime as ort
 
-        self.path = Path(path)
-        self.requested_provider = provider
-        self.threads = check_threads(threads)
-        check_utf8_path(self.path, "model")
-        if self.path.is_dir():
-            raise SncaError(f"model {self.path} is a folder, not an ONNX file")
-        if not self.path.is_file():
-            raise SncaError(f"model {self.path} does not exist")
         options = ort.SessionOptions()
         options.log_severity_level = 3
         for key, value in SESSION_CONFIG.items():
             options.add_session_config_entry(key, value)
-        if threads > 0:
-            options.intra_op_num_threads = threads
+        if self.threads > 0:
+            options.intra_op_num_threads = self.threads
         try:
-            self.session = ort.InferenceSession(
-                graph if graph is not None else str(self.path),
+            return ort.InferenceSession(
+                source if isinstance(source, bytes) else str(source),
                 sess_options=options,
-                providers=choose_providers(provider),
+                providers=providers,
             )
-        except SncaError:
-            raise
         except Exception as exc:
-            first = first_line(exc)
-            raise SncaError(f"cannot load model {self.path}: {first}") from None
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = ModelMetadata.from_props(props, source=f"model {self.path.name}")
-        self._check_signature()
-        self._sha256: str | None = None
+            name = "model" if isinstance(source, bytes) else f"model {source}"
+            raise SncaError(f"cannot load {name}: {first_line(exc)}") from None
+
+    def _check_same_model(self, original: OnnxModel) -> None:
+        """Refuse an int8 copy whose classes or embedding differ from its fp32 original's."""
+        mine, theirs = self.metadata, original.metadata
+        if (mine.class_names, mine.embedding_dim, mine.tile_size, mine.input_bands) != (
+            theirs.class_names,
+            theirs.embedding_dim,
+            theirs.tile_size,
+            theirs.input_bands,
+        ):
+            raise SncaError(
+                f"int8 copy {self.choice.run_path.name} does not match {original.path.name} "
+                "(other classes, embedding size, tile size or bands); write it again with "
+                "`snca export --int8`, or use --precision fp32"
+            )
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``int8``: the copy of the model that runs."""
+        return self.choice.precision
+
+    def following(self, precision: str) -> OnnxModel:
+        """This model, or its file opened in ``precision`` when this one's precision was chosen
+        automatically and differs: an index's embeddings decide the precision of the tiles added
+        to it and of its queries."""
+        if self.requested_precision != "auto" or precision == self.precision:
+            return self
+        return OnnxModel(
+            self.named_path, self.requested_provider, self.threads, precision=precision
+        )
+
+    @property
+    def identity(self) -> str:
+        """What a run's results depend on: the model file and the precision it runs in."""
+        return f"{self.sha256}:{self.precision}"
 
     def _check_signature(self) -> None:
         inputs = [i.name for i in self.session.get_inputs()]
@@ -159,7 +223,7 @@ class OnnxModel:
     @property
     def provider_name(self) -> str:
         """Short name of the provider in use, e.g. ``CPU`` or ``CUDA``."""
-        return self.providers[0].removesuffix("ExecutionProvider")
+        return _short(self.providers[0])
 
     @property
     def sha256(self) -> str:
@@ -190,9 +254,8 @@ class OnnxModel:
                 f"model {self.path.name} takes {self.metadata.input_bands} band(s); "
                 f"got a batch of shape {tuple(images.shape)}"
             )
-        outputs = self.session.run(
-            names, {INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)}
-        )
+        feed = np.ascontiguousarray(images, dtype=np.float32)
+        outputs = self._run_checked(feed, names)
         for name, values in zip(names, outputs, strict=True):
             self._check_width(name, values.shape[-1] if values.ndim == 2 else -1)
             bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))
@@ -202,3 +265,43 @@ class OnnxModel:
                     f"{int(bad.sum())} of {len(values)} inputs; nothing was written"
                 )
         return outputs
+
+    def _run_checked(self, feed: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """The named outputs; in an int8 run, those of the tiles whose two best classes are
+        closer than :data:`RECHECK_MARGIN` come from the fp32 model instead."""
+        self.tiles_run += len(feed)
+        if self._checker is None:
+            return self.session.run(names, {INPUT_NAME: feed})
+        wanted = names if PROBABILITIES_OUTPUT in names else [*names, PROBABILITIES_OUTPUT]
+        outputs = self.session.run(wanted, {INPUT_NAME: feed})
+        close = np.flatnonzero(
+            class_margin(outputs[wanted.index(PROBABILITIES_OUTPUT)]) < RECHECK_MARGIN
+        )
+        if close.size:
+            exact = self._checker.session.run(wanted, {INPUT_NAME: feed[close]})
+            for values, checked in zip(outputs, exact, strict=True):
+                values[close] = checked
+            self.tiles_rechecked += int(close.size)
+        return outputs[: len(names)]
+
+
+def class_margin(probabilities: np.ndarray) -> np.ndarray:
+    """Per row, the best class probability minus the second best (1 with a single class)."""
+    if probabilities.shape[1] < 2:
+        return np.ones(len(probabilities), np.float32)
+    top = np.partition(probabilities, -2, axis=1)[:, -2:]
+    return top[:, 1] - top[:, 0]
+
+
+def _short(provider: str) -> str:
+    """``CPU`` for ``CPUExecutionProvider``."""
+    return provider.removesuffix("ExecutionProvider")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a model path that is not a readable file name."""
+    check_utf8_path(path, "model")
+    if path.is_dir():
+        raise SncaError(f"model {path} is a folder, not an ONNX file")
+    if not path.is_file():
+        raise SncaError(f"model {path} does not exist")

@@ -56,6 +56,7 @@ from snca_cli.runtime.onnx_graph import (
     with_features_output,
 )
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.precision import named_precision
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.scene_images import scan_scene_folder
 from snca_cli.tasks.evaluate import load_batch, onnx_embedder
@@ -416,7 +417,9 @@ def adapt_model(
         features_model(base_path, onnx_model) if config.head_input == FEATURES_OUTPUT else None
     )
     head_input = EMBEDDING_OUTPUT if with_features is None else FEATURES_OUTPUT
-    model = with_features or OnnxModel(base_path)
+    # the head is fitted on, and written onto, the file named (the int8 copy's adapted twin
+    # is not written yet)
+    model = with_features or OnnxModel(base_path, precision=named_precision(base_path))
     if UNKNOWN_CLASS in model.metadata.class_names:
         raise SncaError(f"{base_path.name} has a class named {UNKNOWN_CLASS!r}; rename it")
     examples = collect_examples(config, model, progress, cancelled, head_input)

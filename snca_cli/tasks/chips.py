@@ -54,6 +54,7 @@ from snca_cli.runtime.atomic import (
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source
+from snca_cli.runtime.precision import named_precision
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.safe_names import safe_names
 from snca_cli.tasks.labels import (
@@ -183,7 +184,7 @@ def write_chips(
         raise SncaError("name at least one raster the labels lie on")
     check_output_paths([output], config.force, folders=[output], own={output: CHIPS_OUTPUT})
     model_path = resolve_model(config.model)
-    metadata = OnnxModel(model_path).metadata
+    metadata = OnnxModel(model_path, precision=named_precision(model_path)).metadata
     labels = read_labels(config.labels, config.field_name)
     warnings: list[str] = []
     sources = _distinct_rasters(config.rasters, warnings)

@@ -169,6 +169,8 @@ def check_targets(targets: list[ClassifyTarget], force: bool) -> None:
 
 #: The GeoPackage layer metadata key (and GeoJSON description prefix) of the value scaling.
 SCALING_METADATA = "snca_scaling"
+#: The GeoPackage layer metadata key of the model that ran (:func:`model_record`).
+MODEL_METADATA = "snca_model"
 #: Suffix of a text file listing rasters, one path a line.
 LIST_SUFFIX = ".txt"
 
@@ -268,6 +270,11 @@ def plan_targets(
     return targets
 
 
+def model_record(model: OnnxModel) -> dict[str, object]:
+    """What the outputs record of the model that ran: its file, sha256 and precision."""
+    return {"name": model.path.name, "sha256": model.sha256, **model.choice.record()}
+
+
 def open_set_of(metadata: ModelMetadata, threshold: float | None = None) -> OpenSetRule | None:
     """The open-set rule a run applies: the model's, with ``threshold`` instead of its own when
     given (-1 keeps every tile's class); None for a model without a rule."""
@@ -365,7 +372,9 @@ def classify(
         tiles = _TileResults.of_raster(result, open_set)
         raster = result.unit.raster
         with RasterTiling.open(raster, model.metadata, options, plan.scalings[raster]) as tiling:
-            _write_outputs(target, tiling, tiles, colours, top_k, config.force, run.cancelled)
+            _write_outputs(
+                target, tiling, tiles, colours, top_k, config.force, run.cancelled, model
+            )
             seconds = result.seconds + time.perf_counter() - started
             summaries.append(
                 _summary(target, tiling, tiles, result, colours, model, top_k, seconds)
@@ -410,6 +419,7 @@ def _write_outputs(
     top_k: int,
     force: bool,
     cancelled: CancelHook | None,
+    model: OnnxModel,
 ) -> None:
     """Write one raster's GeoPackage, GeoJSON and class map (with their styles) as one
     transaction; ``colours`` holds every class of the run, in class-id order."""
@@ -427,7 +437,7 @@ def _write_outputs(
             attributes,
             tiling.crs,
             layer=layer,
-            metadata={SCALING_METADATA: scaling},
+            metadata={SCALING_METADATA: scaling, MODEL_METADATA: json.dumps(model_record(model))},
         )
         style = LayerStyle(layer, class_tiles_qml(legend), "snca classes, tiles per class")
         write_layer_styles(gpkg, [style])

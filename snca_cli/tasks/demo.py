@@ -64,6 +64,7 @@ class DemoReport:
     quicklook: Path
     model: Path
     provider: str
+    precision: str = "fp32"
 
 
 def demo_scene_path() -> Path:
@@ -256,4 +257,5 @@ def run_demo(config: DemoConfig, progress: ProgressFactory | None = None) -> Dem
         quicklook=quicklook,
         model=model_path,
         provider=model.provider_name,
+        precision=model.precision,
     )

@@ -34,6 +34,7 @@ from snca_cli.runtime.image_input import image_as_model_input
 from snca_cli.runtime.metrics import evaluate_embeddings, plot_confusion_matrix
 from snca_cli.runtime.onnx_model import ModelOutputs, OnnxModel
 from snca_cli.runtime.paths import real_path
+from snca_cli.runtime.precision import named_precision
 from snca_cli.runtime.scene_images import (
     SPLIT_FILE,
     load_split,
@@ -105,8 +106,10 @@ class Embedder:
 
 
 def open_onnx(path: Path, provider: str = "auto") -> Embedder:
-    """An exported model run by onnxruntime (no torch)."""
-    return onnx_embedder(OnnxModel(path, provider=provider))
+    """An exported model run by onnxruntime (no torch) in the precision of the file named:
+    evaluating ``STEM.onnx`` measures it, never its quicker int8 copy; a named ``STEM.int8.onnx``
+    runs as ``snca classify`` runs it (close tiles re-checked by ``STEM.onnx`` beside it)."""
+    return onnx_embedder(OnnxModel(path, provider=provider, precision=named_precision(path)))
 
 
 def onnx_embedder(model: OnnxModel) -> Embedder:

@@ -118,7 +118,7 @@ class WorkUnit:
     tiles: int  # tiles of the band (skipped ones included)
     identity: str = ""
 
-    def key(self, model_sha256: str, options: TilingOptions) -> str:
+    def key(self, model_identity: str, options: TilingOptions) -> str:
         """What the result depends on, hashed: a changed raster content, model or option is
         never reused."""
         text = json.dumps(
@@ -127,15 +127,15 @@ class WorkUnit:
                 self.identity,
                 self.row_start,
                 self.row_stop,
-                model_sha256,
+                model_identity,
                 asdict(options),
             ],
             sort_keys=True,
         )
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
-    def folder(self, work_dir: Path, model_sha256: str, options: TilingOptions) -> Path:
-        return Path(work_dir) / f"unit-{self.number:06d}-{self.key(model_sha256, options)}"
+    def folder(self, work_dir: Path, model_identity: str, options: TilingOptions) -> Path:
+        return Path(work_dir) / f"unit-{self.number:06d}-{self.key(model_identity, options)}"
 
 
 @dataclass
@@ -381,14 +381,14 @@ def read_unit(folder: Path, unit: WorkUnit) -> UnitResult | None:
 def run_unit_on_worker(
     unit: WorkUnit,
     model_spec: ModelSpec,
-    model_sha256: str,
+    model_identity: str,
     options: TilingOptions,
     batch_size: int,
     work_dir: str,
 ) -> tuple[str, bool]:
     """On a worker: embed one unit into its folder; return the folder and whether a finished
     result was reused."""
-    folder = unit.folder(Path(work_dir), model_sha256, options)
+    folder = unit.folder(Path(work_dir), model_identity, options)
     if read_unit(folder, unit) is not None:
         return str(folder), True
     save_unit(folder, embed_unit(unit, worker_model(model_spec), options, batch_size))
@@ -493,11 +493,11 @@ def _run_on_cluster(
                 run_unit_on_worker,
                 unit,
                 spec,
-                model.sha256,
+                model.identity,
                 options,
                 batch_size,
                 str(work_dir),
-                key=f"snca-unit-{unit.number}-{unit.key(model.sha256, options)}",
+                key=f"snca-unit-{unit.number}-{unit.key(model.identity, options)}",
             ): unit
             for unit in plan.units
         }

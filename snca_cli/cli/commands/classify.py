@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import console, exit_on_error, say, tile_progress, warn
+from snca_cli.cli.support import (
+    console,
+    exit_on_error,
+    model_line,
+    recheck_line,
+    say,
+    tile_progress,
+    warn,
+)
 from snca_cli.cli.tables import summary_table
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.runtime.cluster import ClusterSpec
@@ -73,6 +81,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = options.BATCH_SIZE,
         provider: str = options.PROVIDER,
         threads: int = options.THREADS,
+        precision: str = options.PRECISION,
         force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
         workers: int = options.WORKERS,
         cluster: str | None = options.CLUSTER,
@@ -85,13 +94,10 @@ def register(app: typer.Typer) -> None:
         # refuse clashing or existing outputs before the model is loaded
         check_targets(targets, force)
         spec = ClusterSpec(workers=workers, address=cluster)
-        model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
-        meta = model.metadata
-        console.print(
-            f"model [bold]{model.path.name}[/]: {meta.num_classes} classes, "
-            f"{meta.tile_size} px tiles, {meta.input_bands} bands; provider [bold]"
-            f"{model.provider_name}[/]"
+        model = OnnxModel(
+            resolve_model(model_path), provider=provider, threads=threads, precision=precision
         )
+        model_line(model)
         where = (
             f"{len(targets)} raster(s) on the cluster"
             if spec.distributed
@@ -116,6 +122,7 @@ def register(app: typer.Typer) -> None:
                 f"{summary.provider}{units}); wrote {', '.join(str(p) for p in written)}",
                 highlight=False,
             )
+        recheck_line(model)
         if report.units and spec.distributed:
             console.print(
                 f"{report.units} work units, {report.reused} reused from an earlier run",

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
 
             report = run_demo(DemoConfig(output=output, model=model, k=k, force=force), progress)
         console.print(
-            f"model [bold]{report.model.name}[/] on {report.provider}; "
+            f"model [bold]{report.model.name}[/] on {report.provider}, {report.precision}; "
             f"{report.classify.tiles_classified:,} tiles classified in "
             f"{report.classify.elapsed_s:.1f} s ({report.classify.tiles_per_second:,.1f} tiles/s)",
             highlight=False,

@@ -8,7 +8,16 @@ from pathlib import Path
 import typer
 
 from snca_cli.cli import options
-from snca_cli.cli.support import console, error_console, exit_on_error, say, tile_progress, warn
+from snca_cli.cli.support import (
+    console,
+    error_console,
+    exit_on_error,
+    model_line,
+    recheck_line,
+    say,
+    tile_progress,
+    warn,
+)
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.runtime.ann import IndexParams, hnswlib_available
 from snca_cli.runtime.cluster import ClusterSpec
@@ -23,6 +32,7 @@ from snca_cli.tasks.index.build import (
     parse_count,
 )
 from snca_cli.tasks.index.geoparquet import export_geoparquet
+from snca_cli.tasks.index.store import recorded_precision
 from snca_cli.tasks.units import RunOptions
 
 HELP = """Build or extend an index of tile embeddings for `snca search`."""
@@ -101,6 +111,7 @@ def build(
     batch_size: int = options.BATCH_SIZE,
     provider: str = options.PROVIDER,
     threads: int = options.THREADS,
+    precision: str = options.PRECISION,
     force: bool = typer.Option(False, "--force", help="Replace an existing index."),
     shard_size: str = typer.Option(
         "0", "--shard-size", help="Tiles per hnswlib graph, e.g. 5M (0: one graph)."
@@ -112,13 +123,17 @@ def build(
     params = IndexParams(M=m, ef_construction=ef_construction, ef=ef)
     spec = ClusterSpec(workers=workers, address=cluster)
     paths = expand_rasters(rasters)
-    model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
+    model = OnnxModel(
+        resolve_model(model_path), provider=provider, threads=threads, precision=precision
+    )
+    size = parse_count(shard_size, "--shard-size")
+    model_line(model)
     if not hnswlib_available():
         error_console.print("hnswlib is not installed: the index will be searched exactly")
-    size = parse_count(shard_size, "--shard-size")
     with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
         run = RunOptions(progress=progress, waiting=say, cluster=spec, say=say, warn=warn)
         summary = build_index(paths, model, output, tiling, params, force, batch_size, size, run)
+    recheck_line(model)
     _report(summary, "indexed")
 
 
@@ -133,15 +148,22 @@ def add(
     batch_size: int = options.BATCH_SIZE,
     provider: str = options.PROVIDER,
     threads: int = options.THREADS,
+    precision: str = options.PRECISION,
     workers: int = options.WORKERS,
     cluster: str | None = options.CLUSTER,
 ) -> None:
     spec = ClusterSpec(workers=workers, address=cluster)
     paths = expand_rasters(rasters)
-    model = OnnxModel(resolve_model(model_path), provider=provider, threads=threads)
+    if precision == "auto":
+        precision = recorded_precision(index_dir)
+    model = OnnxModel(
+        resolve_model(model_path), provider=provider, threads=threads, precision=precision
+    )
+    model_line(model)
     with tile_progress(f"adding {len(paths)} raster(s)", transient=False) as progress:
         run = RunOptions(progress=progress, waiting=say, cluster=spec, say=say, warn=warn)
         summary = add_to_index(index_dir, paths, model, batch_size=batch_size, run=run)
+    recheck_line(model)
     _report(summary, "added")
 
 

@@ -95,6 +95,11 @@ def register(app: typer.Typer) -> None:
             None, "--output", "-o", help="Write the hits to a .gpkg (+ .geojson) or .geojson."
         ),
         force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+        precision: str = typer.Option(
+            "auto",
+            "--precision",
+            help="Model copy for --image: auto (the index's precision), fp32 or int8.",
+        ),
     ) -> None:
         tile_ids, not_tile_ids = tile_ids or [], not_tile_ids or []
         point_list = [parse_point(p, "--point") for p in points or []]
@@ -124,7 +129,9 @@ def register(app: typer.Typer) -> None:
             result = index.search_lonlat(lonlat[0], lonlat[1], k, class_name)
         elif image is not None:
             assert model_file is not None
-            result = index.search_image(image, OnnxModel(model_file), k, class_name)
+            result = index.search_image(
+                image, OnnxModel(model_file, precision=precision), k, class_name
+            )
         else:
             positive_points = ([xy] if xy is not None else []) + point_list
             positive = [index.tile_at(x, y, crs) for x, y in positive_points]

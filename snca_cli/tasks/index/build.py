@@ -287,6 +287,7 @@ def build_index(
                 tile_size=metadata.tile_size,
                 model_resolution_m=metadata.resolution_m,
                 input_bands=metadata.input_bands,
+                precision=model.precision,
                 tiling=options,
                 params=params,
                 ann=ann,
@@ -358,6 +359,7 @@ def _add_locked(
     start = time.perf_counter()
     files = read_index(index_dir, mmap=False)
     manifest = files.manifest
+    model = model.following(manifest.precision)
     check_model(manifest, model, index_dir, same_classes=True)
     if options is not None and options.for_model(model.metadata) != manifest.tiling:
         raise SncaError(
@@ -521,6 +523,7 @@ def _merged(
         other = files.manifest
         for what, mine, theirs in (
             ("model (sha256)", first.model_sha256, other.model_sha256),
+            ("model precision", first.precision, other.precision),
             ("tiling options", first.tiling, other.tiling),
             ("hnswlib parameters", first.params, other.params),
             ("search library", first.ann, other.ann),
@@ -572,6 +575,7 @@ def _merged(
                     "tile_size",
                     "model_resolution_m",
                     "input_bands",
+                    "precision",
                     "tiling",
                     "params",
                     "ann",

@@ -374,6 +374,7 @@ class TileIndex:
         (:func:`snca_cli.contract.scaling.query_scaling`: by their recorded scaling), so the
         exact pixels of an indexed tile find that tile with similarity 1.
         """
+        model = model.following(self.manifest.precision)
         check_model(self.manifest, model, self.directory)
         metadata, tiling = model.metadata, self.manifest.tiling
         pixels = image_as_model_input(

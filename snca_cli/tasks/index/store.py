@@ -177,6 +177,8 @@ class Manifest:
     files: dict[str, dict[str, int | str]] = field(default_factory=dict)
     #: tiles per hnswlib shard; 0: one graph (``index.hnsw``) whatever the count
     shard_size: int = 0
+    #: the model copy that made the embeddings (``fp32``/``int8``); queries use the same
+    precision: str = "fp32"
 
     @property
     def graph_names(self) -> list[str]:
@@ -202,6 +204,7 @@ class Manifest:
                 "tile_size": self.tile_size,
                 "resolution_m": self.model_resolution_m,
                 "input_bands": self.input_bands,
+                "precision": self.precision,
             },
             "index": {
                 "library": self.ann,
@@ -614,6 +617,16 @@ def _load_array(
             raise _corrupt(directory, f"cannot read {name}: {exc.strerror or exc}") from None
 
 
+def recorded_precision(index_dir: Path | str) -> str:
+    """The precision of an index's embeddings as its manifest records it; ``fp32`` when the
+    manifest cannot be read (opening the index then says why)."""
+    manifest = real_index_path(index_dir) / MANIFEST_NAME
+    try:
+        return Manifest.from_json(manifest.read_text(encoding="utf-8"), str(manifest)).precision
+    except (OSError, ValueError, SncaError):
+        return "fp32"
+
+
 def check_model(
     manifest: Manifest, model: OnnxModel, directory: Path, same_classes: bool = False
 ) -> None:
@@ -631,6 +644,12 @@ def check_model(
             f"model {model.path.name} (embedding sha256 {model.embedding_sha256[:12]}) is not "
             f"the model index {directory} was built with ({manifest.model_name}, sha256 "
             f"{manifest.model_sha256[:12]}); use that model or rebuild the index"
+        )
+    if model.precision != manifest.precision:
+        raise SncaError(
+            f"index {directory} holds {manifest.precision} embeddings but model "
+            f"{model.path.name} runs in {model.precision}; use --precision {manifest.precision} "
+            "(or auto, which follows the index)"
         )
     if same_classes and list(model.metadata.class_names) != list(manifest.class_names):
         raise SncaError(

@@ -119,7 +119,16 @@ def model_values(model: object) -> dict[str, Any]:
         "tile_size": whole(model, "tile_size", "model", 1, MAX_TILE_SIZE),
         "model_resolution_m": resolution,
         "input_bands": whole(model, "input_bands", "model", 1),
+        "precision": _precision(model),
     }
+
+
+def _precision(model: dict) -> str:
+    """The ``model.precision`` entry; ``fp32`` in indexes written before it was recorded."""
+    value = model.get("precision", "fp32")
+    if value not in ("fp32", "int8"):
+        raise InvalidValue(f"model.precision is {_shown(value)}; it must be fp32 or int8")
+    return value
 
 
 def tiling_options(tiling: object) -> TilingOptions:

@@ -131,3 +131,62 @@ def test_graphs_without_backbone_features_say_so(tmp_path: Path) -> None:
     assert with_features_output(model) is None
     with pytest.raises(SncaError, match="no backbone features"):
         replace_head(model, np.zeros((2, 3)), np.zeros(2), head_input=FEATURES_OUTPUT)
+
+
+def _shape_arithmetic_model() -> onnx.ModelProto:
+    """y = x * H + sum(H, W) + x * N for x of shape N x 3 x 8 x 8, H and W read by ``Shape``
+    (the batch size N stays symbolic)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "two"], ["h"], axis=0),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Shape", ["x"], ["hw"], start=2),
+        helper.make_node("Cast", ["h"], ["hf"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["n"], ["nf"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["hw"], ["hwf"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["hwf"], ["hw_sum"], keepdims=0),
+        helper.make_node("Mul", ["x", "hf"], ["xh"]),
+        helper.make_node("Mul", ["x", "nf"], ["xn"]),
+        helper.make_node("Add", ["xh", "hw_sum"], ["xh_hw"]),
+        helper.make_node("Add", ["xh_hw", "xn"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shape_arithmetic",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [
+            numpy_helper.from_array(np.array(2, np.int64), "two"),
+            numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_folding_known_dimensions_keeps_the_outputs_and_the_dynamic_batch(batch: int) -> None:
+    import onnxruntime as ort
+
+    from snca_cli.runtime.onnx_graph import fold_static_dims
+
+    model = _shape_arithmetic_model()
+    assert fold_static_dims(model) == 2  # Gather(H) and the Shape slice (H, W); N stays
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("Shape") == 1 and ops.count("Constant") == 2
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(batch).random((batch, 3, 8, 8), dtype=np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x * 8 + 16 + x * batch, rtol=1e-6)
+
+
+def test_the_shipped_int8_copy_computes_no_padding_at_run_time() -> None:
+    from snca_cli.runtime.default_model import default_model_path
+    from snca_cli.runtime.precision import int8_copy
+
+    graph = onnx.load(str(int8_copy(default_model_path()))).graph
+    # five "same" paddings read the feature maps' height and width; one Shape remains: the
+    # batch size of the embedding's L2 normalisation
+    (shape,) = [node for node in graph.node if node.op_type == "Shape"]
+    assert shape.input[0].startswith("/network/embedding/")
