@@ -62,7 +62,7 @@ class ExportOptions:
     training_resolution_m: tuple[float, float] | None = None
     overlap_percent: float = 0.0
     int8: bool = False
-    calibration_images: int = 200
+    calibration_images: int = 1000
     orientations: int = 1  # 8: outputs averaged over the flips and quarter turns in the graph
     batch_size: int = DEFAULT_BATCH_SIZE
     force: bool = False

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
             False, "--int8", help="Also write `STEM.int8.onnx` (static QDQ quantization)."
         ),
         calibration_images: int = typer.Option(
-            200, "--calibration-images", help="Training images calibrating --int8."
+            1000, "--calibration-images", help="Training images calibrating --int8."
         ),
         tta: bool = typer.Option(
             False,
