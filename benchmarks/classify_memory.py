@@ -29,14 +29,14 @@ LOAD_ONLY = (
 )
 
 
-def peak_rss_mb(
+def measured_run(
     command: list[str],
     log: Path,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-) -> tuple[float, float]:
-    """Run ``command`` (in ``env`` and ``cwd`` when given); return its peak RSS in MB and its
-    wall time in seconds."""
+) -> tuple[float, float, float]:
+    """Run ``command`` (in ``env`` and ``cwd`` when given), its output in ``log``; return its
+    peak RSS in MB, its wall time and its CPU time (user + system, all threads) in seconds."""
     start = time.perf_counter()
     with open(log, "w") as output:
         process = subprocess.Popen(
@@ -46,7 +46,20 @@ def peak_rss_mb(
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{log.read_text()}")
-    return usage.ru_maxrss / 1024.0, time.perf_counter() - start
+    cpu = usage.ru_utime + usage.ru_stime
+    return usage.ru_maxrss / 1024.0, time.perf_counter() - start, cpu
+
+
+def peak_rss_mb(
+    command: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[float, float]:
+    """Run ``command`` (in ``env`` and ``cwd`` when given); return its peak RSS in MB and its
+    wall time in seconds."""
+    peak, wall, _ = measured_run(command, log, env, cwd)
+    return peak, wall
 
 
 def main() -> None:

@@ -9,9 +9,9 @@
 headless QGIS, driven as ``tests/qgis/test_deepness.py`` drives it; ``geodeep`` runs
 ``geodeep.segment(raster, model, output_type="raw")``. The result image goes to RESULT.npy
 (Deepness's recognition: its similarity at the centre of each model tile). The last line printed
-is ``RESULT {json}``: tiles run through the model, seconds to load the model and seconds of the
-work (the map processor's run; GeoDeep: from its "Model loaded" to the returned mask), and what
-ran.
+is ``RESULT {json}``: tiles run through the model, seconds to load the model, seconds of the
+work (the map processor's run; GeoDeep: from its "Model loaded" to the returned mask), the
+process's peak RSS once ready to work (started, model loaded) and what ran.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 #: Prefix of the line that carries a run's figures.
 RESULT = "RESULT "
+
+
+def peak_mb() -> float:
+    """This process's peak RSS so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_deepness(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,7 +59,7 @@ def run_deepness(args: argparse.Namespace) -> dict[str, Any]:
         layer = raster_layer(QgsProject.instance(), args.raster)
         started = time.perf_counter()
         model_type, model, definition = load_model(args.model)
-        loaded = time.perf_counter()
+        loaded, ready_mb = time.perf_counter(), peak_mb()
         if model_type == "Segmentor":
             extra: dict[str, Any] = {
                 "postprocessing_dilate_erode_size": model.get_metadata_segmentation_small_segment(),
@@ -78,7 +84,13 @@ def run_deepness(args: argparse.Namespace) -> dict[str, Any]:
             f"{tile} px, stride {params.processing_stride_px} px, batch {args.batch_size}, "
             f"{params.resolution_cm_per_px:g} cm/px"
         )
-        return {"tiles": tiles, "load_s": loaded - started, "work_s": done - loaded, "ran": ran}
+        return {
+            "tiles": tiles,
+            "load_s": loaded - started,
+            "work_s": done - loaded,
+            "ready_mb": ready_mb,
+            "ran": ran,
+        }
     finally:
         QgsProject.instance().removeAllMapLayers()
         gc.collect()
@@ -90,11 +102,13 @@ def run_geodeep(args: argparse.Namespace) -> dict[str, Any]:
     import geodeep
 
     loaded: list[float] = []
+    ready_mb: list[float] = []
     windows: list[int] = []
 
     def progress(text: str, _percent: float) -> None:
         if text == "Model loaded":
             loaded.append(time.perf_counter())
+            ready_mb.append(peak_mb())
         elif text.startswith("Processing tile 0/"):
             windows.append(int(text.rsplit("/", 1)[1]))
 
@@ -109,6 +123,7 @@ def run_geodeep(args: argparse.Namespace) -> dict[str, Any]:
         "tiles": windows[0],
         "load_s": loaded[0] - started,
         "work_s": done - loaded[0],
+        "ready_mb": ready_mb[0],
         "ran": ran,
     }
 

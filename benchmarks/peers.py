@@ -13,19 +13,26 @@ The raster is a mosaic of AID test-split scenes (``benchmarks/real_mosaic.py``: 
   default, and 32, snca's);
 * GeoDeep's ``segment(MOSAIC, segmentor copy, output_type="raw")``.
 
-Per run: peak RSS of the process (``ru_maxrss`` from ``os.wait4``), wall time of the whole
-process, and the time of the work alone as the tool reports it (snca: the time it prints, tiles
-read, run and written; Deepness: its map processor's run; GeoDeep: from its "Model loaded" to the
-mask) - the rest is start-up, imports (QGIS), model loading and exit. tiles/s are the tiles run
-through the model per second of work. Repeated ``--repeats`` times, the order alternating;
-medians. The ratio is snca's tiles/s over the peer's: classify against the segmentors, index
-build against Deepness's recognition. Agreement: the class of each cell (the majority of its
-pixels for the segmentors) against ``snca classify``'s and against the scene's true class; for
-recognition, Deepness's similarity at each cell against ``snca search --image --exact`` on the
-index snca built. With the model's overlap of 0 every tool runs one tile per cell; the tiles
-each really ran are printed.
+``--snca-batch N`` adds ``snca classify --batch-size N`` runs (what the batch costs in memory).
 
-    python benchmarks/peers.py --grid 44 --repeats 3 --qgis-python QGIS_PYTHON --json peers.json
+Per run: peak RSS of the process (``ru_maxrss`` from ``os.wait4``), wall and CPU time of the
+whole process, and the time of the work alone as the tool reports it (snca: the time it prints,
+tiles read, run and written; Deepness: its map processor's run; GeoDeep: from its "Model loaded"
+to the mask) - the rest is start-up, imports (QGIS), model loading and exit; and the peak RSS once
+started with the model loaded (the peers report theirs; for snca a process that imports snca and
+loads the model, nothing else, is measured in each repeat). tiles/s are the tiles run through
+the model per second of work. Repeated ``--repeats`` times, the order alternating; medians. The
+ratio is snca's tiles/s over the peer's (classify against the segmentors, index build against
+Deepness's recognition), as the ratio of the medians and as the median of the ratios within a
+repeat (a shared machine's load drifts between repeats).
+
+Agreement: the class of each cell (the majority of its pixels for the segmentors) against
+``snca classify``'s and against the scene's true class; for recognition, Deepness's similarity
+at each cell against ``snca search --image --exact`` on the index snca built. With the model's
+overlap of 0 every tool runs one tile per cell; what each really ran is printed.
+
+    python benchmarks/peers.py --grid 44 --repeats 5 --snca-batch 1 8 --qgis-python QGIS_PYTHON \
+        --json peers.json
 """
 
 from __future__ import annotations
@@ -50,10 +57,12 @@ import numpy as np
 import onnxruntime as ort
 import rasterio
 from adapt import cpu_line
-from classify_memory import peak_rss_mb
+from classify_memory import LOAD_ONLY, measured_run
 from peer_runs import RESULT
 from PIL import Image
 from real_mosaic import ROOT, default_aid_dir, write_real_mosaic
+
+from snca_cli.runtime.default_model import default_model_path
 
 # tests/helpers: on the path once real_mosaic is imported
 from tests.helpers.aid_mosaic import CELL, cell_labels, cells, gpkg_cell_labels
@@ -70,10 +79,12 @@ class Run:
     """One run of a contender."""
 
     tiles: int
-    work_s: float
-    wall_s: float
+    work_s: float  # the work alone, as the tool times it
+    wall_s: float  # the whole process
+    cpu_s: float  # the whole process, all threads
     peak_mb: float
-    load_s: float | None = None
+    ready_mb: float  # peak RSS once started with the model loaded
+    load_s: float | None = None  # model loading, where the tool's steps show it
 
     @property
     def tiles_per_s(self) -> float:
@@ -105,39 +116,60 @@ class Contender:
         return statistics.median(getattr(run, key) for run in self.runs)
 
 
-def read_snca(log: str, pattern: re.Pattern[str]) -> tuple[int, float, None, str]:
+def read_snca(log: str, pattern: re.Pattern[str]) -> dict[str, Any]:
     """snca's own tile count and work time, and what ran: the line naming the model (classify
     prints it first), else the line with the count."""
     found = pattern.search(log)
     if not found:
         raise SystemExit(f"no tile count in snca's output:\n{log}")
     line = MODEL_LINE.search(log) or re.search(rf"^.*{re.escape(found[0])}.*$", log, re.M)
-    return int(found[1].replace(",", "")), float(found[2]), None, line[0] if line else ""
+    return {
+        "tiles": int(found[1].replace(",", "")),
+        "work_s": float(found[2]),
+        "ran": line[0] if line else "",
+    }
 
 
-def read_peer(log: str) -> tuple[int, float, float, str]:
+def read_peer(log: str) -> dict[str, Any]:
     """The figures ``peer_runs.py`` prints last."""
     lines = [line for line in log.splitlines() if line.startswith(RESULT)]
     if not lines:
         raise SystemExit(f"no result line in the peer's output:\n{log[-3000:]}")
-    figures = json.loads(lines[-1][len(RESULT) :])
-    return figures["tiles"], figures["work_s"], figures["load_s"], figures["ran"]
+    return json.loads(lines[-1][len(RESULT) :])
 
 
-def run_once(contender: Contender, work: Path, log: Path) -> Run:
-    """Run the contender in a fresh process; its figures."""
+def snca_ready_mb(model: Path | None, log: Path) -> float:
+    """Peak RSS of a process that imports snca's classify and loads the model, nothing else."""
+    path = model or default_model_path()
+    peak, _, _ = measured_run(
+        [sys.executable, "-c", LOAD_ONLY.format(str(path))], log, env=child_env()
+    )
+    return peak
+
+
+def run_once(contender: Contender, work: Path, log: Path, ready_mb: float) -> Run:
+    """Run the contender in a fresh process; its figures (``ready_mb``: snca's, measured apart;
+    the peers report their own)."""
     if contender.is_snca:  # with its defaults snca refuses to overwrite its outputs
         shutil.rmtree(contender.output, ignore_errors=True)
         contender.output.unlink(missing_ok=True)
         contender.output.with_suffix(".geojson").unlink(missing_ok=True)
-    peak, wall = peak_rss_mb(contender.command, log, env=child_env(), cwd=work)
+    peak, wall, cpu = measured_run(contender.command, log, env=child_env(), cwd=work)
     text = log.read_text()
     if contender.is_snca:
         figures = read_snca(text, CLASSIFIED if contender.kind == "classify" else INDEXED)
     else:
         figures = read_peer(text)
-    tiles, work_s, load_s, contender.ran = figures
-    run = Run(tiles, work_s, wall, peak, load_s)
+    contender.ran = figures["ran"]
+    run = Run(
+        tiles=figures["tiles"],
+        work_s=figures["work_s"],
+        wall_s=wall,
+        cpu_s=cpu,
+        peak_mb=peak,
+        ready_mb=figures.get("ready_mb", ready_mb),
+        load_s=figures.get("load_s"),
+    )
     contender.runs.append(run)
     return run
 
@@ -346,44 +378,72 @@ def agreement_text(figures: dict[str, Any]) -> tuple[str, str]:
     return f"{figures['vs_classify']:.2%}", f"{figures['vs_truth']:.2%}"
 
 
+def paired_ratio(snca: Contender, peer: Contender) -> float:
+    """Median over the repeats of snca's tiles/s over the peer's in the same repeat."""
+    return statistics.median(
+        a.tiles_per_s / b.tiles_per_s for a, b in zip(snca.runs, peer.runs, strict=True)
+    )
+
+
 def print_table(found: list[Contender], agrees: dict[str, dict[str, Any]]) -> None:
     """The peer table: medians, snca's ratio and the agreement."""
     by_name = {c.name: c for c in found}
     header = (
-        f"{'tool':<31} {'tiles':>6} {'start s':>8} {'work s':>7} {'tiles/s':>8} "
-        f"{'whole/s':>8} {'peak MB':>8} {'snca x':>13}  agrees with classify / truth"
+        f"{'tool':<29} {'tiles':>6} {'start s':>7} {'work s':>6} {'tiles/s':>7} {'CPU s':>6} "
+        f"{'ready MB':>8} {'peak MB':>7} {'snca x':>11}  agrees with classify / truth"
     )
     print(header)
     print("-" * len(header))
     for c in found:
-        speed, whole = c.median("tiles_per_s"), c.median("whole_tiles_per_s")
+        speed = c.median("tiles_per_s")
         ratio = "-"
         if c.baseline:
             base = by_name[c.baseline]
-            ratio = (
-                f"{base.median('tiles_per_s') / speed:.2f} / "
-                f"{base.median('whole_tiles_per_s') / whole:.2f}"
-            )
+            ratio = f"{base.median('tiles_per_s') / speed:.2f} / {paired_ratio(base, c):.2f}"
         start = c.median("wall_s") - c.median("work_s")
         ours, truth = agreement_text(agrees[c.name])
         print(
-            f"{c.name:<31} {c.runs[0].tiles:>6,} {start:>8.1f} {c.median('work_s'):>7.1f} "
-            f"{speed:>8.1f} {whole:>8.1f} {c.median('peak_mb'):>8.0f} {ratio:>13}  "
-            f"{ours} / {truth}"
+            f"{c.name:<29} {c.runs[0].tiles:>6,} {start:>7.1f} {c.median('work_s'):>6.1f} "
+            f"{speed:>7.1f} {c.median('cpu_s'):>6.1f} {c.median('ready_mb'):>8.0f} "
+            f"{c.median('peak_mb'):>7.0f} {ratio:>11}  {ours} / {truth}"
         )
     print(
-        "(medians; start s: start-up, imports, model loading and exit = wall - work; "
-        "tiles/s of the work, whole/s of the whole process; snca x: snca's tiles/s over the "
-        "peer's, work / whole)"
+        "medians. start s: start-up, imports, model loading and exit (wall - work); tiles/s: "
+        "of the work; CPU s: the whole process, all threads; ready MB: peak RSS once started "
+        "with the model loaded (snca: a process that only does that); snca x: snca's tiles/s "
+        "over the peer's, ratio of the medians / median of the ratios within a repeat"
     )
     print("what ran:")
     for c in found:
         load = (
             f"; model load {statistics.median(r.load_s for r in c.runs):.2f} s"
-            if (c.runs[0].load_s is not None)
+            if c.runs[0].load_s is not None
             else ""
         )
         print(f"  {c.name}: {c.ran}{load}")
+
+
+def report(
+    found: list[Contender], agrees: dict[str, dict[str, Any]], grid: int, query_cell: int
+) -> dict[str, Any]:
+    """Everything measured, for ``--json``."""
+    by_name = {c.name: c for c in found}
+    keys = ("tiles_per_s", "whole_tiles_per_s", "work_s", "wall_s", "cpu_s", "ready_mb", "peak_mb")
+    contenders = {}
+    for c in found:
+        medians = {key: c.median(key) for key in keys}
+        if c.baseline:
+            base = by_name[c.baseline]
+            medians["snca_ratio"] = base.median("tiles_per_s") / medians["tiles_per_s"]
+            medians["snca_ratio_paired"] = paired_ratio(base, c)
+        contenders[c.name] = {
+            "ran": c.ran,
+            "compared_with": c.baseline,
+            "median": medians,
+            "agreement": agrees[c.name],
+            "runs": [asdict(run) for run in c.runs],
+        }
+    return {"cpu": cpu_line(), "grid": grid, "query_cell": query_cell, "contenders": contenders}
 
 
 def main() -> None:
@@ -449,13 +509,14 @@ def main() -> None:
         source = unpack_deepness(args.deepness, work / "deepness")
         found = contenders(args, work, mosaic, copies, query, source)
         for repeat in range(args.repeats):
+            ready_mb = snca_ready_mb(args.model, work / "run.log")
             order = found if repeat % 2 == 0 else found[::-1]
             for contender in order:
-                run = run_once(contender, work, work / "run.log")
+                run = run_once(contender, work, work / "run.log", ready_mb)
                 print(
-                    f"repeat {repeat + 1}: {contender.name:<31} {run.tiles:>6,} tiles, work "
+                    f"repeat {repeat + 1}: {contender.name:<29} {run.tiles:>6,} tiles, work "
                     f"{run.work_s:6.2f} s ({run.tiles_per_s:6.1f} tiles/s), wall "
-                    f"{run.wall_s:6.2f} s, peak {run.peak_mb:5.0f} MB",
+                    f"{run.wall_s:6.2f} s, CPU {run.cpu_s:6.1f} s, peak {run.peak_mb:5.0f} MB",
                     flush=True,
                 )
         print(f"snca ran: {found[0].ran}")
@@ -463,25 +524,7 @@ def main() -> None:
         agrees = agreement(found, truth, class_names(copies[0]), similarities, query_cell)
     print_table(found, agrees)
     if args.json:
-        report = {
-            "cpu": cpu_line(),
-            "grid": args.grid,
-            "repeats": args.repeats,
-            "query_cell": query_cell,
-            "contenders": {
-                c.name: {
-                    "ran": c.ran,
-                    "baseline": c.baseline,
-                    "runs": [asdict(r) for r in c.runs],
-                    "median_tiles_per_s": c.median("tiles_per_s"),
-                    "median_whole_tiles_per_s": c.median("whole_tiles_per_s"),
-                    "median_peak_mb": c.median("peak_mb"),
-                    "agreement": agrees[c.name],
-                }
-                for c in found
-            },
-        }
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.write_text(json.dumps(report(found, agrees, args.grid, query_cell), indent=2))
 
 
 if __name__ == "__main__":
