@@ -160,7 +160,7 @@ def run_once(contender: Contender, work: Path, log: Path, ready_mb: float) -> Ru
         figures = read_snca(text, CLASSIFIED if contender.kind == "classify" else INDEXED)
     else:
         figures = read_peer(text)
-    contender.ran = figures["ran"]
+    contender.ran = figures["ran"].replace(f"{work}/", "")  # the temporary folder: noise
     run = Run(
         tiles=figures["tiles"],
         work_s=figures["work_s"],
