@@ -13,7 +13,7 @@ of the smallest's.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,46 @@ LOAD_ONLY = (
 )
 
 
+#: Runs ``argv[2:]``, waits for it with ``os.wait4`` and writes its peak RSS (kB), wall and CPU
+#: seconds as JSON to ``argv[1]``; exits with its status. On Linux a child's ``ru_maxrss`` never
+#: falls below the peak RSS of the process that started it (the exec carries the parent's
+#: high-water mark over), so this small process starts the measured one, not the benchmark.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+figures = {"peak_kb": usage.ru_maxrss, "wall_s": time.perf_counter() - start,
+           "cpu_s": usage.ru_utime + usage.ru_stime}
+with open(sys.argv[1], "w") as out:
+    json.dump(figures, out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def measured_run(
+    command: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[float, float, float]:
+    """Run ``command`` (in ``env`` and ``cwd`` when given), its output in ``log``; return its
+    peak RSS in MB, its wall time and its CPU time (user + system, all threads) in seconds."""
+    usage = log.with_name(f"{log.name}.usage.json")
+    with open(log, "w") as output:
+        done = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(usage), *command],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{log.read_text()}")
+    figures = json.loads(usage.read_text())
+    return figures["peak_kb"] / 1024.0, figures["wall_s"], figures["cpu_s"]
+
+
 def peak_rss_mb(
     command: list[str],
     log: Path,
@@ -37,16 +77,8 @@ def peak_rss_mb(
 ) -> tuple[float, float]:
     """Run ``command`` (in ``env`` and ``cwd`` when given); return its peak RSS in MB and its
     wall time in seconds."""
-    start = time.perf_counter()
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{log.read_text()}")
-    return usage.ru_maxrss / 1024.0, time.perf_counter() - start
+    peak, wall, _ = measured_run(command, log, env, cwd)
+    return peak, wall
 
 
 def main() -> None:

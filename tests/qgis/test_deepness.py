@@ -11,9 +11,7 @@ own model classes and map processors in headless QGIS, on a mosaic of real AID t
 from __future__ import annotations
 
 import sys
-import tarfile
 from pathlib import Path
-from unittest.mock import MagicMock
 
 import numpy as np
 import pytest
@@ -21,16 +19,21 @@ import pytest
 pytest.importorskip("qgis.core")
 
 from PIL import Image  # noqa: E402
-from qgis.core import QgsProject, QgsRasterLayer  # noqa: E402
-from qgis.PyQt import sip  # noqa: E402
 
 from tests.helpers.aid_mosaic import (  # noqa: E402
     CELL,
     GRID,
-    PIXEL_M,
     cell_labels,
     held_out_scenes,
     write_aid_mosaic,
+)
+from tests.helpers.deepness import (  # noqa: E402
+    TARBALL,
+    load_model,
+    processing_parameters,
+    raster_layer,
+    run_processor,
+    unpack_deepness,
 )
 
 # onnxruntime and onnx (snca_cli.runtime, snca_cli.tasks.convert) are imported inside the tests
@@ -60,7 +63,8 @@ def our_outputs(name: str, images: np.ndarray) -> np.ndarray:
 
 pytestmark = [pytest.mark.qgis, pytest.mark.shared_data, pytest.mark.slow]
 
-TARBALL = "qgis-plugin-deepness-f450c63.tar.gz"
+#: Tiles per model run (any batch size gives the same result).
+BATCH_SIZE = 4
 
 
 @pytest.fixture(autouse=True)
@@ -75,12 +79,10 @@ def deepness(shared_data: Path, tmp_path_factory: pytest.TempPathFactory, qgis_a
     """Deepness's source unpacked into a temporary folder and importable as ``deepness``."""
     tarball = shared_data.parent / "third_party" / TARBALL
     assert tarball.is_file(), f"{tarball} is missing"
-    root = tmp_path_factory.mktemp("deepness")
-    with tarfile.open(tarball) as archive:
-        archive.extractall(root)  # a known tarball (the filter argument needs Python 3.11.4+)
-    sys.path.insert(0, str(root / "src"))
-    yield root
-    sys.path.remove(str(root / "src"))
+    source = unpack_deepness(tarball, tmp_path_factory.mktemp("deepness"))
+    sys.path.insert(0, str(source))
+    yield source
+    sys.path.remove(str(source))
 
 
 @pytest.fixture(scope="module")
@@ -96,78 +98,6 @@ def mosaic(aid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     return path, labels
 
 
-def processing_parameters(deepness_model, parameters_class, layer, **extra):
-    """Deepness's parameters as its dock fills them from the model's metadata ("load default
-    parameters"), for the whole layer at the mosaic's resolution."""
-    from deepness.common.channels_mapping import ChannelsMapping, ImageChannelStandaloneBand
-    from deepness.common.processing_overlap import ProcessingOverlap, ProcessingOverlapOptions
-    from deepness.common.processing_parameters.map_processing_parameters import (
-        ProcessedAreaType,
-    )
-
-    channels = ChannelsMapping()
-    channels.set_image_channels(
-        [
-            ImageChannelStandaloneBand(band_number=b, name=n)
-            for b, n in ((1, "r"), (2, "g"), (3, "b"))
-        ]
-    )
-    channels.set_number_of_model_inputs_same_as_image_channels()
-    # the model has no resolution (AID's varies): the raster's own, as a user would set it
-    assert deepness_model.get_metadata_resolution() is None
-    return parameters_class(
-        resolution_cm_per_px=PIXEL_M * 100,
-        tile_size_px=deepness_model.get_metadata_tile_size(),
-        batch_size=4,
-        local_cache=False,
-        processed_area_type=ProcessedAreaType.ENTIRE_LAYER,
-        mask_layer_id=None,
-        input_layer_id=layer.id(),
-        input_channels_mapping=channels,
-        processing_overlap=ProcessingOverlap(
-            ProcessingOverlapOptions.OVERLAP_IN_PERCENT,
-            percentage=deepness_model.get_metadata_tiles_overlap(),
-        ),
-        model=deepness_model,
-        **extra,
-    )
-
-
-def load_model(path: Path):
-    """The Deepness model class and map processor that the file's ``model_type`` selects."""
-    from deepness.processing.models.model_base import ModelBase
-    from deepness.processing.models.model_types import ModelDefinition
-
-    model_type = ModelBase.get_model_type_from_metadata(str(path))
-    (definition,) = [
-        d for d in ModelDefinition.get_model_definitions() if d.model_type.value == model_type
-    ]
-    model = definition.model_class(str(path))
-    model.check_loaded_model_outputs()
-    return model_type, model, definition
-
-
-def raster_layer(project: QgsProject, path: Path) -> QgsRasterLayer:
-    layer = QgsRasterLayer(str(path), "mosaic")
-    assert layer.isValid()
-    project.addMapLayer(layer)
-    return layer
-
-
-def run_processor(definition, layer: QgsRasterLayer, params):
-    """Run Deepness's map processor (a QgsTask) in this thread; return its result image."""
-    processor = definition.map_processor_class(
-        rlayer=layer, vlayer_mask=None, map_canvas=MagicMock(), params=params
-    )
-    try:
-        assert processor.run()
-        return np.array(processor.get_result_img())
-    finally:
-        # a QgsTask left to Python's garbage collector outlives QgsApplication and crashes the
-        # interpreter at exit
-        sip.delete(processor)
-
-
 def test_deepness_recognition_finds_the_query_tile(
     deepness, mosaic, project, aid_dir: Path, tmp_path: Path
 ) -> None:
@@ -181,9 +111,9 @@ def test_deepness_recognition_finds_the_query_tile(
     Image.open(aid_dir / held_out_scenes()[query_cell]).convert("RGB").save(query)
     layer = raster_layer(project, path)
     params = processing_parameters(
-        model, definition.parameters_class, layer, query_image_path=str(query)
+        model, definition.parameters_class, layer, BATCH_SIZE, query_image_path=str(query)
     )
-    result = run_processor(definition, layer, params)
+    result, _ = run_processor(definition, layer, params)
     assert result.shape == (GRID * CELL, GRID * CELL)
     assert (tmp_path / "grid_data").is_file()  # Deepness's scratch copy: here, not in the checkout
     # ours: cosine similarity of each cell's embedding to the query image's
@@ -216,12 +146,13 @@ def test_deepness_segmentor_labels_every_tile_as_snca_classify(
         model,
         definition.parameters_class,
         layer,
+        BATCH_SIZE,
         postprocessing_dilate_erode_size=model.get_metadata_segmentation_small_segment(),
         pixel_classification__probability_threshold=(
             default_threshold if threshold is None else threshold
         ),
     )
-    result = run_processor(definition, layer, params)
+    result, _ = run_processor(definition, layer, params)
     assert result.shape == (1, GRID * CELL, GRID * CELL)
     names = [model.get_channel_name(0, c) for c in range(31)]
     # Deepness writes channel + 1 (0: outside the processed area)
