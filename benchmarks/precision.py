@@ -28,16 +28,14 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pyogrio.raw
-from classify_memory import peak_rss_mb
+from classify_memory import measured_run
 from classify_vs_revision import cpu_flags
 from PIL import Image
 
@@ -180,28 +178,20 @@ def aid_retrieval(fp32: OnnxModel, chosen: OnnxModel, aid: Path, split: dict) ->
     return result
 
 
-def run_command(arguments: list[str]) -> tuple[str, float, float]:
-    """Run ``python -m snca_cli.cli ARGUMENTS`` in a fresh process: its output, wall seconds
-    and peak RSS (MB)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
+def run_command(arguments: list[str], log: Path) -> tuple[str, float, float]:
+    """Run ``python -m snca_cli.cli ARGUMENTS`` in a fresh process (its output in ``log``): its
+    output, wall seconds and peak RSS (MB)."""
+    peak, wall, _ = measured_run(
         [sys.executable, "-m", "snca_cli.cli", *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        log,
         env={**os.environ, "COLUMNS": "200"},
     )
-    text = process.stdout.read() if process.stdout else ""
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"snca {' '.join(arguments)} failed:\n{text}")
-    return text, wall, peak_rss_mb(usage)
+    return log.read_text(), wall, peak
 
 
 def classes_of(gpkg: Path) -> np.ndarray:
     """The class_id column of a GeoPackage snca classify wrote."""
-    _, _, _, fields = pyogrio.raw.read(gpkg, columns=["class_id"])
+    _, _, _, fields = pyogrio.raw.read(gpkg, layer=0, columns=["class_id"])
     return np.asarray(fields[0])
 
 
@@ -216,7 +206,8 @@ def speed(args: argparse.Namespace) -> dict:
                 flag = ["--precision", "fp32"] if precision == "fp32" else []
                 out = Path(work) / f"{precision}.gpkg"
                 text, wall, peak = run_command(
-                    ["classify", str(raster), "-o", str(out), "--force", *flag]
+                    ["classify", str(raster), "-o", str(out), "--force", *flag],
+                    Path(work) / "classify.log",
                 )
                 tiles = len(classes_of(out))
                 reported = float(TILES_PER_SECOND.search(text).group(1).replace(",", ""))
@@ -225,7 +216,8 @@ def speed(args: argparse.Namespace) -> dict:
                 )
                 index = Path(work) / f"{precision}-index"
                 text, wall, peak = run_command(
-                    ["index", "build", str(raster), "-o", str(index), "--force", *flag]
+                    ["index", "build", str(raster), "-o", str(index), "--force", *flag],
+                    Path(work) / "index.log",
                 )
                 count, seconds = INDEXED.search(text).groups()
                 count = int(count.replace(",", ""))
