@@ -178,15 +178,15 @@ def aid_retrieval(fp32: OnnxModel, chosen: OnnxModel, aid: Path, split: dict) ->
     return result
 
 
-def run_command(arguments: list[str], log: Path) -> tuple[str, float, float]:
+def run_command(arguments: list[str], log: Path) -> tuple[str, float, float, float]:
     """Run ``python -m snca_cli.cli ARGUMENTS`` in a fresh process (its output in ``log``): its
-    output, wall seconds and peak RSS (MB)."""
-    peak, wall, _ = measured_run(
+    output, wall seconds, CPU seconds (all threads) and peak RSS (MB)."""
+    peak, wall, cpu = measured_run(
         [sys.executable, "-m", "snca_cli.cli", *arguments],
         log,
         env={**os.environ, "COLUMNS": "200"},
     )
-    return log.read_text(), wall, peak
+    return log.read_text(), wall, cpu, peak
 
 
 def classes_of(gpkg: Path) -> np.ndarray:
@@ -205,17 +205,22 @@ def speed(args: argparse.Namespace) -> dict:
             for precision in order:
                 flag = ["--precision", "fp32"] if precision == "fp32" else []
                 out = Path(work) / f"{precision}.gpkg"
-                text, wall, peak = run_command(
+                text, wall, cpu, peak = run_command(
                     ["classify", str(raster), "-o", str(out), "--force", *flag],
                     Path(work) / "classify.log",
                 )
                 tiles = len(classes_of(out))
                 reported = float(TILES_PER_SECOND.search(text).group(1).replace(",", ""))
                 runs.setdefault(f"classify {precision}", []).append(
-                    {"tiles/s": reported, "process tiles/s": tiles / wall, "peak MB": peak}
+                    {
+                        "tiles/s": reported,
+                        "process tiles/s": tiles / wall,
+                        "tiles per CPU s": tiles / cpu,
+                        "peak MB": peak,
+                    }
                 )
                 index = Path(work) / f"{precision}-index"
-                text, wall, peak = run_command(
+                text, wall, cpu, peak = run_command(
                     ["index", "build", str(raster), "-o", str(index), "--force", *flag],
                     Path(work) / "index.log",
                 )
@@ -225,6 +230,7 @@ def speed(args: argparse.Namespace) -> dict:
                     {
                         "tiles/s": count / float(seconds),
                         "process tiles/s": count / wall,
+                        "tiles per CPU s": count / cpu,
                         "peak MB": peak,
                     }
                 )
@@ -252,7 +258,7 @@ def speed(args: argparse.Namespace) -> dict:
         print(f"median {name}: " + ", ".join(f"{k} {v:,.2f}" for k, v in values.items()))
     ratios = {}
     for job in ("classify", "index build"):
-        for key in ("tiles/s", "process tiles/s"):
+        for key in ("tiles/s", "process tiles/s", "tiles per CPU s"):
             paired = [
                 d[key] / f[key]
                 for d, f in zip(runs[f"{job} default"], runs[f"{job} fp32"], strict=True)
