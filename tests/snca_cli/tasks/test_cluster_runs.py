@@ -196,9 +196,13 @@ def test_a_cancelled_run_is_resumed_from_its_finished_units(
     work = work_folder(tmp_path / "idx")
     options = TilingOptions().for_model(model.metadata)
     units = plan_units([str(r) for r in rasters], model, options, 4).units
-    finished = [u for u in units if read_unit(u.folder(work, model.identity, options), u) is not None]
+    finished = [
+        u for u in units if read_unit(u.folder(work, model.identity, options), u) is not None
+    ]
     assert 2 <= len(finished) < len(units)
-    assert all((u.folder(work, model.identity, options) / UNIT_MANIFEST).is_file() for u in finished)
+    assert all(
+        (u.folder(work, model.identity, options) / UNIT_MANIFEST).is_file() for u in finished
+    )
     summary = build_index(
         rasters, model, tmp_path / "idx", run=RunOptions(cluster=spec, unit_tiles=4)
     )
