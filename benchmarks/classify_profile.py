@@ -81,14 +81,14 @@ IN_PLACE_PARTS: dict[str, list[tuple[object, str]]] = {
 WRITES = ("GeoPackage", "GeoJSON", "class map")
 
 
-def median_time(action: Callable[[], object], repeats: int) -> float:
-    """Median wall seconds of ``repeats`` calls of ``action``."""
+def times_of(action: Callable[[], object], repeats: int) -> list[float]:
+    """Wall seconds of each of ``repeats`` calls of ``action``."""
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         action()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 # -- the CPU ---------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class Cpu:
     def fp32_lanes(self) -> int:
         """fp32 lanes of one FMA unit: 8 on AMD Zen 3 and 4 (family 25: AVX-512 runs on
         256-bit units), 16 with AVX-512 elsewhere, 8 with AVX2."""
-        if self.vendor == "AuthenticAMD" and self.family <= 25:
+        if self.vendor == "AuthenticAMD" and self.family == 25:
             return 8
         return 16 if "avx512f" in self.flags else 8
 
@@ -187,11 +187,7 @@ def gemm_rate(size: int, int8: bool, threads: int, repeats: int) -> tuple[float,
         a, b = rng.random((size, size), np.float32), rng.random((size, size), np.float32)
     feeds = {"A": a, "B": b}
     runner.run(None, feeds)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        runner.run(None, feeds)
-        times.append(time.perf_counter() - started)
+    times = times_of(lambda: runner.run(None, feeds), repeats)
     operations = 2.0 * size**3
     return operations / min(times), operations / statistics.median(times)
 
@@ -328,7 +324,7 @@ def session_per_tile(
             run(batch)
 
     run(batch)  # warm-up
-    return median_time(all_batches, repeats) / (batches * len(batch))
+    return statistics.median(times_of(all_batches, repeats)) / (batches * len(batch))
 
 
 def unit_batch(model: OnnxModel, size: int) -> np.ndarray:
@@ -438,27 +434,38 @@ def model_costs(models: dict[str, Path]) -> dict[str, list[LayerCost]]:
 
 
 def cpu_peaks(cpu: Cpu, fma_units: int, size: int, repeats: int) -> dict[bool, tuple[float, float]]:
-    """Print the theoretical and measured peaks; return (measured, theoretical) operations per
-    second of 2 cores, fp32 (False) and int8 (True)."""
+    """Print the theoretical and measured peaks; return the 2-core (measured, theoretical)
+    operations per second, fp32 (False) and int8 (True). The measured 2-core peak is the
+    2-thread GEMM's best or twice the 1-thread one's, whichever is higher (on shared cores a
+    neighbour's work slows the 2-thread run)."""
     print("\n== 2. The CPU's peak")
-    theory = {int8: [cpu.peak_flops(fma_units, n, int8) for n in (1, 2)] for int8 in (False, True)}
+    theory = {int8: cpu.peak_flops(fma_units, 1, int8) for int8 in (False, True)}
+    per_cycle = theory[False] / (cpu.mhz * 1e6)
     print(
         f"theoretical, fp32: {fma_units} FMA units x {cpu.fp32_lanes()} lanes x 2 FLOP x "
-        f"{cpu.mhz / 1e3:.2f} GHz = {theory[False][0] / 1e9:.1f} GFLOP/s per core, "
-        f"{theory[False][1] / 1e9:.1f} on 2 cores; int8 (x{cpu.int8_factor()}): "
-        f"{theory[True][0] / 1e9:.1f} GOP/s per core, {theory[True][1] / 1e9:.1f} on 2"
+        f"{cpu.mhz / 1e3:.2f} GHz = {theory[False] / 1e9:.1f} GFLOP/s per core, "
+        f"{2 * theory[False] / 1e9:.1f} on 2 cores; int8 (x{cpu.int8_factor()} with VNNI): "
+        f"{theory[True] / 1e9:.1f} GOP/s per core, {2 * theory[True] / 1e9:.1f} on 2"
     )
     peaks = {}
     for int8 in (False, True):
+        best = {}
         for threads in (1, 2):
-            best, median = gemm_rate(size, int8, threads, repeats)
+            best[threads], median = gemm_rate(size, int8, threads, repeats)
             print(
                 f"measured, onnxruntime {'MatMulInteger u8 x s8' if int8 else 'MatMul fp32'} "
-                f"{size}^3, {threads} thread(s): best {best / 1e9:.1f}, median {median / 1e9:.1f}"
-                f" G{'OP' if int8 else 'FLOP'}/s ({100 * best / theory[int8][threads - 1]:.0f} %"
-                f" of theoretical)"
+                f"{size}^3, {threads} thread(s): best {best[threads] / 1e9:.1f}, median "
+                f"{median / 1e9:.1f} G{'OP' if int8 else 'FLOP'}/s "
+                f"({100 * best[threads] / (threads * theory[int8]):.0f} % of theoretical)"
             )
-        peaks[int8] = (best, theory[int8][1])
+        peaks[int8] = (max(best[2], 2 * best[1]), 2 * theory[int8])
+        if not int8:
+            print(
+                f"  the 1-thread fp32 GEMM at {per_cycle:.0f} FLOP per cycle would mean a clock of"
+                f" {best[1] / per_cycle / 1e9:.2f} GHz"
+            )
+    for int8, (measured, _) in peaks.items():
+        print(f"peak used, 2 cores, {'int8' if int8 else 'fp32'}: {measured / 1e9:.1f} G(FL)OP/s")
     return peaks
 
 
@@ -597,30 +604,38 @@ def peak_table(
 
 
 def operator_tables(
-    models: dict[str, Path], costs: dict[str, list[LayerCost]], runs: int, folder: Path
+    models: dict[str, Path],
+    costs: dict[str, list[LayerCost]],
+    raw: dict[tuple[str, int, int], float],
+    runs: int,
+    folder: Path,
 ) -> None:
-    """Per operator group: time per tile, share, and the GFLOP/s of each convolution kind."""
-    print(f"\n== 6. Per operator: onnxruntime's profiler, batch {DEFAULT_BATCH}, default threads")
+    """Per operator group, at the default batch and threads and at each model's best setting
+    of the batch table: time per tile, share, and the G(FL)OP/s of each convolution kind."""
+    print("\n== 6. Per operator: onnxruntime's profiler")
     for label, path in models.items():
-        batch = unit_batch(OnnxModel(path), DEFAULT_BATCH)
-        times = operator_times(SESSION_CONFIG, path, costs[label], batch, runs, 0, folder)
         kinds = macs_by_kind(costs[label])
-        total = sum(times.values())
-        rows = []
-        for group, seconds in times.items():
-            if seconds < 0.001 * total:
-                continue
-            kind = group.removeprefix("conv ")
-            row = [group, ms(seconds / DEFAULT_BATCH), f"{100 * seconds / total:.1f} %", "", ""]
-            if kind in kinds:
-                row[3] = f"{100 * kinds[kind] / sum(kinds.values()):.1f} %"
-                row[4] = f"{2 * kinds[kind] * DEFAULT_BATCH / seconds / 1e9:.1f}"
-            rows.append(row)
-        print_table(
-            f"{label}: {ms(total / DEFAULT_BATCH)} per tile in the profiled nodes",
-            ["group", "per tile", "of time", "of MACs", "G(FL)OP/s"],
-            rows,
-        )
+        _, best_threads, best_batch = best_setting(raw, label)
+        for size, threads in dict.fromkeys([(DEFAULT_BATCH, 0), (best_batch, best_threads)]):
+            batch = unit_batch(OnnxModel(path), size)
+            times = operator_times(SESSION_CONFIG, path, costs[label], batch, runs, threads, folder)
+            total = sum(times.values())
+            rows = []
+            for group, seconds in times.items():
+                if seconds < 0.001 * total:
+                    continue
+                kind = group.removeprefix("conv ")
+                row = [group, ms(seconds / size), f"{100 * seconds / total:.1f} %", "", ""]
+                if kind in kinds:
+                    row[3] = f"{100 * kinds[kind] / sum(kinds.values()):.1f} %"
+                    row[4] = f"{2 * kinds[kind] * size / seconds / 1e9:.1f}"
+                rows.append(row)
+            print_table(
+                f"{label}, batch {size}, {threads or 'default'} thread(s): "
+                f"{ms(total / size)} per tile in the profiled nodes",
+                ["group", "per tile", "of time", "of MACs", "G(FL)OP/s"],
+                rows,
+            )
 
 
 def main() -> None:
@@ -654,6 +669,7 @@ def main() -> None:
         f"CPU: {cpu.model}, {os.cpu_count()} cores, {cpu.flags}; {cpu.mhz:.0f} MHz (/proc/cpuinfo)"
     )
     print(f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}, numpy {np.__version__}")
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} (other jobs on the cores)")
     paths = {path.stem.removeprefix(fp32.stem).lstrip(".") or "fp32": path for path in args.models}
     costs = model_costs(paths)
     flops = {label: 2.0 * sum(c.macs for c in layers) for label, layers in costs.items()}
@@ -684,7 +700,8 @@ def main() -> None:
             for label in paths
         }
         peak_table(flops, peaks, speeds)
-        operator_tables(paths, costs, args.profile_runs, work)
+        operator_tables(paths, costs, raw, args.profile_runs, work)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
