@@ -68,6 +68,8 @@ from snca_cli.tasks.classify import classify_raster
 
 #: The runtime's batch size (``snca classify --batch-size``'s default).
 DEFAULT_BATCH = 32
+#: Side of an aid150 scene and of a tile of the shipped model, in pixels.
+SCENE_PIXELS = 150
 #: Pixel size of the resampled reads, as a fraction of the raster's.
 RESAMPLE_FACTOR = 0.75
 #: What the in-place run times, by part: the functions timed (owner, attribute).
@@ -162,8 +164,9 @@ def matmul_model(size: int, int8: bool) -> bytes:
     return model.SerializeToString()
 
 
-def session(model: bytes | str, threads: int):  # noqa: ANN201 (onnxruntime's type)
-    """An onnxruntime CPU session made like the runtime's (its config entries)."""
+def gemm_session(model: bytes, threads: int):  # noqa: ANN201 (onnxruntime's type)
+    """An onnxruntime CPU session of a GEMM model, made like the runtime's (its config
+    entries)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -178,7 +181,7 @@ def session(model: bytes | str, threads: int):  # noqa: ANN201 (onnxruntime's ty
 def gemm_rate(size: int, int8: bool, threads: int, repeats: int) -> tuple[float, float]:
     """Operations per second of onnxruntime's GEMM (``2 x size^3`` per run): the best and the
     median of ``repeats`` runs after a warm-up run."""
-    runner = session(matmul_model(size, int8), threads)
+    runner = gemm_session(matmul_model(size, int8), threads)
     rng = np.random.default_rng(0)
     if int8:
         a = rng.integers(0, 256, (size, size), dtype=np.uint8)
@@ -203,7 +206,8 @@ def write_real_mosaic(aid_dir: Path, path: Path, grid: int = 44) -> list[str]:
     scenes = json.loads(card.read_text())["split"]["test"][: grid * grid]
     if len(scenes) < grid * grid:
         raise SystemExit(f"the card's test split has {len(scenes)} scenes, fewer than {grid}^2")
-    write_mosaic(path, (scene_pixels(aid_dir / s, 150) for s in scenes), len(scenes), 150)
+    cells = (scene_pixels(aid_dir / scene, SCENE_PIXELS) for scene in scenes)
+    write_mosaic(path, cells, len(scenes), SCENE_PIXELS)
     return scenes
 
 
@@ -680,7 +684,7 @@ def main() -> None:
         raster = work / "mosaic.tif"
         started = time.perf_counter()
         scenes = write_real_mosaic(args.data, raster, args.grid)
-        side = args.grid * 150
+        side = args.grid * SCENE_PIXELS
         print(
             f"\n== 4. Where a tile's time goes: {len(scenes):,} AID test scenes as a {side:,} x "
             f"{side:,} px GeoTIFF ({PIXEL_METRES:g} m pixels, DEFLATE, "
