@@ -6,8 +6,8 @@ goes, batch sizes and threads, and the fraction of the CPU's peak the model reac
 2. **Peak**: the CPU's model and vector extensions; the theoretical FMA peak per core
    (FMA units x fp32 lanes per unit x 2 FLOP x the clock /proc/cpuinfo reports; int8 with VNNI:
    4 products per 32-bit lane, so 4x the fp32 rate) and the achievable peak measured with
-   onnxruntime: a fp32 ``MatMul`` and a u8 x s8 ``MatMulInteger`` of ``--gemm`` cubed, on 1 and
-   2 intra-op threads (best of the repeats: the least disturbed run on a shared machine).
+   onnxruntime: a fp32 ``MatMul`` and a u8 x s8 ``MatMulInteger`` of each ``--gemm`` size
+   cubed, on 1 and 2 intra-op threads; the fastest (the least disturbed run on shared cores).
 3. **Where a tile's time goes** on a real raster: a mosaic of the model card's AID test scenes
    (``--grid`` x ``--grid`` scenes of 150 px, 2 m pixels, DEFLATE; ``write_real_mosaic``).
    Alone, each part per tile: GDAL's windowed read of a tile (decode), the value scaling
@@ -41,10 +41,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from unittest import mock
 
 import numpy as np
@@ -65,6 +66,8 @@ from snca_cli.runtime.onnx_model import SESSION_CONFIG, ModelOutputs, OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
 from snca_cli.runtime.tile_stream import embed_raster
 from snca_cli.tasks.classify import classify_raster
+
+Key = TypeVar("Key", bound=Hashable)
 
 #: The runtime's batch size (``snca classify --batch-size``'s default).
 DEFAULT_BATCH = 32
@@ -317,18 +320,23 @@ def native() -> TilingOptions:
     return TilingOptions(resolution="native", overlap=0)
 
 
-def session_per_tile(
-    run: Callable[[np.ndarray], object], batch: np.ndarray, tiles: int, repeats: int
-) -> float:
-    """Median seconds per tile of ``run`` on ``batch`` (in memory) for about ``tiles`` tiles."""
-    batches = max(1, round(tiles / len(batch)))
-
-    def all_batches() -> None:
-        for _ in range(batches):
-            run(batch)
-
-    run(batch)  # warm-up
-    return statistics.median(times_of(all_batches, repeats)) / (batches * len(batch))
+def interleaved_per_tile(
+    runs: dict[Key, tuple[Callable[[np.ndarray], object], np.ndarray]], tiles: int, repeats: int
+) -> dict[Key, float]:
+    """Median seconds per tile of each ``run`` on its ``batch`` (in memory), about ``tiles``
+    tiles a pass; after a warm-up run each, the passes take turns ``repeats`` times, so that
+    the load of other jobs drifts over all of them alike."""
+    for run, batch in runs.values():
+        run(batch)
+    seconds: dict[Key, list[float]] = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, (run, batch) in runs.items():
+            batches = max(1, round(tiles / len(batch)))
+            started = time.perf_counter()
+            for _ in range(batches):
+                run(batch)
+            seconds[key].append((time.perf_counter() - started) / (batches * len(batch)))
+    return {key: statistics.median(values) for key, values in seconds.items()}
 
 
 def unit_batch(model: OnnxModel, size: int) -> np.ndarray:
@@ -364,29 +372,37 @@ def timed_parts(parts: dict[str, list[tuple[object, str]]]) -> Iterator[Counter[
         yield spent
 
 
-def in_place(raster: Path, model: OnnxModel, work: Path, repeats: int) -> dict[str, float]:
+def in_place(
+    raster: Path, models: dict[str, OnnxModel], work: Path, repeats: int
+) -> dict[str, dict[str, float]]:
     """Seconds per tile of ``classify_raster`` (GeoPackage, GeoJSON, class map) and of the
-    timed parts inside it (:data:`IN_PLACE_PARTS`), medians of ``repeats`` runs."""
-    runs: list[dict[str, float]] = []
-    for repeat in range(repeats):
-        with timed_parts(IN_PLACE_PARTS) as spent:
-            started = time.perf_counter()
-            summary = classify_raster(
-                raster,
-                model,
-                work / f"in_place{repeat}.gpkg",
-                native(),
-                class_map=work / f"in_place{repeat}_classes.tif",
-                force=True,
-            )
-            total = time.perf_counter() - started
-        tiles = summary.tiles_classified
-        runs.append({"total": total / tiles, **{k: v / tiles for k, v in spent.items()}})
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    timed parts inside it (:data:`IN_PLACE_PARTS`) by model label, medians of ``repeats``
+    runs, the models taking turns."""
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in models}
+    for _ in range(repeats):
+        for label, model in models.items():
+            with timed_parts(IN_PLACE_PARTS) as spent:
+                started = time.perf_counter()
+                summary = classify_raster(
+                    raster,
+                    model,
+                    work / "in_place.gpkg",
+                    native(),
+                    class_map=work / "in_place_classes.tif",
+                    force=True,
+                )
+                total = time.perf_counter() - started
+            tiles = summary.tiles_classified
+            parts = {part: seconds / tiles for part, seconds in spent.items()}
+            runs[label].append({"total": total / tiles, **parts})
+    return {
+        label: {key: statistics.median(run[key] for run in values) for key in values[0]}
+        for label, values in runs.items()
+    }
 
 
-def cli_run(raster: Path, model: Path, work: Path, options: Sequence[str]) -> float:
-    """Classified tiles per second of one ``snca classify`` with ``options`` in a fresh
+def cli_run(raster: Path, model: Path, work: Path, options: Sequence[str]) -> tuple[int, float]:
+    """Classified tiles and wall seconds of one ``snca classify`` with ``options`` in a fresh
     process (start-up, model loading and every output included)."""
     out = work / "cli"
     out.mkdir(exist_ok=True)
@@ -400,7 +416,7 @@ def cli_run(raster: Path, model: Path, work: Path, options: Sequence[str]) -> fl
     found = CLASSIFIED.findall(log.read_text())
     if not found:
         raise SystemExit(f"no tile count in the output of snca classify:\n{log.read_text()}")
-    return int(found[-1].replace(",", "")) / seconds
+    return int(found[-1].replace(",", "")), seconds
 
 
 # -- the sections ----------------------------------------------------------------------------
@@ -437,39 +453,52 @@ def model_costs(models: dict[str, Path]) -> dict[str, list[LayerCost]]:
     return costs
 
 
-def cpu_peaks(cpu: Cpu, fma_units: int, size: int, repeats: int) -> dict[bool, tuple[float, float]]:
+def cpu_peaks(
+    cpu: Cpu, fma_units: int, sizes: Sequence[int], repeats: int
+) -> dict[bool, tuple[float, float]]:
     """Print the theoretical and measured peaks; return the 2-core (measured, theoretical)
-    operations per second, fp32 (False) and int8 (True). The measured 2-core peak is the
-    2-thread GEMM's best or twice the 1-thread one's, whichever is higher (on shared cores a
-    neighbour's work slows the 2-thread run)."""
+    operations per second, fp32 (False) and int8 (True). Measured: the fastest GEMM over
+    ``sizes`` and the repeats; for 2 cores the 2-thread GEMM's or twice the 1-thread one's,
+    whichever is higher (on shared cores a neighbour's work slows the 2-thread run)."""
     print("\n== 2. The CPU's peak")
     theory = {int8: cpu.peak_flops(fma_units, 1, int8) for int8 in (False, True)}
-    per_cycle = theory[False] / (cpu.mhz * 1e6)
     print(
         f"theoretical, fp32: {fma_units} FMA units x {cpu.fp32_lanes()} lanes x 2 FLOP x "
         f"{cpu.mhz / 1e3:.2f} GHz = {theory[False] / 1e9:.1f} GFLOP/s per core, "
         f"{2 * theory[False] / 1e9:.1f} on 2 cores; int8 (x{cpu.int8_factor()} with VNNI): "
         f"{theory[True] / 1e9:.1f} GOP/s per core, {2 * theory[True] / 1e9:.1f} on 2"
     )
+    settings = [(int8, threads) for int8 in (False, True) for threads in (1, 2)]
+    rates = {
+        (int8, threads, size): gemm_rate(size, int8, threads, repeats)
+        for int8, threads in settings
+        for size in sizes
+    }
+    print_table(
+        f"measured: onnxruntime MatMul fp32 and MatMulInteger u8 x s8, n^3, G(FL)OP/s, best "
+        f"(median) of {repeats}:",
+        ["n", *(f"{'int8' if i else 'fp32'} {t} thr" for i, t in settings)],
+        [
+            [str(size), *(f"{rates[i, t, size][0] / 1e9:.1f} ({rates[i, t, size][1] / 1e9:.1f})"
+                          for i, t in settings)]
+            for size in sizes
+        ],
+    )  # fmt: skip
+    best = {(i, t): max(rates[i, t, size][0] for size in sizes) for i, t in settings}
+    per_cycle = theory[False] / (cpu.mhz * 1e6)
+    print(
+        f"the best 1-thread fp32 GEMM ({best[False, 1] / 1e9:.1f} GFLOP/s) at {per_cycle:.0f} "
+        f"FLOP per cycle means a clock of {best[False, 1] / per_cycle / 1e9:.2f} GHz"
+    )
     peaks = {}
     for int8 in (False, True):
-        best = {}
-        for threads in (1, 2):
-            best[threads], median = gemm_rate(size, int8, threads, repeats)
-            print(
-                f"measured, onnxruntime {'MatMulInteger u8 x s8' if int8 else 'MatMul fp32'} "
-                f"{size}^3, {threads} thread(s): best {best[threads] / 1e9:.1f}, median "
-                f"{median / 1e9:.1f} G{'OP' if int8 else 'FLOP'}/s "
-                f"({100 * best[threads] / (threads * theory[int8]):.0f} % of theoretical)"
-            )
-        peaks[int8] = (max(best[2], 2 * best[1]), 2 * theory[int8])
-        if not int8:
-            print(
-                f"  the 1-thread fp32 GEMM at {per_cycle:.0f} FLOP per cycle would mean a clock of"
-                f" {best[1] / per_cycle / 1e9:.2f} GHz"
-            )
-    for int8, (measured, _) in peaks.items():
-        print(f"peak used, 2 cores, {'int8' if int8 else 'fp32'}: {measured / 1e9:.1f} G(FL)OP/s")
+        measured = max(best[int8, 2], 2 * best[int8, 1])
+        peaks[int8] = (measured, 2 * theory[int8])
+        print(
+            f"peak used, 2 cores, {'int8' if int8 else 'fp32'}: {measured / 1e9:.1f} "
+            f"G{'OP' if int8 else 'FLOP'}/s ({100 * measured / (2 * theory[int8]):.0f} % of the "
+            "theoretical)"
+        )
     return peaks
 
 
@@ -478,7 +507,7 @@ def batch_table(
 ) -> dict[tuple[str, int, int], float]:
     """Print and return session seconds per tile by (model label, threads, batch size)."""
     print("\n== 3. Batch size and threads: session.run per tile (batches in memory)")
-    raw: dict[tuple[str, int, int], float] = {}
+    runs = {}
     for label, path in models.items():
         for threads in (1, 2):
             model = OnnxModel(path, threads=threads)
@@ -486,10 +515,9 @@ def batch_table(
             def run(batch: np.ndarray, runner=model.session) -> object:  # noqa: ANN001
                 return runner.run(None, {INPUT_NAME: batch})
 
-            for batch in batches:
-                raw[label, threads, batch] = session_per_tile(
-                    run, unit_batch(model, batch), tiles, repeats
-                )
+            for size in batches:
+                runs[label, threads, size] = (run, unit_batch(model, size))
+    raw = interleaved_per_tile(runs, tiles, repeats)
     header = ["batch", *(f"{label} {t} thr" for label in models for t in (1, 2))]
     rows = [
         [str(b), *(f"{1 / raw[label, t, b]:.1f}" for label in models for t in (1, 2))]
@@ -519,7 +547,9 @@ def time_split(
     any_model = next(iter(models.values()))
     reads = read_split(raster, any_model, repeats)
     batch = unit_batch(any_model, DEFAULT_BATCH)
-    alone = {label: session_per_tile(m.run, batch, tiles, repeats) for label, m in models.items()}
+    alone = interleaved_per_tile(
+        {label: (m.run, batch) for label, m in models.items()}, tiles, repeats
+    )
     rows = [
         ["decode (GDAL windowed read)", ms(reads.decode)],
         ["scale (ValueScaling.apply)", ms(reads.scale)],
@@ -530,7 +560,7 @@ def time_split(
           for label, seconds in alone.items()),
     ]  # fmt: skip
     print_table("alone, per tile:", ["part", "time"], rows)
-    placed = {label: in_place(raster, m, work, repeats) for label, m in models.items()}
+    placed = in_place(raster, models, work, repeats)
     parts = [*IN_PLACE_PARTS]
     rows = [[part, *(ms(p[part]) for p in placed.values())] for part in parts]
     rows.append([
@@ -556,32 +586,50 @@ def time_split(
 
 
 def cli_table(
-    raster: Path,
+    rasters: tuple[Path, Path],
     models: dict[str, Path],
     raw: dict[tuple[str, int, int], float],
     work: Path,
     repeats: int,
 ) -> dict[tuple[str, str], float]:
-    """Print and return the tiles/s of ``snca classify`` by (model label, options)."""
+    """Print and return the tiles/s of ``snca classify`` by (model label, options), on the
+    mosaic and, for the fixed cost of a run, on ``rasters[1]`` (one tile); the runs take
+    turns ``repeats`` times."""
+    mosaic, one_tile = rasters
     resolution = f"{RESAMPLE_FACTOR * PIXEL_METRES:g}"
-    runs: dict[tuple[str, str], float] = {}
+    settings: dict[tuple[str, str], tuple[Path, Path]] = {}
     for label, path in models.items():
         _, threads, batch = best_setting(raw, label)
-        settings = [f"--threads {t}" for t in (0, 1, 2)]
-        settings.append(f"--threads {threads} --batch-size {batch}")
-        if label == next(iter(models)):
-            settings.append(f"--threads 0 --resolution {resolution}")
-        for options in dict.fromkeys(settings):
-            speeds = [cli_run(raster, path, work, options.split()) for _ in range(repeats)]
-            runs[label, options] = statistics.median(speeds)
-    rows = [[f"{label} {options}", f"{speed:.1f}", ms(1 / speed)]
-            for (label, options), speed in runs.items()]  # fmt: skip
+        settings[label, "one tile"] = (path, one_tile)
+        for options in (
+            *(f"--threads {t}" for t in (0, 1, 2)),
+            f"--threads {threads} --batch-size {batch}",
+            *([f"--threads 0 --resolution {resolution}"] if path == next(iter(models.values()))
+              else []),
+        ):  # fmt: skip
+            settings[label, options] = (path, mosaic)
+    runs: dict[tuple[str, str], list[tuple[int, float]]] = {key: [] for key in settings}
+    for _ in range(repeats):
+        for (label, options), (path, raster) in settings.items():
+            flags = [] if options == "one tile" else options.split()
+            runs[label, options].append(cli_run(raster, path, work, flags))
+    seconds = {key: statistics.median(s for _, s in values) for key, values in runs.items()}
+    tiles = {key: values[0][0] for key, values in runs.items()}
+    rows = []
+    for label, options in settings:
+        fixed = seconds[label, "one tile"]
+        key = label, options
+        per_tile = (seconds[key] - fixed) / tiles[key] if options != "one tile" else 0.0
+        rows.append([
+            f"{label} {options}", f"{tiles[key]:,}", f"{seconds[key]:.2f} s",
+            f"{tiles[key] / seconds[key]:.1f}", ms(per_tile) if per_tile else "",
+        ])  # fmt: skip
     print_table(
-        f"snca classify, fresh process, every output (batch {DEFAULT_BATCH} unless said):",
-        ["run", "tiles/s", "per tile"],
+        f"snca classify, a fresh process, every output (batch {DEFAULT_BATCH} unless said):",
+        ["run", "tiles", "wall", "tiles/s", "per tile past the fixed cost"],
         rows,
     )
-    return runs
+    return {key: tiles[key] / seconds[key] for key in settings}
 
 
 def peak_table(
@@ -657,9 +705,13 @@ def main() -> None:
         "--models", type=Path, nargs="+", default=[fp32, fp32.with_suffix(".int8.onnx")]
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-repeats", type=int, default=5, help="Passes of the batch table.")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32, 64, 128])
     parser.add_argument("--session-tiles", type=int, default=256, help="Tiles per session time.")
-    parser.add_argument("--gemm", type=int, default=2048, help="Side of the peak GEMM.")
+    parser.add_argument(
+        "--gemm", type=int, nargs="+", default=[512, 1024, 2048], help="Sides of the peak GEMMs."
+    )
+    parser.add_argument("--gemm-repeats", type=int, default=10, help="Runs of each GEMM.")
     parser.add_argument("--fma-units", type=int, default=2, help="FMA units per core.")
     parser.add_argument("--profile-runs", type=int, default=5, help="Batches profiled.")
     args = parser.parse_args()
@@ -677,8 +729,8 @@ def main() -> None:
     paths = {path.stem.removeprefix(fp32.stem).lstrip(".") or "fp32": path for path in args.models}
     costs = model_costs(paths)
     flops = {label: 2.0 * sum(c.macs for c in layers) for label, layers in costs.items()}
-    peaks = cpu_peaks(cpu, args.fma_units, args.gemm, max(5, args.repeats))
-    raw = batch_table(paths, args.batches, args.session_tiles, args.repeats)
+    peaks = cpu_peaks(cpu, args.fma_units, args.gemm, args.gemm_repeats)
+    raw = batch_table(paths, args.batches, args.session_tiles, args.batch_repeats)
     with tempfile.TemporaryDirectory(prefix="snca-profile-") as folder:
         work = Path(folder)
         raster = work / "mosaic.tif"
@@ -693,7 +745,9 @@ def main() -> None:
         )
         models = {label: OnnxModel(path) for label, path in paths.items()}
         placed, _ = time_split(raster, models, work, args.session_tiles, args.repeats)
-        cli = cli_table(raster, paths, raw, work, args.repeats)
+        one_tile = work / "one_scene.tif"
+        write_real_mosaic(args.data, one_tile, grid=1)
+        cli = cli_table((raster, one_tile), paths, raw, work, args.repeats)
         speeds = {
             label: {
                 "session, best batch and threads": 1 / raw[best_setting(raw, label)],
