@@ -52,6 +52,7 @@ import numpy as np
 import onnx
 import rasterio
 from classify_memory import peak_rss_mb
+from classify_throughput import Timing, timed
 from classify_vs_revision import CLASSIFIED, cpu_flags
 from model_flops import LayerCost, layer_costs, macs_by_kind, operator_times
 from mosaic_check import PIXEL_METRES, scene_pixels, write_mosaic
@@ -322,21 +323,30 @@ def native() -> TilingOptions:
 
 def interleaved_per_tile(
     runs: dict[Key, tuple[Callable[[np.ndarray], object], np.ndarray]], tiles: int, repeats: int
-) -> dict[Key, float]:
-    """Median seconds per tile of each ``run`` on its ``batch`` (in memory), about ``tiles``
-    tiles a pass; after a warm-up run each, the passes take turns ``repeats`` times, so that
-    the load of other jobs drifts over all of them alike."""
+) -> dict[Key, Timing]:
+    """Median wall and CPU seconds per tile of each ``run`` on its ``batch`` (in memory),
+    about ``tiles`` tiles a pass; after a warm-up run each, the passes take turns ``repeats``
+    times, so that the load of other jobs drifts over all of them alike."""
+    batches = {key: max(1, round(tiles / len(batch))) for key, (_, batch) in runs.items()}
     for run, batch in runs.values():
         run(batch)
-    seconds: dict[Key, list[float]] = {key: [] for key in runs}
+    passes: dict[Key, list[Timing]] = {key: [] for key in runs}
     for _ in range(repeats):
         for key, (run, batch) in runs.items():
-            batches = max(1, round(tiles / len(batch)))
-            started = time.perf_counter()
-            for _ in range(batches):
-                run(batch)
-            seconds[key].append((time.perf_counter() - started) / (batches * len(batch)))
-    return {key: statistics.median(values) for key, values in seconds.items()}
+            with timed(passes[key]):
+                for _ in range(batches[key]):
+                    run(batch)
+    return {
+        key: per_tile(passes[key], batches[key] * len(batch)) for key, (_, batch) in runs.items()
+    }
+
+
+def per_tile(passes: list[Timing], tiles: int) -> Timing:
+    """The median wall and CPU seconds of ``passes`` of ``tiles`` tiles, per tile."""
+    return Timing(
+        statistics.median(t.wall for t in passes) / tiles,
+        statistics.median(t.cpu for t in passes) / tiles,
+    )
 
 
 def unit_batch(model: OnnxModel, size: int) -> np.ndarray:
@@ -375,14 +385,15 @@ def timed_parts(parts: dict[str, list[tuple[object, str]]]) -> Iterator[Counter[
 def in_place(
     raster: Path, models: dict[str, OnnxModel], work: Path, repeats: int
 ) -> dict[str, dict[str, float]]:
-    """Seconds per tile of ``classify_raster`` (GeoPackage, GeoJSON, class map) and of the
-    timed parts inside it (:data:`IN_PLACE_PARTS`) by model label, medians of ``repeats``
-    runs, the models taking turns."""
+    """Seconds per tile of ``classify_raster`` (GeoPackage, GeoJSON, class map): wall
+    (``total``), CPU of the process (``cpu``) and of the timed parts inside it
+    (:data:`IN_PLACE_PARTS`), by model label; medians of ``repeats`` runs, the models taking
+    turns."""
     runs: dict[str, list[dict[str, float]]] = {label: [] for label in models}
     for _ in range(repeats):
         for label, model in models.items():
-            with timed_parts(IN_PLACE_PARTS) as spent:
-                started = time.perf_counter()
+            whole: list[Timing] = []
+            with timed_parts(IN_PLACE_PARTS) as spent, timed(whole):
                 summary = classify_raster(
                     raster,
                     model,
@@ -391,10 +402,11 @@ def in_place(
                     class_map=work / "in_place_classes.tif",
                     force=True,
                 )
-                total = time.perf_counter() - started
             tiles = summary.tiles_classified
             parts = {part: seconds / tiles for part, seconds in spent.items()}
-            runs[label].append({"total": total / tiles, **parts})
+            runs[label].append(
+                {"total": whole[0].wall / tiles, "cpu": whole[0].cpu / tiles, **parts}
+            )
     return {
         label: {key: statistics.median(run[key] for run in values) for key in values[0]}
         for label, values in runs.items()
@@ -517,7 +529,7 @@ def batch_table(
 
             for size in batches:
                 runs[label, threads, size] = (run, unit_batch(model, size))
-    raw = interleaved_per_tile(runs, tiles, repeats)
+    raw = {key: t.wall for key, t in interleaved_per_tile(runs, tiles, repeats).items()}
     header = ["batch", *(f"{label} {t} thr" for label in models for t in (1, 2))]
     rows = [
         [str(b), *(f"{1 / raw[label, t, b]:.1f}" for label in models for t in (1, 2))]
@@ -542,8 +554,9 @@ def best_setting(raw: dict[tuple[str, int, int], float], label: str) -> tuple[st
 
 def time_split(
     raster: Path, models: dict[str, OnnxModel], work: Path, tiles: int, repeats: int
-) -> tuple[dict[str, dict[str, float]], ReadSplit]:
-    """Print the parts alone and in place; return the in-place seconds per tile by model."""
+) -> tuple[dict[str, Timing], dict[str, dict[str, float]]]:
+    """Print the parts alone and in place; return, by model, the session's seconds per tile
+    alone (batch 32, default threads) and the in-place seconds per tile (:func:`in_place`)."""
     any_model = next(iter(models.values()))
     reads = read_split(raster, any_model, repeats)
     batch = unit_batch(any_model, DEFAULT_BATCH)
@@ -556,8 +569,8 @@ def time_split(
         ["RasterTiling.read_into (decode + validity + scale)", ms(reads.read_into)],
         [f"resample (WarpedVRT at {RESAMPLE_FACTOR:g}x the pixel; derived)", ms(reads.resample)],
         ["batch assembly + hand-over (tile stream - read_into)", ms(reads.assembly)],
-        *([f"session {label} (OnnxModel.run, batch {DEFAULT_BATCH})", ms(seconds)]
-          for label, seconds in alone.items()),
+        *([f"session {label} (OnnxModel.run, batch {DEFAULT_BATCH})", ms(timing.wall)]
+          for label, timing in alone.items()),
     ]  # fmt: skip
     print_table("alone, per tile:", ["part", "time"], rows)
     placed = in_place(raster, models, work, repeats)
@@ -576,13 +589,13 @@ def time_split(
     )
     for label, part in placed.items():
         writes = sum(part[w] for w in WRITES)
-        serial = reads.stream + alone[label] + writes
+        serial = reads.stream + alone[label].wall + writes
         print(
             f"{label}: parts alone in series (stream {ms(reads.stream)} + session "
-            f"{ms(alone[label])} + writes {ms(writes)}) {ms(serial)} per tile; end to end "
+            f"{ms(alone[label].wall)} + writes {ms(writes)}) {ms(serial)} per tile; end to end "
             f"{ms(part['total'])}: {part['total'] / serial:.2f}x the sum"
         )
-    return placed, reads
+    return alone, placed
 
 
 def cli_table(
@@ -640,22 +653,25 @@ def cli_table(
 def peak_table(
     flops: dict[str, float],
     peaks: dict[bool, tuple[float, float]],
-    speeds: dict[str, dict[str, float]],
+    runs: dict[str, dict[str, tuple[float, float | None]]],
 ) -> None:
-    """FLOPs per tile x tiles/s of each run against the 2-core peaks."""
+    """FLOPs per tile x tiles/s of each run against the 2-core peaks, and FLOPs per CPU
+    second against one core's measured peak (what the run makes of the CPU time it gets).
+    ``runs``: by model label and run, wall and CPU seconds per tile (None: not measured)."""
     rows = []
-    for label, runs in speeds.items():
+    for label, timings in runs.items():
         measured, theoretical = peaks["int8" in label]
-        for name, speed in runs.items():
-            rate = flops[label] * speed
+        for name, (wall, cpu) in timings.items():
+            rate = flops[label] / wall
+            per_cpu = "" if cpu is None else f"{100 * flops[label] / cpu / (measured / 2):.1f} %"
             rows.append([
-                f"{label}: {name}", f"{speed:.1f}", f"{rate / 1e9:.1f}",
-                f"{100 * rate / measured:.1f} %", f"{100 * rate / theoretical:.1f} %",
+                f"{label}: {name}", f"{1 / wall:.1f}", f"{rate / 1e9:.1f}",
+                f"{100 * rate / measured:.1f} %", f"{100 * rate / theoretical:.1f} %", per_cpu,
             ])  # fmt: skip
-    print("\n== 5. Fraction of the CPU's peak (2 cores; int8: operations against the int8 peak)")
+    print("\n== 5. Fraction of the CPU's peak (int8: operations against the int8 peak)")
     print_table(
-        "FLOPs per tile x tiles/s:",
-        ["run", "tiles/s", "G(FL)OP/s", "of measured peak", "of theoretical"],
+        "FLOPs per tile x tiles/s against 2 cores; per CPU second against 1 core:",
+        ["run", "tiles/s", "G(FL)OP/s", "of measured", "of theoretical", "per CPU second"],
         rows,
     )
 
@@ -749,20 +765,23 @@ def main() -> None:
             f" s); medians of {args.repeats}"
         )
         models = {label: OnnxModel(path) for label, path in paths.items()}
-        placed, _ = time_split(raster, models, work, args.session_tiles, args.repeats)
+        alone, placed = time_split(raster, models, work, args.session_tiles, args.repeats)
         one_tile = work / "one_scene.tif"
         write_real_mosaic(args.data, one_tile, grid=1)
         cli = cli_table((raster, one_tile), paths, raw, work, args.repeats)
-        speeds = {
+        timings = {
             label: {
-                "session, best batch and threads": 1 / raw[best_setting(raw, label)],
-                f"session, batch {DEFAULT_BATCH}, 2 threads": 1 / raw[label, 2, DEFAULT_BATCH],
-                "classify_raster in this process": 1 / placed[label]["total"],
-                "snca classify, default settings": cli[label, "--threads 0"],
+                "session, best of the batch table": (raw[best_setting(raw, label)], None),
+                f"session alone, batch {DEFAULT_BATCH}, default threads": (
+                    alone[label].wall,
+                    alone[label].cpu,
+                ),
+                "classify_raster in this process": (placed[label]["total"], placed[label]["cpu"]),
+                "snca classify, default settings": (1 / cli[label, "--threads 0"], None),
             }
             for label in paths
         }
-        peak_table(flops, peaks, speeds)
+        peak_table(flops, peaks, timings)
         operator_tables(paths, costs, raw, args.profile_runs, work)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
