@@ -56,6 +56,26 @@ WORKERS = typer.Option(
 CLUSTER = typer.Option(
     None,
     "--cluster",
-    help="Run on the Dask scheduler at tcp://HOST:PORT (or tls://, ws://, wss://; outputs must be "
-    "on a path the workers share).",
+    help="Run on the Dask scheduler at tcp://HOST:PORT (or tls://, ws://, wss://). The model "
+    "is sent to the workers; the work units go beside the output (or --work-dir), which must "
+    "be a folder or a storage URL (s3://...) that the workers and this machine reach.",
+)
+WORK_DIR = typer.Option(
+    None,
+    "--work-dir",
+    help="With --workers/--cluster: where the work units go (a folder or a storage URL such as "
+    "s3://bucket/run; a rerun reuses the finished ones) [default: .<output>.units beside the "
+    "output].",
+)
+UNIT_TILES = typer.Option(
+    "20k",
+    "--unit-tiles",
+    help="With --workers/--cluster: tiles per work unit (larger rasters are cut into bands of "
+    "whole tile rows), e.g. 5k: smaller units spread better and lose less to a lost worker.",
+)
+CONNECT_TIMEOUT = typer.Option(
+    20.0,
+    "--connect-timeout",
+    help="With --cluster: seconds to wait for the scheduler to answer.",
+    min=0.1,
 )

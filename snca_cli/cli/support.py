@@ -31,7 +31,9 @@ from snca_cli.entry import EXIT_INTERRUPTED, interrupted
 from snca_cli.errors import TRAIN_EXTRA_HINT, SncaError, debugging, first_line
 from snca_cli.hooks import PlainProgress, ProgressFactory, ProgressHook
 from snca_cli.runtime.atomic import recovery_warnings
+from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.storage import restored_url
 
 console = Console()
 error_console = Console(stderr=True)
@@ -243,3 +245,40 @@ def warn(line: str) -> None:
     """A task's warning line on stderr, as ``warning: LINE`` (the same line the dock and
     Processing show); names from data in it are shown as they are, never read as markup."""
     error_console.print(f"warning: {line}", highlight=False, soft_wrap=True, markup=False)
+
+
+def cluster_run(
+    workers: int,
+    address: str | None,
+    threads: int,
+    connect_timeout: float,
+    unit_tiles: str,
+    work_dir: str | None,
+) -> tuple[ClusterSpec, dict[str, Any]]:
+    """The cluster of ``--workers``/``--cluster`` (``--threads`` onnxruntime threads per worker,
+    1 by default: one single-threaded session per core is the fastest layout) and the
+    :class:`snca_cli.tasks.units.RunOptions` fields of ``--unit-tiles`` and ``--work-dir``."""
+    spec = ClusterSpec(
+        workers=workers,
+        address=address,
+        threads_per_worker=threads or 1,
+        connect_timeout_s=connect_timeout,
+    )
+    tiles = parse_count(unit_tiles, "--unit-tiles")
+    if tiles < 1:
+        raise SncaError(f"--unit-tiles must be at least 1 tile; got {unit_tiles!r}")
+    return spec, {"unit_tiles": tiles, "work_dir": restored_url(work_dir) if work_dir else None}
+
+
+def parse_count(text: str, option: str) -> int:
+    """A tile count as typed: ``5000000``, ``5M``, ``250k`` (0 allowed)."""
+    value = text.strip().lower().replace("_", "").replace(",", "")
+    factor = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(value[-1:], 1)
+    number = value[:-1] if factor > 1 else value
+    try:
+        count = float(number) * factor
+    except ValueError:
+        raise SncaError(f"{option} takes a tile count such as 5M or 250k; got {text!r}") from None
+    if not (count >= 0 and count == int(count)):
+        raise SncaError(f"{option} must be a whole number of tiles, 0 or more; got {text!r}")
+    return int(count)

@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from snca_cli.errors import SncaError, debugging
 from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.runtime.paths import real_path
 
 #: Install command printed when dask is missing.
 INSTALL_HINT = 'pip install "snca[cluster]"'
@@ -127,9 +129,15 @@ def _address_problem(address: str) -> str | None:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How a worker opens the model: what travels to the workers instead of a session."""
+    """How a worker opens the model: what travels to the workers instead of a session.
 
-    path: str
+    The model goes to the workers by content, not by the client's path (a worker need not see
+    the client's files): :func:`model_files` are sent once to each worker, which writes them
+    into a folder named after their identity (:func:`worker_model`) and opens them there.
+    """
+
+    name: str  # the file the client named (the fp32 file, or an int8 file named alone)
+    identity: str  # OnnxModel.identity: the fp32 file's sha256 and the precision
     provider: str = "auto"
     threads: int = 0
     #: the precision the client chose (workers run the same copy whatever their CPU)
@@ -137,21 +145,66 @@ class ModelSpec:
 
     @classmethod
     def of(cls, model: OnnxModel, threads: int) -> ModelSpec:
-        return cls(str(real_path(model.path)), model.requested_provider, threads, model.precision)
+        return cls(
+            model.named_path.name,
+            model.identity,
+            model.requested_provider,
+            threads,
+            model.precision,
+        )
+
+
+def model_files(model: OnnxModel) -> dict[str, bytes]:
+    """The files a worker needs to run ``model`` as the client does, by name: the file named,
+    the copy that runs and the fp32 file that re-checks (the same file counted once)."""
+    paths = {model.named_path, model.choice.run_path, model.choice.check_path}
+    return {path.name: path.read_bytes() for path in paths if path is not None}
+
+
+def model_cache() -> Path:
+    """Where workers keep the model files sent to them: ``SNCA_MODEL_CACHE``, or
+    ``snca-models`` in the temporary folder."""
+    return Path(os.environ.get("SNCA_MODEL_CACHE") or Path(tempfile.gettempdir()) / "snca-models")
+
+
+def _stored_model(spec: ModelSpec, files: dict[str, bytes]) -> Path:
+    """The model's files written into a folder of their own (named after the model's
+    identity; each file staged, then renamed, so a killed worker leaves no half file)."""
+    folder = model_cache() / hashlib.sha256(spec.identity.encode()).hexdigest()[:24]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        target = folder / name
+        if target.is_file() and target.stat().st_size == len(data):
+            continue
+        staged = folder / f".{name}.{os.getpid()}.partial"
+        staged.write_bytes(data)
+        os.replace(staged, target)
+    return folder / spec.name
 
 
 _MODELS: dict[ModelSpec, OnnxModel] = {}
 _LOADS: dict[str, int] = {}
 
 
-def worker_model(spec: ModelSpec) -> OnnxModel:
-    """The onnxruntime session of ``spec`` in this process, made by the first task that asks."""
+def worker_model(spec: ModelSpec, files: dict[str, bytes] | None = None) -> OnnxModel:
+    """The onnxruntime session of ``spec`` in this process, made by the first task that asks
+    from ``files`` (:func:`model_files`, sent by the client); the files are checked to be the
+    client's model (its identity)."""
     model = _MODELS.get(spec)
     if model is None:
-        model = _MODELS[spec] = OnnxModel(
-            spec.path, provider=spec.provider, threads=spec.threads, precision=spec.precision
+        if files is None:
+            raise SncaError(f"model {spec.name} was not sent to this worker")
+        path = _stored_model(spec, files)
+        model = OnnxModel(
+            path, provider=spec.provider, threads=spec.threads, precision=spec.precision
         )
-        _LOADS[spec.path] = _LOADS.get(spec.path, 0) + 1
+        if model.identity != spec.identity:
+            raise SncaError(
+                f"model {spec.name} arrived damaged on this worker (sha256 and precision "
+                f"{model.identity}, sent {spec.identity})"
+            )
+        _MODELS[spec] = model
+        _LOADS[spec.name] = _LOADS.get(spec.name, 0) + 1
     return model
 
 
@@ -171,6 +224,16 @@ def portable_errors(func: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def worker_address() -> str:
+    """The address of the Dask worker running the calling task ("this process" elsewhere)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "this process"
 
 
 def model_loads() -> dict[str, int]:

@@ -28,39 +28,39 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from snca_cli.contract.scaling import ValueScaling
 from snca_cli.contract.tiling import TilingOptions
-from snca_cli.errors import Cancelled, SncaError
+from snca_cli.errors import Cancelled, SncaError, debugging, first_line
 from snca_cli.hooks import CancelHook, ProgressHook
 from snca_cli.runtime.ann import normalize
-from snca_cli.runtime.atomic import (
-    OwnOutput,
-    atomic_output,
-    make_folder,
-    recover_outputs,
-    unlisted_entry,
-)
+from snca_cli.runtime.atomic import OwnOutput, unlisted_entry
 from snca_cli.runtime.cluster import (
     ClusterSpec,
     ModelSpec,
+    model_files,
     open_cluster,
     portable_errors,
+    worker_address,
     worker_model,
 )
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
+from snca_cli.runtime.storage import StoredFolder
 from snca_cli.runtime.tile_stream import TileBatch, embed_raster
-from snca_cli.tasks.index.store import TILE_DTYPE, file_digest, manifest_checksum
+from snca_cli.tasks.index.store import TILE_DTYPE, manifest_checksum
+
+if TYPE_CHECKING:
+    import distributed
 
 #: Tiles per work unit on a cluster: rasters with more tiles are cut into bands of whole rows.
 UNIT_TILES = 20_000
@@ -84,6 +84,8 @@ class RunOptions:
         warn: called with each warning line as soon as it is known (a job's report lists
             them too).
         unit_tiles: tiles per work unit on a cluster (larger rasters are cut into row bands).
+        work_dir: the work folder of a cluster run (a local path or a storage URL that every
+            worker and this process reach); None: beside the output.
     """
 
     progress: ProgressHook | None = None
@@ -93,6 +95,7 @@ class RunOptions:
     say: Callable[[str], None] | None = None
     warn: Callable[[str], None] | None = None
     unit_tiles: int = UNIT_TILES
+    work_dir: str | None = None
 
     @property
     def distributed(self) -> bool:
@@ -134,8 +137,10 @@ class WorkUnit:
         )
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
-    def folder(self, work_dir: Path, model_identity: str, options: TilingOptions) -> Path:
-        return Path(work_dir) / f"unit-{self.number:06d}-{self.key(model_identity, options)}"
+    def folder(
+        self, work_dir: StoredFolder, model_identity: str, options: TilingOptions
+    ) -> StoredFolder:
+        return work_dir.child(f"unit-{self.number:06d}-{self.key(model_identity, options)}")
 
 
 @dataclass
@@ -305,57 +310,61 @@ def _unit_mismatch(folder: Path) -> str | None:
 UNIT_OUTPUT = OwnOutput("a work unit", _unit_mismatch)
 
 
-def save_unit(folder: Path, result: UnitResult) -> None:
-    """Write a unit's result into ``folder`` atomically, with checksums."""
+def _array_bytes(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, values, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def save_unit(folder: StoredFolder, result: UnitResult) -> None:
+    """Write a unit's result into ``folder`` (local or on object storage) with checksums:
+    :data:`UNIT_MANIFEST` last (:meth:`StoredFolder.write_files`)."""
     arrays = {
         "tiles.npy": result.tiles,
         "embeddings.npy": result.embeddings,
         "probabilities.npy": result.probabilities,
         "valid_fraction.npy": result.valid_fraction,
     }
-    with atomic_output(folder, force=True, directory=True, own=UNIT_OUTPUT) as tmp:
-        files = {}
-        for name, values in arrays.items():
-            np.save(tmp / name, values, allow_pickle=False)
-            with open(tmp / name, "rb") as handle:
-                files[name] = {
-                    "bytes": os.fstat(handle.fileno()).st_size,
-                    "sha256": file_digest(handle),
-                }
-        payload = {
-            "unit": asdict(result.unit),
-            "crs_wkt": result.crs_wkt,
-            "transform": result.transform,
-            "width": result.width,
-            "height": result.height,
-            "resampled": result.resampled,
-            "scaling": result.scaling,
-            "skipped": result.skipped,
-            "seconds": result.seconds,
-            "files": files,
-        }
-        payload["checksum"] = manifest_checksum(payload)
-        (tmp / UNIT_MANIFEST).write_text(json.dumps(payload))
+    data = {name: _array_bytes(values) for name, values in arrays.items()}
+    payload = {
+        "unit": asdict(result.unit),
+        "crs_wkt": result.crs_wkt,
+        "transform": result.transform,
+        "width": result.width,
+        "height": result.height,
+        "resampled": result.resampled,
+        "scaling": result.scaling,
+        "skipped": result.skipped,
+        "seconds": result.seconds,
+        "files": {
+            name: {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+            for name, raw in data.items()
+        },
+    }
+    payload["checksum"] = manifest_checksum(payload)
+    data[UNIT_MANIFEST] = json.dumps(payload).encode()
+    folder.write_files(data, last=UNIT_MANIFEST, own=UNIT_OUTPUT)
 
 
-def read_unit(folder: Path, unit: WorkUnit) -> UnitResult | None:
+def read_unit(folder: StoredFolder, unit: WorkUnit) -> UnitResult | None:
     """The result in ``folder`` when it is complete, of ``unit`` and matches its checksums;
     None otherwise (missing or damaged: the unit is computed again)."""
     try:
-        payload = json.loads((folder / UNIT_MANIFEST).read_text())
+        payload = json.loads(folder.read_bytes(UNIT_MANIFEST))
         if payload.pop("checksum", None) != manifest_checksum(payload):
             return None
         if WorkUnit(**payload["unit"]) != unit:
             return None
         arrays = {}
         for name in UNIT_FILES:
-            with open(folder / name, "rb") as handle:
-                expected = payload["files"][name]
-                if os.fstat(handle.fileno()).st_size != expected["bytes"]:
-                    return None
-                if file_digest(handle) != expected["sha256"]:
-                    return None
-                arrays[name] = np.load(handle, allow_pickle=False)
+            raw = folder.read_bytes(name)
+            expected = payload["files"][name]
+            if (
+                len(raw) != expected["bytes"]
+                or hashlib.sha256(raw).hexdigest() != expected["sha256"]
+            ):
+                return None
+            arrays[name] = np.load(io.BytesIO(raw), allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if arrays["tiles.npy"].dtype != TILE_DTYPE:
@@ -381,25 +390,41 @@ def read_unit(folder: Path, unit: WorkUnit) -> UnitResult | None:
 def run_unit_on_worker(
     unit: WorkUnit,
     model_spec: ModelSpec,
-    model_identity: str,
+    model_data: dict[str, bytes],
     options: TilingOptions,
     batch_size: int,
     work_dir: str,
 ) -> tuple[str, bool]:
-    """On a worker: embed one unit into its folder; return the folder and whether a finished
-    result was reused."""
-    folder = unit.folder(Path(work_dir), model_identity, options)
-    if read_unit(folder, unit) is not None:
-        return str(folder), True
-    save_unit(folder, embed_unit(unit, worker_model(model_spec), options, batch_size))
+    """On a worker: embed one unit into its folder of ``work_dir`` (local or a storage URL);
+    return the folder and whether a finished result was reused. ``model_data``: the model's
+    files (:func:`snca_cli.runtime.cluster.model_files`), sent once to each worker. An error
+    names the unit and the worker."""
+    folder = unit.folder(StoredFolder.of(work_dir), model_spec.identity, options)
+    try:
+        if read_unit(folder, unit) is not None:
+            return str(folder), True
+        model = worker_model(model_spec, model_data)
+        save_unit(folder, embed_unit(unit, model, options, batch_size))
+    except SncaError as exc:
+        raise SncaError(f"{exc} (unit {unit.number}, on worker {worker_address()})") from None
+    except Exception as exc:
+        if debugging():
+            raise
+        raise SncaError(
+            f"unit {unit.number} ({Path(unit.raster).name}) failed on worker "
+            f"{worker_address()}: unexpected {type(exc).__name__}: {first_line(exc)}"
+        ) from None
     return str(folder), False
 
 
-def work_folder(output: Path) -> Path:
-    """The work folder of a cluster run writing ``output``: ``.<name>.units`` beside it (a
-    shared path when the output is on one, so that remote workers reach it)."""
-    output = Path(output).absolute()
-    return output.with_name(f".{output.name}.units")
+def work_folder(output: Path | str, work_dir: str | None = None) -> StoredFolder:
+    """The work folder of a cluster run writing ``output``: ``work_dir`` when given (a local
+    path or a storage URL every worker can write), else ``.<name>.units`` beside the output
+    (on object storage when the output is)."""
+    if work_dir:
+        return StoredFolder.of(work_dir)
+    folder = StoredFolder.of(output)
+    return folder.sibling(f".{folder.name}.units")
 
 
 def run_units(
@@ -408,7 +433,7 @@ def run_units(
     options: TilingOptions,
     batch_size: int,
     run: RunOptions,
-    output: Path,
+    output: Path | str,
     keep_embeddings: bool = True,
     stats: UnitRun | None = None,
 ) -> Iterator[UnitResult]:
@@ -418,14 +443,16 @@ def run_units(
     ``run.progress(done, total)`` counts the tiles of the whole run; ``run.cancelled`` is
     polled. In this process a raster is yielded as soon as its units are done, so only one
     raster's results are held at a time. On a cluster the units go through the work folder of
-    ``output`` (:func:`work_folder`): a unit whose worker dies is run again by Dask on another
-    worker, a cancelled or failed run keeps its finished units for the rerun, and
-    ``keep_embeddings`` is ignored (the unit files always hold them). ``stats`` gets the counts.
+    ``output`` (:func:`work_folder`; ``run.work_dir`` when given): a unit whose worker dies is
+    run again by Dask on another worker, a cancelled or failed run keeps its finished units for
+    the rerun, and ``keep_embeddings`` is ignored (the unit files always hold them). ``stats``
+    gets the counts.
     """
     stats = stats if stats is not None else UnitRun()
     stats.units = len(plan.units)
     if run.distributed:
-        results = _run_on_cluster(plan, model, options, batch_size, run, work_folder(output), stats)
+        work = work_folder(output, run.work_dir)
+        results = _run_on_cluster(plan, model, options, batch_size, run, work, stats)
         yield from merge_rasters(results)
         return
     total, before = plan.tiles, 0
@@ -454,17 +481,15 @@ def run_units(
 
 
 @contextlib.contextmanager
-def _work_folder_of_run(work_dir: Path) -> Iterator[None]:
+def _work_folder_of_run(work_dir: StoredFolder) -> Iterator[None]:
     """Make the work folder of a cluster run (recovering what workers killed mid-write left
     in it); remove it again when the run fails before any unit was kept there (a scheduler
     out of reach leaves no empty folder behind)."""
-    make_folder(work_dir)
-    recover_outputs(work_dir)
+    work_dir.make()
     try:
         yield
     except BaseException:
-        with contextlib.suppress(OSError):
-            work_dir.rmdir()  # only when empty: kept units let a rerun resume
+        work_dir.remove_if_empty()  # kept units let a rerun resume
         raise
 
 
@@ -474,63 +499,107 @@ def _run_on_cluster(
     options: TilingOptions,
     batch_size: int,
     run: RunOptions,
-    work_dir: Path,
+    work_dir: StoredFolder,
     stats: UnitRun,
 ) -> list[UnitResult]:
     """Every unit on Dask; their results read back in unit order."""
-    import distributed
-
     assert run.cluster is not None
     spec = ModelSpec.of(model, run.cluster.threads_per_worker)
-    total = plan.tiles
     folders: dict[int, tuple[str, bool]] = {}
     with _work_folder_of_run(work_dir), open_cluster(run.cluster) as client:
         stats.dashboard = getattr(client, "dashboard_link", None)
         if run.say is not None and stats.dashboard:
             run.say(f"Dask dashboard: {stats.dashboard}")
-        futures = {
-            client.submit(
-                run_unit_on_worker,
-                unit,
-                spec,
-                model.identity,
-                options,
-                batch_size,
-                str(work_dir),
-                key=f"snca-unit-{unit.number}-{unit.key(model.identity, options)}",
-            ): unit
-            for unit in plan.units
-        }
-        remaining = set(futures)
-        done = 0
         try:
-            while remaining:
-                if run.cancelled is not None and run.cancelled():
-                    raise Cancelled()
-                try:
-                    finished, _ = distributed.wait(
-                        list(remaining), timeout=POLL_S, return_when="FIRST_COMPLETED"
-                    )
-                except TimeoutError:
-                    continue
-                for future in sorted(finished, key=lambda f: futures[f].number):
-                    remaining.discard(future)
-                    unit = futures[future]
-                    folders[unit.number] = future.result()
-                    done += unit.tiles
-                    if run.progress is not None:
-                        run.progress(done, total)
-        except BaseException:
-            client.cancel(list(futures))
+            _wait_for_units(client, plan, spec, model, options, batch_size, run, work_dir, folders)
+        except (SncaError, Cancelled, KeyboardInterrupt):
+            _cancel(client)
             raise
+        except Exception as exc:
+            _cancel(client)
+            raise _cluster_lost(run.cluster, exc, len(folders), plan, work_dir) from None
     stats.reused = sum(reused for _, reused in folders.values())
     results = []
     for unit in plan.units:
-        result = read_unit(Path(folders[unit.number][0]), unit)
+        result = read_unit(StoredFolder.of(folders[unit.number][0]), unit)
         if result is None:
-            raise SncaError(f"the result of unit {unit.number} ({unit.raster}) is damaged; rerun")
+            raise SncaError(
+                f"the result of unit {unit.number} ({unit.raster}) cannot be read back from "
+                f"{work_dir} (damaged, or not on storage this machine reaches: give the workers "
+                "and this machine one work folder, --work-dir); rerun"
+            )
         results.append(result)
     return results
+
+
+def _wait_for_units(
+    client: distributed.Client,
+    plan: UnitPlan,
+    spec: ModelSpec,
+    model: OnnxModel,
+    options: TilingOptions,
+    batch_size: int,
+    run: RunOptions,
+    work_dir: StoredFolder,
+    folders: dict[int, tuple[str, bool]],
+) -> None:
+    """Submit every unit (the model's files sent once to each worker) and wait for them,
+    filling ``folders`` (unit number -> folder, reused) and reporting progress."""
+    import distributed
+
+    [data] = client.scatter([model_files(model)], broadcast=True)
+    futures = {
+        client.submit(
+            run_unit_on_worker,
+            unit,
+            spec,
+            data,
+            options,
+            batch_size,
+            str(work_dir),
+            key=f"snca-unit-{unit.number}-{unit.key(model.identity, options)}",
+        ): unit
+        for unit in plan.units
+    }
+    remaining = set(futures)
+    done = 0
+    while remaining:
+        if run.cancelled is not None and run.cancelled():
+            raise Cancelled()
+        try:
+            finished, _ = distributed.wait(
+                list(remaining), timeout=POLL_S, return_when="FIRST_COMPLETED"
+            )
+        except TimeoutError:
+            continue
+        for future in sorted(finished, key=lambda f: futures[f].number):
+            remaining.discard(future)
+            unit = futures[future]
+            folders[unit.number] = future.result()
+            done += unit.tiles
+            if run.progress is not None:
+                run.progress(done, plan.tiles)
+
+
+def _cancel(client: distributed.Client) -> None:
+    """Cancel what is left of the run on the cluster, if the cluster is still there."""
+    with contextlib.suppress(Exception):
+        if client.status == "running":
+            client.cancel(list(client.futures.values()), force=True)
+
+
+def _cluster_lost(
+    cluster: ClusterSpec, exc: Exception, kept: int, plan: UnitPlan, work_dir: StoredFolder
+) -> SncaError:
+    """The one line for a cluster gone mid-run (its scheduler killed or out of reach): what
+    was kept and how to go on (Dask's own words only with ``SNCA_DEBUG``)."""
+    where = f"the Dask scheduler at {cluster.address}" if cluster.address else "the Dask cluster"
+    cause = f" ({type(exc).__name__}: {first_line(exc)})" if debugging() else ""
+    return SncaError(
+        f"lost {where} mid-run{cause}; {kept} of {len(plan.units)} work units finished and "
+        f"kept in {work_dir}: start the cluster again and run the same command to go on from "
+        "them"
+    )
 
 
 def merge_rasters(results: list[UnitResult]) -> list[UnitResult]:
@@ -563,7 +632,7 @@ def merge_rasters(results: list[UnitResult]) -> list[UnitResult]:
     return merged
 
 
-def remove_work_folder(run: RunOptions, output: Path) -> None:
+def remove_work_folder(run: RunOptions, output: Path | str) -> None:
     """Delete the work folder of a cluster run writing ``output`` once it is published."""
     if run.distributed:
-        shutil.rmtree(work_folder(output), ignore_errors=True)
+        work_folder(output, run.work_dir).remove()

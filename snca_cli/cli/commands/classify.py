@@ -8,6 +8,7 @@ import typer
 
 from snca_cli.cli import options
 from snca_cli.cli.support import (
+    cluster_run,
     console,
     exit_on_error,
     model_line,
@@ -18,9 +19,9 @@ from snca_cli.cli.support import (
 )
 from snca_cli.cli.tables import summary_table
 from snca_cli.contract.tiling import tiling_options
-from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.storage import StorageMirror
 from snca_cli.tasks.classify import (
     LIST_SUFFIX,
     ClassifyConfig,
@@ -30,7 +31,7 @@ from snca_cli.tasks.classify import (
 )
 from snca_cli.tasks.classify import classify as classify_job
 from snca_cli.tasks.output_names import class_map_sidecars
-from snca_cli.tasks.units import RunOptions
+from snca_cli.tasks.units import RunOptions, work_folder
 
 HELP = """Classify every tile of one or more rasters with an snca ONNX model.
 
@@ -85,43 +86,60 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
         workers: int = options.WORKERS,
         cluster: str | None = options.CLUSTER,
+        connect_timeout: float = options.CONNECT_TIMEOUT,
+        unit_tiles: str = options.UNIT_TILES,
+        work_dir: str | None = options.WORK_DIR,
     ) -> None:
         tiling = tiling_options(overlap, resolution, bands, min_valid, stretch, edge)
+        spec, settings = cluster_run(
+            workers, cluster, threads, connect_timeout, unit_tiles, work_dir
+        )
         expanded = expand_rasters(rasters)
         folder_input = any(r.is_dir() or r.suffix.lower() == LIST_SUFFIX for r in rasters)
-        targets = plan_targets(expanded, output, geojson, class_map, folder=folder_input or None)
-        config = ClassifyConfig(targets, tiling, top_k, unknown_threshold, force, batch_size)
-        # refuse clashing or existing outputs before the model is loaded
-        check_targets(targets, force)
-        spec = ClusterSpec(workers=workers, address=cluster)
-        model = OnnxModel(
-            resolve_model(model_path), provider=provider, threads=threads, precision=precision
-        )
-        model_line(model)
-        where = (
-            f"{len(targets)} raster(s) on the cluster"
-            if spec.distributed
-            else (targets[0].raster.name if len(targets) == 1 else f"{len(targets)} rasters")
-        )
-        with tile_progress(where) as progress:
-            run = RunOptions(progress=progress, cluster=spec, say=say, warn=warn)
-            report = classify_job(config, model, run)
-        for summary in report.summaries:
-            say(f"{summary.raster.name}: scaled by {summary.scaling_line}")
-            console.print(summary_table(summary))
-            written = [summary.output, summary.geojson] + (
-                [summary.class_map, *class_map_sidecars(summary.class_map)]
-                if summary.class_map
-                else []
+        with StorageMirror() as mirror:
+            targets = plan_targets(
+                expanded,
+                mirror.local(output),
+                None if geojson is None else mirror.local(geojson),
+                None if class_map is None else mirror.local(class_map),
+                folder=folder_input or None,
             )
-            units = f", {summary.units} work units" if summary.units > 1 else ""
-            console.print(
-                f"{summary.tiles_total:,} tiles: {summary.tiles_classified:,} classified, "
-                f"{summary.tiles_skipped:,} skipped (< {config.tiling.min_valid:.0%} valid) in "
-                f"{summary.elapsed_s:.1f} s ({summary.tiles_per_second:,.1f} tiles/s, "
-                f"{summary.provider}{units}); wrote {', '.join(str(p) for p in written)}",
-                highlight=False,
+            config = ClassifyConfig(targets, tiling, top_k, unknown_threshold, force, batch_size)
+            # refuse clashing or existing outputs before the model is loaded
+            check_targets(targets, force)
+            mirror.check([path for target in targets for path in target.paths()], force)
+            if mirror.url(targets[0].output) is not None and settings["work_dir"] is None:
+                settings["work_dir"] = str(work_folder(mirror.shown(targets[0].output)))
+            model = OnnxModel(
+                resolve_model(model_path), provider=provider, threads=threads, precision=precision
             )
+            model_line(model)
+            where = (
+                f"{len(targets)} raster(s) on the cluster"
+                if spec.distributed
+                else (targets[0].raster.name if len(targets) == 1 else f"{len(targets)} rasters")
+            )
+            with tile_progress(where) as progress:
+                run = RunOptions(progress=progress, cluster=spec, say=say, warn=warn, **settings)
+                report = classify_job(config, model, run)
+            mirror.publish()
+            for summary in report.summaries:
+                say(f"{summary.raster.name}: scaled by {summary.scaling_line}")
+                console.print(summary_table(summary))
+                written = [summary.output, summary.geojson] + (
+                    [summary.class_map, *class_map_sidecars(summary.class_map)]
+                    if summary.class_map
+                    else []
+                )
+                units = f", {summary.units} work units" if summary.units > 1 else ""
+                console.print(
+                    f"{summary.tiles_total:,} tiles: {summary.tiles_classified:,} classified, "
+                    f"{summary.tiles_skipped:,} skipped (< {config.tiling.min_valid:.0%} valid) "
+                    f"in {summary.elapsed_s:.1f} s ({summary.tiles_per_second:,.1f} tiles/s, "
+                    f"{summary.provider}{units}); wrote "
+                    + ", ".join(mirror.shown(p) for p in written),
+                    highlight=False,
+                )
         recheck_line(model)
         if report.units and spec.distributed:
             console.print(

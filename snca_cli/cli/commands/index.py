@@ -6,13 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from snca_cli.cli import options
 from snca_cli.cli.support import (
+    cluster_run,
     console,
     error_console,
     exit_on_error,
     model_line,
+    parse_count,
     recheck_line,
     say,
     tile_progress,
@@ -20,20 +23,19 @@ from snca_cli.cli.support import (
 )
 from snca_cli.contract.tiling import tiling_options
 from snca_cli.runtime.ann import IndexParams, hnswlib_available
-from snca_cli.runtime.cluster import ClusterSpec
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.storage import StorageMirror, StoredFolder, restored_url
 from snca_cli.tasks.classify import expand_rasters
 from snca_cli.tasks.index.build import (
     IndexSummary,
     add_to_index,
     build_index,
     merge_indexes,
-    parse_count,
 )
 from snca_cli.tasks.index.geoparquet import export_geoparquet
-from snca_cli.tasks.index.store import recorded_precision
-from snca_cli.tasks.units import RunOptions
+from snca_cli.tasks.index.store import MANIFEST_NAME, recorded_precision
+from snca_cli.tasks.units import RunOptions, work_folder
 
 HELP = """Build or extend an index of tile embeddings for `snca search`."""
 
@@ -71,12 +73,13 @@ names the model and its SHA-256. Opens in geopandas, DuckDB, QGIS (GDAL 3.8+).
 index_app = typer.Typer(name="index", help=HELP, no_args_is_help=True)
 
 
-def _report(summary: IndexSummary, verb: str) -> None:
+def _report(summary: IndexSummary, verb: str, shown: str | None = None) -> None:
+    """The summary line; ``shown``: how to name the index (its URL when on storage)."""
     search = "hnswlib" if summary.ann == "hnswlib" else "exact search (hnswlib not installed)"
     console.print(
         f"{verb} {summary.added:,} tiles of {summary.rasters} raster(s) "
         f"({summary.skipped:,} skipped for too few valid pixels) in {summary.seconds:.1f} s; "
-        f"index [bold]{summary.index_dir}[/] holds {summary.count:,} tiles, "
+        f"index [bold]{escape(shown or str(summary.index_dir))}[/] holds {summary.count:,} tiles, "
         f"{summary.embedding_dim}-d, {search}"
         + (f" in {summary.shards} shards" if summary.shards > 1 else "")
         + (
@@ -118,23 +121,39 @@ def build(
     ),
     workers: int = options.WORKERS,
     cluster: str | None = options.CLUSTER,
+    connect_timeout: float = options.CONNECT_TIMEOUT,
+    unit_tiles: str = options.UNIT_TILES,
+    work_dir: str | None = options.WORK_DIR,
 ) -> None:
     tiling = tiling_options(overlap, resolution, bands, min_valid, stretch, edge)
     params = IndexParams(M=m, ef_construction=ef_construction, ef=ef)
-    spec = ClusterSpec(workers=workers, address=cluster)
+    spec, settings = cluster_run(workers, cluster, threads, connect_timeout, unit_tiles, work_dir)
     paths = expand_rasters(rasters)
-    model = OnnxModel(
-        resolve_model(model_path), provider=provider, threads=threads, precision=precision
-    )
     size = parse_count(shard_size, "--shard-size")
-    model_line(model)
-    if not hnswlib_available():
-        error_console.print("hnswlib is not installed: the index will be searched exactly")
-    with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
-        run = RunOptions(progress=progress, waiting=say, cluster=spec, say=say, warn=warn)
-        summary = build_index(paths, model, output, tiling, params, force, batch_size, size, run)
+    with StorageMirror() as mirror:
+        index_dir = mirror.local(output)
+        mirror.check([index_dir], force)
+        if mirror.url(index_dir) is not None and settings["work_dir"] is None:
+            settings["work_dir"] = str(work_folder(restored_url(output)))
+        model = OnnxModel(
+            resolve_model(model_path), provider=provider, threads=threads, precision=precision
+        )
+        model_line(model)
+        if not hnswlib_available():
+            error_console.print("hnswlib is not installed: the index will be searched exactly")
+        with tile_progress(f"indexing {len(paths)} raster(s)", transient=False) as progress:
+            run = RunOptions(
+                progress=progress, waiting=say, cluster=spec, say=say, warn=warn, **settings
+            )
+            summary = build_index(
+                paths, model, index_dir, tiling, params, force, batch_size, size, run
+            )
+        if mirror.url(index_dir) is not None:
+            StoredFolder(restored_url(output)).remove()  # checked above: --force
+            mirror.publish(last=MANIFEST_NAME)
+        shown = mirror.shown(index_dir)
     recheck_line(model)
-    _report(summary, "indexed")
+    _report(summary, "indexed", shown)
 
 
 @index_app.command("add", help=ADD_HELP)
@@ -151,8 +170,11 @@ def add(
     precision: str = options.PRECISION,
     workers: int = options.WORKERS,
     cluster: str | None = options.CLUSTER,
+    connect_timeout: float = options.CONNECT_TIMEOUT,
+    unit_tiles: str = options.UNIT_TILES,
+    work_dir: str | None = options.WORK_DIR,
 ) -> None:
-    spec = ClusterSpec(workers=workers, address=cluster)
+    spec, settings = cluster_run(workers, cluster, threads, connect_timeout, unit_tiles, work_dir)
     paths = expand_rasters(rasters)
     if precision == "auto":
         precision = recorded_precision(index_dir)
@@ -161,7 +183,9 @@ def add(
     )
     model_line(model)
     with tile_progress(f"adding {len(paths)} raster(s)", transient=False) as progress:
-        run = RunOptions(progress=progress, waiting=say, cluster=spec, say=say, warn=warn)
+        run = RunOptions(
+            progress=progress, waiting=say, cluster=spec, say=say, warn=warn, **settings
+        )
         summary = add_to_index(index_dir, paths, model, batch_size=batch_size, run=run)
     recheck_line(model)
     _report(summary, "added")

@@ -588,17 +588,3 @@ def _merged(
         }
     )
     return manifest, tiles, embeddings
-
-
-def parse_count(text: str, option: str) -> int:
-    """A tile count as typed: ``5000000``, ``5M``, ``250k`` (0 allowed)."""
-    value = text.strip().lower().replace("_", "").replace(",", "")
-    factor = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(value[-1:], 1)
-    number = value[:-1] if factor > 1 else value
-    try:
-        count = float(number) * factor
-    except ValueError:
-        raise SncaError(f"{option} takes a tile count such as 5M or 250k; got {text!r}") from None
-    if not (count >= 0 and count == int(count)):
-        raise SncaError(f"{option} must be a whole number of tiles, 0 or more; got {text!r}")
-    return int(count)

@@ -176,7 +176,7 @@ def test_ctrl_c_then_the_same_command_reuses_the_finished_shards(tmp_path: Path)
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    work = work_folder(idx)
+    work = work_folder(idx).path
     deadline = time.monotonic() + 120
     while not list(work.glob(f"unit-*/{UNIT_MANIFEST}")) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -84,7 +84,7 @@ def test_index_on_two_workers_equals_the_single_process_index(
     assert not work_folder(tmp_path / "two").exists()  # removed once published
     with distributed.Client(cluster) as client:
         loads = client.run(model_loads)
-    path = str(model.path.resolve())
+    path = model.named_path.name
     assert sum(w.get(path, 0) for w in loads.values()) <= len(loads) < summary.units
     assert all(w.get(path, 0) <= 1 for w in loads.values())  # one session per worker
 
@@ -201,7 +201,7 @@ def test_a_cancelled_run_is_resumed_from_its_finished_units(
     ]
     assert 2 <= len(finished) < len(units)
     assert all(
-        (u.folder(work, model.identity, options) / UNIT_MANIFEST).is_file() for u in finished
+        (u.folder(work, model.identity, options).path / UNIT_MANIFEST).is_file() for u in finished
     )
     summary = build_index(
         rasters, model, tmp_path / "idx", run=RunOptions(cluster=spec, unit_tiles=4)
@@ -235,7 +235,7 @@ def test_a_resumed_run_recomputes_the_units_of_a_raster_replaced_under_its_name(
     )
     with pytest.raises(Cancelled):
         classify(ClassifyConfig([target]), model, cancelling)
-    assert any(work_folder(target.output).glob("unit-*/" + UNIT_MANIFEST))
+    assert any(work_folder(target.output).path.glob("unit-*/" + UNIT_MANIFEST))
     before = os.stat(raster)
     painted_raster(raster, new, TILE)
     os.utime(raster, ns=(before.st_atime_ns, before.st_mtime_ns))
