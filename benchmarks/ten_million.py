@@ -51,6 +51,8 @@ RASTER_LIST = "rasters.txt"
 RUNS_LOG = "build_runs.jsonl"
 SHARD_SIZE = "5M"
 WORKERS = 2
+#: Queries whose recall@10 is measured against exact search (each reads every embedding).
+RECALL_QUERIES = 200
 
 
 def aid_scenes(aid_dir: Path) -> list[Path]:
@@ -160,8 +162,11 @@ def prepare(folder: Path, aid_dir: Path, atlases: int, phases: int) -> None:
                 pixels = load_scenes(aid_scenes(aid_dir))
             started = time.perf_counter()
             write_atlas(atlas, number, pixels)
-            print(f"{atlas.name}: {atlas.stat().st_size / 1e6:.0f} MB in "
-                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            print(
+                f"{atlas.name}: {atlas.stat().st_size / 1e6:.0f} MB in "
+                f"{time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
         for dy in shifts(phases):
             for dx in shifts(phases):
                 vrt = folder / f"window-{number:02d}-{dx:03d}-{dy:03d}.vrt"
@@ -244,8 +249,8 @@ def measure(folder: Path, queries: int, out: Path | None) -> None:
             times.append(time.perf_counter() - t0)
             found.append([hit.tile.index_row for hit in result.hits])
     del first
-    exact = exact_neighbours(embeddings, ids[:200], 10)
-    recall = float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)]))
+    exact = exact_neighbours(embeddings, ids[:RECALL_QUERIES], 10)
+    recall = float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=False)]))
     figures = {
         "tiles": count,
         "build_runs": runs,
@@ -275,15 +280,13 @@ def exact_neighbours(embeddings: np.ndarray, ids: np.ndarray, k: int) -> list[li
         block = np.asarray(embeddings[start : start + step], np.float32)
         scores = queries @ block.T
         scores = np.concatenate([best_scores, scores], axis=1)
-        candidates = np.concatenate(
-            [best_ids, np.broadcast_to(np.arange(start, start + len(block)), (len(ids), len(block)))],
-            axis=1,
-        )
+        block_ids = np.broadcast_to(np.arange(start, start + len(block)), (len(ids), len(block)))
+        candidates = np.concatenate([best_ids, block_ids], axis=1)
         top = np.argpartition(-scores, k, axis=1)[:, : k + 1]
         best_scores = np.take_along_axis(scores, top, axis=1)
         best_ids = np.take_along_axis(candidates, top, axis=1)
     result = []
-    for row, tile_id in zip(best_ids, ids):
+    for row, tile_id in zip(best_ids, ids, strict=True):
         result.append([int(i) for i in row if i != tile_id][:k])
     return result
 

@@ -5,7 +5,11 @@ the results computed for the old one. :func:`content_identity` hashes what GDAL 
 
 * a local raster: every file GDAL reads for it (``dataset.files``: the raster, sidecars such as
   ``.aux.xml``, ``.ovr`` and ``.msk``, a VRT's sources), each by name, size and sha256;
-* a remote one (``/vsi...`` and URLs, :mod:`snca_cli.runtime.paths`), or a VRT with a remote
+* an object on object storage (``s3://``, ``gs://``, ``az://`` and their ``/vsis3/``,
+  ``/vsigs/``, ``/vsiaz/`` names) when fsspec reaches it: the object's name, size and the
+  version the store gives it (ETag, version id, generation, modification time), without
+  reading its pixels: a cluster's client plans units of rasters it never downloads;
+* another remote one (``/vsicurl/``, HTTP URLs, ``/vsizip/`` ...), or a VRT with a remote
   source, whose bytes cannot be hashed as local files: its size, georeferencing, data types
   and no-data values and the sha256 of every band's pixels and masks, read block by block.
 """
@@ -20,6 +24,10 @@ import rasterio
 
 from snca_cli.runtime.onnx_model import file_sha256
 from snca_cli.runtime.paths import is_remote
+from snca_cli.runtime.storage import storage_url
+
+#: What an object store's listing says of an object's version, in the order looked for.
+VERSION_KEYS = ("VersionId", "ETag", "etag", "generation", "md5Hash", "LastModified", "mtime")
 
 
 def content_identity(dataset: rasterio.io.DatasetReader) -> str:
@@ -30,9 +38,31 @@ def content_identity(dataset: rasterio.io.DatasetReader) -> str:
         for name in files:
             record = [name, os.path.getsize(name), file_sha256(name)]
             digest.update(json.dumps(record).encode())
+        return digest.hexdigest()
+    stored = [_stored_version(name) for name in files or [dataset.name]]
+    if all(version is not None for version in stored):
+        digest.update(json.dumps(stored, default=str).encode())
     else:
         _hash_pixels(dataset, digest)
     return digest.hexdigest()
+
+
+def _stored_version(name: str) -> list | None:
+    """[url, size, version] of an object on object storage, from the store's listing; None
+    when ``name`` is not one or the store does not say (then the pixels are hashed)."""
+    url = storage_url(name)
+    if url is None:
+        return None
+    try:
+        import fsspec
+
+        info = fsspec.filesystem(url.partition("://")[0]).info(url)
+    except Exception:  # noqa: BLE001 - no fsspec, no protocol package, no answer: hash pixels
+        return None
+    version = next((info[key] for key in VERSION_KEYS if info.get(key)), None)
+    if version is None or info.get("size") is None:
+        return None
+    return [url, int(info["size"]), version]
 
 
 def _hash_pixels(dataset: rasterio.io.DatasetReader, digest: hashlib._Hash) -> None:

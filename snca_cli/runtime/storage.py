@@ -31,6 +31,8 @@ from snca_cli.runtime.atomic import OwnOutput, atomic_output, make_folder, recov
 
 #: ``scheme://`` of a URL (a Windows drive ``C:/`` is not one).
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
+#: GDAL's virtual file systems of object stores, and the fsspec protocol of each.
+STORE_PREFIXES = {"/vsis3/": "s3", "/vsigs/": "gs", "/vsiaz/": "az", "/vsiadls/": "abfs"}
 #: Install command printed when fsspec or a protocol's package is missing.
 STORAGE_HINT = 'pip install "snca[cluster]" (and s3fs, gcsfs or adlfs for its protocol)'
 
@@ -67,6 +69,16 @@ def filesystem(url: str) -> Any:
     except (ImportError, ValueError) as exc:
         raise SncaError(f"{url}: cannot use {scheme}:// storage ({first_line(exc)}); "
                         f"{STORAGE_HINT}") from None  # fmt: skip
+
+
+def storage_url(name: str) -> str | None:
+    """The fsspec URL of an object GDAL reads from an object store (``/vsis3/b/k`` ->
+    ``s3://b/k``; ``s3://b/k`` as it is); None for anything else."""
+    for prefix, protocol in STORE_PREFIXES.items():
+        if name.startswith(prefix):
+            return f"{protocol}://{name[len(prefix) :]}"
+    scheme = name.partition("://")[0].lower()
+    return name if scheme in set(STORE_PREFIXES.values()) | {"gcs", "abfss"} else None
 
 
 @dataclass(frozen=True)
@@ -177,8 +189,9 @@ class StoredFolder:
 
 
 class _StorageErrors:
-    """Turn a storage library's error into one line naming the location (a missing file stays
-    FileNotFoundError for the caller to handle)."""
+    """Turn a storage library's error into one line naming the location (a file missing on
+    reading stays FileNotFoundError for the caller to handle; a bucket missing on writing is
+    one line)."""
 
     def __init__(self, location: str, doing: str) -> None:
         self.location, self.doing = location, doing
@@ -187,8 +200,10 @@ class _StorageErrors:
         return None
 
     def __exit__(self, kind: type | None, exc: BaseException | None, _tb: object) -> bool:
-        if exc is None or isinstance(exc, (FileNotFoundError, SncaError)):
+        if exc is None or isinstance(exc, SncaError):
             return False
+        if isinstance(exc, FileNotFoundError) and self.doing == "read":
+            return False  # a file that is not there: the caller decides
         if isinstance(exc, Exception):
             raise SncaError(f"cannot {self.doing} {self.location}: {first_line(exc)}") from None
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -128,9 +129,13 @@ def test_a_failing_unit_reaches_the_caller_as_its_own_error(
     raster = truncated_geotiff(tmp_path / "cut.tif")
     run = RunOptions(cluster=ClusterSpec(address=cluster.scheduler_address))
     options = TilingOptions(stretch="model")  # no sample is read: the worker meets the damage
-    with pytest.raises(SncaError, match=r"^cannot read cut.tif \(corrupt or truncated\?\): "):
+    with pytest.raises(
+        SncaError, match=r"^cannot read cut.tif \(corrupt or truncated\?\): "
+    ) as caught:
         build_index([raster], model, tmp_path / "idx", options, run=run)
     assert not (tmp_path / "idx").exists()
+    # issue 29: the line names the unit and the worker it failed on
+    assert re.search(r" \(unit 0, on worker tcp://127\.0\.0\.1:\d+\)$", str(caught.value))
 
 
 def test_a_worker_is_not_taken_for_the_scheduler(cluster) -> None:
@@ -270,3 +275,33 @@ def test_the_landsat_scene_on_two_workers_equals_the_single_process_run(
     assert (fields_a["class_name"] == fields_b["class_name"]).all()
     for name in ("score", "top1_prob", "top2_prob", "valid_fraction"):
         np.testing.assert_allclose(fields_a[name], fields_b[name], atol=1e-6, rtol=0)
+
+
+def _worker_threads() -> list[int]:
+    """The onnxruntime threads of the sessions this worker keeps."""
+    from snca_cli.runtime.cluster import _MODELS
+
+    return sorted({model.threads for model in _MODELS.values()})
+
+
+def test_threads_per_worker_reach_the_workers_sessions(
+    tmp_path: Path, model: OnnxModel, cluster
+) -> None:
+    """Issue 29: --threads was ignored on a cluster (each worker fixed at 1 thread)."""
+    rasters = _rasters(tmp_path / "in")[:1]
+    spec = ClusterSpec(address=cluster.scheduler_address, threads_per_worker=2)
+    build_index(rasters, model, tmp_path / "idx", run=RunOptions(cluster=spec, unit_tiles=4))
+    with distributed.Client(cluster) as client:
+        threads = client.run(_worker_threads)
+    assert any(2 in found for found in threads.values())
+
+
+def test_the_cli_settings_of_a_cluster_run() -> None:
+    from snca_cli.cli.support import cluster_run
+
+    spec, settings = cluster_run(2, None, 0, 5.0, "5k", "s3:/bucket/run")
+    assert (spec.workers, spec.threads_per_worker, spec.connect_timeout_s) == (2, 1, 5.0)
+    assert settings == {"unit_tiles": 5000, "work_dir": "s3://bucket/run"}
+    assert cluster_run(1, None, 3, 20.0, "20k", None)[0].threads_per_worker == 3
+    with pytest.raises(SncaError, match=r"^--unit-tiles must be at least 1 tile"):
+        cluster_run(1, None, 0, 20.0, "0", None)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from snca_cli.cli.support import parse_count
 from snca_cli.errors import SncaError
 from snca_cli.runtime.ann import ShardedSearch
 from snca_cli.runtime.onnx_model import OnnxModel
-from snca_cli.cli.support import parse_count
 from snca_cli.tasks.index.build import add_to_index, build_index, merge_indexes
 from snca_cli.tasks.index.search import TileIndex
 from snca_cli.tasks.index.store import read_index
