@@ -158,6 +158,15 @@ class StoredFolder:
                     fs.pipe_file(f"{self.location}/{name}", data)
             fs.pipe_file(f"{self.location}/{last}", files[last])
 
+    def glob(self, pattern: str) -> list[str]:
+        """The names inside this folder matching ``pattern`` (e.g. ``unit-*/unit.json``)."""
+        if not self.remote:
+            return sorted(str(p) for p in Path(self.location).glob(pattern))
+        with self._errors("read"):
+            fs = filesystem(self.location)
+            fs.invalidate_cache()
+            return sorted(fs.glob(f"{self.location}/{pattern}"))
+
     def make(self) -> None:
         """Make the folder (locally; object storage has no folders to make), and finish or
         clean what writers killed in it left (:func:`recover_outputs`)."""

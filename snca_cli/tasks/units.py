@@ -452,8 +452,10 @@ def run_units(
     stats.units = len(plan.units)
     if run.distributed:
         work = work_folder(output, run.work_dir)
-        results = _run_on_cluster(plan, model, options, batch_size, run, work, stats)
-        yield from merge_rasters(results)
+        folders = _run_on_cluster(plan, model, options, batch_size, run, work, stats)
+        for raster in plan.rasters:  # one raster's units read back at a time
+            units = [u for u in plan.units if u.raster == raster]
+            yield from merge_rasters([_read_back(u, folders[u.number], work) for u in units])
         return
     total, before = plan.tiles, 0
     for raster in plan.rasters:
@@ -501,8 +503,8 @@ def _run_on_cluster(
     run: RunOptions,
     work_dir: StoredFolder,
     stats: UnitRun,
-) -> list[UnitResult]:
-    """Every unit on Dask; their results read back in unit order."""
+) -> dict[int, str]:
+    """Every unit on Dask; the folder of each unit's result, by unit number."""
     assert run.cluster is not None
     spec = ModelSpec.of(model, run.cluster.threads_per_worker)
     folders: dict[int, tuple[str, bool]] = {}
@@ -517,19 +519,21 @@ def _run_on_cluster(
             raise
         except Exception as exc:
             _cancel(client)
-            raise _cluster_lost(run.cluster, exc, len(folders), plan, work_dir) from None
+            raise _cluster_lost(run.cluster, exc, plan, work_dir) from None
     stats.reused = sum(reused for _, reused in folders.values())
-    results = []
-    for unit in plan.units:
-        result = read_unit(StoredFolder.of(folders[unit.number][0]), unit)
-        if result is None:
-            raise SncaError(
-                f"the result of unit {unit.number} ({unit.raster}) cannot be read back from "
-                f"{work_dir} (damaged, or not on storage this machine reaches: give the workers "
-                "and this machine one work folder, --work-dir); rerun"
-            )
-        results.append(result)
-    return results
+    return {number: folder for number, (folder, _) in folders.items()}
+
+
+def _read_back(unit: WorkUnit, folder: str, work_dir: StoredFolder) -> UnitResult:
+    """The result of ``unit`` from its folder in the work folder."""
+    result = read_unit(StoredFolder.of(folder), unit)
+    if result is None:
+        raise SncaError(
+            f"the result of unit {unit.number} ({unit.raster}) cannot be read back from "
+            f"{work_dir} (damaged, or not on storage this machine reaches: give the workers "
+            "and this machine one work folder, --work-dir); rerun"
+        )
+    return result
 
 
 def _wait_for_units(
@@ -589,16 +593,20 @@ def _cancel(client: distributed.Client) -> None:
 
 
 def _cluster_lost(
-    cluster: ClusterSpec, exc: Exception, kept: int, plan: UnitPlan, work_dir: StoredFolder
+    cluster: ClusterSpec, exc: Exception, plan: UnitPlan, work_dir: StoredFolder
 ) -> SncaError:
     """The one line for a cluster gone mid-run (its scheduler killed or out of reach): what
-    was kept and how to go on (Dask's own words only with ``SNCA_DEBUG``)."""
+    was kept (the finished units in the work folder, some of which the workers finished after
+    the last word from the scheduler) and how to go on (Dask's own words with ``SNCA_DEBUG``)."""
     where = f"the Dask scheduler at {cluster.address}" if cluster.address else "the Dask cluster"
     cause = f" ({type(exc).__name__}: {first_line(exc)})" if debugging() else ""
+    try:
+        kept = f"{len(work_dir.glob(f'unit-*/{UNIT_MANIFEST}'))} of {len(plan.units)} work units"
+    except SncaError:
+        kept = f"the finished ones of {len(plan.units)} work units"
     return SncaError(
-        f"lost {where} mid-run{cause}; {kept} of {len(plan.units)} work units finished and "
-        f"kept in {work_dir}: start the cluster again and run the same command to go on from "
-        "them"
+        f"lost {where} mid-run{cause}; {kept} finished and kept in {work_dir}: start the "
+        "cluster again and run the same command to go on from them"
     )
 
 

@@ -175,7 +175,8 @@ def test_a_scheduler_killed_mid_run_is_one_line_and_the_rerun_goes_on(
         lines = lines[1:]
         assert len(lines) == 1, stderr
         assert lines[0].startswith(f"error: lost the Dask scheduler at {address} mid-run; ")
-        assert f"kept in s3://{BUCKET}/out/.big.index.units" in _words(lines[0])
+        said = int(lines[0].split("mid-run; ")[1].split(" of 22 work units")[0])
+        assert f"finished and kept in s3://{BUCKET}/out/.big.index.units" in _words(lines[0])
         assert 1 <= kept < 22 and not _fs().exists(output)  # 22 units: one tile row each
         dask.stop()
         address = dask.start()
@@ -184,7 +185,7 @@ def test_a_scheduler_killed_mid_run_is_one_line_and_the_rerun_goes_on(
         dask.stop()
     assert rerun.returncode == 0, rerun.stderr
     reused = int(_words(rerun.stdout).split("22 work units, ")[1].split(" reused")[0])
-    assert reused >= kept
+    assert 1 <= said <= kept <= reused  # workers may finish a unit after the scheduler died
     one = _snca("index", "build", *urls, "-m", model, "-o", "one.index", cwd=client)
     assert one.returncode == 0, one.stderr
     remote = _download(output, tmp_path / "remote.index")
