@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from snca_cli.errors import SncaError, debugging
+from snca_cli.errors import SncaError, debugging, first_line
 from snca_cli.runtime.onnx_model import OnnxModel
 
 #: Install command printed when dask is missing.
@@ -224,6 +224,53 @@ def portable_errors(func: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Seconds between two checks of the cancel hook while waiting on the cluster.
+POLL_S = 0.2
+
+
+def finished_in_turn(
+    futures: list[Any], cancelled: Callable[[], bool] | None = None
+) -> Iterator[Any]:
+    """Yield ``futures`` as they finish (those finishing together in the given order),
+    checking ``cancelled`` every :data:`POLL_S` (True: :class:`snca_cli.errors.Cancelled`)."""
+    import distributed
+
+    from snca_cli.errors import Cancelled
+
+    order = {future.key: n for n, future in enumerate(futures)}
+    remaining = set(futures)
+    while remaining:
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        try:
+            finished, _ = distributed.wait(
+                list(remaining), timeout=POLL_S, return_when="FIRST_COMPLETED"
+            )
+        except TimeoutError:
+            continue
+        for future in sorted(finished, key=lambda f: order[f.key]):
+            remaining.discard(future)
+            yield future
+
+
+def cancel_all(client: Any) -> None:
+    """Cancel what is left of the run on the cluster, if the cluster is still there."""
+    with contextlib.suppress(Exception):
+        if client.status == "running":
+            client.cancel(list(client.futures.values()), force=True)
+
+
+def cluster_lost(cluster: ClusterSpec, exc: Exception, kept: str) -> SncaError:
+    """The one line for a cluster gone mid-run (its scheduler killed or out of reach): what
+    was kept and how to go on (Dask's own words with ``SNCA_DEBUG``)."""
+    where = f"the Dask scheduler at {cluster.address}" if cluster.address else "the Dask cluster"
+    cause = f" ({type(exc).__name__}: {first_line(exc)})" if debugging() else ""
+    return SncaError(
+        f"lost {where} mid-run{cause}; {kept}: start the cluster again and run the same "
+        "command to go on from them"
+    )
 
 
 def worker_address() -> str:

@@ -47,6 +47,9 @@ from snca_cli.runtime.atomic import OwnOutput, unlisted_entry
 from snca_cli.runtime.cluster import (
     ClusterSpec,
     ModelSpec,
+    cancel_all,
+    cluster_lost,
+    finished_in_turn,
     model_files,
     open_cluster,
     portable_errors,
@@ -66,8 +69,6 @@ if TYPE_CHECKING:
 UNIT_TILES = 20_000
 UNIT_MANIFEST = "unit.json"
 UNIT_FILES = ("embeddings.npy", "probabilities.npy", "tiles.npy", "valid_fraction.npy")
-#: Seconds between two checks of the cancel hook while waiting on the cluster.
-POLL_S = 0.2
 
 
 @dataclass
@@ -515,11 +516,11 @@ def _run_on_cluster(
         try:
             _wait_for_units(client, plan, spec, model, options, batch_size, run, work_dir, folders)
         except (SncaError, Cancelled, KeyboardInterrupt):
-            _cancel(client)
+            cancel_all(client)
             raise
         except Exception as exc:
-            _cancel(client)
-            raise _cluster_lost(run.cluster, exc, plan, work_dir) from None
+            cancel_all(client)
+            raise cluster_lost(run.cluster, exc, _units_kept(plan, work_dir)) from None
     stats.reused = sum(reused for _, reused in folders.values())
     return {number: folder for number, (folder, _) in folders.items()}
 
@@ -549,7 +550,6 @@ def _wait_for_units(
 ) -> None:
     """Submit every unit (the model's files sent once to each worker) and wait for them,
     filling ``folders`` (unit number -> folder, reused) and reporting progress."""
-    import distributed
 
     [data] = client.scatter([model_files(model)], broadcast=True)
     futures = {
@@ -565,49 +565,23 @@ def _wait_for_units(
         ): unit
         for unit in plan.units
     }
-    remaining = set(futures)
     done = 0
-    while remaining:
-        if run.cancelled is not None and run.cancelled():
-            raise Cancelled()
-        try:
-            finished, _ = distributed.wait(
-                list(remaining), timeout=POLL_S, return_when="FIRST_COMPLETED"
-            )
-        except TimeoutError:
-            continue
-        for future in sorted(finished, key=lambda f: futures[f].number):
-            remaining.discard(future)
-            unit = futures[future]
-            folders[unit.number] = future.result()
-            done += unit.tiles
-            if run.progress is not None:
-                run.progress(done, plan.tiles)
+    for future in finished_in_turn(list(futures), run.cancelled):
+        unit = futures[future]
+        folders[unit.number] = future.result()
+        done += unit.tiles
+        if run.progress is not None:
+            run.progress(done, plan.tiles)
 
 
-def _cancel(client: distributed.Client) -> None:
-    """Cancel what is left of the run on the cluster, if the cluster is still there."""
-    with contextlib.suppress(Exception):
-        if client.status == "running":
-            client.cancel(list(client.futures.values()), force=True)
-
-
-def _cluster_lost(
-    cluster: ClusterSpec, exc: Exception, plan: UnitPlan, work_dir: StoredFolder
-) -> SncaError:
-    """The one line for a cluster gone mid-run (its scheduler killed or out of reach): what
-    was kept (the finished units in the work folder, some of which the workers finished after
-    the last word from the scheduler) and how to go on (Dask's own words with ``SNCA_DEBUG``)."""
-    where = f"the Dask scheduler at {cluster.address}" if cluster.address else "the Dask cluster"
-    cause = f" ({type(exc).__name__}: {first_line(exc)})" if debugging() else ""
+def _units_kept(plan: UnitPlan, work_dir: StoredFolder) -> str:
+    """How many units are kept in the work folder (some finished by workers after the
+    scheduler's last word)."""
     try:
-        kept = f"{len(work_dir.glob(f'unit-*/{UNIT_MANIFEST}'))} of {len(plan.units)} work units"
+        found = len(work_dir.glob(f"unit-*/{UNIT_MANIFEST}"))
     except SncaError:
-        kept = f"the finished ones of {len(plan.units)} work units"
-    return SncaError(
-        f"lost {where} mid-run{cause}; {kept} finished and kept in {work_dir}: start the "
-        "cluster again and run the same command to go on from them"
-    )
+        return f"the finished ones of {len(plan.units)} work units kept in {work_dir}"
+    return f"{found} of {len(plan.units)} work units finished and kept in {work_dir}"
 
 
 def merge_rasters(results: list[UnitResult]) -> list[UnitResult]:

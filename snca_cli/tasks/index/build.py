@@ -32,6 +32,7 @@ from snca_cli.runtime.ann import (
 from snca_cli.runtime.atomic import atomic_output, check_output_paths
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import absolute_source, gdal_path, is_remote, real_path
+from snca_cli.tasks.index.shard_graphs import build_graphs_on_cluster
 from snca_cli.tasks.index.store import (
     INDEX_OUTPUT,
     MANIFEST_NAME,
@@ -51,6 +52,7 @@ from snca_cli.tasks.units import (
     plan_units,
     remove_work_folder,
     run_units,
+    work_folder,
 )
 
 
@@ -277,7 +279,15 @@ def build_index(
                     f"no tile of the {len(paths)} raster(s) has enough valid pixels "
                     f"(min valid {options.min_valid}); nothing to index"
                 )
-            shards = save_graphs(tmp, new.embeddings, params, shard_size) if ann == "hnswlib" else 0
+            shards = 0
+            if ann == "hnswlib" and run.distributed:
+                assert run.cluster is not None
+                work_dir = work_folder(index_dir, run.work_dir)
+                shards, _ = build_graphs_on_cluster(
+                    tmp, new.embeddings, params, shard_size, run.cluster, work_dir, run.cancelled
+                )
+            elif ann == "hnswlib":
+                shards = save_graphs(tmp, new.embeddings, params, shard_size)
             metadata = model.metadata
             manifest = Manifest(
                 model_sha256=model.embedding_sha256,

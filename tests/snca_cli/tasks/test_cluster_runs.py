@@ -305,3 +305,31 @@ def test_the_cli_settings_of_a_cluster_run() -> None:
     assert cluster_run(1, None, 3, 20.0, "20k", None)[0].threads_per_worker == 3
     with pytest.raises(SncaError, match=r"^--unit-tiles must be at least 1 tile"):
         cluster_run(1, None, 0, 20.0, "0", None)
+
+
+def test_the_graphs_of_a_sharded_index_are_built_on_the_workers(
+    tmp_path: Path, model: OnnxModel, cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 29: the client built every shard's graph itself, one after another."""
+    from snca_cli.tasks.index import build as build_module
+    from snca_cli.tasks.index.search import TileIndex
+
+    rasters = _rasters(tmp_path / "in")
+    one = build_index(rasters, model, tmp_path / "one", shard_size=10)
+
+    def no_graph_here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the client built a graph")
+
+    monkeypatch.setattr(build_module, "save_graphs", no_graph_here)
+    monkeypatch.setattr("snca_cli.tasks.index.shard_graphs.build_hnsw", no_graph_here)
+    run = RunOptions(cluster=ClusterSpec(address=cluster.scheduler_address), unit_tiles=8)
+    two = build_index(rasters, model, tmp_path / "two", shard_size=10, run=run)
+    assert two.shards == one.shards == -(-one.count // 10) > 3
+    assert not work_folder(tmp_path / "two").exists()
+    with TileIndex.open(tmp_path / "one") as a, TileIndex.open(tmp_path / "two") as b:
+        for row in range(0, one.count, 7):
+            hits_a = a.search_tile(a.tile_at_row(row), 5).hits
+            hits_b = b.search_tile(b.tile_at_row(row), 5).hits
+            np.testing.assert_allclose(
+                [h.similarity for h in hits_a], [h.similarity for h in hits_b], atol=1e-6
+            )
