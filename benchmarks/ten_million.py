@@ -12,7 +12,7 @@ atlases (~1 GB) is written for the pixels.
     python benchmarks/ten_million.py measure DIR [--queries 1000] [--out docs/ten_million.json]
 
 ``build`` runs the real command line (``snca index build DIR/rasters.txt -o DIR/ten_million.index
---workers 2 --shard-size 5M``); its work units are kept in the work folder beside the index, so
+--workers 2 --shard-size 2.5M``); its work units are kept in the work folder beside the index, so
 a run stopped at any point (Ctrl-C, a lost machine) goes on from its finished units when the same
 command is given again. Every invocation is appended to ``DIR/build_runs.jsonl`` (wall and CPU
 seconds, peak RSS, units reused, whether it finished), so the build's cost adds up across
@@ -49,7 +49,8 @@ WINDOW_CELLS = CELLS - 1
 INDEX_NAME = "ten_million.index"
 RASTER_LIST = "rasters.txt"
 RUNS_LOG = "build_runs.jsonl"
-SHARD_SIZE = "5M"
+#: Five shards (four of 2.5M tiles, one of 36,224): two workers build two graphs at once in 24 GiB.
+SHARD_SIZE = "2.5M"
 WORKERS = 2
 #: Queries whose recall@10 is measured against exact search (each reads every embedding).
 RECALL_QUERIES = 200
