@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -66,6 +67,7 @@ from snca_cli.runtime.atomic import (
 )
 from snca_cli.runtime.file_lock import FileLock
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.storage import is_storage_url, restored_url
 from snca_cli.runtime.vector import box_rings, write_polygons
 from snca_cli.tasks.index.validate import (
     InvalidValue,
@@ -395,7 +397,16 @@ def _corrupt(directory: Path, what: str) -> SncaError:
 def real_index_path(index_dir: Path | str) -> Path:
     """An index folder's real path (:func:`snca_cli.runtime.atomic.real_output`): what its
     writers lock, read and replace. A command resolves it once, first, so every spelling of one
-    index (a symbolic link to it too) is that index, with one lock, and a link stays a link."""
+    index (a symbolic link to it too) is that index, with one lock, and a link stays a link.
+    An index named by a storage URL is refused in one line: only ``index build`` writes one
+    there (docs/scaling.md)."""
+    url = restored_url(index_dir)
+    if is_storage_url(url):
+        raise SncaError(
+            f"index {url} is on object storage: searching, adding to, merging and exporting "
+            f"work on an index on this machine; copy it here first (e.g. `aws s3 sync {url} "
+            f"{posixpath.basename(url)}`), or serve it through LanceDB (docs/scaling.md)"
+        )
     return real_output(Path(index_dir), folder=True)
 
 

@@ -191,3 +191,13 @@ def test_a_raster_on_object_storage_is_known_by_its_version_not_its_pixels(
     _fs().put_file(str(local), f"{s3}/scene.tif")
     with rasterio.open(f"{s3}/scene.tif") as dataset:
         assert raster_identity.content_identity(dataset) != identities[0]
+
+
+@pytest.mark.parametrize("given", ["s3://bucket/region.index", Path("s3://bucket/region.index")])
+def test_an_index_named_by_a_storage_url_is_refused_in_one_line(given: str | Path) -> None:
+    """Only `index build` writes an index to object storage; the commands that open one say
+    so (a URL typed as a path arrives with its // collapsed)."""
+    from snca_cli.tasks.index.store import read_index
+
+    with pytest.raises(SncaError, match=r"^index s3://bucket/region.index is on object storage"):
+        read_index(given)
