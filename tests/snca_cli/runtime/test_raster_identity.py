@@ -57,3 +57,21 @@ def test_a_remote_raster_is_identified_by_its_pixels(tmp_path: Path) -> None:
         assert _identity(remote) != first
     finally:
         rasterio.shutil.delete(remote)
+
+
+def test_a_source_shared_by_many_vrts_is_read_once(tmp_path: Path, monkeypatch) -> None:
+    """Planning a thousand window VRTs of one large source hashed the source a thousand times
+    (about ten minutes for the 10^7-tile benchmark); unchanged, it is read once."""
+    from snca_cli.runtime import raster_identity
+
+    source = write_raster(tmp_path / "source.tif", _pixels(1))
+    for n in range(3):
+        rasterio.shutil.copy(source, tmp_path / f"window{n}.vrt", driver="VRT")
+    reads: list[str] = []
+    real = raster_identity.file_sha256
+    monkeypatch.setattr(raster_identity, "file_sha256", lambda p: reads.append(p) or real(p))
+    identities = {_identity(tmp_path / f"window{n}.vrt") for n in range(3)}
+    assert len(identities) == 3  # each VRT file is part of its identity
+    assert sorted(Path(p).name for p in reads) == [
+        "source.tif", "window0.vrt", "window1.vrt", "window2.vrt"
+    ]  # fmt: skip
