@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from snca_cli.errors import SncaError, debugging
+from snca_cli.runtime.cores import usable_cores
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.paths import real_path
 
@@ -39,14 +39,6 @@ TLS_SCHEMES = ("tls", "wss")
 ANSWER_GRACE_S = 1.0
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the system says)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # no affinity on this system (macOS, Windows)
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
