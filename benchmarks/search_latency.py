@@ -21,6 +21,7 @@ centre's scale per dimension), normalized. Queries are fresh points from the sam
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from dataclasses import dataclass
 
@@ -145,6 +146,22 @@ def single_graph(
     )
 
 
+def python_speed_during_search(search: HnswSearch, queries: np.ndarray, k: int) -> float:
+    """How fast a Python loop runs in this thread while another thread searches ``queries`` in
+    one hnswlib call on one thread, as a fraction of its speed alone: about 0 if hnswlib held
+    the GIL while it searches, up to 1 with a core free for this thread."""
+    start, spins = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.2:
+        spins += 1
+    alone = spins / (time.perf_counter() - start)
+    worker = threading.Thread(target=search.query, args=(queries, k, 1))
+    start, spins = time.perf_counter(), 0
+    worker.start()
+    while worker.is_alive():
+        spins += 1
+    return spins / (time.perf_counter() - start) / alone
+
+
 def fan_out(
     args: argparse.Namespace,
     embeddings: np.ndarray,
@@ -162,6 +179,8 @@ def fan_out(
         f"\n{shards} shards of {ranges[0][1] - ranges[0][0]:,} (ef {params.ef}): built in "
         f"{time.perf_counter() - t0:.1f} s"
     )
+    speed = python_speed_during_search(graphs[0], np.tile(queries, (5, 1)), args.k)
+    print(f"  a Python loop ran at {speed:.2f}x its speed alone while hnswlib searched")
     searches = {
         "one after another": ShardedSearch(graphs, threads=1),
         "at once": ShardedSearch(graphs),
