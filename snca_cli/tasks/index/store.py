@@ -474,7 +474,8 @@ def read_index(index_dir: Path | str, mmap: bool = True, verify: str = "auto") -
 
     ``verify``: ``auto`` skips the sha256 and tile table checks of files recorded as verified
     and unchanged since (:mod:`snca_cli.tasks.index.verified`; sizes and counts are always
-    checked), ``always`` checks every file. A full check that passes is recorded.
+    checked), ``always`` checks every file. A full check that passes is recorded (unless a
+    file changed just before: :data:`snca_cli.tasks.index.verified.RACY_S`).
     """
     if verify not in VERIFY_MODES:
         raise SncaError(f"verify must be {' or '.join(VERIFY_MODES)} (got {verify!r})")
