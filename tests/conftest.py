@@ -207,3 +207,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
     from tests.helpers.export_run import make_exported
 
     return make_exported(tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(autouse=True)
+def own_cache_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """snca's cache folder (``SNCA_CACHE_DIR``) a fresh one per test, the commands it runs
+    included: no test reads or writes the user's cache, nor another test's records."""
+    monkeypatch.setenv("SNCA_CACHE_DIR", str(tmp_path_factory.mktemp("snca-cache")))

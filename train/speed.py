@@ -20,7 +20,7 @@ import ctypes.util
 import torch
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.cluster import usable_cores
+from snca_cli.runtime.cores import usable_cores
 
 #: mallopt() parameters from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1

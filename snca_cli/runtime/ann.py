@@ -7,6 +7,7 @@ hnswlib is not importable (e.g. inside a QGIS Python without a compiler) or when
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from snca_cli.errors import SncaError
+from snca_cli.runtime.cores import usable_cores
 from snca_cli.runtime.hnsw_file import GraphFileError, check_graph_file
 
 #: Similarities the exact search holds at once (queries x stored rows): bounds its memory.
@@ -294,14 +296,16 @@ class HnswSearch:
     def save(self, path: Path) -> None:
         self.index.save_index(str(path))
 
-    def query(self, vectors: np.ndarray, k: int) -> Neighbours:
-        """The k approximate nearest neighbours of each query (k is capped at the index size)."""
+    def query(self, vectors: np.ndarray, k: int, threads: int = -1) -> Neighbours:
+        """The k approximate nearest neighbours of each query (k is capped at the index size);
+        hnswlib searches a batch of queries on ``threads`` threads (-1: every core; a batch of
+        under 4 queries a thread takes one)."""
         queries = _check_queries(vectors, self.dim)
         k = min(int(k), len(self))
         if k < 1:
             return Neighbours.none(len(queries))
         self.index.set_ef(max(self.params.ef, k))
-        labels, distances = self.index.knn_query(queries, k=k)
+        labels, distances = self.index.knn_query(queries, k=k, num_threads=threads)
         similarities = (1.0 - distances).astype(np.float32)
         ids, similarities = _top_k_rows(similarities, labels.astype(np.int64), k)
         return Neighbours(ids=ids, similarities=similarities)
@@ -322,14 +326,25 @@ class ShardedSearch:
     """Several hnswlib graphs searched together: every shard answers the ``k`` best of its
     own tiles (labels are global tile ids), and the answers are merged into the overall top-k,
     ties broken by the smaller id as in one graph. Recall equals that of the shards' graphs: a
-    true neighbour is missed only when its own shard misses it."""
+    true neighbour is missed only when its own shard misses it.
+
+    The shards are searched at once on ``threads`` threads (hnswlib releases the GIL while it
+    searches), each shard's search on one of them; the answers are merged in shard order, so
+    they are those of searching the shards one after another.
+    """
 
     name = "hnswlib"
 
-    def __init__(self, shards: list[HnswSearch]) -> None:
+    def __init__(self, shards: list[HnswSearch], threads: int = 0) -> None:
+        """``threads``: shards searched at once (0: one per shard, at most the usable cores;
+        1: one after another, each with hnswlib's own threads)."""
         if not shards:
             raise SncaError("a sharded index needs at least one shard")
+        if threads < 0:
+            raise SncaError(f"threads must be 0 or more (got {threads})")
         self.shards = shards
+        self.threads = min(len(shards), threads or usable_cores())
+        self._pool: ThreadPoolExecutor | None = None  # started by the first parallel query
 
     @property
     def dim(self) -> int:
@@ -344,11 +359,29 @@ class ShardedSearch:
         k = min(int(k), len(self))
         if k < 1:
             return Neighbours.none(len(queries))
-        answers = [shard.query(queries, k) for shard in self.shards if len(shard)]
+        answers = self._ask([shard for shard in self.shards if len(shard)], queries, k)
         ids = np.concatenate([a.ids for a in answers], axis=1)
         sims = np.concatenate([a.similarities for a in answers], axis=1)
         ids, sims = _top_k_rows(sims, ids, k)
         return Neighbours(ids=ids, similarities=sims)
+
+    def _ask(self, shards: list[HnswSearch], queries: np.ndarray, k: int) -> list[Neighbours]:
+        """Every shard's answer, in shard order: the shards dealt round-robin to ``threads``
+        threads (this one and the pool's), each answering its own one after another on one
+        hnswlib thread; or all of them here, one after another."""
+        threads = min(self.threads, len(shards))
+        if threads < 2:
+            return [shard.query(queries, k) for shard in shards]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="snca-shard")
+
+        def ask(group: list[HnswSearch]) -> list[Neighbours]:
+            return [shard.query(queries, k, threads=1) for shard in group]
+
+        groups = [shards[i::threads] for i in range(threads)]
+        later = [self._pool.submit(ask, group) for group in groups[1:]]
+        found = [ask(groups[0]), *(future.result() for future in later)]
+        return [found[i % threads][i // threads] for i in range(len(shards))]
 
 
 def shard_ranges(count: int, shard_size: int) -> list[tuple[int, int]]:

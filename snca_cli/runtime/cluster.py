@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from snca_cli.errors import SncaError, debugging, first_line
+from snca_cli.runtime.cores import usable_cores
 from snca_cli.runtime.onnx_model import OnnxModel
+from snca_cli.runtime.user_cache import cache_folder
 
 #: Install command printed when dask is missing.
 INSTALL_HINT = 'pip install "snca[cluster]"'
@@ -41,14 +42,6 @@ TLS_SCHEMES = ("tls", "wss")
 ANSWER_GRACE_S = 1.0
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the system says)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # no affinity on this system (macOS, Windows)
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -162,9 +155,9 @@ def model_files(model: OnnxModel) -> dict[str, bytes]:
 
 
 def model_cache() -> Path:
-    """Where workers keep the model files sent to them: ``SNCA_MODEL_CACHE``, or
-    ``snca-models`` in the temporary folder."""
-    return Path(os.environ.get("SNCA_MODEL_CACHE") or Path(tempfile.gettempdir()) / "snca-models")
+    """Where workers keep the model files sent to them: ``SNCA_MODEL_CACHE``, or ``models`` in
+    snca's cache folder (:func:`snca_cli.runtime.user_cache.cache_folder`)."""
+    return Path(os.environ.get("SNCA_MODEL_CACHE") or cache_folder() / "models")
 
 
 def _stored_model(spec: ModelSpec, files: dict[str, bytes]) -> Path:

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from snca_cli.runtime.cluster import usable_cores  # noqa: E402
+from snca_cli.runtime.cores import usable_cores  # noqa: E402
 from snca_train.speed import configure_for_training, keep_freed_memory  # noqa: E402
 
 

@@ -30,6 +30,10 @@ cosine similarity to the positive examples minus its mean cosine similarity to t
 ones (the cosine itself for one example); example tiles are never hits.
 --class keeps only tiles predicted as that class. -o results.gpkg writes the hits as polygons
 (layer similar_tiles, and the example tiles in layer query; plus results.geojson in EPSG:4326).
+
+The index's files are checked against their sha256 the first time; snca records that check
+(in its cache folder) and skips the hashing while the files stay unchanged. --verify checks
+every file again.
 """
 
 
@@ -91,6 +95,9 @@ def register(app: typer.Typer) -> None:
             None, "--class", help="Only tiles predicted as this class."
         ),
         exact: bool = typer.Option(False, "--exact", help="Exact search instead of hnswlib."),
+        verify: bool = typer.Option(
+            False, "--verify", help="Check every index file's sha256, even if recorded unchanged."
+        ),
         output: Path | None = typer.Option(
             None, "--output", "-o", help="Write the hits to a .gpkg (+ .geojson) or .geojson."
         ),
@@ -124,7 +131,7 @@ def register(app: typer.Typer) -> None:
         if output is not None:
             result_paths(output, force)  # refuse a bad or existing output before any work
         model_file = None if image is None else resolve_model(model_path)  # before a big index
-        index = TileIndex.open(index_dir, exact=exact)
+        index = TileIndex.open(index_dir, exact=exact, verify="always" if verify else "auto")
         if lonlat is not None:
             result = index.search_lonlat(lonlat[0], lonlat[1], k, class_name)
         elif image is not None:

@@ -16,6 +16,7 @@ such tiles come back, or, for a rare class, answered exactly over that class's t
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Sequence
@@ -79,11 +80,12 @@ def _parse_crs(crs: str) -> CRS:
 
 class TileIndex:
     """An open index, ready for repeated searches (a query takes well under a millisecond to
-    a few milliseconds with hnswlib; opening reads the manifest and the tile table and maps the
+    a few milliseconds with hnswlib; opening reads the manifest and maps the tile table and the
     embeddings).
 
     Open with :meth:`open`; :meth:`close` (or a ``with`` block) releases the memory-mapped
-    embeddings and the graph (on Windows a mapped file blocks ``add_to_index``). Attributes:
+    tile table and embeddings and the graph (on Windows a mapped file blocks ``add_to_index``).
+    Attributes:
     ``directory``, ``manifest``, ``backend`` ("hnswlib" or "exact"), ``class_names``, ``count``.
     Not thread-safe: use one ``TileIndex`` per thread.
     """
@@ -91,10 +93,8 @@ class TileIndex:
     def __init__(self, files: IndexFiles, exact: bool) -> None:
         self.directory = files.directory
         self.manifest: Manifest = files.manifest
-        self._files = files
+        self._files: IndexFiles | None = files  # None once closed
         self._exact = exact
-        self._tiles = files.tiles
-        self._embeddings: np.ndarray | None = files.embeddings
         self._search: NeighbourSearch | None = None  # loaded by the first search
         self._members: dict[int, np.ndarray] = {}
         tiling = self.manifest.tiling
@@ -106,24 +106,27 @@ class TileIndex:
         self._raster_paths = [r.resolve(self.directory) for r in self.manifest.rasters]
 
     @classmethod
-    def open(cls, index_dir: Path | str, exact: bool = False) -> TileIndex:
+    def open(cls, index_dir: Path | str, exact: bool = False, verify: str = "auto") -> TileIndex:
         """Open and check an index; ``exact=True`` (or no hnswlib) searches exactly.
 
-        The hnswlib graphs (every shard's) are loaded by the first similarity search, from the
-        files verified on opening: looking tiles up (:meth:`tile`, :meth:`tile_at`) needs only
-        the tile table.
+        The files' checksums are verified unless a verification of these very files is recorded
+        (``verify="always"`` verifies them anyway: :func:`read_index`). The hnswlib graphs
+        (every shard's) are loaded by the first similarity search, from the files verified on
+        opening: looking tiles up (:meth:`tile`, :meth:`tile_at`) needs only the tile table.
         """
-        files = read_index(index_dir)
+        files = read_index(index_dir, verify=verify)
         exact = exact or files.manifest.ann == "exact" or not hnswlib_available()
         if exact:
             files.close()
         return cls(files, exact)
 
     def close(self) -> None:
-        """Drop the embeddings map and the graph; searching afterwards raises SncaError."""
-        self._embeddings = None
+        """Drop the maps of the tile table and the embeddings, and the graph; searching or
+        looking tiles up afterwards raises SncaError. Idempotent."""
+        if self._files is not None:
+            self._files.close()
+        self._files = None
         self._search = None
-        self._files.close()
         self._members.clear()
 
     def __enter__(self) -> TileIndex:
@@ -135,7 +138,7 @@ class TileIndex:
     @property
     def backend(self) -> str:
         """``"exact"`` or ``"hnswlib"``: how similarity searches are answered."""
-        self._open_embeddings()
+        self._opened()
         return ExactSearch.name if self._exact else HnswSearch.name
 
     @property
@@ -144,15 +147,16 @@ class TileIndex:
         return self._search is not None
 
     def _open_search(self) -> NeighbourSearch:
-        embeddings = self._open_embeddings()
+        files = self._opened()
         if self._search is None:
-            self._search = ExactSearch(embeddings) if self._exact else self._files.load_graph()
+            self._search = ExactSearch(files.embeddings) if self._exact else files.load_graph()
         return self._search
 
-    def _open_embeddings(self) -> np.ndarray:
-        if self._embeddings is None:
+    def _opened(self) -> IndexFiles:
+        """The index's files (its tile table and embeddings); SncaError once closed."""
+        if self._files is None:
             raise SncaError(f"index {self.directory} was closed")
-        return self._embeddings
+        return self._files
 
     @property
     def class_names(self) -> list[str]:
@@ -168,7 +172,7 @@ class TileIndex:
         """The tile in row ``index_row`` of the index's tile table (0 .. count - 1)."""
         if not 0 <= index_row < self.count:
             raise SncaError(f"row {index_row} is not in the index (rows 0..{self.count - 1})")
-        row = self._tiles[index_row]
+        row = self._opened().tiles[index_row]
         raster = int(row["raster"])
         return IndexedTile(
             tile_id=int(row["grid_id"]),
@@ -236,11 +240,15 @@ class TileIndex:
         return numbers
 
     def _row_of(self, raster_number: int, grid_id: int) -> int | None:
-        """The index row of tile ``grid_id`` of a raster, or None when it was not indexed."""
+        """The index row of tile ``grid_id`` of a raster, or None when it was not indexed.
+
+        A binary search reading about log2(tiles) rows of the mapped table (``np.searchsorted``
+        would first copy the raster's whole column: 0.8 GB and the whole table read for 10^8).
+        """
         raster = self.manifest.rasters[raster_number]
         first = raster.first_tile_id
-        ids = self._tiles["grid_id"][first : first + raster.tile_count]
-        position = int(np.searchsorted(ids, grid_id))
+        ids = self._opened().tiles["grid_id"][first : first + raster.tile_count]
+        position = bisect.bisect_left(ids, grid_id)
         if position < len(ids) and ids[position] == grid_id:
             return first + position
         return None
@@ -334,7 +342,7 @@ class TileIndex:
         if not positives:
             raise SncaError("give at least one positive example tile")
         positives, negatives = _unique(positives), _unique(negatives)
-        embeddings = self._open_embeddings()
+        embeddings = self._opened().embeddings
         positive_rows = [t.index_row for t in positives]
         negative_rows = [t.index_row for t in negatives]
         overlap = set(positive_rows) & set(negative_rows)
@@ -440,16 +448,17 @@ class TileIndex:
             while query_size <= min(self.count, MAX_OVERSAMPLED_QUERY):
                 found = search.query(vector, query_size)
                 ids, sims = found.ids[0], found.similarities[0]
-                of_class = self._tiles["class_index"][ids] == class_index
+                of_class = self._opened().tiles["class_index"][ids] == class_index
                 ids, sims = _without(ids[of_class], sims[of_class], exclude, k)
                 if len(ids) >= k or query_size == self.count:
                     return ids, sims
                 query_size = min(self.count, query_size * 4)
-        exact = ExactSearch(np.asarray(self._open_embeddings()[members]), ids=members)
+        exact = ExactSearch(np.asarray(self._opened().embeddings[members]), ids=members)
         found = exact.query(vector, wanted)
         return _without(found.ids[0], found.similarities[0], exclude, k)
 
     def _class_members(self, class_index: int) -> np.ndarray:
         if class_index not in self._members:
-            self._members[class_index] = np.flatnonzero(self._tiles["class_index"] == class_index)
+            classes = self._opened().tiles["class_index"]
+            self._members[class_index] = np.flatnonzero(classes == class_index)
         return self._members[class_index]

@@ -5,7 +5,9 @@ by :mod:`snca_cli.runtime.atomic`: an ``add`` writes new versions of every file 
 folders), so an interrupted build or add never leaves a broken index. One writer at a time:
 :func:`index_lock` (an advisory lock on ``.<name>.lock`` beside the folder). Readers open every
 file of one version of the folder and check each file's sha256 against the manifest before
-using it (:func:`read_index`), so a damaged file is refused, never handed to hnswlib:
+using it (:func:`read_index`), so a damaged file is refused, never handed to hnswlib; a check
+that passed is recorded, and the next open of the very same files skips the hashing
+(:mod:`snca_cli.tasks.index.verified`):
 
 * ``manifest.json``: format, the sha256 and size of every other file, its own checksum (over
   the rest of it), the model (sha256, embedding size, classes, tile size, resolution),
@@ -19,7 +21,7 @@ using it (:func:`read_index`), so a damaged file is refused, never handed to hns
   (:class:`snca_cli.runtime.ann.ShardedSearch`);
 * ``embeddings.npy``: the unit embeddings, float32, one row per indexed tile (the exact search and
   ``index add`` use them);
-* ``tiles.npy``: the tile table, same rows (:data:`TILE_DTYPE`), read by the search;
+* ``tiles.npy``: the tile table, same rows (:data:`TILE_DTYPE`), memory-mapped by the search;
 * ``tiles.gpkg``: the same table as polygons for a GIS, one layer per CRS
   (``tiles_epsg_<code>``, or ``tiles_crs_<n>`` for a CRS without EPSG code); windows are in
   pixels of the raster's tiling grid (the raster's own grid unless it was resampled).
@@ -80,6 +82,7 @@ from snca_cli.tasks.index.validate import (
     tiling_options,
     whole,
 )
+from snca_cli.tasks.index.verified import is_recorded, save_record, verification_record
 
 FORMAT = "snca-index"
 FORMAT_VERSION = 2
@@ -97,6 +100,11 @@ SHARD_GRAPH_NAME = "index-{:03d}.hnsw"
 _SHARD_GRAPH_PATTERN = re.compile(r"index-\d{3,}\.hnsw")
 #: Seconds between two tries of a held index lock.
 LOCK_POLL_S = 0.1
+#: Tile table rows checked at once (bounds the temporary arrays of the check).
+CHECK_ROWS = 1 << 20
+#: How :func:`read_index` checks the files' sha256: ``auto`` skips the files recorded as
+#: verified unchanged, ``always`` hashes every file.
+VERIFY_MODES = ("auto", "always")
 
 #: One row per indexed tile (its index row).
 TILE_DTYPE = np.dtype(
@@ -328,9 +336,9 @@ def file_digest(handle: BinaryIO) -> str:
 
 @dataclass
 class IndexFiles:
-    """A checked index folder: manifest, tile table and embeddings (memory-mapped), and the
-    graph files (one per shard) of the same version, checksum verified, kept open until
-    :meth:`load_shards`."""
+    """A checked index folder: manifest, tile table and embeddings (memory-mapped unless read
+    with ``mmap=False``), and the graph files (one per shard) of the same version, checksum
+    verified, kept open until :meth:`load_shards`."""
 
     directory: Path
     manifest: Manifest
@@ -376,7 +384,7 @@ class IndexFiles:
         return shards[0] if len(shards) == 1 else ShardedSearch(shards)
 
     def close(self) -> None:
-        """Close the graph files (the embeddings stay mapped); idempotent."""
+        """Close the graph files (the arrays stay mapped while referenced); idempotent."""
         for handle in self.graph_files:
             handle.close()
         self.graph_files = []
@@ -466,7 +474,7 @@ def index_lock(
 OPEN_ATTEMPTS = 5
 
 
-def read_index(index_dir: Path | str, mmap: bool = True) -> IndexFiles:
+def read_index(index_dir: Path | str, mmap: bool = True, verify: str = "auto") -> IndexFiles:
     """Open an index folder, check that its files agree and their checksums; raise SncaError
     naming the damaged file otherwise.
 
@@ -474,7 +482,14 @@ def read_index(index_dir: Path | str, mmap: bool = True) -> IndexFiles:
     meanwhile makes it open again), then verified against the manifest's sha256 before any is
     parsed; nothing unverified reaches numpy or hnswlib. The files are opened in the folder's
     real path, resolved once (:func:`real_index_path`); messages name it as given.
+
+    ``verify``: ``auto`` skips the sha256 and tile table checks of files recorded as verified
+    and unchanged since (:mod:`snca_cli.tasks.index.verified`; sizes and counts are always
+    checked), ``always`` checks every file. A full check that passes is recorded (unless a
+    file changed just before: :data:`snca_cli.tasks.index.verified.RACY_S`).
     """
+    if verify not in VERIFY_MODES:
+        raise SncaError(f"verify must be {' or '.join(VERIFY_MODES)} (got {verify!r})")
     shown = Path(index_dir)
     directory = real_index_path(shown)
     if not directory.exists():
@@ -488,17 +503,22 @@ def read_index(index_dir: Path | str, mmap: bool = True) -> IndexFiles:
         opened = _open_files(directory, shown)
         if version is not None and version == _version(directory):
             break
-        for handle in opened[1].values():
+        for handle in opened[2].values():
             handle.close()
     else:
         raise SncaError(f"index {shown} keeps changing while it is opened; try again")
-    manifest, handles = opened
+    manifest, manifest_sha256, handles = opened
     try:
-        files = _check_files(shown, manifest, handles, mmap)
+        states = _file_states(shown, manifest, handles)
+        record = verification_record(directory, manifest_sha256, states)
+        recorded = verify == "auto" and is_recorded(record)
+        files = _check_files(shown, manifest, handles, mmap, verified=recorded)
     except BaseException:
         for handle in handles.values():
             handle.close()
         raise
+    if not recorded:
+        save_record(record, states)
     return files
 
 
@@ -511,11 +531,12 @@ def _version(directory: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _open_files(directory: Path, shown: Path) -> tuple[Manifest, dict[str, BinaryIO]]:
-    """The manifest and open handles on the files it lists, in ``directory`` (named ``shown``
-    in messages)."""
+def _open_files(directory: Path, shown: Path) -> tuple[Manifest, str, dict[str, BinaryIO]]:
+    """The manifest, the sha256 of its text and open handles on the files it lists, in
+    ``directory`` (named ``shown`` in messages)."""
     try:
-        text = (directory / MANIFEST_NAME).read_bytes().decode("utf-8")
+        data = (directory / MANIFEST_NAME).read_bytes()
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SncaError(f"{shown} is not an snca index (no {MANIFEST_NAME})") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -535,26 +556,41 @@ def _open_files(directory: Path, shown: Path) -> tuple[Manifest, dict[str, Binar
         for handle in handles.values():
             handle.close()
         raise _corrupt(shown, f"cannot read {exc.filename}: {exc.strerror}") from None
-    return manifest, handles
+    return manifest, hashlib.sha256(data).hexdigest(), handles
+
+
+def _file_states(
+    directory: Path, manifest: Manifest, handles: dict[str, BinaryIO]
+) -> dict[str, os.stat_result]:
+    """``fstat`` of every open file of an index (named ``directory`` in messages), once each
+    file the index needs is there with the size the manifest gives it."""
+    for name in [EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME, *manifest.graph_names]:
+        if name not in handles:
+            raise _corrupt(directory, f"{MANIFEST_NAME} lists no {name}")
+    states = {name: os.fstat(handle.fileno()) for name, handle in handles.items()}
+    for name, state in states.items():
+        expected = manifest.files[name].get("bytes")
+        if state.st_size != expected:
+            raise _corrupt(
+                directory, f"{name} has {state.st_size} bytes, the manifest says {expected}"
+            )
+    return states
 
 
 def _check_files(
-    directory: Path, manifest: Manifest, handles: dict[str, BinaryIO], mmap: bool
+    directory: Path,
+    manifest: Manifest,
+    handles: dict[str, BinaryIO],
+    mmap: bool,
+    verified: bool,
 ) -> IndexFiles:
-    required = [EMBEDDINGS_NAME, TILES_NAME, TABLE_NAME, *manifest.graph_names]
-    for name in required:
-        if name not in handles:
-            raise _corrupt(directory, f"{MANIFEST_NAME} lists no {name}")
-    for name, handle in handles.items():
-        expected = manifest.files[name]
-        size = os.fstat(handle.fileno()).st_size
-        if size != expected.get("bytes"):
-            raise _corrupt(
-                directory, f"{name} has {size} bytes, the manifest says {expected.get('bytes')}"
-            )
-        if file_digest(handle) != expected.get("sha256"):
-            raise _corrupt(directory, f"{name} does not match its checksum (damaged file)")
-    tiles = _load_array(handles.pop(TILES_NAME), directory, TILES_NAME, TILE_DTYPE, None, False)
+    """Load the open files of an index (named ``directory`` in messages), checked: their
+    sha256 and the tile table unless ``verified`` (recorded as checked), their counts always."""
+    if not verified:
+        for name, handle in handles.items():
+            if file_digest(handle) != manifest.files[name].get("sha256"):
+                raise _corrupt(directory, f"{name} does not match its checksum (damaged file)")
+    tiles = _load_array(handles.pop(TILES_NAME), directory, TILES_NAME, TILE_DTYPE, None, mmap)
     embeddings = _load_array(
         handles.pop(EMBEDDINGS_NAME),
         directory,
@@ -572,7 +608,8 @@ def _check_files(
             f"counts disagree: manifest {count}, rasters {raster_counts}, {TILES_NAME} "
             f"{len(tiles)}, {EMBEDDINGS_NAME} {len(embeddings)}",
         )
-    _check_tiles(directory, manifest, tiles)
+    if not verified:
+        _check_tiles(directory, manifest, tiles)
     graphs = [handles.pop(name) for name in manifest.graph_names]
     for handle in handles.values():  # listed but not used (a graph of an exact index)
         handle.close()
@@ -581,26 +618,29 @@ def _check_files(
 
 def _check_tiles(directory: Path, manifest: Manifest, tiles: np.ndarray) -> None:
     """Each row of the tile table is in the raster the manifest gives its row, and of one of
-    the manifest's classes."""
-    rasters = np.repeat(np.arange(len(manifest.rasters)), [r.tile_count for r in manifest.rasters])
-    wrong = np.flatnonzero(tiles["raster"] != rasters)
-    if len(wrong):
-        row = int(wrong[0])
-        raise _corrupt(
-            directory,
-            f"{TILES_NAME} puts tile row {row} in raster {tiles['raster'][row]}, the manifest in "
-            f"raster {rasters[row]}",
-        )
-    classes = tiles["class_index"]
+    the manifest's classes (read :data:`CHECK_ROWS` rows at a time: the table may be a map)."""
+    ends = np.cumsum([r.tile_count for r in manifest.rasters])
     named = len(manifest.class_names)
-    wrong = np.flatnonzero((classes < 0) | (classes >= named))
-    if len(wrong):
-        row = int(wrong[0])
-        raise _corrupt(
-            directory,
-            f"{TILES_NAME} gives tile row {row} class {classes[row]}, the manifest names "
-            f"{named} class{'es' if named != 1 else ''}",
-        )
+    for start in range(0, len(tiles), CHECK_ROWS):
+        block = tiles[start : start + CHECK_ROWS]
+        rasters = np.searchsorted(ends, np.arange(start, start + len(block)), side="right")
+        wrong = np.flatnonzero(block["raster"] != rasters)
+        if len(wrong):
+            row = int(wrong[0])
+            raise _corrupt(
+                directory,
+                f"{TILES_NAME} puts tile row {start + row} in raster {block['raster'][row]}, "
+                f"the manifest in raster {rasters[row]}",
+            )
+        classes = block["class_index"]
+        wrong = np.flatnonzero((classes < 0) | (classes >= named))
+        if len(wrong):
+            row = int(wrong[0])
+            raise _corrupt(
+                directory,
+                f"{TILES_NAME} gives tile row {start + row} class {classes[row]}, the manifest "
+                f"names {named} class{'es' if named != 1 else ''}",
+            )
 
 
 def _load_array(

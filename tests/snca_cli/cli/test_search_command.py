@@ -4,6 +4,7 @@ queries of real AID scenes that find their own tiles."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from snca_cli.cli import app
+from snca_cli.tasks.index import store, verified
 from tests.helpers.aid_mosaic import CELL, GRID, held_out_scenes, write_aid_mosaic
 
 runner = CliRunner()
@@ -53,6 +55,27 @@ def test_cli_search_errors_are_one_line(
 def test_cli_search_of_a_missing_index(tmp_path: Path) -> None:
     result = runner.invoke(app, ["search", str(tmp_path / "none"), "--tile-id", "1"])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_cli_search_verifies_the_files_once_and_again_with_verify(
+    index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[str] = []
+    digest = store.file_digest
+
+    def noted(handle):  # type: ignore[no-untyped-def]
+        hashed.append(handle.name)
+        return digest(handle)
+
+    monkeypatch.setattr(store, "file_digest", noted)
+    monkeypatch.setattr(verified, "RACY_S", 0.01)
+    time.sleep(0.05)  # the index's files settle
+    for options, files in (([], 4), ([], 0), (["--verify"], 4), ([], 0)):
+        hashed.clear()
+        result = runner.invoke(app, ["search", str(index_dir), "--tile-id", "1", *options])
+        assert result.exit_code == 0, result.output
+        assert "searched 12 tiles with hnswlib" in result.output
+        assert len(hashed) == files, (options, hashed)
 
 
 def test_cli_search_refuses_a_bad_output_before_opening_the_index(tmp_path: Path) -> None:

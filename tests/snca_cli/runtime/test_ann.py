@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +256,60 @@ def test_shard_ranges_cover_every_id_once() -> None:
     assert ann.shard_ranges(10, 0) == [(0, 10)]
     assert ann.shard_ranges(10, 10) == [(0, 10)]
     assert ann.shard_ranges(10, 4) == [(0, 4), (4, 8), (8, 10)]
+
+
+class _Spy:
+    """An hnswlib graph whose queries are noted: (the thread that asked, its num_threads)."""
+
+    def __init__(self, index: object, calls: list[tuple[int, int]]) -> None:
+        self._index, self._calls = index, calls
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._index, name)
+
+    def knn_query(self, data: np.ndarray, k: int, num_threads: int = -1) -> tuple:
+        self._calls.append((threading.get_ident(), num_threads))
+        return self._index.knn_query(data, k=k, num_threads=num_threads)
+
+
+def test_shards_searched_at_once_answer_as_one_after_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5 shards (dealt unevenly to 2 and 3 threads), every vector stored twice in two shards:
+    the same ids and similarities, ties broken by the smaller id, whatever the threads."""
+    vectors = clustered_unit_vectors(300, 16, clusters=10, seed=3)
+    stored = np.concatenate([vectors, vectors])  # row i and row 300 + i are the same vector
+    params = IndexParams(M=16, ef_construction=100, ef=64)
+    ranges = ann.shard_ranges(len(stored), 120)
+    assert len(ranges) == 5
+    calls: list[tuple[int, int]] = []
+    shards = []
+    for a, b in ranges:
+        shard = build_hnsw(stored[a:b], params, np.arange(a, b))
+        shard.index = _Spy(shard.index, calls)
+        shards.append(shard)
+    queries = clustered_unit_vectors(40, 16, clusters=10, seed=4)
+    one_by_one = ann.ShardedSearch(shards, threads=1)
+    alone = one_by_one.query(queries, 10)
+    assert {threads for _, threads in calls} == {-1}  # hnswlib's own threads
+    assert (alone.ids >= 300).any() and (alone.ids < 300).any()
+    pairs = alone.ids % 300
+    assert (pairs[:, ::2] == pairs[:, 1::2]).all()  # each vector found twice, smaller id first
+    assert (alone.ids[:, ::2] < alone.ids[:, 1::2]).all()
+    single = one_by_one.query(queries[:1], 10)
+    caller = threading.get_ident()
+    for threads in (2, 3, 5):
+        calls.clear()
+        together = ann.ShardedSearch(shards, threads=threads)
+        for batch, expected in ((queries, alone), (queries[:1], single)):
+            found = together.query(batch, 10)
+            np.testing.assert_array_equal(found.ids, expected.ids)
+            np.testing.assert_array_equal(found.similarities, expected.similarities)
+        assert {hnswlib_threads for _, hnswlib_threads in calls} == {1}  # one each
+        asked = {thread for thread, _ in calls}
+        assert caller in asked and len(asked) >= 2  # this thread and the pool's
+    monkeypatch.setattr(ann, "usable_cores", lambda: 2)
+    assert ann.ShardedSearch(shards).threads == 2  # bounded by the cores
+    assert ann.ShardedSearch(shards[:1]).threads == 1
+    with pytest.raises(SncaError, match="threads must be 0 or more"):
+        ann.ShardedSearch(shards, threads=-1)

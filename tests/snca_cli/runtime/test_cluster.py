@@ -10,7 +10,8 @@ import time
 import pytest
 
 from snca_cli.errors import SncaError
-from snca_cli.runtime.cluster import ANSWER_GRACE_S, ClusterSpec, open_cluster, usable_cores
+from snca_cli.runtime.cluster import ANSWER_GRACE_S, ClusterSpec, open_cluster
+from snca_cli.runtime.cores import usable_cores
 from tests.helpers.peers import http_error_peer, python_http_server, silent_peer
 
 

@@ -32,7 +32,7 @@ def _answers(index_dir: Path, exact: bool = False) -> list[list[int]]:
     """The 8 most similar tiles of every tile (their similarities checked to be sorted and to
     equal the exact cosine of the embeddings)."""
     with TileIndex.open(index_dir, exact=exact) as index:
-        embeddings = np.array(index._embeddings)
+        embeddings = np.array(index._opened().embeddings)
         answers = []
         for tile in range(index.count):
             hits = index.search_tile(index.tile_at_row(tile), k=8).hits
