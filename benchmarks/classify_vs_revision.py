@@ -45,8 +45,16 @@ def classify_once(code: Path, raster: Path, out: Path, log: Path) -> tuple[float
     """One `snca classify` run of the package in ``code``: (classified tiles per second of the
     whole command, start-up and model loading included; peak RSS in MB)."""
     command = [
-        sys.executable, "-m", "snca_cli.cli", "classify", str(raster),
-        "-o", str(out / "tiles.gpkg"), "--resolution", "native", "--force",
+        sys.executable,
+        "-m",
+        "snca_cli.cli",
+        "classify",
+        str(raster),
+        "-o",
+        str(out / "tiles.gpkg"),
+        "--resolution",
+        "native",
+        "--force",
     ]
     env = {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"}
     peak, seconds = peak_rss_mb(command, log, env=env, cwd=code)
@@ -66,26 +74,37 @@ def main() -> None:
         work = Path(tmp)
         baseline = work / "baseline"
         subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(baseline),
-             args.baseline],
+            [
+                "git",
+                "-C",
+                str(ROOT),
+                "worktree",
+                "add",
+                "--detach",
+                "-q",
+                str(baseline),
+                args.baseline,
+            ],
             check=True,
         )
         try:
             raster = write_synthetic_raster(work / "scene.tif", args.size)
             print(f"CPU: {platform.machine()}, {os.cpu_count()} cores, {cpu_flags()}")
-            print(f"raster {args.size:,}^2 px (uint8, DEFLATE), shipped model, "
-                  f"{args.pairs} pairs; baseline {args.baseline}")
+            print(
+                f"raster {args.size:,}^2 px (uint8, DEFLATE), shipped model, "
+                f"{args.pairs} pairs; baseline {args.baseline}"
+            )
             runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "this": []}
             for pair in range(args.pairs):
                 for name, code in (("baseline", baseline), ("this", ROOT)):
                     out = work / f"out_{name}"
                     out.mkdir(exist_ok=True)
-                    runs[name].append(
-                        classify_once(code, raster, out, work / f"{name}_{pair}.log")
-                    )
+                    runs[name].append(classify_once(code, raster, out, work / f"{name}_{pair}.log"))
                 (b_speed, b_peak), (t_speed, t_peak) = runs["baseline"][-1], runs["this"][-1]
-                print(f"pair {pair + 1}: baseline {b_speed:7.1f} tiles/s {b_peak:6.0f} MB | "
-                      f"this {t_speed:7.1f} tiles/s {t_peak:6.0f} MB")
+                print(
+                    f"pair {pair + 1}: baseline {b_speed:7.1f} tiles/s {b_peak:6.0f} MB | "
+                    f"this {t_speed:7.1f} tiles/s {t_peak:6.0f} MB"
+                )
         finally:
             subprocess.run(
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],

@@ -45,8 +45,10 @@ def _build(rasters: list[Path], out: Path, threads: int, cluster: ClusterSpec | 
     run = RunOptions(cluster=cluster, unit_tiles=UNIT_TILES[0])
     summary = build_index(rasters, model, out, force=True, run=run)
     seconds = time.perf_counter() - start
-    print(f"    {summary.added} tiles, {summary.units or 1} unit(s): {seconds:.2f} s "
-          f"({summary.added / seconds:.1f} tiles/s)")
+    print(
+        f"    {summary.added} tiles, {summary.units or 1} unit(s): {seconds:.2f} s "
+        f"({summary.added / seconds:.1f} tiles/s)"
+    )
     return seconds
 
 
@@ -101,13 +103,17 @@ def project(args: argparse.Namespace) -> None:
     units = -(-args.tiles // args.unit_tiles)
     unit_s = args.unit_tiles * args.tile_s
     print(f"scheduler: {args.tasks} no-op tasks at {per_task * 1e3:.2f} ms each")
-    print(f"{args.tiles:,} tiles in {units:,} units of {args.unit_tiles:,} tiles "
-          f"({unit_s:.0f} s per unit at {args.tile_s * 1e3:.1f} ms per tile per worker)")
+    print(
+        f"{args.tiles:,} tiles in {units:,} units of {args.unit_tiles:,} tiles "
+        f"({unit_s:.0f} s per unit at {args.tile_s * 1e3:.1f} ms per tile per worker)"
+    )
     single = units * unit_s
     for workers in (1, 10, 100):
         seconds = units * unit_s / workers + units * per_task
-        print(f"  {workers:>3} workers: {seconds / 3600:,.1f} h "
-              f"(speed-up {single / seconds:.1f}x; scheduler {units * per_task:.0f} s)")
+        print(
+            f"  {workers:>3} workers: {seconds / 3600:,.1f} h "
+            f"(speed-up {single / seconds:.1f}x; scheduler {units * per_task:.0f} s)"
+        )
 
 
 def _latencies(search, queries: np.ndarray) -> tuple[float, float]:
@@ -120,8 +126,10 @@ def search(args: argparse.Namespace) -> None:
     queries = clustered_embeddings(args.queries, args.dim, 1000, 0.5, seed=2)
     truth = ExactSearch(vectors).query(queries[: args.recall_queries], 10).ids
     params = IndexParams()
-    print(f"{args.count:,} vectors, {args.dim}-d, M={params.M} ef_construction="
-          f"{params.ef_construction} ef={params.ef}; {args.queries} single queries, k=10")
+    print(
+        f"{args.count:,} vectors, {args.dim}-d, M={params.M} ef_construction="
+        f"{params.ef_construction} ef={params.ef}; {args.queries} single queries, k=10"
+    )
     rows = []
     for shards in (1, 4):
         ranges = shard_ranges(args.count, -(-args.count // shards) if shards > 1 else 0)
@@ -137,11 +145,15 @@ def search(args: argparse.Namespace) -> None:
         p50, p99 = _latencies(searcher, queries)
         recall = recall_at_k(searcher.query(queries[: args.recall_queries], 10).ids, truth)
         rows.append((shards, p50, p99))
-        print(f"  {shards} shard(s): build {sum(builds):.1f} s ({np.mean(builds):.1f} s per "
-              f"shard of {ranges[0][1] - ranges[0][0]:,}), {per_vector:.0f} graph bytes per "
-              f"vector, p50 {p50:.3f} ms, p99 {p99:.3f} ms, recall@10 {recall:.4f}")
-    print(f"4 shards / 1 graph latency: p50 {rows[1][1] / rows[0][1]:.2f}x, "
-          f"p99 {rows[1][2] / rows[0][2]:.2f}x")
+        print(
+            f"  {shards} shard(s): build {sum(builds):.1f} s ({np.mean(builds):.1f} s per "
+            f"shard of {ranges[0][1] - ranges[0][0]:,}), {per_vector:.0f} graph bytes per "
+            f"vector, p50 {p50:.3f} ms, p99 {p99:.3f} ms, recall@10 {recall:.4f}"
+        )
+    print(
+        f"4 shards / 1 graph latency: p50 {rows[1][1] / rows[0][1]:.2f}x, "
+        f"p99 {rows[1][2] / rows[0][2]:.2f}x"
+    )
 
 
 def main() -> None:
