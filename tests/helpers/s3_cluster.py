@@ -45,6 +45,24 @@ def s3_server() -> Iterator[dict[str, str]]:
         server.stop()
 
 
+def s3_filesystem() -> object:
+    """A fresh s3fs file system (no cached listings) on the server the environment names."""
+    import fsspec
+
+    return fsspec.filesystem("s3", skip_instance_cache=True)
+
+
+def use_empty_bucket(env: dict[str, str], monkeypatch: object, bucket: str) -> None:
+    """Point this process (and the commands it starts) at the S3 server of ``env`` and make
+    ``bucket`` there, empty."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # type: ignore[attr-defined]
+    fs = s3_filesystem()
+    if fs.exists(bucket):
+        fs.rm(bucket, recursive=True)
+    fs.mkdir(bucket)
+
+
 class DaskProcesses:
     """A Dask scheduler and ``workers`` worker processes started as commands (``dask scheduler``,
     ``dask worker``), each worker with its own working folder and model cache under ``root``.

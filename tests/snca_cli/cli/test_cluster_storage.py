@@ -23,7 +23,7 @@ from tests.helpers.classify_data import read_layer
 from tests.helpers.index_data import TILE, colour_grid
 from tests.helpers.onnx_models import make_band_mean_model
 from tests.helpers.rasters import painted_raster
-from tests.helpers.s3_cluster import DaskProcesses, s3_server
+from tests.helpers.s3_cluster import DaskProcesses, s3_filesystem, s3_server, use_empty_bucket
 
 pytestmark = pytest.mark.slow  # a scheduler, two worker processes and an S3 server
 BUCKET = "snca-test"
@@ -40,17 +40,12 @@ def s3_environment() -> Iterator[dict[str, str]]:
 def s3(s3_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The S3 server's environment, set for this process and the commands it starts, with an
     empty bucket :data:`BUCKET`."""
-    for name, value in s3_environment.items():
-        monkeypatch.setenv(name, value)
-    fs = _fs()
-    if fs.exists(BUCKET):
-        fs.rm(BUCKET, recursive=True)
-    fs.mkdir(BUCKET)
+    use_empty_bucket(s3_environment, monkeypatch, BUCKET)
     return s3_environment
 
 
 def _fs() -> fsspec.AbstractFileSystem:
-    return fsspec.filesystem("s3", skip_instance_cache=True)
+    return s3_filesystem()
 
 
 def _upload_rasters(folder: Path, shapes: list[tuple[int, int]]) -> list[str]:

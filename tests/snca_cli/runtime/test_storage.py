@@ -22,7 +22,7 @@ from snca_cli.runtime.storage import (
     url_scheme,
 )
 from tests.helpers.rasters import write_raster
-from tests.helpers.s3_cluster import s3_server
+from tests.helpers.s3_cluster import s3_filesystem, s3_server, use_empty_bucket
 
 BUCKET = "snca-storage"
 ANY = OwnOutput("a test folder", lambda folder: None)
@@ -37,17 +37,12 @@ def s3_environment() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def s3(s3_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty bucket on the local S3 server; its URL."""
-    for name, value in s3_environment.items():
-        monkeypatch.setenv(name, value)
-    fs = _fs()
-    if fs.exists(BUCKET):
-        fs.rm(BUCKET, recursive=True)
-    fs.mkdir(BUCKET)
+    use_empty_bucket(s3_environment, monkeypatch, BUCKET)
     return f"s3://{BUCKET}"
 
 
 def _fs() -> fsspec.AbstractFileSystem:
-    return fsspec.filesystem("s3", skip_instance_cache=True)
+    return s3_filesystem()
 
 
 @pytest.mark.parametrize(
