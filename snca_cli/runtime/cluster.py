@@ -227,24 +227,30 @@ def finished_in_turn(
     futures: list[Any], cancelled: Callable[[], bool] | None = None
 ) -> Iterator[Any]:
     """Yield ``futures`` as they finish (those finishing together in the given order),
-    checking ``cancelled`` every :data:`POLL_S` (True: :class:`snca_cli.errors.Cancelled`)."""
+    checking ``cancelled`` every :data:`POLL_S` (True: :class:`snca_cli.errors.Cancelled`).
+
+    Dask's ``as_completed`` is told of each future once; ``distributed.wait(...,
+    timeout=...)`` in a polling loop left waiters on every pending future at each call (2.6 MB
+    per call with 1,000 pending units): a 1,024-unit run's client grew to 16 GB in 50 minutes.
+    """
     import distributed
 
     from snca_cli.errors import Cancelled
 
-    order = {future.key: n for n, future in enumerate(futures)}
-    remaining = set(futures)
-    while remaining:
+    def check() -> None:
         if cancelled is not None and cancelled():
             raise Cancelled()
-        try:
-            finished, _ = distributed.wait(
-                list(remaining), timeout=POLL_S, return_when="FIRST_COMPLETED"
-            )
-        except TimeoutError:
+
+    order = {future.key: n for n, future in enumerate(futures)}
+    finished = distributed.as_completed(futures)
+    while not finished.is_empty():
+        check()
+        if not finished.has_ready():
+            with finished.thread_condition:  # notified as each future finishes
+                finished.thread_condition.wait(timeout=POLL_S)
             continue
-        for future in sorted(finished, key=lambda f: order[f.key]):
-            remaining.discard(future)
+        for future in sorted(finished.next_batch(block=False), key=lambda f: order[f.key]):
+            check()
             yield future
 
 

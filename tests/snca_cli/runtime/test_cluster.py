@@ -6,10 +6,11 @@ from __future__ import annotations
 import socket
 import sys
 import time
+import tracemalloc
 
 import pytest
 
-from snca_cli.errors import SncaError
+from snca_cli.errors import Cancelled, SncaError
 from snca_cli.runtime.cluster import ANSWER_GRACE_S, ClusterSpec, open_cluster
 from snca_cli.runtime.cores import usable_cores
 from tests.helpers.peers import http_error_peer, python_http_server, silent_peer
@@ -118,3 +119,39 @@ def test_an_http_server_as_the_scheduler_is_one_error() -> None:
         f"{address} is not a Dask scheduler: it does not speak Dask's protocol (give the address "
         "the scheduler printed, usually port 8786)"
     )
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.slow  # a LocalCluster
+def test_waiting_on_many_units_does_not_grow_the_clients_memory() -> None:
+    """A 1,024-unit run's client grew to 16 GB in 50 minutes and was killed for memory:
+    polling with distributed.wait(..., timeout) left waiters on every pending future at each
+    call. Polling 1,000 pending futures for a while now allocates next to nothing."""
+    import distributed
+
+    from snca_cli.runtime.cluster import finished_in_turn
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        futures = [client.submit(_sleep, 600, pure=False) for _ in range(1000)]
+        traced: list[int] = []
+
+        def stop_after_polls() -> bool:
+            traced.append(tracemalloc.get_traced_memory()[0])
+            return len(traced) > 55
+
+        tracemalloc.start()
+        with pytest.raises(Cancelled):
+            list(finished_in_turn(futures, stop_after_polls))
+        tracemalloc.stop()
+        client.cancel(futures)
+    grown = traced[-1] - traced[5]  # 50 polls, once the futures are registered
+    assert grown < 2_000_000, grown  # distributed.wait: about 130 MB for 50 calls
