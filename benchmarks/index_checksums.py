@@ -46,11 +46,13 @@ except ImportError:  # pragma: no cover - run as a plain script
     from search_latency import clustered_embeddings  # type: ignore[no-redef]
 
 
-def write_index(folder: Path, count: int, dim: int, params: IndexParams) -> float:
-    """Write an index of ``count`` vectors into ``folder``; return the seconds the checksums
-    took (hashing every file once, as write_index_files does)."""
+def write_index(folder: Path, count: int, dim: int, params: IndexParams, classes: int = 1) -> float:
+    """Write an index of ``count`` vectors into ``folder``, each tile of one of ``classes``
+    classes (``class_0``, ...) drawn at random; return the seconds the checksums took (hashing
+    every file once, as write_index_files does)."""
     embeddings = clustered_embeddings(count, dim, clusters=64, noise=0.3, seed=1)
     tiles = np.zeros(count, TILE_DTYPE)
+    tiles["class_index"] = np.random.default_rng(3).integers(0, classes, count)
     side = int(np.ceil(np.sqrt(count)))
     ids = np.arange(count)
     tiles["grid_id"], tiles["row"], tiles["col"] = ids, ids // side, ids % side
@@ -76,7 +78,7 @@ def write_index(folder: Path, count: int, dim: int, params: IndexParams) -> floa
         model_sha256="0" * 64,
         model_name="benchmark.onnx",
         embedding_dim=dim,
-        class_names=["a"],
+        class_names=[f"class_{i}" for i in range(classes)],
         tile_size=150,
         model_resolution_m=None,
         input_bands=3,
