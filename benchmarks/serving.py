@@ -59,6 +59,8 @@ WARM_QUERIES = 20
 #: Queries timed with LanceDB's exact scan (it reads every vector).
 EXACT_QUERIES = 10
 K = 10
+#: The re-ranking depths measured for searches by vector (x k candidates).
+REFINE_FACTORS = (20, 50, 100)
 RASTER = "mosaic.tif"
 
 
@@ -125,12 +127,17 @@ def measure_lancedb(uri: str, tile_ids: list[int], where: str) -> dict:
     figures = {"open_s": opened}
     for name, filter_ in (("plain", None), ("filtered", where)):
         figures[name] = timed_queries(lancedb_rows(table, SearchParams(), filter_), tile_ids)
-    vectors = {tile_id: tile_embedding(table, tile_id, RASTER)[1] for tile_id in tile_ids}
+    vectors = {tile_id: tile_embedding(table, tile_id, RASTER) for tile_id in tile_ids}
 
-    def by_vector(tile_id: int) -> list[int]:
-        return search_vector(table, vectors[tile_id], K)["index_row"].to_pylist()
+    for refine in REFINE_FACTORS:
+        params = SearchParams(refine_factor=refine)
 
-    figures["vector_only"] = timed_queries(by_vector, tile_ids)
+        def by_vector(tile_id: int, params: SearchParams = params) -> list[int]:
+            row, vector = vectors[tile_id]
+            rows = search_vector(table, vector, K + 1, None, params)["index_row"].to_pylist()
+            return [r for r in rows if r != row][:K]
+
+        figures[f"vector_refine_{refine}"] = timed_queries(by_vector, tile_ids)
     exact = lancedb_rows(table, SearchParams(exact=True), None)
     figures["exact_scan"] = timed_queries(exact, tile_ids[: WARM_QUERIES + EXACT_QUERIES])
     figures["peak_rss_mb"] = peak_rss_mb()
@@ -158,6 +165,23 @@ def measure_snca(folder: Path, tile_ids: list[int], class_name: str, exact: bool
     return figures
 
 
+def prepare(folder: Path, export: Path, count: int, classes: int) -> dict:
+    """Write the snca index (hnswlib graph included) and its GeoParquet export."""
+    start = time.perf_counter()
+    folder.mkdir()
+    write_index(folder, count, 128, IndexParams(), classes)
+    index_s = time.perf_counter() - start
+    start = time.perf_counter()
+    export_geoparquet(folder, export)
+    return {
+        "snca_index_s": index_s,
+        "export_s": time.perf_counter() - start,
+        "export_bytes": export.stat().st_size,
+        "snca_index_bytes": folder_bytes(folder),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
 def in_fresh_process(function: Callable, *args: object) -> dict:
     """``function(*args)`` run in a new (spawned) Python process."""
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
@@ -167,13 +191,7 @@ def in_fresh_process(function: Callable, *args: object) -> dict:
 def run(count: int, classes: int, queries: int, work: Path) -> dict:
     """Every figure of the benchmark, measured in ``work``."""
     folder, export, uri = work / "region.index", work / "tiles.parquet", str(work / "lancedb")
-    start = time.perf_counter()
-    folder.mkdir()
-    write_index(folder, count, 128, IndexParams(), classes)
-    index_s = time.perf_counter() - start
-    start = time.perf_counter()
-    export_geoparquet(folder, export)
-    export_s = time.perf_counter() - start
+    prepared = in_fresh_process(prepare, folder, export, count, classes)
     rng = np.random.default_rng(11)
     tile_ids = [int(i) for i in rng.choice(count, WARM_QUERIES + queries, replace=False)]
     class_name = "class_0"
@@ -182,8 +200,11 @@ def run(count: int, classes: int, queries: int, work: Path) -> dict:
     lance = in_fresh_process(measure_lancedb, uri, tile_ids, f"class_name = '{class_name}'")
     hnsw = in_fresh_process(measure_snca, folder, tile_ids, class_name, False)
     for figures in (lance, hnsw):
-        for name in ("plain", "filtered"):
-            figures[name]["recall_at_10"] = recall(figures[name]["found"], truth[name]["found"])
+        for name in [n for n, part in figures.items() if isinstance(part, dict)]:
+            if name == "exact_scan":
+                continue
+            truth_of = truth["filtered" if name == "filtered" else "plain"]["found"]
+            figures[name]["recall_at_10"] = recall(figures[name]["found"], truth_of)
     for figures in (truth, lance, hnsw):
         for part in figures.values():
             if isinstance(part, dict):
@@ -195,10 +216,7 @@ def run(count: int, classes: int, queries: int, work: Path) -> dict:
         "classes": classes,
         "queries": queries,
         "k": K,
-        "snca_index_s": index_s,
-        "export_s": export_s,
-        "export_bytes": export.stat().st_size,
-        "snca_index_bytes": folder_bytes(folder),
+        "prepare": prepared,
         "load": load,
         "lancedb": lance,
         "snca_hnswlib": hnsw,
@@ -209,13 +227,15 @@ def run(count: int, classes: int, queries: int, work: Path) -> dict:
 def report(figures: dict) -> str:
     """The figures as lines of text, with the LanceDB / hnswlib ratios."""
     load, lance, hnsw = figures["load"], figures["lancedb"], figures["snca_hnswlib"]
+    prepared = figures["prepare"]
     lines = [
         f"CPU: {figures['cpu']}",
         f"{figures['count']:,} clustered {figures['dim']}-d unit vectors, {figures['classes']} "
         f"classes; {figures['queries']} single queries, top-{figures['k']}",
-        f"snca index (hnswlib M=16, ef_construction 200) written in {figures['snca_index_s']:.1f}"
-        f" s, {figures['snca_index_bytes'] / 1e6:,.0f} MB; GeoParquet export "
-        f"{figures['export_s']:.1f} s, {figures['export_bytes'] / 1e6:,.0f} MB",
+        f"snca index (hnswlib M=16, ef_construction 200) written in {prepared['snca_index_s']:.1f}"
+        f" s, {prepared['snca_index_bytes'] / 1e6:,.0f} MB; GeoParquet export "
+        f"{prepared['export_s']:.1f} s, {prepared['export_bytes'] / 1e6:,.0f} MB (peak RSS "
+        f"{prepared['peak_rss_mb']:,.0f} MB)",
         f"LanceDB load: {load['load_s']:.1f} s ({load['rows_per_s']:,.0f} rows/s), indexes "
         f"(IVF_PQ + scalar) {load['index_s']:.1f} s, table {load['table_bytes'] / 1e6:,.0f} MB"
         f" on disk, loader peak RSS {load['peak_rss_mb']:,.0f} MB",
@@ -228,12 +248,15 @@ def report(figures: dict) -> str:
                 f"{label + ' ' + name:34s} {part['p50_ms']:8.2f} {part['p99_ms']:8.2f} "
                 f"{part['recall_at_10']:10.4f} {figures_of['peak_rss_mb']:12,.0f}"
             )
-    for label, name in (
-        ("LanceDB by vector (no lookup)", "vector_only"),
-        ("LanceDB exact scan (no index)", "exact_scan"),
-    ):
-        part = lance[name]
-        lines.append(f"{label:34s} {part['p50_ms']:8.2f} {part['p99_ms']:8.2f}")
+    for refine in REFINE_FACTORS:
+        part = lance[f"vector_refine_{refine}"]
+        lines.append(
+            f"{f'LanceDB by vector, refine {refine}':34s} {part['p50_ms']:8.2f} "
+            f"{part['p99_ms']:8.2f} {part['recall_at_10']:10.4f}"
+        )
+    scan = lance["exact_scan"]
+    label = "LanceDB exact scan (no index)"
+    lines.append(f"{label:34s} {scan['p50_ms']:8.2f} {scan['p99_ms']:8.2f}")
     for name in ("plain", "filtered"):
         lines.append(
             f"LanceDB / hnswlib, {name}: p50 {lance[name]['p50_ms'] / hnsw[name]['p50_ms']:.1f}x,"

@@ -77,7 +77,7 @@ class SearchParams:
     probes ``nprobes`` partitions and re-ranks ``refine_factor`` x k candidates exactly."""
 
     nprobes: int = 20
-    refine_factor: int = 20
+    refine_factor: int = 50
     exact: bool = False
 
 
@@ -222,8 +222,8 @@ def similar_tiles(
     """The ``k`` tiles most similar to tile ``tile_id`` (itself excluded), like ``snca search
     --tile-id``; ``where`` filters them, e.g. ``class_name = 'forest'``."""
     row, vector = tile_embedding(table, tile_id, raster)
-    others = f"index_row != {row}"
-    return search_vector(table, vector, k, f"({where}) AND {others}" if where else others, params)
+    hits = search_vector(table, vector, k + 1, where, params)
+    return hits.filter(pc.not_equal(hits["index_row"], row)).slice(0, k)
 
 
 def _storage_options(pairs: list[str]) -> dict[str, str]:
