@@ -49,11 +49,15 @@ from snca_cli.tasks.index.store import (
 )
 
 
-def write_index(folder: Path, count: int, dim: int, params: IndexParams, shards: int) -> float:
-    """Write an index of ``count`` vectors in ``shards`` graphs into ``folder``; return the
-    seconds the checksums took (hashing every file once, as write_index_files does)."""
+def write_index(
+    folder: Path, count: int, dim: int, params: IndexParams, shards: int = 1, classes: int = 1
+) -> float:
+    """Write an index of ``count`` vectors in ``shards`` graphs into ``folder``, each tile of
+    one of ``classes`` classes (``class_0``, ...) drawn at random; return the seconds the
+    checksums took (hashing every file once, as write_index_files does)."""
     embeddings = clustered_embeddings(count, dim, clusters=64, noise=0.3, seed=1)
     tiles = np.zeros(count, TILE_DTYPE)
+    tiles["class_index"] = np.random.default_rng(3).integers(0, classes, count)
     side = int(np.ceil(np.sqrt(count)))
     ids = np.arange(count)
     tiles["grid_id"], tiles["row"], tiles["col"] = ids, ids // side, ids % side
@@ -79,7 +83,7 @@ def write_index(folder: Path, count: int, dim: int, params: IndexParams, shards:
         model_sha256="0" * 64,
         model_name="benchmark.onnx",
         embedding_dim=dim,
-        class_names=["a"],
+        class_names=[f"class_{i}" for i in range(classes)],
         tile_size=150,
         model_resolution_m=None,
         input_bands=3,
