@@ -441,7 +441,12 @@ def main() -> None:
         train = cache.vectors(spec, args.data, held["train"])
         test = cache.vectors(spec, args.data, held["test"])
         result = few_shot(train, y_held_train, test, y_held_test, held_out)
-        results["unseen"][name] = {"features": spec, "dims": int(train.shape[1]), **result}
+        results["unseen"][name] = {
+            "features": spec,
+            "dims": int(train.shape[1]),
+            "gflops_per_tile": cache.gflops(spec),
+            **result,
+        }
     for name, result in results["unseen"].items():
         print("unseen", name, json.dumps(result))
 

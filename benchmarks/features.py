@@ -132,6 +132,16 @@ class SourceNetwork:
                 out["embedding"] = unit(self.embedding_layer(pooled).numpy())
         return out
 
+    def gflops(self, size: int) -> float:
+        """Floating-point operations (10^9, two per multiply-add) of one ``size`` px tile."""
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            self.backbone(torch.zeros(1, 3, size, size))
+        return counter.get_total_flops() / 1e9
+
 
 def _stage_blocks(lite: object) -> list[list[object]]:
     """The blocks of an EfficientNet-Lite grouped into stages (a stage starts where the output
@@ -171,9 +181,7 @@ class FeatureCache:
             with np.load(path) as stored:
                 self.memory[key] = dict(stored)
             return self.memory[key]
-        if source not in self.networks:
-            self.networks[source] = SourceNetwork(source)
-        network, chunks = self.networks[source], []
+        network, chunks = self.network(source), []
         for start in range(0, len(items), BATCH):
             batch = np.stack(
                 [
@@ -188,6 +196,17 @@ class FeatureCache:
             np.savez(path, **result)
         self.memory[key] = result
         return result
+
+    def network(self, source: str) -> SourceNetwork:
+        """The network of ``source``, loaded once."""
+        if source not in self.networks:
+            self.networks[source] = SourceNetwork(source)
+        return self.networks[source]
+
+    def gflops(self, spec: str) -> float:
+        """Backbone GFLOPs per tile of a feature SPEC: one pass per distinct source and size."""
+        passes = {(term.source, term.size) for term in parse_spec(spec, 150)}
+        return sum(self.network(source).gflops(size) for source, size in sorted(passes))
 
     def vectors(self, spec: str, root: Path, items: list[str], factor: int = 1) -> np.ndarray:
         """Unit vectors of a feature SPEC (default size 150 px) for ``root/<item>`` images."""

@@ -109,7 +109,7 @@ def evaluate(
         db = vectors(data, held["train"], 1)
         queries = vectors(data, held["test"], 1)
         result["held_out"] = scores(queries, held["test"], db, held["train"])
-    db = vectors(data, seen_split["train"], 1)
+    db = vectors(data, seen_split["train"], 1) if factors else None
     for factor in factors:
         queries = vectors(data, seen_split["test"], factor)
         result[f"seen_{factor}x"] = scores(queries, seen_split["test"], db, seen_split["train"])
@@ -143,9 +143,10 @@ def main() -> None:
     parser.add_argument(
         "--factors",
         type=int,
-        nargs="+",
+        nargs="*",
         default=list(FACTORS),
-        help="resolution factors of the seen queries (1 first; default 1 2 4)",
+        help="resolution factors of the seen queries (1 first; default 1 2 4; none: the "
+        "held-out protocol only)",
     )
     parser.add_argument("--cache", type=Path, default=None, help="folder of --features vectors")
     parser.add_argument("--image-size", type=int, default=150)
@@ -194,6 +195,7 @@ def main() -> None:
             results[name] = evaluate(vectors, args.data, seen_split, held, factors)
         if name in feature_kinds:
             results[name]["features"] = feature_kinds[name]
+            results[name]["gflops_per_tile"] = cache.gflops(feature_kinds[name])
         args.out.write_text(json.dumps(results, indent=1))
         print(name, json.dumps(results[name]))
     print(
@@ -207,7 +209,7 @@ def main() -> None:
         held_r = r.get("held_out", nan)
         print(
             f"{name:<18} {held_r['knn@10']:15.2f} {held_r['map@20']:7.2f} "
-            f"{r['seen_1x']['knn@10']:11.2f} {r.get('seen_2x', nan)['knn@10']:6.2f} "
+            f"{r.get('seen_1x', nan)['knn@10']:11.2f} {r.get('seen_2x', nan)['knn@10']:6.2f} "
             f"{r.get('seen_4x', nan)['knn@10']:6.2f} {r.get('loss_2x', float('nan')):7.2f} "
             f"{r.get('loss_4x', float('nan')):7.2f}"
         )
