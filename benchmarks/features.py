@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 #: Stages (0-based, of EfficientNet-Lite's 7) whose last block's output ``stages`` pools: the
-#: stride-16 stages (80/112 channels in Lite0) and the last stride-32 stage before the 1x1 head.
+#: two stride-16 stages (80 and 112 channels in Lite0) and the first stride-32 one (192).
 STAGE_ENDS = (3, 4, 5)
 PARTS = ("embedding", "pooled", "stages")
 IMAGENET = "imagenet:"
@@ -95,6 +95,8 @@ class SourceNetwork:
             self.std = torch.tensor(backbone.std).view(1, -1, 1, 1)
         else:
             network, _ = load_model(Path(source))
+            if network.config.backbone_size is not None:
+                raise ValueError(f"{source}: a run with --backbone-size is not supported here")
             self.backbone = network.backbone.eval()
             self.mean, self.std = network.input_mean, network.input_std
             self.embedding_layer = network.embedding.eval()
