@@ -108,4 +108,5 @@ def test_run_times_the_backbone_it_is_given(tmp_path, monkeypatch):
     files = scene_files(tmp_path, per_class=6)  # the validation kNN needs 10 neighbours
     times = authors_loop.run(files, 2, 32, 4, 2, 0, 1, 0.01, 4, "efficientnet_lite0")
     assert len(times.step_seconds) == 2 and times.memory_size == 12
-    assert isinstance(networks[0].encoder.network, EfficientNetLite0)
+    network = networks[0].encoder.network  # Lite0: its 16 blocks, not Lite1's or Lite2's
+    assert len(network._blocks) == len(EfficientNetLite0(num_classes=2)._blocks) == 16
