@@ -186,6 +186,7 @@ def build(folder: Path, extra: list[str]) -> None:
         *extra,
     ]  # fmt: skip
     usage = folder / ".build.usage.json"
+    usage.unlink(missing_ok=True)  # a run killed with its launcher leaves none of its own
     log = folder / "build.log"
     started = time.time()
     with open(log, "a") as output:
@@ -203,7 +204,7 @@ def build(folder: Path, extra: list[str]) -> None:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "returncode": done.returncode,
         "finished": done.returncode == 0,
-        "wall_s": figures.get("wall_s"),
+        "wall_s": figures.get("wall_s", time.time() - started),
         "cpu_s": figures.get("cpu_s"),
         "peak_mb": figures.get("peak_kb", 0) / 1024.0,
         "units": int(reused.group(1).replace(",", "")) if reused else None,
