@@ -257,7 +257,7 @@ def measure(folder: Path, queries: int, out: Path | None) -> None:
         "tiles": count,
         "build_runs": runs,
         "build_wall_s": sum(r["wall_s"] or 0 for r in runs),
-        "build_peak_mb": max(r["peak_mb"] for r in runs),
+        "build_peak_mb": max(r["peak_mb"] or 0 for r in runs),
         "index_bytes": sum(p.stat().st_size for p in index_dir.iterdir()),
         "open_s": opened,
         "first_search_s": first_s,
