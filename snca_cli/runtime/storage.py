@@ -28,6 +28,7 @@ from typing import Any
 
 from snca_cli.errors import SncaError, first_line
 from snca_cli.runtime.atomic import OwnOutput, atomic_output, make_folder, recover_outputs
+from snca_cli.runtime.paths import gdal_path
 
 #: ``scheme://`` of a URL (a Windows drive ``C:/`` is not one).
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
@@ -291,9 +292,6 @@ class StorageMirror:
 
 
 def restored_url(name: os.PathLike[str] | str) -> str:
-    """``name`` with the ``//`` of a URL that ``pathlib`` collapsed (``s3:/bucket``) restored."""
-    text = os.fspath(name)
-    found = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/(?!/)", text)
-    if found and len(found.group(1)) > 1:  # not a Windows drive (C:/...)
-        return f"{found.group(1)}://{text[found.end() :]}"
-    return text
+    """``name`` with the ``//`` of a URL that ``pathlib`` collapsed (``s3:/bucket``) restored
+    (:func:`snca_cli.runtime.paths.gdal_path`, which GDAL names get too)."""
+    return gdal_path(name)
