@@ -16,6 +16,7 @@ locally as one folder, staged and renamed (:mod:`snca_cli.runtime.atomic`); on o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
@@ -80,6 +81,18 @@ def storage_url(name: str) -> str | None:
             return f"{protocol}://{name[len(prefix) :]}"
     scheme = name.partition("://")[0].lower()
     return name if scheme in set(STORE_PREFIXES.values()) | {"gcs", "abfss"} else None
+
+
+def content_record(data: bytes) -> dict[str, object]:
+    """What a manifest keeps of a stored file to check it on reading: its size and sha256."""
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def matches_record(data: bytes, record: object) -> bool:
+    """Whether ``data`` is the file :func:`content_record` described as ``record``."""
+    return isinstance(record, dict) and content_record(data) == {
+        key: record.get(key) for key in ("bytes", "sha256")
+    }
 
 
 @dataclass(frozen=True)
@@ -284,8 +297,7 @@ class StorageMirror:
         for path in files:
             url = self.url(path)
             assert url is not None
-            folder = StoredFolder(posixpath.dirname(url))
-            with folder._errors("write"):
+            with _StorageErrors(url, "write"):
                 filesystem(url).put_file(str(path), url)
             urls.append(url)
         return urls

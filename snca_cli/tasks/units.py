@@ -58,7 +58,7 @@ from snca_cli.runtime.cluster import (
 )
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.raster_tiles import RasterTiling
-from snca_cli.runtime.storage import StoredFolder
+from snca_cli.runtime.storage import StoredFolder, content_record, matches_record
 from snca_cli.runtime.tile_stream import TileBatch, embed_raster
 from snca_cli.tasks.index.store import TILE_DTYPE, manifest_checksum
 
@@ -337,10 +337,7 @@ def save_unit(folder: StoredFolder, result: UnitResult) -> None:
         "scaling": result.scaling,
         "skipped": result.skipped,
         "seconds": result.seconds,
-        "files": {
-            name: {"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
-            for name, raw in data.items()
-        },
+        "files": {name: content_record(raw) for name, raw in data.items()},
     }
     payload["checksum"] = manifest_checksum(payload)
     data[UNIT_MANIFEST] = json.dumps(payload).encode()
@@ -359,11 +356,7 @@ def read_unit(folder: StoredFolder, unit: WorkUnit) -> UnitResult | None:
         arrays = {}
         for name in UNIT_FILES:
             raw = folder.read_bytes(name)
-            expected = payload["files"][name]
-            if (
-                len(raw) != expected["bytes"]
-                or hashlib.sha256(raw).hexdigest() != expected["sha256"]
-            ):
+            if not matches_record(raw, payload["files"][name]):
                 return None
             arrays[name] = np.load(io.BytesIO(raw), allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError):

@@ -34,7 +34,7 @@ from snca_cli.runtime.cluster import (
     portable_errors,
     worker_address,
 )
-from snca_cli.runtime.storage import StoredFolder
+from snca_cli.runtime.storage import StoredFolder, content_record, matches_record
 from snca_cli.tasks.index.store import graph_names
 
 GRAPH_FILE = "index.hnsw"
@@ -59,7 +59,7 @@ def _stored_graph(folder: StoredFolder) -> bytes | None:
         data = folder.read_bytes(GRAPH_FILE)
     except (OSError, ValueError):
         return None
-    if len(data) != record.get("bytes") or hashlib.sha256(data).hexdigest() != record.get("sha256"):
+    if not matches_record(data, record):
         return None
     return data
 
@@ -85,7 +85,7 @@ def build_shard_on_worker(
             f"the graph of {len(embeddings):,} tiles does not fit in the memory of worker "
             f"{worker_address()}: use a smaller --shard-size"
         ) from None
-    record = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    record = content_record(data)
     stored.write_files(
         {GRAPH_FILE: data, GRAPH_MANIFEST: json.dumps(record).encode()},
         last=GRAPH_MANIFEST,
