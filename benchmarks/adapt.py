@@ -3,7 +3,8 @@
 * **Shipped model, few labels**: a head fitted by :func:`snca_cli.tasks.adapt.fit_head` on k = 5,
   10, 20 training images per class (5 seeded draws) of the seed-0 split, scored on the test
   split, against the model's own head (trained on the whole training split). The head reads
-  the backbone features, as ``snca adapt`` does; the head on the embedding is scored too.
+  what cross-validates best, as ``snca adapt`` does; the head on each input alone (pooled
+  backbone features, several-stage features, embedding) is scored too.
 * **Unseen classes**: a model trained on AID's 20 seen classes (:mod:`aid_held_out`), adapted
   with k images of each of the 10 held-out classes (5 draws) -> accuracy on those classes' test
   images; the same with the frozen ImageNet backbone's features (``--frozen``).
@@ -53,7 +54,7 @@ from transfer import BATCH, embed
 from snca_cli.contract.metadata import EMBEDDING_OUTPUT
 from snca_cli.contract.tiling import TilingOptions
 from snca_cli.runtime.default_model import default_model_path
-from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, load_snca_onnx
+from snca_cli.runtime.onnx_graph import load_snca_onnx
 from snca_cli.runtime.onnx_model import OnnxModel
 from snca_cli.runtime.scene_images import (
     load_split,
@@ -106,13 +107,16 @@ def draw(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def embed_with_features(
     model_path: Path, data: Path, items: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unit embeddings and unit backbone features (what ``snca adapt``'s head reads) of
-    ``data/<item>`` images, in order."""
-    model = features_model(model_path, load_snca_onnx(model_path)[0])
-    assert model is not None, f"{model_path} has no backbone features"
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Unit embeddings and every unit head input ``snca adapt`` may read, by kind (the
+    embeddings, the pooled and the several-stage backbone features), of ``data/<item>`` images,
+    in order."""
+    opened = features_model(model_path, load_snca_onnx(model_path)[0])
+    assert opened is not None, f"{model_path} has no backbone features"
+    model, kinds = opened
+    names = [EMBEDDING_OUTPUT, *kinds]
     size, scale = model.metadata.tile_size, np.float32(model.metadata.input_scale["uint8"])
-    parts: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, len(items), BATCH):
         chunk = items[start : start + BATCH]
         batch = (
@@ -121,11 +125,15 @@ def embed_with_features(
             ).astype(np.float32)
             / scale
         )
-        for part, values in zip(
-            parts, model.run_outputs(batch, [EMBEDDING_OUTPUT, FEATURES_OUTPUT]), strict=True
-        ):
-            part.append(values / np.linalg.norm(values, axis=1, keepdims=True))
-    return np.concatenate(parts[0]), np.concatenate(parts[1])
+        for name, values in zip(names, model.run_outputs(batch, names), strict=True):
+            parts[name].append(values / np.linalg.norm(values, axis=1, keepdims=True))
+    inputs = {name: np.concatenate(values) for name, values in parts.items()}
+    return inputs[EMBEDDING_OUTPUT], inputs
+
+
+def only(inputs: tuple[dict, dict], kind: str) -> tuple[dict, dict]:
+    """(train, test) head inputs restricted to one kind: a head that reads only it."""
+    return {kind: inputs[0][kind]}, {kind: inputs[1][kind]}
 
 
 def few_shot(
@@ -134,14 +142,15 @@ def few_shot(
     test: np.ndarray,
     test_labels: np.ndarray,
     names: list[str],
-    features: tuple[np.ndarray, np.ndarray] | None = None,
+    inputs: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
-    """Test accuracy (percent) of heads fitted on k examples per class: per k, every draw,
-    mean and sd. With ``features`` (train, test), the head reads them, as ``snca adapt`` on
-    an ``snca export`` model does; else the embeddings."""
+    """Test accuracy (percent) of heads fitted on k examples per class: per k, every draw (and
+    the head input it chose), mean and sd. With ``inputs`` (train, test; by kind) the head
+    reads the one that cross-validates best, as ``snca adapt --head-input auto`` does; else
+    the embeddings."""
     out: dict[str, Any] = {}
     for k in SHOTS:
-        accuracies = []
+        accuracies, reads = [], []
         for seed in range(DRAWS):
             chosen = draw(train_labels, k, seed)
             head = fit_head(
@@ -149,13 +158,15 @@ def few_shot(
                 train_labels[chosen],
                 names,
                 folds=min(5, k),
-                features=None if features is None else features[0][chosen],
+                inputs=None if inputs is None else {n: v[chosen] for n, v in inputs[0].items()},
             )
-            predicted = head.probabilities(test if features is None else features[1])
+            predicted = head.probabilities(test if inputs is None else inputs[1][head.head_input])
             predicted = predicted.argmax(axis=1)
             accuracies.append(100 * float((predicted == test_labels).mean()))
+            reads.append(head.head_input)
         out[f"k{k}"] = {
             "draws": accuracies,
+            "head_inputs": reads,
             "mean": statistics.mean(accuracies),
             "sd": statistics.stdev(accuracies),
         }
@@ -195,18 +206,25 @@ def open_set(
     known_labels: np.ndarray,
     unknown: np.ndarray,
     names: list[str],
-    features: tuple[np.ndarray, np.ndarray, np.ndarray],
+    inputs: tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]],
     k: int = 10,
 ) -> dict[str, Any]:
     """AUROC and the trade-off of the prototype rule (on the embeddings), per draw, with the
-    head on the backbone ``features`` (train, known, unknown); curve of the first draw."""
+    head on the input it chooses among ``inputs`` (train, known, unknown; by kind); curve of the
+    first draw."""
     draws, curve = [], None
-    train_features, known_features, unknown_features = features
+    train_inputs, known_inputs, unknown_inputs = inputs
     for seed in range(DRAWS):
         chosen = draw(train_labels, k, seed)
         head = fit_head(
-            train[chosen], train_labels[chosen], names, folds=5, features=train_features[chosen]
+            train[chosen],
+            train_labels[chosen],
+            names,
+            folds=5,
+            inputs={n: v[chosen] for n, v in train_inputs.items()},
         )
+        known_features = known_inputs[head.head_input]
+        unknown_features = unknown_inputs[head.head_input]
         known_best = head.rule.best_similarity(known)
         unknown_best = head.rule.best_similarity(unknown)
         right = head.probabilities(known_features).argmax(axis=1) == known_labels
@@ -354,7 +372,17 @@ def shipped_protocol(
         "adapted": few_shot(
             train30, y_train30, test30, y_test30, names30, (train30_features, test30_features)
         ),
-        "adapted_on_embedding": few_shot(train30, y_train30, test30, y_test30, names30),
+        **{
+            f"adapted_on_{kind}": few_shot(
+                train30,
+                y_train30,
+                test30,
+                y_test30,
+                names30,
+                only((train30_features, test30_features), kind),
+            )
+            for kind in train30_features
+        },
         "seconds": time.perf_counter() - started,
     }
 
@@ -407,9 +435,15 @@ def main() -> None:
             results["unseen"]["20-class model"] = few_shot(
                 train, y_held_train, test, y_held_test, held_out, (train_features, test_features)
             )
-            results["unseen"]["20-class model, head on the embedding"] = few_shot(
-                train, y_held_train, test, y_held_test, held_out
-            )
+            for kind in train_features:
+                results["unseen"][f"20-class model, head on the {kind}"] = few_shot(
+                    train,
+                    y_held_train,
+                    test,
+                    y_held_test,
+                    held_out,
+                    only((train_features, test_features), kind),
+                )
     if "open-set" in args.protocols:
         seen_train, seen_train_features = embed_with_features(
             args.model20, args.data, list(stored["train"])

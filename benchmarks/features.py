@@ -6,9 +6,9 @@ A feature SPEC is ``TERM[+TERM...]``, each term ``[WEIGHT*]SOURCE/PART[@SIZE]``:
 * SOURCE: ``imagenet:BACKBONE`` (e.g. ``imagenet:efficientnet_lite1``, frozen ImageNet weights)
   or the path of a training checkpoint (``best.pt``);
 * PART: ``embedding`` (a checkpoint's unit embedding), ``pooled`` (the pooled backbone features
-  the embedding layer reads; what ``snca adapt``'s head reads), ``stages`` (the pooled outputs
-  of the last block of each of :data:`STAGE_ENDS`'s stages and the pooled features, each
-  L2-normalised, then concatenated: texture and layout for the head);
+  the embedding layer reads; what ``snca adapt``'s head reads), ``stages`` (several stages'
+  pooled outputs and the pooled features, each L2-normalised, then concatenated: texture and
+  layout for the head; see :mod:`snca_train.stage_features`);
 * SIZE: the square input size in pixels (default: the protocol's, 150).
 
 Every term is L2-normalised and multiplied by its weight (default 1) before the terms are
@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: Stages (0-based, of EfficientNet-Lite's 7) whose last block's output ``stages`` pools: the
-#: two stride-16 stages (80 and 112 channels in Lite0) and the first stride-32 one (192).
-STAGE_ENDS = (3, 4, 5)
+from snca_train.stage_features import StageFeatures
+
 PARTS = ("embedding", "pooled", "stages")
 IMAGENET = "imagenet:"
 BATCH = 64
@@ -100,37 +99,21 @@ class SourceNetwork:
             self.backbone = network.backbone.eval()
             self.mean, self.std = network.input_mean, network.input_std
             self.embedding_layer = network.embedding.eval()
-        lite = getattr(self.backbone, "network", None)
-        if lite is None or not hasattr(lite, "_blocks"):
-            raise ValueError(f"{source}: stage features need an EfficientNet-Lite backbone")
-        ends = np.cumsum([len(stage) for stage in _stage_blocks(lite)])[list(STAGE_ENDS)] - 1
-        self.stage_blocks = [lite._blocks[int(i)] for i in ends]
+        try:
+            self.stage_features = StageFeatures(self.backbone)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
 
     def parts(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Every part of N x 3 x H x W images in [0, 1]: unit ``pooled``, ``stages`` and (for a
         checkpoint) ``embedding`` vectors."""
         import torch
 
-        captured: list[torch.Tensor] = []
-        hooks = [
-            block.register_forward_hook(lambda _m, _i, out: captured.append(out.mean(dim=(2, 3))))
-            for block in self.stage_blocks
-        ]
-        try:
-            with torch.inference_mode():
-                standardised = (
-                    torch.from_numpy(np.ascontiguousarray(images)) - self.mean
-                ) / self.std
-                pooled = self.backbone(standardised)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        out = {
-            "pooled": unit(pooled.numpy()),
-            "stages": np.concatenate([unit(v.numpy()) for v in [*captured, pooled]], axis=1),
-        }
-        if self.embedding_layer is not None:
-            with torch.inference_mode():
+        with torch.inference_mode():
+            standardised = (torch.from_numpy(np.ascontiguousarray(images)) - self.mean) / self.std
+            pooled, stages = self.stage_features(standardised)
+            out = {"pooled": unit(pooled.numpy()), "stages": stages.numpy()}
+            if self.embedding_layer is not None:
                 out["embedding"] = unit(self.embedding_layer(pooled).numpy())
         return out
 
@@ -143,20 +126,6 @@ class SourceNetwork:
         with torch.inference_mode(), counter:
             self.backbone(torch.zeros(1, 3, size, size))
         return counter.get_total_flops() / 1e9
-
-
-def _stage_blocks(lite: object) -> list[list[object]]:
-    """The blocks of an EfficientNet-Lite grouped into stages (a stage starts where the output
-    channels change)."""
-    stages: list[list[object]] = []
-    previous = None
-    for block in lite._blocks:  # type: ignore[attr-defined]
-        channels = block._project_conv.out_channels
-        if channels != previous:
-            stages.append([])
-            previous = channels
-        stages[-1].append(block)
-    return stages
 
 
 class FeatureCache:

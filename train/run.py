@@ -39,6 +39,8 @@ LOSS_OPTIONS = (
     "miner",
     "pos_margin",
     "neg_margin",
+    "distill",
+    "distill_temperature",
 )
 #: Options that set fields of :class:`AugmentConfig` (on top of the ``augment`` recipe).
 AUGMENT_OPTIONS = (

@@ -46,6 +46,7 @@ from snca_train.onnx_init import is_onnx_init, network_from_onnx
 from snca_train.progress import make_progress
 from snca_train.schedule import learning_rate
 from snca_train.speed import configure_for_training, native_bf16, training_device
+from snca_train.teacher import teacher_memory
 from snca_train.training_data import (
     DeviceImages,
     TrainingData,
@@ -179,6 +180,20 @@ class Trainer:
         self.encoder: MomentumEncoder | None = None
         if self.objective.uses_memory and config.memory == "momentum-encoder":
             self.encoder = MomentumEncoder(self.model, config.encoder_momentum)
+        self.teacher: torch.Tensor | None = None
+        if self.objective.distillation is not None:
+            self.teacher = teacher_memory(
+                config.backbone,
+                self.train_images,
+                console,
+                config.backbone_size,
+                Path(config.weights) if config.weights else None,
+            )
+            console.print(
+                f"distilling toward the frozen ImageNet {config.backbone}: "
+                f"{self.teacher.shape[1]}-d teacher vectors of {len(self.teacher)} training "
+                f"images, weight {config.loss.distill}"
+            )
         self.epoch = 0
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -310,7 +325,7 @@ class Trainer:
         embedding, logits = self.model(images)
         memory = self.bank.features if self.bank is not None else None
         memory_labels = self.bank.labels if self.bank is not None else None
-        parts = self.objective(embedding, logits, labels, rows, memory, memory_labels)
+        parts = self.objective(embedding, logits, labels, rows, memory, memory_labels, self.teacher)
         self.optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         self.optimizer.step()

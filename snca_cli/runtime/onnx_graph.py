@@ -3,13 +3,16 @@ the backbone features, and replacing the classification head (``snca adapt``, ``
 
 :func:`replace_head` keeps every node the ``embedding`` output needs, drops the ones only the
 old ``probabilities`` needed, and appends ``probabilities = softmax(x @ W.T + b)``, ``x`` the
-embedding or the unit-length backbone features (the pooled vector the embedding layer of an
-``snca export`` graph reads, :func:`backbone_features_name`): the embedding (and so every index
-built with the model) is unchanged.
+embedding or the unit-length backbone features: the embedding (and so every index built with
+the model) is unchanged. The backbone features of an ``snca export`` graph are the pooled
+vector its embedding layer reads (:func:`backbone_features_name`), and for an EfficientNet-Lite
+also the pooled outputs of three of its stages (:func:`stage_feature_nodes`; texture and layout
+that carry over to classes the model never saw, docs/results.md).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +26,18 @@ from snca_cli.errors import SncaError, first_line
 HEAD_PREFIX = "snca_adapted_head_"
 #: The weight of the embedding layer in graphs written by ``snca export``.
 EMBEDDING_WEIGHT = "network.embedding.weight"
-#: The extra output :func:`with_features_output` adds.
+#: The extra outputs :func:`with_features_output` adds: the pooled backbone features, and for
+#: an EfficientNet-Lite the several-stage features.
 FEATURES_OUTPUT = "features"
+STAGES_OUTPUT = "stages"
+#: EfficientNet-Lite stages (0-based, of 7) whose last block's pooled output joins the features,
+#: as ``snca_train.stage_features`` pools them for training and the benchmarks.
+STAGE_ENDS = (3, 4, 5)
+#: Prefix of the nodes :func:`stage_feature_nodes` adds; the last one's output is the features.
+STAGES_PREFIX = "snca_stage_features_"
+STAGE_FEATURES = STAGES_PREFIX + "vector"
+#: The scope of an EfficientNet-Lite block in the node names of a torch export.
+_BLOCK_SCOPE = re.compile(r"/_blocks\.(\d+)/")
 
 
 def load_snca_onnx(path: Path) -> tuple[onnx.ModelProto, ModelMetadata]:
@@ -77,17 +90,92 @@ def backbone_features_name(model: onnx.ModelProto) -> str | None:
     return None
 
 
+def _lite_blocks(graph: onnx.GraphProto) -> list[tuple[str, int]] | None:
+    """(output tensor, output channels) of each EfficientNet-Lite block of a torch export, in
+    order (fp32 or int8 QDQ); None when the graph has no such blocks."""
+    producers = {out: node for node in graph.node for out in node.output}
+    initializers = {i.name: i for i in graph.initializer}
+    outputs: dict[int, str] = {}
+    widths: dict[int, int] = {}
+    for node in graph.node:
+        match = _BLOCK_SCOPE.search(node.name)
+        if match is None or node.op_type == "Constant":
+            continue
+        block = int(match.group(1))
+        outputs[block] = node.output[0]  # nodes come in execution order: the last is the output
+        if node.op_type == "Conv" and "/_project_conv/" in node.name:
+            weight = node.input[1]
+            producer = producers.get(weight)
+            if producer is not None and producer.op_type == "DequantizeLinear":
+                weight = producer.input[0]
+            if weight in initializers:
+                widths[block] = int(initializers[weight].dims[0])
+    blocks = sorted(outputs)
+    if not blocks or blocks != list(range(len(blocks))) or sorted(widths) != blocks:
+        return None
+    return [(outputs[b], widths[b]) for b in blocks]
+
+
+def stage_feature_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto] | None:
+    """Nodes computing :data:`STAGE_FEATURES` in an ``snca export`` graph of an EfficientNet-Lite:
+    the pooled outputs of the last block of each :data:`STAGE_ENDS` stage (a stage ends where
+    the blocks' output channels change) and the backbone features, each unit length,
+    concatenated; None for other graphs. The nodes are not added to ``model``."""
+    pooled = backbone_features_name(model)
+    blocks = _lite_blocks(model.graph)
+    if pooled is None or blocks is None:
+        return None
+    ends = [
+        i
+        for i, (_, width) in enumerate(blocks)
+        if i + 1 == len(blocks) or blocks[i + 1][1] != width
+    ]
+    if len(ends) <= max(STAGE_ENDS):
+        return None
+    nodes, parts = [], []
+    for stage in STAGE_ENDS:
+        name = f"{STAGES_PREFIX}{stage}"
+        nodes += [
+            helper.make_node("GlobalAveragePool", [blocks[ends[stage]][0]], [name + "_pool"]),
+            helper.make_node("Flatten", [name + "_pool"], [name + "_flat"], axis=1),
+            helper.make_node("LpNormalization", [name + "_flat"], [name], axis=1, p=2),
+        ]
+        parts.append(name)
+    nodes.append(
+        helper.make_node("LpNormalization", [pooled], [STAGES_PREFIX + "pooled"], axis=1, p=2)
+    )
+    nodes.append(
+        helper.make_node("Concat", [*parts, STAGES_PREFIX + "pooled"], [STAGE_FEATURES], axis=1)
+    )
+    return nodes
+
+
+def feature_tensors(model: onnx.ModelProto) -> dict[str, tuple[str, list[onnx.NodeProto]]]:
+    """The backbone features a head can read in ``model``, by kind: :data:`FEATURES_OUTPUT`
+    (the pooled features) and, for an EfficientNet-Lite, :data:`STAGES_OUTPUT`; each as (the
+    tensor, the nodes to add for it). Empty for a graph without backbone features."""
+    pooled = backbone_features_name(model)
+    if pooled is None:
+        return {}
+    kinds = {FEATURES_OUTPUT: (pooled, [])}
+    stages = stage_feature_nodes(model)
+    if stages is not None:
+        kinds[STAGES_OUTPUT] = (STAGE_FEATURES, stages)
+    return kinds
+
+
 def with_features_output(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """A copy of ``model`` with its backbone features as a third output, ``features``; None
-    when the graph has none (see :func:`backbone_features_name`)."""
-    name = backbone_features_name(model)
-    if name is None:
+    """A copy of ``model`` with each kind of its backbone features (:func:`feature_tensors`)
+    as an extra output named by the kind; None when the graph has none."""
+    kinds = feature_tensors(model)
+    if not kinds:
         return None
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    copy.graph.node.append(helper.make_node("Identity", [name], [FEATURES_OUTPUT]))
-    output = helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, None)
-    copy.graph.output.append(output)
+    for kind, (name, nodes) in kinds.items():
+        copy.graph.node.extend(nodes)
+        copy.graph.node.append(helper.make_node("Identity", [name], [kind]))
+        copy.graph.output.append(helper.make_tensor_value_info(kind, TensorProto.FLOAT, None))
     return copy
 
 
@@ -99,8 +187,8 @@ def replace_head(
 ) -> None:
     """Replace the model's ``probabilities`` output by ``softmax(x @ weights.T + bias)``
     (``weights`` C x D, ``bias`` C), in place, ``x`` the ``embedding`` output or, for
-    ``head_input`` :data:`FEATURES_OUTPUT`, the backbone features scaled to unit length; the
-    ``embedding`` output is left as it was."""
+    ``head_input`` :data:`FEATURES_OUTPUT` or :data:`STAGES_OUTPUT`, those backbone features
+    scaled to unit length; the ``embedding`` output is left as it was."""
     graph = model.graph
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     bias = np.ascontiguousarray(bias, dtype=np.float32).reshape(-1)
@@ -112,12 +200,18 @@ def replace_head(
     dims = embedding.type.tensor_type.shape.dim
     batch: int | str = dims[0].dim_param or dims[0].dim_value or "N"
     head_nodes = []
-    if head_input == FEATURES_OUTPUT:
-        features = backbone_features_name(model)
-        if features is None:
+    if head_input in (FEATURES_OUTPUT, STAGES_OUTPUT):
+        kinds = feature_tensors(model)
+        if not kinds:
             raise SncaError("the model has no backbone features (not written by snca export)")
+        if head_input not in kinds:
+            raise SncaError("the model's backbone has no EfficientNet-Lite stages")
+        name, head_nodes = kinds[head_input]
         source = HEAD_PREFIX + "input"
-        head_nodes.append(helper.make_node("LpNormalization", [features], [source], axis=1, p=2))
+        head_nodes = [
+            *head_nodes,
+            helper.make_node("LpNormalization", [name], [source], axis=1, p=2),
+        ]
     elif head_input == EMBEDDING_OUTPUT:
         source = EMBEDDING_OUTPUT
         if dims[1].dim_value and dims[1].dim_value != weights.shape[1]:
@@ -126,7 +220,10 @@ def replace_head(
                 f"{dims[1].dim_value}-d"
             )
     else:
-        raise SncaError(f"a head reads {EMBEDDING_OUTPUT} or {FEATURES_OUTPUT}, not {head_input}")
+        raise SncaError(
+            f"a head reads {EMBEDDING_OUTPUT}, {FEATURES_OUTPUT} or {STAGES_OUTPUT}, "
+            f"not {head_input}"
+        )
     kept = [o for o in graph.output if o.name == EMBEDDING_OUTPUT]
     del graph.output[:]
     graph.output.extend(kept)

@@ -12,13 +12,14 @@ they can be edited), the rule, and ``embedding_sha256`` naming the base model, s
 built with the base model stay valid. Beside it: a model card (``.card.md`` / ``.card.json``)
 recording the labels used, and a confusion-matrix PNG.
 
-The head reads the unit-length **backbone features** (the pooled vector the embedding layer
-reads) when the base model is an ``snca export`` graph, else the embedding (``head_input``). On
-AID (``benchmarks/adapt.py``), with 10 labelled images per class, a head on the backbone
-features of a 20-class model reached 82.0 % on 10 classes the model never saw against 74.9 % on
-its embedding, and 95.8 % against 95.9 % on the shipped model's own 30 classes: the SNCA
-embedding is tuned to the training classes, the features before it keep more of what tells new
-classes apart.
+The head reads what cross-validation on the labels finds best among what the base model offers
+(``head_input`` ``auto``): the unit-length pooled **backbone features** (the vector the
+embedding layer of an ``snca export`` graph reads), the **several-stage features** of an
+EfficientNet-Lite (three stages' pooled outputs beside them: texture and layout), and the
+embedding. On AID (``benchmarks/adapt.py``), 10 labelled images per class of 10 classes a
+20-class model never saw: 83.8 % on the several-stage features, 82.0 % on the pooled features,
+74.9 % on the embedding; on the shipped model's own 30 classes 95.9 % on the embedding, 95.8 %
+and 94.4 % on the others. Neither input is best everywhere, so the labels decide.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from snca_cli.runtime.atomic import atomic_outputs, check_output_paths
 from snca_cli.runtime.default_model import resolve_model
 from snca_cli.runtime.onnx_graph import (
     FEATURES_OUTPUT,
+    STAGES_OUTPUT,
     load_snca_onnx,
     replace_head,
     set_metadata,
@@ -74,8 +76,17 @@ from snca_cli.tasks.output_names import adapted_model_files
 HEAD_C = 10.0
 #: Tiles embedded per model run.
 BATCH_SIZE = 32
-#: What the head may read: the backbone features (when the model has them) or the embedding.
-HEAD_INPUTS = (FEATURES_OUTPUT, EMBEDDING_OUTPUT)
+#: ``--head-input`` choosing among what the model offers by cross-validated accuracy.
+AUTO_HEAD_INPUT = "auto"
+#: What the head may read: the pooled backbone features, the several-stage features (an
+#: EfficientNet-Lite's), the embedding, or ``auto``; on ties ``auto`` takes the earliest.
+HEAD_INPUTS = (AUTO_HEAD_INPUT, FEATURES_OUTPUT, STAGES_OUTPUT, EMBEDDING_OUTPUT)
+#: How reports name each head input.
+HEAD_INPUT_NAMES = {
+    FEATURES_OUTPUT: "pooled backbone features",
+    STAGES_OUTPUT: "several-stage backbone features",
+    EMBEDDING_OUTPUT: "embeddings",
+}
 
 
 @dataclass
@@ -83,10 +94,11 @@ class AdaptedHead:
     """A fitted head and how well it did under cross-validation.
 
     ``weights`` (C x D) and ``bias`` (C) give ``softmax(x @ weights.T + bias)``, the written
-    model's ``probabilities``, ``x`` the unit-length ``head_input`` (the embedding or the
-    backbone features). ``cv_accuracy``, ``cv_predictions``, ``precision``,
-    ``recall`` and ``confusion`` (rows: true class, columns: predicted) come from stratified
-    cross-validation; None/empty when some class has a single example.
+    model's ``probabilities``, ``x`` the unit-length ``head_input`` (the embedding or backbone
+    features). ``cv_accuracy``, ``cv_predictions``, ``precision``, ``recall`` and ``confusion``
+    (rows: true class, columns: predicted) come from stratified cross-validation; None/empty
+    when some class has a single example. ``candidates``: the cross-validated accuracy of a
+    head on each input that was considered (None without cross-validation).
     """
 
     class_names: list[str]
@@ -100,6 +112,7 @@ class AdaptedHead:
     recall: dict[str, float] = dataclasses.field(default_factory=dict)
     confusion: np.ndarray | None = None
     head_input: str = EMBEDDING_OUTPUT
+    candidates: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """N x C class probabilities of head inputs, as the written model computes them."""
@@ -130,11 +143,13 @@ def fit_head(
     class_names: list[str],
     folds: int = 5,
     seed: int = 0,
-    features: np.ndarray | None = None,
+    inputs: dict[str, np.ndarray] | None = None,
 ) -> AdaptedHead:
-    """Fit the head on every example (on ``features``, the backbone features, when given, else
-    on the embeddings); score it and calibrate the open-set threshold (on the embeddings) by
-    stratified ``folds``-fold cross-validation (fewer folds when a class has fewer examples).
+    """Fit the head on every example; score it and calibrate the open-set threshold (on the
+    embeddings) by stratified ``folds``-fold cross-validation (fewer folds when a class has
+    fewer examples). ``inputs``: what the head may read (by kind, N rows each; default: the
+    embeddings); with several, each is cross-validated and the most accurate is kept (the
+    first on ties, and without cross-validation).
 
     The threshold is the :data:`KNOWN_KEPT_QUANTILE` quantile of each held-out example's best
     similarity to prototypes built without its fold. With a one-example class there is no
@@ -144,33 +159,48 @@ def fit_head(
     from sklearn.model_selection import StratifiedKFold
 
     embeddings = unit_rows(embeddings).astype(np.float32)
-    inputs = embeddings if features is None else unit_rows(features).astype(np.float32)
-    head_input = EMBEDDING_OUTPUT if features is None else FEATURES_OUTPUT
+    candidates = {EMBEDDING_OUTPUT: embeddings} if inputs is None else dict(inputs)
+    candidates = {kind: unit_rows(v).astype(np.float32) for kind, v in candidates.items()}
     labels = np.asarray(labels, dtype=np.int64)
     classes = len(class_names)
     present = np.bincount(labels, minlength=classes)
     if (present == 0).any():
         missing = [class_names[i] for i in np.flatnonzero(present == 0)]
         raise SncaError(f"no labelled example of {', '.join(missing)}")
-    weights, bias = _logistic_head(inputs, labels, classes)
     prototypes = class_prototypes(embeddings, labels, classes)
     n_folds = int(min(folds, present.min()))
-    predictions = np.full(len(labels), -1, dtype=np.int64)
     if n_folds < 2:
+        chosen = next(iter(candidates))
+        weights, bias = _logistic_head(candidates[chosen], labels, classes)
         best = (embeddings @ prototypes.T).max(axis=1)
         rule = OpenSetRule(prototypes, float(np.quantile(best, KNOWN_KEPT_QUANTILE)))
+        predictions = np.full(len(labels), -1, dtype=np.int64)
         return AdaptedHead(
-            class_names, weights, bias, rule, 1, None, predictions, head_input=head_input
+            class_names,
+            weights,
+            bias,
+            rule,
+            1,
+            None,
+            predictions,
+            head_input=chosen,
+            candidates={kind: None for kind in candidates},
         )
-    held_out_best = np.zeros(len(labels), dtype=np.float64)
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for train, test in splitter.split(embeddings, labels):
-        fold_weights, fold_bias = _logistic_head(inputs[train], labels[train], classes)
-        logits = inputs[test] @ fold_weights.T + fold_bias
-        predictions[test] = logits.argmax(axis=1)
+    splits = list(splitter.split(embeddings, labels))
+    held_out_best = np.zeros(len(labels), dtype=np.float64)
+    for train, test in splits:
         fold_prototypes = class_prototypes(embeddings[train], labels[train], classes)
         held_out_best[test] = (embeddings[test] @ fold_prototypes.T).max(axis=1)
     rule = OpenSetRule(prototypes, float(np.quantile(held_out_best, KNOWN_KEPT_QUANTILE)))
+    cv = {
+        kind: _cross_validated(values, labels, classes, splits)
+        for kind, values in candidates.items()
+    }
+    accuracy = {kind: float((p == labels).mean()) for kind, p in cv.items()}
+    chosen = max(candidates, key=lambda kind: accuracy[kind])  # the first of equals
+    predictions = cv[chosen]
+    weights, bias = _logistic_head(candidates[chosen], labels, classes)
     precision, recall, _, _ = precision_recall_fscore_support(
         labels, predictions, labels=list(range(classes)), zero_division=0
     )
@@ -180,25 +210,41 @@ def fit_head(
         bias=bias,
         rule=rule,
         folds=n_folds,
-        cv_accuracy=float((predictions == labels).mean()),
+        cv_accuracy=accuracy[chosen],
         cv_predictions=predictions,
         precision={n: float(p) for n, p in zip(class_names, precision, strict=True)},
         recall={n: float(r) for n, r in zip(class_names, recall, strict=True)},
         confusion=confusion_matrix(labels, predictions, labels=list(range(classes))),
-        head_input=head_input,
+        head_input=chosen,
+        candidates=dict(accuracy),
     )
 
 
-def features_model(path: Path, graph: onnx.ModelProto) -> OnnxModel | None:
-    """The model file ``path`` (its graph: ``graph``) run with its backbone features as the
-    extra output :data:`FEATURES_OUTPUT`; None for a graph without them."""
+def _cross_validated(
+    inputs: np.ndarray, labels: np.ndarray, classes: int, splits: list
+) -> np.ndarray:
+    """Each example's class as predicted by a head fitted without its fold."""
+    predictions = np.full(len(labels), -1, dtype=np.int64)
+    for train, test in splits:
+        fold_weights, fold_bias = _logistic_head(inputs[train], labels[train], classes)
+        predictions[test] = (inputs[test] @ fold_weights.T + fold_bias).argmax(axis=1)
+    return predictions
+
+
+def features_model(path: Path, graph: onnx.ModelProto) -> tuple[OnnxModel, list[str]] | None:
+    """The model file ``path`` (its graph: ``graph``) run with its backbone features as extra
+    outputs, and their kinds (:data:`FEATURES_OUTPUT`, :data:`STAGES_OUTPUT`); None for a graph
+    without them."""
     exposed = with_features_output(graph)
-    return None if exposed is None else OnnxModel(path, graph=exposed.SerializeToString())
+    if exposed is None:
+        return None
+    kinds = [o.name for o in exposed.graph.output[len(graph.graph.output) :]]
+    return OnnxModel(path, graph=exposed.SerializeToString()), kinds
 
 
-def _output_names(head_input: str) -> list[str]:
-    """The model outputs adapting reads: the embedding, and the head input when it differs."""
-    return [EMBEDDING_OUTPUT] + ([head_input] if head_input != EMBEDDING_OUTPUT else [])
+def _output_names(head_inputs: list[str]) -> list[str]:
+    """The model outputs adapting reads: the embedding, and the other head inputs."""
+    return [EMBEDDING_OUTPUT] + [kind for kind in head_inputs if kind != EMBEDDING_OUTPUT]
 
 
 def _store(
@@ -213,12 +259,17 @@ def _store(
     return outputs
 
 
-def _unit_pair(outputs: list[np.ndarray] | None, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(unit embeddings, unit head inputs) of the stored outputs (empty when nothing ran)."""
+def _unit_outputs(
+    outputs: list[np.ndarray] | None, names: list[str], width: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(unit embeddings, unit head inputs by kind, the embeddings among them) of the stored
+    outputs of ``names`` (empty when nothing ran)."""
     if outputs is None:
-        outputs = [np.zeros((0, width), np.float32)]
-    unit = [unit_rows(out).astype(np.float32) for out in outputs]
-    return unit[0], unit[-1]
+        outputs = [np.zeros((0, width if i == 0 else 0), np.float32) for i in range(len(names))]
+    unit = {
+        name: unit_rows(out).astype(np.float32) for name, out in zip(names, outputs, strict=True)
+    }
+    return unit[EMBEDDING_OUTPUT], unit
 
 
 def embed_labelled_tiles(
@@ -227,12 +278,12 @@ def embed_labelled_tiles(
     options: TilingOptions,
     progress=None,
     cancelled: CancelHook | None = None,
-    head_input: str = EMBEDDING_OUTPUT,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    head_inputs: list[str] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """N x D unit embeddings of labelled tiles, read as ``snca classify`` reads them, their
-    head inputs (the embeddings again, or the backbone features of a ``model`` opened with
-    them as an output) and the tiles' valid fractions (N)."""
-    names = _output_names(head_input)
+    unit head inputs by kind (the embeddings, and the ``head_inputs`` backbone features of a
+    ``model`` opened with them as outputs) and the tiles' valid fractions (N)."""
+    names = _output_names(head_inputs or [])
     outputs: list[np.ndarray] | None = None
     fractions = np.zeros(len(tiles), np.float64)
     by_raster: dict[Path, list[int]] = {}
@@ -250,7 +301,7 @@ def embed_labelled_tiles(
                 done += len(chunk)
                 if progress is not None:
                     progress(done, len(tiles))
-    embeddings, inputs = _unit_pair(outputs, model.metadata.embedding_dim)
+    embeddings, inputs = _unit_outputs(outputs, names, model.metadata.embedding_dim)
     return embeddings, inputs, fractions
 
 
@@ -267,9 +318,9 @@ class AdaptConfig:
     tiling: TilingOptions = dataclasses.field(default_factory=TilingOptions)
     folds: int = 5
     force: bool = False
-    #: What the head reads (:data:`HEAD_INPUTS`); ``features`` falls back to the embedding for
-    #: models without backbone features.
-    head_input: str = FEATURES_OUTPUT
+    #: What the head reads (:data:`HEAD_INPUTS`); ``auto`` (the default) cross-validates a head
+    #: on each input the model offers and keeps the best.
+    head_input: str = AUTO_HEAD_INPUT
     #: What the card records as the labels (e.g. a QGIS layer's name); default: the file name.
     labels_name: str | None = None
 
@@ -289,13 +340,15 @@ class AdaptReport:
     seconds: float
 
     def summary_line(self) -> str:
-        """One line: examples, classes, cross-validated accuracy, the unknown threshold."""
+        """One line: examples, classes, cross-validated accuracy, what the head reads, the
+        unknown threshold."""
         head = self.head
         accuracy = "-" if head.cv_accuracy is None else f"{head.cv_accuracy:.1%}"
         return (
             f"{sum(self.counts.values())} labelled tiles, {len(self.counts)} classes: "
-            f"cross-validated accuracy {accuracy} ({head.folds} folds); unknown below "
-            f"similarity {head.rule.threshold:.3f}; {self.seconds:.1f} s"
+            f"cross-validated accuracy {accuracy} ({head.folds} folds), head on the "
+            f"{HEAD_INPUT_NAMES[head.head_input]}; unknown below similarity "
+            f"{head.rule.threshold:.3f}; {self.seconds:.1f} s"
         )
 
 
@@ -312,17 +365,17 @@ def _check_config(config: AdaptConfig) -> None:
     if config.folds < 2:
         raise SncaError(f"--folds must be at least 2, not {config.folds}")
     if config.head_input not in HEAD_INPUTS:
-        raise SncaError(f"the head reads {' or '.join(HEAD_INPUTS)}, not {config.head_input!r}")
+        raise SncaError(f"the head reads {', '.join(HEAD_INPUTS)}, not {config.head_input!r}")
 
 
 @dataclass
 class Examples:
-    """The labelled examples of one adapting: unit embeddings (N x D), head inputs (the
-    embeddings or the backbone features), class indices and names, the labels record for the
-    card, and warnings."""
+    """The labelled examples of one adapting: unit embeddings (N x D), the unit head inputs by
+    kind (the embeddings, and the backbone features read), class indices and names, the labels
+    record for the card, and warnings."""
 
     embeddings: np.ndarray
-    head_inputs: np.ndarray
+    head_inputs: dict[str, np.ndarray]
     labels: np.ndarray
     class_names: list[str]
     record: dict[str, Any]
@@ -333,13 +386,13 @@ def embed_images(
     model: OnnxModel,
     root: Path,
     items: list[str],
-    head_input: str = EMBEDDING_OUTPUT,
+    head_inputs: list[str] | None = None,
     progress=None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unit embeddings and head inputs of ``root/<item>`` images, read as ``snca evaluate``
-    reads them."""
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Unit embeddings and unit head inputs by kind (:func:`embed_labelled_tiles`) of
+    ``root/<item>`` images, read as ``snca evaluate`` reads them."""
     embedder = onnx_embedder(model)
-    names = _output_names(head_input)
+    names = _output_names(head_inputs or [])
     outputs: list[np.ndarray] | None = None
     for start in range(0, len(items), BATCH_SIZE):
         chunk = items[start : start + BATCH_SIZE]
@@ -347,7 +400,7 @@ def embed_images(
         outputs = _store(outputs, slice(start, start + len(chunk)), values, len(items))
         if progress is not None:
             progress(start + len(chunk), len(items))
-    return _unit_pair(outputs, model.metadata.embedding_dim)
+    return _unit_outputs(outputs, names, model.metadata.embedding_dim)
 
 
 def collect_examples(
@@ -355,14 +408,14 @@ def collect_examples(
     model: OnnxModel,
     progress: ProgressFactory | None = None,
     cancelled: CancelHook | None = None,
-    head_input: str = EMBEDDING_OUTPUT,
+    head_inputs: list[str] | None = None,
 ) -> Examples:
-    """The configured examples, embedded by ``model`` (opened with the backbone features as an
-    output for ``head_input`` :data:`FEATURES_OUTPUT`)."""
+    """The configured examples, embedded by ``model`` (opened with the ``head_inputs``
+    backbone features as outputs)."""
     hook = progress("embedding labelled examples") if progress is not None else None
     if config.images is not None:
         folder = scan_scene_folder(config.images)
-        embeddings, inputs = embed_images(model, folder.root, folder.items, head_input, hook)
+        embeddings, inputs = embed_images(model, folder.root, folder.items, head_inputs, hook)
         counts = {n: int((folder.labels == i).sum()) for i, n in enumerate(folder.class_names)}
         warnings = check_classes(counts, str(folder.root))
         record = {"images": folder.root.name, "counts": counts}
@@ -371,7 +424,7 @@ def collect_examples(
     labels = read_labels(config.labels, config.field)
     tiles, warnings = label_rasters(labels, config.rasters, model.metadata, config.tiling)
     embeddings, inputs, fractions = embed_labelled_tiles(
-        model, tiles, config.tiling, hook, cancelled, head_input
+        model, tiles, config.tiling, hook, cancelled, head_inputs
     )
     min_valid = config.tiling.for_model(model.metadata).min_valid
     kept = fractions >= max(min_valid, 1e-9)
@@ -381,7 +434,7 @@ def collect_examples(
             f"(< {min_valid:.0%}; snca classify skips them): ignored"
         )
     tiles = [t for t, keep in zip(tiles, kept, strict=True) if keep]
-    embeddings, inputs = embeddings[kept], inputs[kept]
+    embeddings, inputs = embeddings[kept], {kind: v[kept] for kind, v in inputs.items()}
     counts = class_counts(tiles)
     for name in labels.class_names:
         if name not in counts:
@@ -414,21 +467,36 @@ def adapt_model(
     base_path = resolve_model(config.model)
     onnx_model, metadata = load_snca_onnx(base_path)
     with_features = (
-        features_model(base_path, onnx_model) if config.head_input == FEATURES_OUTPUT else None
+        features_model(base_path, onnx_model) if config.head_input != EMBEDDING_OUTPUT else None
     )
-    head_input = EMBEDDING_OUTPUT if with_features is None else FEATURES_OUTPUT
+    offered = [EMBEDDING_OUTPUT] if with_features is None else [*with_features[1], EMBEDDING_OUTPUT]
+    if config.head_input == AUTO_HEAD_INPUT:
+        head_inputs = offered
+    elif config.head_input in offered:
+        head_inputs = [config.head_input]
+    else:
+        raise SncaError(
+            f"{base_path.name} has no {HEAD_INPUT_NAMES[config.head_input]} for the head to "
+            f"read (it offers: {', '.join(offered)}); use --head-input auto"
+        )
     # the head is fitted on, and written onto, the file named (the int8 copy's adapted twin
     # is not written yet)
-    model = with_features or OnnxModel(base_path, precision=named_precision(base_path))
+    if with_features is not None:
+        model = with_features[0]
+    else:
+        model = OnnxModel(base_path, precision=named_precision(base_path))
     if UNKNOWN_CLASS in model.metadata.class_names:
         raise SncaError(f"{base_path.name} has a class named {UNKNOWN_CLASS!r}; rename it")
-    examples = collect_examples(config, model, progress, cancelled, head_input)
+    examples = collect_examples(config, model, progress, cancelled, head_inputs)
     class_names, record, warnings = examples.class_names, examples.record, examples.warnings
     if UNKNOWN_CLASS in class_names:
         raise SncaError(f"{UNKNOWN_CLASS!r} is the name snca gives rejected tiles: rename it")
-    features = None if head_input == EMBEDDING_OUTPUT else examples.head_inputs
     head = fit_head(
-        examples.embeddings, examples.labels, class_names, config.folds, features=features
+        examples.embeddings,
+        examples.labels,
+        class_names,
+        config.folds,
+        inputs={kind: examples.head_inputs[kind] for kind in head_inputs},
     )
     if cancelled is not None and cancelled():
         raise Cancelled("adapting cancelled")
@@ -479,10 +547,10 @@ def _report(
         "labels": record,
         "class_names": head.class_names,
         "head": {
-            "kind": "logistic regression on unit "
-            + ("backbone features" if head.head_input == FEATURES_OUTPUT else "embeddings")
-            + ", class-balanced",
+            "kind": f"logistic regression on unit {HEAD_INPUT_NAMES[head.head_input]}, "
+            "class-balanced",
             "input": head.head_input,
+            "inputs_cv_accuracy": head.candidates,
             "C": HEAD_C,
             "cross_validation_folds": head.folds,
             "cv_accuracy": head.cv_accuracy,
@@ -532,6 +600,7 @@ def card_markdown(name: str, report: dict[str, Any]) -> str:
         "## Head and checks",
         "",
         f"- {head['kind']} (C = {head['C']})",
+        *_candidates_line(head["inputs_cv_accuracy"]),
         "- cross-validated accuracy: "
         + ("-" if accuracy is None else f"{accuracy:.1%} ({head['cross_validation_folds']} folds)"),
         f"- `unknown` when a tile's best cosine similarity to the class prototypes is below "
@@ -548,6 +617,17 @@ def card_markdown(name: str, report: dict[str, Any]) -> str:
     for warning in report["warnings"]:
         lines.insert(-1, f"- warning: {warning}")
     return "\n".join(lines)
+
+
+def _candidates_line(candidates: dict[str, float | None]) -> list[str]:
+    """The card's line on the head inputs that were compared (none when only one was)."""
+    if len(candidates) < 2:
+        return []
+    scores = ", ".join(
+        f"{kind} {'-' if accuracy is None else f'{accuracy:.1%}'}"
+        for kind, accuracy in candidates.items()
+    )
+    return [f"- head input chosen by cross-validated accuracy: {scores}"]
 
 
 def _cell(value: float | None) -> str:

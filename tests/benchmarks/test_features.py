@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from features import STAGE_ENDS, FeatureCache, SourceNetwork, Term, parse_spec
+from features import FeatureCache, SourceNetwork, Term, parse_spec
 
 
 def test_specs_parse_weights_sizes_and_checkpoint_paths():
@@ -46,8 +46,8 @@ def test_one_pass_gives_pooled_and_stage_features():
     parts = network.parts(np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32))
     assert set(parts) == {"pooled", "stages"}  # a frozen backbone has no embedding
     assert parts["pooled"].shape == (2, 1280)
-    widths = [block._project_conv.out_channels for block in network.stage_blocks]
-    assert len(widths) == len(STAGE_ENDS) and widths == [80, 112, 192]
+    widths = [block._project_conv.out_channels for block in network.stage_features.blocks]
+    assert widths == [80, 112, 192]
     assert parts["stages"].shape == (2, sum(widths) + 1280)
     # each stage's block is unit length
     assert np.linalg.norm(parts["stages"][:, :80], axis=1) == pytest.approx([1.0, 1.0])

@@ -77,6 +77,30 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, scenes, memory):
         assert torch.equal(generator.get_state(), resumed.generators[name].get_state())
 
 
+@pytest.mark.slow
+def test_a_distilled_run_records_its_term_and_resumes_exactly(tmp_path, scenes):
+    def config():
+        return tiny_config(
+            scenes, backbone="efficientnet_lite0", loss=LossConfig(distill=0.5), epochs=2
+        )
+
+    straight = Trainer.start(config(), tmp_path / "straight", QUIET)
+    # the teacher: the frozen ImageNet Lite0's several-stage vector of every training image
+    assert straight.teacher.shape == (len(straight.data.train), 80 + 112 + 192 + 1280)
+    straight.train()
+    interrupted = Trainer.start(config(), tmp_path / "split", QUIET)
+    interrupted.train(until_epoch=1)
+    resumed = Trainer.resume(read_checkpoint(tmp_path / "split"), tmp_path / "split", QUIET)
+    assert torch.equal(resumed.teacher, straight.teacher)
+    resumed.train()
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert without_timings(straight.history) == without_timings(resumed.history)
+    assert all(record["distill"] > 0 for record in straight.history)
+    parts = straight.history[0]
+    assert parts["loss"] == pytest.approx(parts["snca"] + parts["ce"] + 0.5 * parts["distill"])
+
+
 @pytest.mark.parametrize("memory", ["bank", "momentum-encoder"])
 def test_bf16_run_trains_the_backbone_in_bfloat16_and_resumes_so(tmp_path, scenes, memory):
     trainer = Trainer.start(tiny_config(scenes, memory=memory, precision="bf16"), tmp_path, QUIET)

@@ -9,10 +9,14 @@ import torch
 from snca_cli.errors import SncaError
 from snca_train.losses.contrastive import DEFAULT_NEG_MARGIN, DEFAULT_POS_MARGIN, ContrastiveLoss
 from snca_train.losses.cross_entropy import CrossEntropyLoss
+from snca_train.losses.distillation import DEFAULT_TEACHER_TEMPERATURE, NeighbourhoodDistillation
+from snca_train.losses.instance import InstanceDiscrimination
 from snca_train.losses.snca import DEFAULT_SIGMA, SNCALoss
 from snca_train.losses.triplet import DEFAULT_TRIPLET_MARGIN, MINERS, TripletLoss
 
-LOSSES = ("snca+ce", "ce", "snca", "triplet", "contrastive")
+LOSSES = ("snca+ce", "ce", "snca", "triplet", "contrastive", "instance")
+#: The losses that compare each sample with the memory of all training samples.
+MEMORY_LOSSES = ("snca+ce", "snca", "instance")
 
 
 @dataclass
@@ -26,6 +30,9 @@ class LossConfig:
     miner: str = "semihard"
     pos_margin: float = DEFAULT_POS_MARGIN
     neg_margin: float = DEFAULT_NEG_MARGIN
+    #: Weight of the neighbourhood distillation toward the frozen ImageNet backbone (0: off).
+    distill: float = 0.0
+    distill_temperature: float = DEFAULT_TEACHER_TEMPERATURE
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -34,13 +41,26 @@ class LossConfig:
             raise SncaError(f"--sigma must be positive, not {self.sigma}")
         if self.lambda_snca < 0:
             raise SncaError(f"--lambda-snca must not be negative, not {self.lambda_snca}")
+        if self.distill < 0:
+            raise SncaError(f"--distill must not be negative, not {self.distill}")
+        if self.distill_temperature <= 0:
+            raise SncaError(
+                f"--distill-temperature must be positive, not {self.distill_temperature}"
+            )
+        if self.distill > 0 and self.loss not in MEMORY_LOSSES:
+            raise SncaError(
+                "--distill compares neighbourhoods over the memory: use it with "
+                f"--loss {', '.join(MEMORY_LOSSES)}"
+            )
         if self.miner not in MINERS:
             raise SncaError(f"unknown miner {self.miner!r} (choose one of: {', '.join(MINERS)})")
 
 
 class Objective:
-    """Loss parts of a batch: ``snca`` (over the memory), ``ce``, ``triplet`` or ``contrastive``,
-    and their weighted sum ``loss`` (``lambda_snca * snca + ce`` for ``snca+ce``)."""
+    """Loss parts of a batch: ``snca`` (over the memory), ``ce``, ``triplet``, ``contrastive`` or
+    ``instance`` (over the memory, no labels),
+    ``distill`` (with a ``distill`` weight), and their weighted sum ``loss`` (``lambda_snca * snca
+    + ce + distill * distill`` for ``snca+ce``)."""
 
     def __init__(self, config: LossConfig) -> None:
         config.validate()
@@ -55,11 +75,17 @@ class Objective:
             if config.loss == "contrastive"
             else None
         )
+        self.instance = InstanceDiscrimination(config.sigma) if config.loss == "instance" else None
+        self.distillation = (
+            NeighbourhoodDistillation(config.sigma, config.distill_temperature)
+            if config.distill > 0
+            else None
+        )
 
     @property
     def uses_memory(self) -> bool:
         """Whether the loss needs the memory of all training samples."""
-        return self.snca is not None
+        return self.config.loss in MEMORY_LOSSES
 
     def __call__(
         self,
@@ -69,6 +95,7 @@ class Objective:
         indices: torch.Tensor,
         memory: torch.Tensor | None = None,
         memory_labels: torch.Tensor | None = None,
+        teacher_memory: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         parts: dict[str, torch.Tensor] = {}
         total = embedding.new_zeros(())
@@ -87,5 +114,15 @@ class Objective:
         if self.contrastive is not None:
             parts["contrastive"] = self.contrastive(embedding, labels)
             total = total + parts["contrastive"]
+        if self.instance is not None:
+            if memory is None:
+                raise ValueError("instance discrimination needs the memory")
+            parts["instance"] = self.instance(embedding, indices, memory)
+            total = total + parts["instance"]
+        if self.distillation is not None:
+            if memory is None or teacher_memory is None:
+                raise ValueError("distillation needs the memory and the teacher's memory")
+            parts["distill"] = self.distillation(embedding, indices, memory, teacher_memory)
+            total = total + self.config.distill * parts["distill"]
         parts["loss"] = total
         return parts

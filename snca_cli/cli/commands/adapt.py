@@ -21,12 +21,12 @@ folder (--images DATA, laid out DATA/CLASS/IMAGE). A --resolution in metres beco
 model's resolution, so that `snca classify` cuts its tiles as the labelled ones were cut.
 
 The labelled tiles are embedded with the model (default: the shipped one), a class-balanced
-logistic-regression head is fitted on their backbone features (--head-input) and
-cross-validated, and a new ONNX model is written: the same graph and `embedding` output
-(indexes built with the base model stay valid), the new head and class names, and a
-calibrated rule that makes `snca classify` write `unknown` for tiles unlike every labelled
-class. Beside it: OUT.card.md / .card.json (the labels used, per-class precision and recall),
-OUT.adapt.json and OUT.confusion.png.
+logistic-regression head is fitted on their backbone features, several-stage features or
+embeddings, whichever cross-validates best (--head-input), and a new ONNX model is written:
+the same graph and `embedding` output (indexes built with the base model stay valid), the
+new head and class names, and a calibrated rule that makes `snca classify` write `unknown`
+for tiles unlike every labelled class. Beside it: OUT.card.md / .card.json (the labels used,
+per-class precision and recall), OUT.adapt.json and OUT.confusion.png.
 """
 
 
@@ -48,10 +48,11 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="The adapted model (.onnx)."),
         folds: int = typer.Option(5, "--folds", help="Cross-validation folds (at most)."),
         head_input: str = typer.Option(
-            "features",
+            "auto",
             "--head-input",
-            help="What the new head reads: features (the backbone's pooled features, for "
-            "models written by snca export; else the embedding) or embedding.",
+            help="What the new head reads: auto (the best under cross-validation of what the "
+            "model offers), features (the backbone's pooled features), stages (several "
+            "EfficientNet-Lite stages and the pooled features) or embedding.",
         ),
         overlap: str | None = options.OVERLAP,
         resolution: str = options.RESOLUTION,

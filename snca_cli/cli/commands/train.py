@@ -79,13 +79,25 @@ def register(app: typer.Typer) -> None:
             None, "--weight-decay", help="SGD weight decay. Default: 0.0005."
         ),
         loss: str | None = typer.Option(
-            None, "--loss", help="snca+ce (default), snca, ce, triplet or contrastive."
+            None,
+            "--loss",
+            help="snca+ce (default), snca, ce, triplet, contrastive, or instance (no labels: "
+            "instance discrimination, to fine-tune on unlabelled imagery).",
         ),
         lambda_snca: float | None = typer.Option(
             None, "--lambda-snca", help="Weight of SNCA in snca+ce. Default: 1."
         ),
         sigma: float | None = typer.Option(
             None, "--sigma", help="SNCA temperature. Default: 0.05."
+        ),
+        distill: float | None = typer.Option(
+            None,
+            "--distill",
+            help="Weight of a distillation toward the frozen ImageNet backbone's neighbourhoods "
+            "(keeps what transfers to unseen classes). Default: 0 (off).",
+        ),
+        distill_temperature: float | None = typer.Option(
+            None, "--distill-temperature", help="The teacher's temperature. Default: 0.05."
         ),
         memory: str | None = typer.Option(
             None, "--memory", help="SNCA memory: bank (default) or momentum-encoder."
@@ -245,6 +257,8 @@ def register(app: typer.Typer) -> None:
             "loss": loss,
             "lambda_snca": lambda_snca,
             "sigma": sigma,
+            "distill": distill,
+            "distill_temperature": distill_temperature,
             "memory": memory,
             "memory_momentum": _float_list(memory_momentum),
             "encoder_momentum": encoder_momentum,

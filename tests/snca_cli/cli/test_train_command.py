@@ -194,6 +194,8 @@ def test_unreadable_image(tmp_path):
         ("--backbone", "vgg", "unknown backbone 'vgg'"),
         ("--memory", "queue", "unknown memory 'queue'"),
         ("--sigma", "0", "--sigma must be positive"),
+        ("--distill", "-1", "--distill must not be negative"),
+        ("--distill-temperature", "0", "--distill-temperature must be positive"),
         ("--memory-momentum", "0.5,x", "--memory-momentum expects numbers"),
         ("--batch-size", "1", "--batch-size must be at least 2"),
         ("--precision", "fp16", "unknown precision 'fp16'"),
@@ -206,6 +208,12 @@ def test_bad_options(tmp_path, option, value, message):
     data = make_scene_folder(tmp_path / "scenes", per_class=3)
     result = snca(data, *FAST, option, value, "--output", tmp_path / "run")
     assert_one_line_error(result, message)
+
+
+def test_distillation_needs_the_snca_memory(tmp_path):
+    data = make_scene_folder(tmp_path / "scenes", per_class=3)
+    result = snca(data, *FAST, "--loss", "ce", "--distill", "1", "--output", tmp_path / "run")
+    assert_one_line_error(result, "--distill compares neighbourhoods over the memory")
 
 
 def test_a_run_that_cannot_start_leaves_no_files(tmp_path):

@@ -79,42 +79,60 @@ def test_the_open_set_rule_round_trips_through_the_metadata(tmp_path: Path) -> N
     assert loaded.is_unknown(tiles, threshold=0.1).tolist() == [False, False]
 
 
-def test_the_backbone_features_are_what_the_embedding_layer_reads() -> None:
+def test_the_backbone_features_are_what_the_embedding_layer_reads_and_three_stages() -> None:
     from onnx import numpy_helper
 
     from snca_cli.runtime.default_model import default_model_path
-    from snca_cli.runtime.onnx_graph import EMBEDDING_WEIGHT, FEATURES_OUTPUT, with_features_output
+    from snca_cli.runtime.onnx_graph import (
+        EMBEDDING_WEIGHT,
+        FEATURES_OUTPUT,
+        STAGES_OUTPUT,
+        with_features_output,
+    )
 
     graph, _ = load_snca_onnx(default_model_path())
     exposed = with_features_output(graph)
     assert exposed is not None
+    assert [o.name for o in exposed.graph.output][2:] == [FEATURES_OUTPUT, STAGES_OUTPUT]
     model = OnnxModel(default_model_path(), graph=exposed.SerializeToString())
     images = np.random.default_rng(1).random((3, 3, 150, 150), dtype=np.float32)
-    embedding, features = model.run_outputs(images, ["embedding", FEATURES_OUTPUT])
+    embedding, features, stages = model.run_outputs(
+        images, ["embedding", FEATURES_OUTPUT, STAGES_OUTPUT]
+    )
     assert features.shape == (3, 1280)  # EfficientNet-Lite0's pooled features
     weights = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
     raw = features @ weights[EMBEDDING_WEIGHT].T + weights["network.embedding.bias"]
     np.testing.assert_allclose(
         raw / np.linalg.norm(raw, axis=1, keepdims=True), embedding, atol=1e-5
     )
+    # stages of 80, 112 and 192 channels, then the pooled features, each unit length
+    assert stages.shape == (3, 80 + 112 + 192 + 1280)
+    for start, stop in ((0, 80), (80, 192), (192, 384), (384, 1664)):
+        np.testing.assert_allclose(np.linalg.norm(stages[:, start:stop], axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        stages[:, 384:], features / np.linalg.norm(features, axis=1, keepdims=True), atol=1e-6
+    )
 
 
-def test_a_head_on_the_backbone_features_keeps_the_embedding(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("kind", "width"), [("features", 1280), ("stages", 1664)])
+def test_a_head_on_the_backbone_features_keeps_the_embedding(
+    tmp_path: Path, kind: str, width: int
+) -> None:
     from snca_cli.runtime.default_model import default_model_path
-    from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, with_features_output
+    from snca_cli.runtime.onnx_graph import with_features_output
 
     graph, metadata = load_snca_onnx(default_model_path())
     exposed = OnnxModel(default_model_path(), graph=with_features_output(graph).SerializeToString())
-    weights = np.random.default_rng(2).normal(0, 1, (2, 1280)).astype(np.float32)
+    weights = np.random.default_rng(2).normal(0, 1, (2, width)).astype(np.float32)
     bias = np.array([0.5, -0.5], np.float32)
-    replace_head(graph, weights, bias, head_input=FEATURES_OUTPUT)
+    replace_head(graph, weights, bias, head_input=kind)
     metadata.class_names = ["sea", "land"]
     metadata.class_colours = None  # the new classes take the colours their names give
     set_metadata(graph, metadata, {})
     onnx.save(graph, str(tmp_path / "adapted.onnx"))
     adapted = OnnxModel(tmp_path / "adapted.onnx")
     images = np.random.default_rng(3).random((4, 3, 150, 150), dtype=np.float32)
-    embedding, features = exposed.run_outputs(images, ["embedding", FEATURES_OUTPUT])
+    embedding, features = exposed.run_outputs(images, ["embedding", kind])
     out = adapted.run(images)
     np.testing.assert_array_equal(out.embedding, embedding)
     logits = (features / np.linalg.norm(features, axis=1, keepdims=True)) @ weights.T + bias
@@ -125,12 +143,13 @@ def test_a_head_on_the_backbone_features_keeps_the_embedding(tmp_path: Path) -> 
 
 
 def test_graphs_without_backbone_features_say_so(tmp_path: Path) -> None:
-    from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, with_features_output
+    from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, STAGES_OUTPUT, with_features_output
 
     model, _ = load_snca_onnx(make_band_mean_model(tmp_path / "base.onnx", tile_size=8))
     assert with_features_output(model) is None
-    with pytest.raises(SncaError, match="no backbone features"):
-        replace_head(model, np.zeros((2, 3)), np.zeros(2), head_input=FEATURES_OUTPUT)
+    for kind in (FEATURES_OUTPUT, STAGES_OUTPUT):
+        with pytest.raises(SncaError, match="no backbone features"):
+            replace_head(model, np.zeros((2, 3)), np.zeros(2), head_input=kind)
 
 
 def _shape_arithmetic_model() -> onnx.ModelProto:

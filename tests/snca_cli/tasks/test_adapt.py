@@ -7,6 +7,7 @@ Painted rasters and the band-mean model: a tile's embedding is its normalised co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -190,7 +191,7 @@ def test_adapting_from_an_image_folder_then_evaluating(
         (["R", "--labels", "L", "--field", "cover", "--folds", "1"], "--folds must be at least 2"),
         (
             ["R", "--labels", "L", "--field", "cover", "--head-input", "x"],
-            "the head reads features or embedding, not 'x'",
+            "the head reads auto, features, stages, embedding, not 'x'",
         ),
     ],
 )
@@ -267,11 +268,11 @@ def test_labels_on_the_landsat_scene_make_a_model_that_knows_clouds_it_never_saw
     assert len(unknown) >= 3 and len(in_clouds) >= 0.6 * len(unknown)
 
 
-def test_the_shipped_models_head_reads_its_backbone_features_unless_told(tmp_path: Path) -> None:
-    """The written probabilities are the fitted head on the unit backbone features; with
-    ``head_input="embedding"`` on the 128-d embedding; the embedding is the base model's."""
+def test_the_shipped_models_head_reads_what_it_is_told(tmp_path: Path) -> None:
+    """The written probabilities are the fitted head on the unit pooled backbone features,
+    several-stage features or embedding, as told; the embedding is the base model's."""
     from snca_cli.runtime.default_model import default_model_path
-    from snca_cli.runtime.onnx_graph import FEATURES_OUTPUT, load_snca_onnx, with_features_output
+    from snca_cli.runtime.onnx_graph import load_snca_onnx, with_features_output
 
     painted = painted_raster(tmp_path / "painted.tif", PAINT, 150)  # the shipped model's tiles
     labels = tile_points_file(tmp_path / "labels.geojson", LABELS, tile=150)
@@ -280,26 +281,77 @@ def test_the_shipped_models_head_reads_its_backbone_features_unless_told(tmp_pat
     exposed = OnnxModel(base_path, graph=with_features_output(graph).SerializeToString())
     with RasterTiling.open(painted, exposed.metadata) as tiling:
         batch, _ = tiling.read(list(tiling.tiles()))
-    embedding, features = exposed.run_outputs(batch, ["embedding", FEATURES_OUTPUT])
-    for head_input, inputs, width in (
-        ("features", features, 1280),
-        ("embedding", embedding, 128),
-    ):
+    names = ["embedding", "features", "stages"]
+    outputs = dict(zip(names, exposed.run_outputs(batch, names), strict=True))
+    for head_input, width in (("features", 1280), ("stages", 1664), ("embedding", 128)):
         out = tmp_path / f"{head_input}.onnx"
         report = adapt_model(
             AdaptConfig(out, None, [painted], labels, "cover", head_input=head_input)
         )
         assert report.head.head_input == head_input and report.head.weights.shape == (2, width)
+        assert list(report.head.candidates) == [head_input]
         adapted = OnnxModel(out).run(batch)
-        np.testing.assert_array_equal(adapted.embedding, embedding)
+        np.testing.assert_array_equal(adapted.embedding, outputs["embedding"])
         np.testing.assert_allclose(
-            adapted.probabilities, report.head.probabilities(inputs), atol=1e-5
+            adapted.probabilities, report.head.probabilities(outputs[head_input]), atol=1e-5
         )
         card = json.loads(report.card_json.read_text())
         assert card["head"]["input"] == head_input
-    with pytest.raises(SncaError, match="the head reads features or embedding, not 'pixels'"):
+    with pytest.raises(SncaError, match="the head reads auto, features, stages, embedding, not"):
         adapt_model(AdaptConfig(tmp_path / "x.onnx", None, [painted], labels, "cover",
                                 head_input="pixels"))  # fmt: skip
+
+
+def test_by_default_cross_validation_chooses_the_head_input(tmp_path: Path) -> None:
+    """``auto`` scores a head on each input the model offers and keeps the most accurate (the
+    first of equals: pooled features, stages, embedding), and says so in the card."""
+    from snca_cli.runtime.default_model import default_model_path
+
+    painted = painted_raster(tmp_path / "painted.tif", PAINT, 150)
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS, tile=150)
+    report = adapt_model(AdaptConfig(tmp_path / "auto.onnx", None, [painted], labels, "cover"))
+    scores = report.head.candidates
+    assert list(scores) == ["features", "stages", "embedding"]
+    best = max(scores.values())
+    assert report.head.head_input == next(k for k, v in scores.items() if v == best)
+    assert report.head.cv_accuracy == best
+    card = json.loads(report.card_json.read_text())
+    assert card["head"]["inputs_cv_accuracy"] == scores
+    assert "head input chosen by cross-validated accuracy: features" in report.card.read_text()
+    assert "(4 folds), head on the pooled backbone features;" in report.summary_line()
+    assert default_model_path().exists()
+
+
+def test_the_input_that_tells_the_classes_apart_wins_the_cross_validation() -> None:
+    # three classes, 8 examples each: "noise" holds nothing of the class, "signal" a clear
+    # direction per class; listed second, the signal still wins, and its head is the one kept
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.arange(3), 8)
+    noise = rng.normal(size=(24, 16))
+    signal = np.eye(16)[labels * 5] + 0.1 * rng.normal(size=(24, 16))
+    embeddings = rng.normal(size=(24, 4))
+    head = fit_head(
+        embeddings, labels, ["a", "b", "c"], folds=4, inputs={"features": noise, "stages": signal}
+    )
+    assert head.head_input == "stages"
+    assert head.candidates["stages"] == 1.0 and head.candidates["features"] < 0.7
+    assert head.cv_accuracy == 1.0
+    right = head.probabilities(signal).argmax(axis=1) == labels
+    assert right.all()
+
+
+def test_a_head_input_the_model_lacks_is_one_line(
+    tmp_path: Path, model: OnnxModel, painted: Path
+) -> None:
+    labels = tile_points_file(tmp_path / "labels.geojson", LABELS)
+    config = AdaptConfig(
+        tmp_path / "x.onnx", model.path, [painted], labels, "cover", head_input="stages"
+    )
+    with pytest.raises(SncaError, match="has no several-stage backbone features .*auto"):
+        adapt_model(config)
+    # auto on a model without backbone features: the embedding, the only input it offers
+    report = adapt_model(dataclasses.replace(config, head_input="auto"))
+    assert report.head.head_input == "embedding" and list(report.head.candidates) == ["embedding"]
 
 
 def test_the_confusion_picture_of_many_classes_stays_small(tmp_path: Path) -> None:
