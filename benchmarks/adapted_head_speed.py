@@ -3,10 +3,11 @@ against the shipped model it was adapted from, side by side.
 
 The adapted model is written here: ``snca adapt`` (``head_input="stages"``) on a generated
 image folder, two colours of scenes. Both run the real command line (``snca classify
---precision fp32 --resolution native``) on the same generated DEFLATE GeoTIFF, in fresh
-processes, alternating (paired runs), so drift of a shared machine hits both alike. Printed:
-tiles per second of each run, the medians and the ratio adapted / shipped (the stage head adds
-three global poolings to the graph; the per-tile budget of the transfer issue is 1.5x slower).
+--precision fp32 --resolution native``, :func:`classify_vs_revision.classify_once`) on the
+same generated DEFLATE GeoTIFF, in fresh processes, alternating (paired runs), so drift of a
+shared machine hits both alike. Printed: tiles per second of each whole command (start-up
+included), the medians and the ratio adapted / shipped (the stage head adds three global
+poolings to the graph; the per-tile budget of the transfer issue is 1.5x slower).
 
     python benchmarks/adapted_head_speed.py --size 3000 --pairs 3
 """
@@ -14,15 +15,13 @@ three global poolings to the graph; the per-tile budget of the transfer issue is
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from adapt import cpu_line
+from classify_vs_revision import ROOT, classify_once
 from PIL import Image
 from synthetic_raster import write_synthetic_raster
 
@@ -41,16 +40,6 @@ def scene_folder(root: Path, per_class: int = 6, size: int = 150) -> Path:
     return root
 
 
-def tiles_per_second(raster: Path, model: Path, out: Path) -> float:
-    """Tiles per second that ``snca classify`` reports for ``raster`` with ``model``."""
-    command = [sys.executable, "-m", "snca_cli.cli", "classify", str(raster), "-m", str(model)]
-    command += ["-o", str(out), "--precision", "fp32", "--resolution", "native", "--force"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    found = re.search(r"\(([\d.,]+) tiles/s", done.stdout + done.stderr)
-    assert found is not None, done.stdout + done.stderr
-    return float(found.group(1).replace(",", ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=3000, help="Raster width = height in px.")
@@ -67,7 +56,9 @@ def main() -> None:
     speeds: dict[str, list[float]] = {name: [] for name in models}
     for pair in range(args.pairs):
         for name, model in models.items():
-            speeds[name].append(tiles_per_second(raster, model, work / "tiles.gpkg"))
+            options = ("-m", str(model), "--precision", "fp32")
+            speed, _ = classify_once(ROOT, raster, work, work / "classify.log", options)
+            speeds[name].append(speed)
         print(
             f"pair {pair + 1}: " + " | ".join(f"{n} {v[-1]:.1f} tiles/s" for n, v in speeds.items())
         )

@@ -41,9 +41,12 @@ def cpu_flags() -> str:
     return " ".join(flag for flag in wanted if flag in flags) or "no AVX2"
 
 
-def classify_once(code: Path, raster: Path, out: Path, log: Path) -> tuple[float, float]:
-    """One `snca classify` run of the package in ``code``: (classified tiles per second of the
-    whole command, start-up and model loading included; peak RSS in MB)."""
+def classify_once(
+    code: Path, raster: Path, out: Path, log: Path, options: tuple[str, ...] = ()
+) -> tuple[float, float]:
+    """One `snca classify` run of the package in ``code``, with more command-line ``options``:
+    (classified tiles per second of the whole command, start-up and model loading included;
+    peak RSS in MB)."""
     command = [
         sys.executable,
         "-m",
@@ -55,6 +58,7 @@ def classify_once(code: Path, raster: Path, out: Path, log: Path) -> tuple[float
         "--resolution",
         "native",
         "--force",
+        *options,
     ]
     env = {**os.environ, "PYTHONPATH": str(code), "COLUMNS": "200"}
     peak, seconds = peak_rss_mb(command, log, env=env, cwd=code)

@@ -53,6 +53,19 @@ class ModelConfig:
         return cls(**values)
 
 
+def backbone_input(
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size: int | None
+) -> torch.Tensor:
+    """What a backbone sees of N x bands x H x W images in [0, 1]: standardised by band
+    (``mean``/``std`` 1 x bands x 1 x 1) and resampled to ``size`` when that is set."""
+    standardised = (images - mean) / std
+    if size is not None and tuple(standardised.shape[-2:]) != (size, size):
+        standardised = F.interpolate(
+            standardised, size=(size, size), mode="bilinear", align_corners=False
+        )
+    return standardised
+
+
 class SceneEmbeddingNet(nn.Module):
     """Backbone features -> ``embedding`` (Linear F -> D) -> ``classifier`` (Linear D -> C)."""
 
@@ -81,12 +94,9 @@ class SceneEmbeddingNet(nn.Module):
         to ``config.backbone_size`` when that is set; with :attr:`bf16_backbone` the backbone
         runs under bfloat16 autocast and its pooled features return to fp32 before the embedding
         layer."""
-        standardised = (images - self.input_mean) / self.input_std
-        size = self.config.backbone_size
-        if size is not None and tuple(standardised.shape[-2:]) != (size, size):
-            standardised = F.interpolate(
-                standardised, size=(size, size), mode="bilinear", align_corners=False
-            )
+        standardised = backbone_input(
+            images, self.input_mean, self.input_std, self.config.backbone_size
+        )
         if self.bf16_backbone:
             with torch.autocast(images.device.type, dtype=torch.bfloat16):
                 pooled = self.backbone(standardised)

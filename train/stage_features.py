@@ -13,9 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: Stages (0-based, of EfficientNet-Lite's 7) whose last block's output is pooled: the two
-#: stride-16 stages (80 and 112 channels in Lite0) and the first stride-32 one (192).
-STAGE_ENDS = (3, 4, 5)
+from snca_cli.runtime.onnx_graph import STAGE_ENDS
 
 
 def stage_blocks(lite: nn.Module) -> list[list[nn.Module]]:

@@ -16,8 +16,8 @@ import torch
 from rich.console import Console
 from torch.nn import functional as F
 
-from snca_cli.errors import SncaError
 from snca_train.backbones import build_backbone
+from snca_train.network import backbone_input
 from snca_train.progress import make_progress
 from snca_train.stage_features import StageFeatures
 from snca_train.training_data import DeviceImages
@@ -50,17 +50,8 @@ def teacher_memory(
         task = progress.add_task("teacher features", total=len(images), info="")
         for start in range(0, len(images), TEACHER_BATCH):
             rows = torch.arange(start, min(start + TEACHER_BATCH, len(images)))
-            standardised = (images.batch(rows) - mean) / std
-            if backbone_size is not None and tuple(standardised.shape[-2:]) != (
-                backbone_size,
-                backbone_size,
-            ):
-                standardised = F.interpolate(
-                    standardised, size=(backbone_size, backbone_size), mode="bilinear"
-                )
+            standardised = backbone_input(images.batch(rows), mean, std, backbone_size)
             vectors = stages(standardised)[1] if stages is not None else module(standardised)
             parts.append(F.normalize(vectors.float(), dim=1))
             progress.advance(task, len(rows))
-    if not parts:
-        raise SncaError("--distill needs training images to compute the teacher's features")
     return torch.cat(parts)

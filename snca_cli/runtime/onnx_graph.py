@@ -30,8 +30,9 @@ EMBEDDING_WEIGHT = "network.embedding.weight"
 #: an EfficientNet-Lite the several-stage features.
 FEATURES_OUTPUT = "features"
 STAGES_OUTPUT = "stages"
-#: EfficientNet-Lite stages (0-based, of 7) whose last block's pooled output joins the features,
-#: as ``snca_train.stage_features`` pools them for training and the benchmarks.
+#: EfficientNet-Lite stages (0-based, of 7) whose last block's pooled output joins the features:
+#: the two stride-16 stages (80 and 112 channels in Lite0) and the first stride-32 one (192);
+#: ``snca_train.stage_features`` pools the same ones in torch.
 STAGE_ENDS = (3, 4, 5)
 #: Prefix of the nodes :func:`stage_feature_nodes` adds; the last one's output is the features.
 STAGES_PREFIX = "snca_stage_features_"

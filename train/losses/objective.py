@@ -58,9 +58,8 @@ class LossConfig:
 
 class Objective:
     """Loss parts of a batch: ``snca`` (over the memory), ``ce``, ``triplet``, ``contrastive`` or
-    ``instance`` (over the memory, no labels),
-    ``distill`` (with a ``distill`` weight), and their weighted sum ``loss`` (``lambda_snca * snca
-    + ce + distill * distill`` for ``snca+ce``)."""
+    ``instance`` (over the memory, no labels); ``distill`` when its weight is set; and their
+    weighted sum ``loss`` (``lambda_snca * snca + ce + distill * distill`` for ``snca+ce``)."""
 
     def __init__(self, config: LossConfig) -> None:
         config.validate()
