@@ -14,10 +14,16 @@ is its own):
   latency on a few queries;
 * **baseline**: snca's ``TileIndex`` (hnswlib) ``search_tile_id`` on the same index and queries.
 
+``--index DIR`` measures an existing snca index instead of writing one, e.g. the real-model
+embeddings of ``benchmarks/ten_million.py``: the query tiles are drawn from its rows (each
+named by its raster and tile id), and the class filter is the model's class whose share of the
+tiles is nearest 10 %.
+
 The true neighbours come from snca's exact search (``TileIndex.open(exact=True)``). Every
 latency is measured after ``WARM_QUERIES`` untimed queries; p50 is the median over queries.
 
     python benchmarks/serving.py --count 1000000 --json docs/serving_lancedb.json
+    python benchmarks/serving.py --index DIR/ten_million.index --json docs/serving_real.json
 """
 
 from __future__ import annotations
@@ -62,6 +68,11 @@ K = 10
 #: The re-ranking depths measured for searches by vector (x k candidates).
 REFINE_FACTORS = (20, 50, 100)
 RASTER = "mosaic.tif"
+#: The class filter keeps about this share of the tiles.
+FILTER_SHARE = 0.1
+
+#: A query tile: its id in its raster's grid and the raster's file name.
+Query = tuple[int, str]
 
 
 def peak_rss_mb() -> float:
@@ -74,14 +85,14 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def timed_queries(search: Callable[[int], list[int]], tile_ids: list[int]) -> dict:
-    """Latency p50/p99 (ms) of ``search`` over ``tile_ids``, one at a time, and the rows found."""
-    for tile_id in tile_ids[:WARM_QUERIES]:
-        search(tile_id)
+def timed_queries(search: Callable[[Query], list[int]], queries: list[Query]) -> dict:
+    """Latency p50/p99 (ms) of ``search`` over ``queries``, one at a time, and the rows found."""
+    for query in queries[:WARM_QUERIES]:
+        search(query)
     seconds, found = [], []
-    for tile_id in tile_ids:
+    for query in queries:
         start = time.perf_counter()
-        found.append(search(tile_id))
+        found.append(search(query))
         seconds.append(time.perf_counter() - start)
     return {
         "p50_ms": float(np.percentile(seconds, 50) * 1e3),
@@ -109,67 +120,69 @@ def measure_load(export: Path, uri: str) -> dict:
     }
 
 
-def lancedb_rows(table, params: SearchParams, where: str | None) -> Callable[[int], list[int]]:
+def lancedb_rows(table, params: SearchParams, where: str | None) -> Callable[[Query], list[int]]:
     """A search of the table by tile id returning the hits' index rows."""
 
-    def search(tile_id: int) -> list[int]:
-        hits = similar_tiles(table, tile_id, RASTER, K, where, params)
+    def search(query: Query) -> list[int]:
+        hits = similar_tiles(table, query[0], query[1], K, where, params)
         return hits["index_row"].to_pylist()
 
     return search
 
 
-def measure_lancedb(uri: str, tile_ids: list[int], where: str) -> dict:
+def measure_lancedb(uri: str, queries: list[Query], where: str) -> dict:
     """A fresh search process: open the table, time queries without and with ``where``."""
     start = time.perf_counter()
     table = open_table(uri)
     opened = time.perf_counter() - start
     figures = {"open_s": opened}
     for name, filter_ in (("plain", None), ("filtered", where)):
-        figures[name] = timed_queries(lancedb_rows(table, SearchParams(), filter_), tile_ids)
-    vectors = {tile_id: tile_embedding(table, tile_id, RASTER) for tile_id in tile_ids}
+        figures[name] = timed_queries(lancedb_rows(table, SearchParams(), filter_), queries)
+    vectors = {query: tile_embedding(table, *query) for query in queries}
 
     for refine in REFINE_FACTORS:
         params = SearchParams(refine_factor=refine)
 
-        def by_vector(tile_id: int, params: SearchParams = params) -> list[int]:
-            row, vector = vectors[tile_id]
+        def by_vector(query: Query, params: SearchParams = params) -> list[int]:
+            row, vector = vectors[query]
             rows = search_vector(table, vector, K + 1, None, params)["index_row"].to_pylist()
             return [r for r in rows if r != row][:K]
 
-        figures[f"vector_refine_{refine}"] = timed_queries(by_vector, tile_ids)
+        figures[f"vector_refine_{refine}"] = timed_queries(by_vector, queries)
     exact = lancedb_rows(table, SearchParams(exact=True), None)
-    figures["exact_scan"] = timed_queries(exact, tile_ids[: WARM_QUERIES + EXACT_QUERIES])
+    figures["exact_scan"] = timed_queries(exact, queries[: WARM_QUERIES + EXACT_QUERIES])
     figures["peak_rss_mb"] = peak_rss_mb()
     return figures
 
 
-def snca_rows(index: TileIndex, class_name: str | None) -> Callable[[int], list[int]]:
+def snca_rows(index: TileIndex, class_name: str | None) -> Callable[[Query], list[int]]:
     """snca's search by tile id returning the hits' index rows."""
 
-    def search(tile_id: int) -> list[int]:
-        result = index.search_tile_id(tile_id, K, class_name, RASTER)
+    def search(query: Query) -> list[int]:
+        result = index.search_tile_id(query[0], K, class_name, query[1])
         return [hit.tile.index_row for hit in result.hits]
 
     return search
 
 
-def measure_snca(folder: Path, tile_ids: list[int], class_name: str, exact: bool) -> dict:
+def measure_snca(folder: Path, queries: list[Query], class_name: str, exact: bool) -> dict:
     """A fresh search process on the snca index (hnswlib, or exact for the truth)."""
     with TileIndex.open(folder, exact=exact) as index:
         figures = {
-            name: timed_queries(snca_rows(index, filter_), tile_ids)
+            name: timed_queries(snca_rows(index, filter_), queries)
             for name, filter_ in (("plain", None), ("filtered", class_name))
         }
     figures["peak_rss_mb"] = peak_rss_mb()
     return figures
 
 
-def prepare(folder: Path, export: Path, count: int, classes: int) -> dict:
-    """Write the snca index (hnswlib graph included) and its GeoParquet export."""
+def prepare(folder: Path, export: Path, count: int, classes: int, written: bool) -> dict:
+    """Write the snca index (hnswlib graph included; unless ``written``) and its GeoParquet
+    export."""
     start = time.perf_counter()
-    folder.mkdir()
-    write_index(folder, count, 128, IndexParams(), classes=classes)
+    if not written:
+        folder.mkdir()
+        write_index(folder, count, 128, IndexParams(), classes=classes)
     index_s = time.perf_counter() - start
     start = time.perf_counter()
     export_geoparquet(folder, export)
@@ -188,17 +201,38 @@ def in_fresh_process(function: Callable, *args: object) -> dict:
         return pool.submit(function, *args).result()
 
 
-def run(count: int, classes: int, queries: int, work: Path) -> dict:
-    """Every figure of the benchmark, measured in ``work``."""
+def query_tiles(folder: Path, count: int) -> tuple[list[Query], str, float]:
+    """``count`` random tiles of the index (seeded), the class whose share of the tiles is
+    nearest ``FILTER_SHARE``, and that share."""
+    with TileIndex.open(folder, exact=True) as index:
+        rows = np.random.default_rng(11).choice(index.count, count, replace=False)
+        tiles = [index.tile_at_row(int(row)) for row in rows]
+        classes = np.load(folder / "tiles.npy", mmap_mode="r")["class_index"]
+        shares = np.bincount(classes, minlength=len(index.class_names)) / index.count
+        chosen = int(np.argmin(np.abs(shares - FILTER_SHARE)))
+        class_name = index.class_names[chosen]
+    return [(tile.tile_id, tile.raster.name) for tile in tiles], class_name, float(shares[chosen])
+
+
+def run(count: int, classes: int, queries: int, work: Path, index: Path | None = None) -> dict:
+    """Every figure of the benchmark, measured in ``work`` (on ``index`` when given)."""
     folder, export, uri = work / "region.index", work / "tiles.parquet", str(work / "lancedb")
-    prepared = in_fresh_process(prepare, folder, export, count, classes)
-    rng = np.random.default_rng(11)
-    tile_ids = [int(i) for i in rng.choice(count, WARM_QUERIES + queries, replace=False)]
-    class_name = "class_0"
-    truth = in_fresh_process(measure_snca, folder, tile_ids, class_name, True)
+    if index is not None:
+        folder = index
+    prepared = in_fresh_process(prepare, folder, export, count, classes, index is not None)
+    if index is None:
+        rng = np.random.default_rng(11)
+        tiles = rng.choice(count, WARM_QUERIES + queries, replace=False)
+        chosen: list[Query] = [(int(tile_id), RASTER) for tile_id in tiles]
+        class_name, share, dim = "class_0", None, 128
+    else:
+        chosen, class_name, share = query_tiles(folder, WARM_QUERIES + queries)
+        count, dim = np.load(folder / "embeddings.npy", mmap_mode="r").shape
+        classes = None
+    truth = in_fresh_process(measure_snca, folder, chosen, class_name, True)
     load = in_fresh_process(measure_load, export, uri)
-    lance = in_fresh_process(measure_lancedb, uri, tile_ids, f"class_name = '{class_name}'")
-    hnsw = in_fresh_process(measure_snca, folder, tile_ids, class_name, False)
+    lance = in_fresh_process(measure_lancedb, uri, chosen, f"class_name = '{class_name}'")
+    hnsw = in_fresh_process(measure_snca, folder, chosen, class_name, False)
     for figures in (lance, hnsw):
         for name in [n for n, part in figures.items() if isinstance(part, dict)]:
             if name == "exact_scan":
@@ -211,9 +245,11 @@ def run(count: int, classes: int, queries: int, work: Path) -> dict:
                 part.pop("found", None)
     return {
         "cpu": cpu_line(),
+        "index": index.name if index is not None else None,
         "count": count,
-        "dim": 128,
+        "dim": dim,
         "classes": classes,
+        "filter": {"class_name": class_name, "share": share},
         "queries": queries,
         "k": K,
         "prepare": prepared,
@@ -228,12 +264,24 @@ def report(figures: dict) -> str:
     """The figures as lines of text, with the LanceDB / hnswlib ratios."""
     load, lance, hnsw = figures["load"], figures["lancedb"], figures["snca_hnswlib"]
     prepared = figures["prepare"]
+    if figures["index"] is None:
+        vectors = (
+            f"{figures['count']:,} clustered {figures['dim']}-d unit vectors, "
+            f"{figures['classes']} classes"
+        )
+        written = f"(hnswlib M=16, ef_construction 200) written in {prepared['snca_index_s']:.1f} s"
+    else:
+        chosen = figures["filter"]
+        vectors = (
+            f"{figures['count']:,} tiles of the index {figures['index']}; filter class "
+            f"{chosen['class_name']} ({chosen['share']:.1%} of the tiles)"
+        )
+        written = "(hnswlib, as built)"
     lines = [
         f"CPU: {figures['cpu']}",
-        f"{figures['count']:,} clustered {figures['dim']}-d unit vectors, {figures['classes']} "
-        f"classes; {figures['queries']} single queries, top-{figures['k']}",
-        f"snca index (hnswlib M=16, ef_construction 200) written in {prepared['snca_index_s']:.1f}"
-        f" s, {prepared['snca_index_bytes'] / 1e6:,.0f} MB; GeoParquet export "
+        f"{vectors}; {figures['queries']} single queries, top-{figures['k']}",
+        f"snca index {written}, {prepared['snca_index_bytes'] / 1e6:,.0f} MB; "
+        "GeoParquet export "
         f"{prepared['export_s']:.1f} s, {prepared['export_bytes'] / 1e6:,.0f} MB (peak RSS "
         f"{prepared['peak_rss_mb']:,.0f} MB)",
         f"LanceDB load: {load['load_s']:.1f} s ({load['rows_per_s']:,.0f} rows/s), indexes "
@@ -273,9 +321,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--workdir", type=Path, help="where the index goes [a temp folder]")
+    parser.add_argument("--index", type=Path, help="measure this snca index instead of writing one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="snca-serving-", dir=args.workdir) as tmp:
-        figures = run(args.count, args.classes, args.queries, Path(tmp))
+        figures = run(args.count, args.classes, args.queries, Path(tmp), args.index)
     print(report(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

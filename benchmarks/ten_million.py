@@ -11,6 +11,9 @@ atlases (~1 GB) is written for the pixels.
     python benchmarks/ten_million.py build DIR     # the same command resumes an interrupted run
     python benchmarks/ten_million.py measure DIR [--queries 1000] [--out docs/ten_million.json]
 
+``prepare DIR --atlases 2`` makes the same run's first 128 rasters (1,254,528 tiles), which
+this 2-core machine builds in about an hour (docs/scaling.md).
+
 ``build`` runs the real command line (``snca index build DIR/rasters.txt -o DIR/ten_million.index
 --workers 2 --shard-size 2.5M``); its work units are kept in the work folder beside the index, so
 a run stopped at any point (Ctrl-C, a lost machine) goes on from its finished units when the same
@@ -236,6 +239,8 @@ def measure(folder: Path, queries: int, out: Path | None) -> None:
 
     index_dir = folder / INDEX_NAME
     runs = [json.loads(line) for line in (folder / RUNS_LOG).read_text().splitlines() if line]
+    for run in runs:  # the figures name the folder DIR, as the docs do
+        run["last_line"] = run["last_line"].replace(str(folder), "DIR")
     embeddings = np.load(index_dir / "embeddings.npy", mmap_mode="r")
     count = len(embeddings)
     ids = np.random.default_rng(0).choice(count, size=queries, replace=False)

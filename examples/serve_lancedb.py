@@ -25,7 +25,9 @@ The table holds every column of the export (``tile_id``, ``index_row``, ``raster
   for 128-d: 16 B per vector against 512 B of float32, and the 8-value sub-vectors LanceDB's SIMD
   kernels are written for). A query probes ``nprobes`` partitions and re-ranks
   ``refine_factor`` x k candidates with their full vectors, so the similarities returned are
-  exact;
+  exact. A filtered query probes ``nprobes`` divided by the share of rows the filter keeps
+  (:func:`probes_for`): a class's tiles lie in few partitions, mostly not the ones nearest a
+  query of another class;
 * scalar indexes on ``tile_id`` (B-tree: finding the query tile) and ``raster`` and
   ``class_name`` (bitmaps: the ``--where`` filters), applied before the vector search.
 
@@ -74,7 +76,8 @@ REQUIRED_COLUMNS = {VECTOR, *RESULT_COLUMNS}
 @dataclass(frozen=True)
 class SearchParams:
     """How a query runs: ``exact`` scans every vector (no index); otherwise the IVF_PQ index
-    probes ``nprobes`` partitions and re-ranks ``refine_factor`` x k candidates exactly."""
+    probes ``nprobes`` partitions (more with a filter, :func:`probes_for`) and re-ranks
+    ``refine_factor`` x k candidates exactly."""
 
     nprobes: int = 20
     refine_factor: int = 50
@@ -187,6 +190,22 @@ def tile_embedding(
     return int(rows["index_row"][0].as_py()), vector
 
 
+def probes_for(table: lancedb.table.Table, where: str | None, nprobes: int) -> int:
+    """The partitions a query probes: ``nprobes``, or with a filter ``where`` that keeps a
+    share s of the rows, ``nprobes / s`` (at most every partition), so that about as many rows
+    passing the filter are scanned as an unfiltered query scans. Real classes cluster: with 20
+    probes and a class filter keeping 7.7 % of 1.25 million real-model embeddings, recall@10 was
+    0.45 and 8 % of the queries found fewer than k tiles; with 260 probes it was 0.99
+    (docs/scaling.md). Counting the filtered rows uses the scalar indexes (about 1 ms)."""
+    if not where:
+        return nprobes
+    rows, kept = table.count_rows(), table.count_rows(where)
+    if kept == 0:
+        return nprobes
+    partitions = index_parameters(rows, PQ_DIMS_PER_SUB_VECTOR)[0]
+    return min(partitions, math.ceil(nprobes * rows / kept))
+
+
 def search_vector(
     table: lancedb.table.Table,
     vector: np.ndarray,
@@ -199,11 +218,12 @@ def search_vector(
     query = table.search(vector, vector_column_name=VECTOR).distance_type(DISTANCE).limit(k)
     if where:
         query = query.where(where, prefilter=True)
-    if params.exact:
-        query = query.bypass_vector_index()
-    else:
-        query = query.nprobes(params.nprobes).refine_factor(params.refine_factor)
     try:
+        if params.exact:
+            query = query.bypass_vector_index()
+        else:
+            probes = probes_for(table, where, params.nprobes)
+            query = query.nprobes(probes).refine_factor(params.refine_factor)
         found = query.select(RESULT_COLUMNS).to_arrow()
     except (OSError, ValueError, RuntimeError) as exc:
         raise SncaError(f"search failed: {first_line(exc)}") from None

@@ -227,7 +227,8 @@ def model_line(model: OnnxModel) -> None:
 
 
 def recheck_line(model: OnnxModel) -> None:
-    """After an int8 run in this process: how many tiles were re-checked in fp32."""
+    """After an int8 run (in this process or on a cluster's workers): how many tiles were
+    re-checked in fp32."""
     if model.precision == "int8" and model.tiles_run:
         say(
             f"int8: {model.tiles_rechecked:,} of {model.tiles_run:,} tiles "

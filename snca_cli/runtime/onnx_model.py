@@ -132,6 +132,12 @@ class OnnxModel:
         self.tiles_rechecked = 0
         self._sha256: str | None = None
 
+    def count_elsewhere(self, tiles_run: int, tiles_rechecked: int) -> None:
+        """Count as this model's the tiles its copies ran elsewhere (a cluster's workers), so
+        that a run's totals cover them."""
+        self.tiles_run += tiles_run
+        self.tiles_rechecked += tiles_rechecked
+
     def _open(self, source: Path | bytes, providers: list[str]):
         """An onnxruntime session of ``source`` (a file or a serialized graph)."""
         import onnxruntime as ort

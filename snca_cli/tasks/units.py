@@ -182,6 +182,8 @@ class UnitResult:
     scaling: dict = field(default_factory=dict)  # the raster's ValueScaling.record()
     seconds: float = 0.0  # time spent embedding the unit
     units: int = 1  # the units joined in it (:func:`merge_rasters`)
+    tiles_run: int = 0  # tiles the model ran for it
+    tiles_rechecked: int = 0  # of them, re-checked in fp32 (int8 runs)
 
 
 @dataclass
@@ -258,6 +260,7 @@ def embed_unit(
     ``scaling``: the raster's value scaling when already chosen (:class:`UnitPlan`)."""
     started = time.perf_counter()
     meta = model.metadata
+    ran, rechecked = model.tiles_run, model.tiles_rechecked
     tiles, embeddings, probabilities, fractions = [], [], [], []
     rows = (unit.row_start, unit.row_stop)
     with embed_raster(
@@ -294,6 +297,8 @@ def embed_unit(
         skipped=skipped,
         scaling=tiling.scaling.record(),
         seconds=time.perf_counter() - started,
+        tiles_run=model.tiles_run - ran,
+        tiles_rechecked=model.tiles_rechecked - rechecked,
     )
 
 
@@ -337,6 +342,8 @@ def save_unit(folder: StoredFolder, result: UnitResult) -> None:
         "scaling": result.scaling,
         "skipped": result.skipped,
         "seconds": result.seconds,
+        "tiles_run": result.tiles_run,
+        "tiles_rechecked": result.tiles_rechecked,
         "files": {name: content_record(raw) for name, raw in data.items()},
     }
     payload["checksum"] = manifest_checksum(payload)
@@ -377,6 +384,8 @@ def read_unit(folder: StoredFolder, unit: WorkUnit) -> UnitResult | None:
         skipped=int(payload["skipped"]),
         scaling=dict(payload.get("scaling", {})),
         seconds=float(payload.get("seconds", 0.0)),
+        tiles_run=int(payload.get("tiles_run", 0)),
+        tiles_rechecked=int(payload.get("tiles_rechecked", 0)),
     )
 
 
@@ -449,7 +458,10 @@ def run_units(
         folders = _run_on_cluster(plan, model, options, batch_size, run, work, stats)
         for raster in plan.rasters:  # one raster's units read back at a time
             units = [u for u in plan.units if u.raster == raster]
-            yield from merge_rasters([_read_back(u, folders[u.number], work) for u in units])
+            results = [_read_back(u, folders[u.number], work) for u in units]
+            for result in results:  # the workers' copies of the model ran them
+                model.count_elsewhere(result.tiles_run, result.tiles_rechecked)
+            yield from merge_rasters(results)
         return
     total, before = plan.tiles, 0
     for raster in plan.rasters:
@@ -602,6 +614,8 @@ def merge_rasters(results: list[UnitResult]) -> list[UnitResult]:
                 skipped=sum(p.skipped for p in parts),
                 seconds=sum(p.seconds for p in parts),
                 units=len(parts),
+                tiles_run=sum(p.tiles_run for p in parts),
+                tiles_rechecked=sum(p.tiles_rechecked for p in parts),
             )
         )
     return merged

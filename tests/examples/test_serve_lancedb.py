@@ -4,7 +4,8 @@ folder and on a local S3 server, answers "tiles similar to tile X" as ``snca sea
 The index holds two rasters painted in known colours and embedded with the band-mean model; an
 exact LanceDB search (no vector index) must return the tiles, order and similarities of snca's
 exact search, with and without a class filter. The approximate search is measured on clustered
-128-d vectors by tests/benchmarks/test_serving.py.
+128-d vectors by tests/benchmarks/test_serving.py; here, its filtered search on vectors whose
+classes follow their clusters, as real classes do.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 
+import examples.serve_lancedb as serve_lancedb
 from examples.serve_lancedb import (
     SearchParams,
     load_export,
     main,
     open_table,
+    probes_for,
     similar_tiles,
 )
 from snca_cli.errors import SncaError
@@ -169,3 +172,68 @@ def test_bad_input_is_one_line(export: tuple[Path, Path], tmp_path: Path) -> Non
         open_table(str(tmp_path / "empty"))
     with pytest.raises(SystemExit, match="error: --storage-option 'x': expected KEY=VALUE"):
         main(["--storage-option", "x", "search", str(tmp_path / "db"), "--tile-id", "1"])
+
+
+def clustered_export(path: Path, rows: int, clusters: int, classes: int) -> Path:
+    """An export of ``rows`` 128-d unit vectors around ``clusters`` random centres (row i in
+    cluster i % clusters), each cluster's tiles of class ``cluster % classes``: a class lies in
+    its own clusters."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(clusters, 128))
+    cluster = np.arange(rows) % clusters
+    vectors = centres[cluster] + 0.3 * rng.normal(size=(rows, 128))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    boxes = shapely.to_wkb(shapely.box(np.arange(rows), 0, np.arange(rows) + 1, 1))
+    table = pa.table(
+        {
+            "tile_id": pa.array(np.arange(rows)),
+            "index_row": pa.array(np.arange(rows)),
+            "raster": pa.array(["scene.tif"] * rows),
+            "class_name": pa.array([f"class_{c % classes}" for c in cluster]),
+            "geometry": pa.array(list(boxes), pa.binary()),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 128),
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clustered_table(tmp_path_factory: pytest.TempPathFactory):
+    """3,600 vectors in 60 clusters of 60, 10 classes of 360, in a LanceDB folder (60 IVF
+    partitions asked for; LanceDB trains 14, for 256 vectors each)."""
+    root = tmp_path_factory.mktemp("clustered")
+    load_export(clustered_export(root / "tiles.parquet", 3600, 60, 10), str(root / "db"))
+    return open_table(str(root / "db"))
+
+
+def test_a_filter_probes_more_partitions_by_the_share_it_keeps(clustered_table) -> None:
+    assert probes_for(clustered_table, None, 20) == 20
+    assert probes_for(clustered_table, "class_name < 'class_5'", 20) == 40  # keeps 1/2
+    assert probes_for(clustered_table, "class_name = 'class_5'", 2) == 20  # keeps 1/10
+    assert probes_for(clustered_table, "class_name = 'class_5'", 20) == 60  # every partition
+    assert probes_for(clustered_table, "class_name = 'none'", 20) == 20  # keeps nothing
+
+
+def test_filtered_search_finds_a_class_far_from_the_query(
+    clustered_table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries of class 0 filtered to class 5, whose tiles lie in other clusters: probing the
+    2 partitions nearest the query, as an unfiltered query does, misses most of them; 2 / 0.1
+    probes find them."""
+    where, probing = "class_name = 'class_5'", SearchParams(nprobes=2)
+    queries = range(0, 600, 10)  # class 0: rows of clusters 0, 10, ..., 50
+    truth = [similar_tiles(clustered_table, q, None, 10, where, EXACT) for q in queries]
+
+    def recall() -> float:
+        found = [similar_tiles(clustered_table, q, None, 10, where, probing) for q in queries]
+        hits = [
+            len(set(f["index_row"].to_pylist()) & set(t["index_row"].to_pylist()))
+            for f, t in zip(found, truth, strict=True)
+        ]
+        return sum(hits) / (10 * len(queries))
+
+    assert all(t.num_rows == 10 for t in truth)
+    assert recall() >= 0.95
+    monkeypatch.setattr(serve_lancedb, "probes_for", lambda table, where, nprobes: nprobes)
+    assert recall() < 0.8

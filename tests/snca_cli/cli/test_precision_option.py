@@ -135,3 +135,17 @@ def test_adding_with_an_auto_model_follows_the_index_as_the_plugin_adds(
     assert json.loads((index / "manifest.json").read_text())["model"]["precision"] == "fp32"
     with pytest.raises(SncaError, match="holds fp32 embeddings but model m.onnx runs in int8"):
         add_to_index(index, [other], OnnxModel(model, precision="int8"))
+
+
+@pytest.mark.slow  # starts a Dask cluster of worker processes
+def test_the_recheck_line_counts_the_tiles_of_a_clusters_workers(scene, tmp_path: Path) -> None:
+    """The workers' copies of the model re-check tiles; their counts travel with the units."""
+    model, raster = scene
+    lines = []
+    for name, extra in (("here", []), ("workers", ["--workers", "2", "--unit-tiles", "3"])):
+        index = tmp_path / name
+        done = invoke("index", "build", raster, "-m", model, "-o", index, "--precision", "int8",
+                      *extra)  # fmt: skip
+        assert done.exit_code == 0, done.output
+        lines.append([line for line in done.stderr.splitlines() if RECHECKED in line])
+    assert lines[0] == lines[1] == ["int8: 4 of 12 tiles (33.3%) re-checked in fp32"]
